@@ -1,0 +1,230 @@
+/**
+ * The job ledger (DynamoDB): every read and write of a job item. Each state change is one
+ * conditional UpdateItem guarded by the state machine in shared/job.ts, so two writers racing on a
+ * job (webhook, launcher, reconciler, events) cannot both win, and a late event cannot move a job
+ * backwards.
+ */
+import {
+  ConditionalCheckFailedException,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  UpdateItemCommand,
+} from "@aws-sdk/client-dynamodb";
+import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
+import { ACTIVE_STATES, ALLOWED_FROM, type JobRecord, type JobState } from "../shared/job";
+import { settings } from "../shared/settings";
+import { dynamoClient } from "./dynamodb";
+
+const marshallOptions = { removeUndefinedValues: true, convertClassInstanceToMap: false };
+
+/** Epoch seconds at which an item last changed at `now` expires. */
+export function expiryFor(now: Date, ttlDays = settings().jobTtlDays): number {
+  return Math.floor(now.getTime() / 1000) + ttlDays * 86_400;
+}
+
+/** Creates the job item unless one with this id exists. Returns false for a duplicate. */
+export async function createJob(job: JobRecord, table = settings().jobsTable): Promise<boolean> {
+  try {
+    await dynamoClient().send(
+      new PutItemCommand({
+        TableName: table,
+        Item: marshall(job, marshallOptions),
+        ConditionExpression: "attribute_not_exists(jobId)",
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return false;
+    throw error;
+  }
+}
+
+export async function getJob(jobId: string, table = settings().jobsTable): Promise<JobRecord | undefined> {
+  const { Item } = await dynamoClient().send(
+    new GetItemCommand({ TableName: table, Key: marshall({ jobId }), ConsistentRead: true }),
+  );
+  return Item ? (unmarshall(Item) as JobRecord) : undefined;
+}
+
+export interface UpdateOptions {
+  /** Attributes to set besides state/updatedAt/expiresAt. */
+  set?: Partial<JobRecord>;
+  /** Attributes to remove. */
+  remove?: (keyof JobRecord)[];
+  /** Numeric attributes to add to (e.g. attempts: 1). */
+  add?: Partial<Record<"attempts" | "spotFailures", number>>;
+  now?: Date;
+  table?: string;
+}
+
+/**
+ * Moves a job to `to` if its current state allows it (ALLOWED_FROM), setting the given fields in the
+ * same write. Returns the updated item, or undefined when the job does not exist or is in a state
+ * from which the transition is not allowed (someone else got there first).
+ */
+export async function transitionJob(
+  jobId: string,
+  to: JobState,
+  options: UpdateOptions = {},
+): Promise<JobRecord | undefined> {
+  return updateJob(jobId, { ...options, state: to, fromStates: ALLOWED_FROM[to] });
+}
+
+/**
+ * Updates fields of a job without changing its state, only while it is in one of `inStates`
+ * (all states when omitted). Returns the updated item or undefined when the condition failed.
+ */
+export async function updateJobFields(
+  jobId: string,
+  options: UpdateOptions & { inStates?: readonly JobState[] },
+): Promise<JobRecord | undefined> {
+  return updateJob(jobId, { ...options, fromStates: options.inStates });
+}
+
+async function updateJob(
+  jobId: string,
+  options: UpdateOptions & { state?: JobState; fromStates?: readonly JobState[] },
+): Promise<JobRecord | undefined> {
+  const now = options.now ?? new Date();
+  const names: Record<string, string> = { "#jobId": "jobId" };
+  const values: Record<string, unknown> = {};
+  const sets: string[] = [];
+  const fields: Record<string, unknown> = {
+    ...options.set,
+    ...(options.state ? { state: options.state } : {}),
+    updatedAt: now.toISOString(),
+    expiresAt: expiryFor(now),
+  };
+  let i = 0;
+  for (const [key, value] of Object.entries(fields)) {
+    if (value === undefined) continue;
+    names[`#f${i}`] = key;
+    values[`:f${i}`] = value;
+    sets.push(`#f${i} = :f${i}`);
+    i++;
+  }
+  const adds: string[] = [];
+  for (const [key, value] of Object.entries(options.add ?? {})) {
+    names[`#a${i}`] = key;
+    values[`:a${i}`] = value;
+    adds.push(`#a${i} :a${i}`);
+    i++;
+  }
+  const removes = (options.remove ?? []).map((key) => {
+    names[`#r${i}`] = key;
+    return `#r${i++}`;
+  });
+  let condition = "attribute_exists(#jobId)";
+  if (options.fromStates) {
+    names["#state"] = "state";
+    const placeholders = options.fromStates.map((state, n) => {
+      values[`:s${n}`] = state;
+      return `:s${n}`;
+    });
+    condition += ` AND #state IN (${placeholders.join(", ")})`;
+  }
+  const expression = [
+    `SET ${sets.join(", ")}`,
+    adds.length ? `ADD ${adds.join(", ")}` : "",
+    removes.length ? `REMOVE ${removes.join(", ")}` : "",
+  ]
+    .filter(Boolean)
+    .join(" ");
+  try {
+    const { Attributes } = await dynamoClient().send(
+      new UpdateItemCommand({
+        TableName: options.table ?? settings().jobsTable,
+        Key: marshall({ jobId }),
+        UpdateExpression: expression,
+        ConditionExpression: condition,
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: marshall(values, marshallOptions),
+        ReturnValues: "ALL_NEW",
+      }),
+    );
+    return Attributes ? (unmarshall(Attributes) as JobRecord) : undefined;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return undefined;
+    throw error;
+  }
+}
+
+/** Jobs in `state`, oldest change first, optionally only those last changed before `updatedBefore`. */
+export async function listJobsByState(
+  state: JobState,
+  options: { updatedBefore?: Date; limit?: number; table?: string } = {},
+): Promise<JobRecord[]> {
+  const jobs: JobRecord[] = [];
+  let startKey: Record<string, import("@aws-sdk/client-dynamodb").AttributeValue> | undefined;
+  const limit = options.limit ?? 1000;
+  do {
+    const result = await dynamoClient().send(
+      new QueryCommand({
+        TableName: options.table ?? settings().jobsTable,
+        IndexName: "byState",
+        KeyConditionExpression: options.updatedBefore
+          ? "#state = :state AND #u < :before"
+          : "#state = :state",
+        ExpressionAttributeNames: {
+          "#state": "state",
+          ...(options.updatedBefore ? { "#u": "updatedAt" } : {}),
+        },
+        ExpressionAttributeValues: marshall({
+          ":state": state,
+          ...(options.updatedBefore ? { ":before": options.updatedBefore.toISOString() } : {}),
+        }),
+        ExclusiveStartKey: startKey,
+        Limit: Math.min(limit - jobs.length, 1000),
+      }),
+    );
+    for (const item of result.Items ?? []) jobs.push(unmarshall(item) as JobRecord);
+    startKey = result.LastEvaluatedKey;
+  } while (startKey && jobs.length < limit);
+  return jobs;
+}
+
+/** Jobs holding an instance (launching, launched, running), per config: what the launch limits count. */
+export async function countActiveJobsByConfig(table = settings().jobsTable): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const state of ACTIVE_STATES) {
+    let startKey: Record<string, import("@aws-sdk/client-dynamodb").AttributeValue> | undefined;
+    do {
+      const result = await dynamoClient().send(
+        new QueryCommand({
+          TableName: table,
+          IndexName: "byState",
+          KeyConditionExpression: "#state = :state",
+          ProjectionExpression: "configName",
+          ExpressionAttributeNames: { "#state": "state" },
+          ExpressionAttributeValues: marshall({ ":state": state }),
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of result.Items ?? []) {
+        const { configName } = unmarshall(item) as { configName: string };
+        counts.set(configName, (counts.get(configName) ?? 0) + 1);
+      }
+      startKey = result.LastEvaluatedKey;
+    } while (startKey);
+  }
+  return counts;
+}
+
+/** The job whose instance is `instanceId`, if any (byInstance index, eventually consistent). */
+export async function findJobByInstance(
+  instanceId: string,
+  table = settings().jobsTable,
+): Promise<JobRecord | undefined> {
+  const result = await dynamoClient().send(
+    new QueryCommand({
+      TableName: table,
+      IndexName: "byInstance",
+      KeyConditionExpression: "instanceId = :id",
+      ExpressionAttributeValues: marshall({ ":id": instanceId }),
+      Limit: 1,
+    }),
+  );
+  const item = result.Items?.[0];
+  return item ? (unmarshall(item) as JobRecord) : undefined;
+}

@@ -1,0 +1,161 @@
+/**
+ * Every setting of every Lambda, read from the environment in this one module (the README lists
+ * them). Values are parsed when first read, so a Lambda only needs the variables it uses, and a
+ * missing or malformed one fails with its name. Secrets are never here: only the names of the SSM
+ * SecureString parameters that hold them. AWS endpoints come from the SDK's own AWS_ENDPOINT_URL*
+ * variables, not from here.
+ */
+import type { LabelRoute } from "./label-config";
+
+type Env = Record<string, string | undefined>;
+
+export class SettingsError extends Error {
+  constructor(variable: string, problem: string) {
+    super(`setting ${variable}: ${problem}`);
+    this.name = "SettingsError";
+  }
+}
+
+function reader(env: Env) {
+  const raw = (name: string): string | undefined => {
+    const value = env[name];
+    return value === undefined || value === "" ? undefined : value;
+  };
+  const str = (name: string, fallback?: string): string => {
+    const value = raw(name) ?? fallback;
+    if (value === undefined) throw new SettingsError(name, "is required but not set");
+    return value;
+  };
+  const int = (name: string, fallback?: number): number => {
+    const value = raw(name);
+    if (value === undefined) {
+      if (fallback === undefined) throw new SettingsError(name, "is required but not set");
+      return fallback;
+    }
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 0)
+      throw new SettingsError(name, `expected a whole number >= 0, got "${value}"`);
+    return n;
+  };
+  const json = <T>(name: string, fallback?: T): T => {
+    const value = raw(name);
+    if (value === undefined) {
+      if (fallback === undefined) throw new SettingsError(name, "is required but not set");
+      return fallback;
+    }
+    try {
+      return JSON.parse(value) as T;
+    } catch {
+      throw new SettingsError(name, "expected JSON");
+    }
+  };
+  const list = (name: string): string[] =>
+    str(name)
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
+  const oneOf = <T extends string>(name: string, allowed: readonly T[], fallback: T): T => {
+    const value = raw(name) ?? fallback;
+    if (!allowed.includes(value as T)) {
+      throw new SettingsError(name, `expected one of ${allowed.join(", ")}, got "${value}"`);
+    }
+    return value as T;
+  };
+  return { str, int, json, list, oneOf, raw };
+}
+
+/** Builds the settings view over an environment; properties are parsed on first read. */
+export function loadSettings(env: Env = process.env) {
+  const r = reader(env);
+  return {
+    /** Pulumi stack name; prefixes runner names and is the value of the stack tag. */
+    get stackName() {
+      return r.str("STACK_NAME");
+    },
+    get jobsTable() {
+      return r.str("JOBS_TABLE");
+    },
+    get handoffTable() {
+      return r.str("HANDOFF_TABLE");
+    },
+    get launchQueueUrl() {
+      return r.str("LAUNCH_QUEUE_URL");
+    },
+    /** SSM path under which each label config is one JSON parameter. */
+    get labelConfigPath() {
+      return r.str("LABEL_CONFIG_PATH");
+    },
+    /** Label sets of the configs, for routing in the webhook without an SSM call. */
+    get labelRoutes() {
+      return r.json<LabelRoute[]>("LABEL_ROUTES");
+    },
+    /** The label every routed job must carry. */
+    get requiredLabel() {
+      return r.str("REQUIRED_LABEL", "self-hosted");
+    },
+    /** `https://api.github.com` or `https://HOST/api/v3` for GitHub Enterprise Server. */
+    get githubApiUrl() {
+      return r.str("GITHUB_API_URL", "https://api.github.com").replace(/\/+$/, "");
+    },
+    get githubAuthMode() {
+      return r.oneOf("GITHUB_AUTH_MODE", ["app", "token"] as const, "app");
+    },
+    get githubAppId() {
+      return r.str("GITHUB_APP_ID");
+    },
+    /** SSM SecureString holding the App's private key (PEM), app mode. */
+    get githubPrivateKeyParam() {
+      return r.str("GITHUB_PRIVATE_KEY_PARAM");
+    },
+    /** SSM SecureString holding the fine-grained personal access token, token mode. */
+    get githubTokenParam() {
+      return r.str("GITHUB_TOKEN_PARAM");
+    },
+    /** SSM SecureString holding the webhook secret. */
+    get webhookSecretParam() {
+      return r.str("WEBHOOK_SECRET_PARAM");
+    },
+    /** Where JIT runners register: the organization or each job's repository. */
+    get runnerScope() {
+      return r.oneOf("RUNNER_SCOPE", ["org", "repo"] as const, "org");
+    },
+    /** Unique id (AROA…) of the runners' IAM role: the first half of every hand-off key. */
+    get runnerRoleId() {
+      return r.str("RUNNER_ROLE_ID");
+    },
+    /** Subnets a fleet may use (all of them, in every request). */
+    get subnetIds() {
+      return r.list("SUBNET_IDS");
+    },
+    get maxRunnersTotal() {
+      return r.int("MAX_RUNNERS_TOTAL", 100);
+    },
+    get maxRuntimeMinutes() {
+      return r.int("MAX_RUNTIME_MINUTES", 360);
+    },
+    get idleTimeoutMinutes() {
+      return r.int("IDLE_TIMEOUT_MINUTES", 10);
+    },
+    get queueTimeoutMinutes() {
+      return r.int("QUEUE_TIMEOUT_MINUTES", 60);
+    },
+    /** How long a job item is kept after its last change. */
+    get jobTtlDays() {
+      return r.int("JOB_TTL_DAYS", 30);
+    },
+    /** How long an unread JIT config stays in the hand-off table. */
+    get handoffTtlSeconds() {
+      return r.int("HANDOFF_TTL_SECONDS", 900);
+    },
+  };
+}
+
+export type Settings = ReturnType<typeof loadSettings>;
+
+let current: Settings | undefined;
+
+/** The settings of this process (memoized view over process.env). */
+export function settings(): Settings {
+  current ??= loadSettings();
+  return current;
+}
