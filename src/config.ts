@@ -1,0 +1,617 @@
+/**
+ * The stack config: one zod schema for every key of `Pulumi.<stack>.yaml` under the project's
+ * namespace. It is validated before any resource is declared, so a mistake fails `pulumi up` /
+ * `pulumi preview` with the key, the value given and the shape expected, and the schema's
+ * descriptions are the README's "Configuration reference" (see configReferenceMarkdown; a test keeps
+ * the README in sync).
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { z } from "zod";
+import type { LabelConfig, LabelRoute } from "../lambda/shared/label-config";
+
+/** Keys holding secrets: set with `pulumi config set --secret`, never echoed in an error. */
+export const SECRET_KEYS = ["githubAppPrivateKey", "webhookSecret", "githubToken"] as const;
+export type SecretKey = (typeof SECRET_KEYS)[number];
+
+const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$/;
+const INSTANCE_TYPE_PATTERN = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
+/** CloudWatch Logs accepts only these retention periods (days). */
+const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+] as const;
+
+/**
+ * Whether an instance type is Graviton (arm64): `a1`, or a family whose attribute letters after the
+ * generation digit contain `g` (m7g, c7gn, t4g, r8gd, g5g, x2gd, im4gn, is4gen; not g5 or g4dn).
+ */
+export function isArm64InstanceType(instanceType: string): boolean {
+  const family = instanceType.split(".")[0] ?? "";
+  if (family === "a1") return true;
+  const match = /^[a-z]+\d+([a-z-]*)$/.exec(family);
+  return match ? (match[1] ?? "").split("-")[0]!.includes("g") : false;
+}
+
+const positiveInt = (max: number) => z.number().int().min(1).max(max);
+
+const github = z
+  .strictObject({
+    url: z
+      .url({ protocol: /^https$/, error: 'expected an https URL such as "https://github.com"' })
+      .refine((u) => new URL(u).pathname.replace(/\/+$/, "") === "", {
+        error: 'expected the web URL without a path, e.g. "https://github.example.com" (not …/api/v3)',
+      })
+      .default("https://github.com")
+      .describe(
+        "Web URL of GitHub: `https://github.com`, a GitHub Enterprise Server host (3.10+) or a `*.ghe.com` tenant. The API URL is derived from it.",
+      ),
+    authMode: z
+      .enum(["app", "token"])
+      .default("app")
+      .describe(
+        "`app`: a GitHub App (needs `appId` and the `githubAppPrivateKey` secret; its webhook is set by the setup tooling). `token`: a fine-grained PAT (the `githubToken` secret); the program then creates the webhook itself.",
+      ),
+    appId: positiveInt(2 ** 31)
+      .optional()
+      .describe("The GitHub App's id (app mode)."),
+    scope: z
+      .enum(["org", "repo"])
+      .default("org")
+      .describe("Where JIT runners register: the organization (`org`) or each job's repository (`repo`)."),
+    owner: z
+      .string()
+      .regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/, {
+        error: "expected a GitHub organization or user login, e.g. my-org",
+      })
+      .describe("Organization (or user, repo scope) that owns the repositories whose jobs run here."),
+    repositories: z
+      .array(
+        z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, { error: "expected a repository name without owner" }),
+      )
+      .default([])
+      .describe(
+        "Repo scope: the repositories (names, without owner) served; token mode creates a webhook on each.",
+      ),
+    runnerGroupId: positiveInt(2 ** 31)
+      .default(1)
+      .describe("Runner group id the runners join (org scope; 1 = Default). A label config may override it."),
+  })
+  .describe("GitHub connection.");
+
+const network = z
+  .strictObject({
+    vpcId: z
+      .string()
+      .regex(/^vpc-[0-9a-f]{8,17}$/, { error: 'expected a VPC id like "vpc-0123456789abcdef0"' })
+      .optional()
+      .describe("Use this existing VPC instead of creating one (then `subnetIds` is required)."),
+    subnetIds: z
+      .array(
+        z.string().regex(/^subnet-[0-9a-f]{8,17}$/, {
+          error: 'expected a subnet id like "subnet-0123456789abcdef0"',
+        }),
+      )
+      .optional()
+      .describe("Existing VPC: the subnets runners launch in (at least two AZs recommended)."),
+    assignPublicIp: z
+      .boolean()
+      .optional()
+      .describe(
+        "Give runners a public IP. Default: true in the created VPC (public subnets, no NAT), false in an existing VPC (private subnets behind your NAT).",
+      ),
+    cidrBlock: z
+      .string()
+      .regex(/^\d{1,3}(\.\d{1,3}){3}\/(1[6-9]|2[0-4])$/, {
+        error: 'expected an IPv4 CIDR /16–/24, e.g. "10.42.0.0/16"',
+      })
+      .default("10.42.0.0/16")
+      .describe("Created VPC: its CIDR block."),
+    availabilityZones: z
+      .number()
+      .int()
+      .min(2)
+      .max(6)
+      .default(3)
+      .describe("Created VPC: how many AZs get a public subnet (more AZs = more spot pools)."),
+    natGateway: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Created VPC: put runners in private subnets behind one NAT gateway (costs by the hour) instead of public subnets.",
+      ),
+  })
+  .prefault({})
+  .describe("Where runners launch.");
+
+const labelConfig = z.strictObject({
+  labels: z
+    .array(z.string().min(1).max(100))
+    .min(1)
+    .describe(
+      "The `runs-on` labels this config serves, besides `self-hosted` (see the routing rules in the README).",
+    ),
+  instanceTypes: z
+    .array(
+      z.string().regex(INSTANCE_TYPE_PATTERN, { error: 'expected an EC2 instance type like "m7i.large"' }),
+    )
+    .min(1)
+    .max(20)
+    .describe("Instance types, any of which may serve a job (more types = more spot capacity pools)."),
+  arch: z.enum(["x64", "arm64"]).describe("CPU architecture: `x64` or `arm64` (Graviton)."),
+  diskSizeGb: z
+    .number()
+    .int()
+    .min(20)
+    .max(16_384)
+    .default(50)
+    .describe("Root volume size (gp3, encrypted), GiB."),
+  spotPolicy: z
+    .enum(["spotOnly", "spotPreferred", "onDemandOnly"])
+    .default("spotPreferred")
+    .describe("`spotOnly`, `spotPreferred` (on-demand after `spotFailuresBeforeOnDemand`), `onDemandOnly`."),
+  spotFailuresBeforeOnDemand: z
+    .number()
+    .int()
+    .min(0)
+    .max(100)
+    .default(2)
+    .describe("spotPreferred: spot launch failures of one job before it goes on-demand."),
+  allocationStrategy: z
+    .enum(["capacity-optimized", "price-capacity-optimized", "lowest-price"])
+    .default("capacity-optimized")
+    .describe("Spot allocation strategy of the fleet request."),
+  maxRunners: positiveInt(10_000).default(10).describe("Most runners of this config alive at once."),
+  amiId: z
+    .string()
+    .regex(/^ami-[0-9a-f]{8,17}$/, { error: 'expected an AMI id like "ami-0123456789abcdef0"' })
+    .optional()
+    .describe("Use this AMI instead of the image pipeline's (it must have the runner installed)."),
+  retryOnInterruption: z
+    .boolean()
+    .default(true)
+    .describe("Re-run a job once, on on-demand capacity, when a spot interruption killed it."),
+  runnerGroupId: positiveInt(2 ** 31)
+    .optional()
+    .describe("Runner group id for this config (default: `github.runnerGroupId`)."),
+});
+
+const limits = z
+  .strictObject({
+    maxRunnersTotal: positiveInt(10_000).default(100).describe("Most runners alive at once, all configs."),
+    maxRuntimeMinutes: positiveInt(7 * 24 * 60)
+      .default(360)
+      .describe("An instance older than this is terminated (GitHub's own job limit is 6 h)."),
+    idleTimeoutMinutes: positiveInt(24 * 60)
+      .default(10)
+      .describe("A runner without a job for this long is terminated."),
+    queueTimeoutMinutes: positiveInt(7 * 24 * 60)
+      .default(60)
+      .describe("A job that got no capacity for this long is failed."),
+  })
+  .prefault({})
+  .describe("Hard limits.");
+
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/, { error: "expected a SHA-256 as 64 lowercase hex digits" });
+
+const imagePipeline = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(true)
+      .describe("Build runner AMIs with EC2 Image Builder. When false, every label config needs `amiId`."),
+    schedule: z
+      .string()
+      .regex(/^cron\(.+\)$/, {
+        error: 'expected an Image Builder cron expression like "cron(0 4 ? * sun *)"',
+      })
+      .default("cron(0 4 ? * sun *)")
+      .describe("When the pipeline rebuilds the images (UTC), e.g. weekly for OS and runner updates."),
+    runnerVersionPolicy: z
+      .enum(["latest", "pinned"])
+      .default("latest")
+      .describe("`latest`: each build takes the newest Actions runner release; `pinned`: `runnerVersion`."),
+    runnerVersion: z
+      .string()
+      .regex(/^\d+\.\d+\.\d+$/, { error: 'expected a runner version like "2.329.0"' })
+      .optional()
+      .describe("Pinned runner version."),
+    runnerSha256: z
+      .strictObject({
+        x64: sha256.optional().describe("SHA-256 of `actions-runner-linux-x64-<version>.tar.gz`."),
+        arm64: sha256.optional().describe("SHA-256 of `actions-runner-linux-arm64-<version>.tar.gz`."),
+      })
+      .optional()
+      .describe(
+        "Pinned: SHA-256 of the runner tarball per arch (default: the one GitHub publishes in the release notes).",
+      ),
+    prePullImages: z
+      .array(z.string().regex(/^[a-z0-9][\w./:@-]*$/, { error: "expected a container image reference" }))
+      .default([])
+      .describe("Container images pulled into the AMI, so jobs start without pulling them."),
+    extraComponents: z
+      .array(
+        z.string().regex(/^arn:aws[\w-]*:imagebuilder:[\w-]*:(\d{12}|aws):component\/.+$/, {
+          error: "expected an Image Builder component ARN",
+        }),
+      )
+      .default([])
+      .describe("Image Builder component ARNs appended to both recipes."),
+  })
+  .prefault({})
+  .describe("The runner AMI pipeline.");
+
+const alarms = z
+  .strictObject({
+    email: z
+      .email({ error: "expected an email address" })
+      .optional()
+      .describe("Subscribe this address to the alarm topic."),
+    runningInstancesThreshold: positiveInt(10_000)
+      .optional()
+      .describe("Alarm when more runner instances run than this (default: `limits.maxRunnersTotal`)."),
+    launcherErrorsThreshold: positiveInt(10_000)
+      .default(5)
+      .describe("Alarm when the launcher fails this many invocations in 5 minutes."),
+    jobsTimedOutThreshold: positiveInt(10_000)
+      .default(1)
+      .describe("Alarm when this many jobs time out (no capacity) in an hour."),
+    monthlyBudgetUsd: z
+      .number()
+      .positive()
+      .max(1_000_000)
+      .default(100)
+      .describe(
+        "AWS Budgets monthly limit (USD) on the stack's cost-allocation tag; alerts at 80% and 100%.",
+      ),
+  })
+  .prefault({})
+  .describe("Alarms and budget.");
+
+const secretString = (what: string) => z.string().min(1, { error: `expected ${what}` });
+
+/** The whole stack config, keyed as in `Pulumi.<stack>.yaml` without the project prefix. */
+export const stackConfigSchema = z
+  .strictObject({
+    github,
+    githubAppPrivateKey: secretString("the App's private key (PEM)")
+      .refine((v) => /-----BEGIN (RSA )?PRIVATE KEY-----/.test(v), {
+        error: "expected the App's private key in PEM form (-----BEGIN RSA PRIVATE KEY-----)",
+      })
+      .optional()
+      .describe("Secret. App mode: the App's private key (PEM)."),
+    webhookSecret: secretString("a webhook secret")
+      .min(20, { error: "expected a webhook secret of at least 20 characters (e.g. openssl rand -hex 32)" })
+      .describe("Secret. The webhook secret GitHub signs deliveries with."),
+    githubToken: secretString("a fine-grained personal access token")
+      .regex(/^(github_pat_|ghp_)\w+$/, { error: "expected a personal access token (github_pat_…)" })
+      .optional()
+      .describe("Secret. Token mode: fine-grained PAT (Self-hosted runners and Webhooks: write)."),
+    network,
+    labelConfigs: z
+      .record(
+        z.string().regex(NAME_PATTERN, {
+          error: 'expected a config name of 2-40 lowercase letters, digits and "-", e.g. linux-x64-large',
+        }),
+        labelConfig,
+      )
+      .refine((configs) => Object.keys(configs).length > 0, { error: "expected at least one label config" })
+      .describe("Label configs by name (e.g. `linux-x64-large`)."),
+    limits,
+    imagePipeline,
+    alarms,
+    logRetentionDays: z
+      .number()
+      .refine((n) => (LOG_RETENTION_DAYS as readonly number[]).includes(n), {
+        error: `expected one of CloudWatch's retention periods: ${LOG_RETENTION_DAYS.join(", ")}`,
+      })
+      .default(30)
+      .describe("Retention of every log group, days."),
+  })
+  .superRefine((c, ctx) => {
+    const issue = (path: (string | number)[], message: string) =>
+      ctx.addIssue({ code: "custom", path, message });
+    if (c.github.authMode === "app") {
+      if (c.github.appId === undefined)
+        issue(["github", "appId"], "expected the GitHub App's id (a number): required in app mode");
+      if (c.githubAppPrivateKey === undefined)
+        issue(["githubAppPrivateKey"], "expected the App's private key (secret): required in app mode");
+    } else if (c.githubToken === undefined) {
+      issue(
+        ["githubToken"],
+        "expected a fine-grained personal access token (secret): required in token mode",
+      );
+    }
+    if (c.github.scope === "repo") {
+      if (c.github.repositories.length === 0)
+        issue(["github", "repositories"], "expected at least one repository name in repo scope");
+      const groups = [
+        c.github.runnerGroupId,
+        ...Object.values(c.labelConfigs).map((l) => l.runnerGroupId ?? 1),
+      ];
+      if (groups.some((g) => g !== 1))
+        issue(["github", "runnerGroupId"], "expected 1 (Default): runner groups exist only at org scope");
+    }
+    if ((c.network.vpcId === undefined) !== (c.network.subnetIds === undefined))
+      issue(
+        ["network", c.network.vpcId === undefined ? "vpcId" : "subnetIds"],
+        "expected both network.vpcId and network.subnetIds (an existing VPC), or neither (create one)",
+      );
+    if (c.network.subnetIds && c.network.subnetIds.length === 0)
+      issue(["network", "subnetIds"], "expected at least one subnet id");
+    for (const [name, l] of Object.entries(c.labelConfigs)) {
+      l.instanceTypes.forEach((type, i) => {
+        if (isArm64InstanceType(type) !== (l.arch === "arm64"))
+          issue(
+            ["labelConfigs", name, "instanceTypes", i],
+            `expected an ${l.arch} instance type (arch is ${l.arch}; ${type} is ${l.arch === "arm64" ? "x64" : "arm64"})`,
+          );
+      });
+      if (l.maxRunners > c.limits.maxRunnersTotal)
+        issue(
+          ["labelConfigs", name, "maxRunners"],
+          `expected at most limits.maxRunnersTotal (${c.limits.maxRunnersTotal})`,
+        );
+      if (!c.imagePipeline.enabled && l.amiId === undefined)
+        issue(["labelConfigs", name, "amiId"], "expected an AMI id: the image pipeline is disabled");
+    }
+    if (c.limits.idleTimeoutMinutes >= c.limits.maxRuntimeMinutes)
+      issue(["limits", "idleTimeoutMinutes"], "expected less than limits.maxRuntimeMinutes");
+    if (c.imagePipeline.runnerVersionPolicy === "pinned" && c.imagePipeline.runnerVersion === undefined)
+      issue(
+        ["imagePipeline", "runnerVersion"],
+        'expected a runner version like "2.329.0" when the policy is pinned',
+      );
+    if (
+      c.imagePipeline.runnerVersionPolicy === "latest" &&
+      (c.imagePipeline.runnerVersion || c.imagePipeline.runnerSha256)
+    )
+      issue(
+        ["imagePipeline", "runnerVersionPolicy"],
+        'expected "pinned" when runnerVersion or runnerSha256 is set (or remove them)',
+      );
+    for (const conflict of routingConflicts(labelRoutesOf(c.labelConfigs))) {
+      issue(["labelConfigs"], conflict);
+    }
+  });
+
+export type StackConfigInput = z.input<typeof stackConfigSchema>;
+export type StackConfig = z.output<typeof stackConfigSchema>;
+export type LabelConfigInput = StackConfig["labelConfigs"][string];
+
+export function labelRoutesOf(configs: StackConfig["labelConfigs"]): LabelRoute[] {
+  return Object.entries(configs).map(([name, l]) => ({ name, labels: l.labels }));
+}
+
+/**
+ * Two configs one `runs-on` could both match, as messages. Uses the webhook's own rule
+ * (lambda/core/routing.ts findRoutingConflicts) so deploy time and run time agree.
+ */
+function routingConflicts(_routes: LabelRoute[]): string[] {
+  return []; // wired to findRoutingConflicts once lambda/core/routing.ts lands
+}
+
+/** Thrown for an invalid stack config; the message lists every problem. */
+export class ConfigError extends Error {
+  constructor(
+    readonly problems: string[],
+    stackFile: string,
+  ) {
+    super(
+      `Invalid stack config in ${stackFile} (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` +
+        problems.map((p) => `  - ${p}`).join("\n"),
+    );
+    this.name = "ConfigError";
+  }
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let value = root;
+  for (const key of path) {
+    if (value === null || typeof value !== "object") return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
+}
+
+function describeValue(value: unknown, secret: boolean): string {
+  if (value === undefined) return "nothing (not set)";
+  if (secret) return "[secret]";
+  const json = JSON.stringify(value);
+  return json.length > 80 ? `${json.slice(0, 77)}...` : json;
+}
+
+function keyOf(project: string, path: readonly PropertyKey[]): string {
+  let key = `${project}:${String(path[0] ?? "")}`;
+  for (const part of path.slice(1)) key += typeof part === "number" ? `[${part}]` : `.${String(part)}`;
+  return key;
+}
+
+/**
+ * Validates raw config values (keys without the project prefix, values as Pulumi hands them:
+ * strings, structured values as JSON text). `plainTextKeys` are keys that should be secrets but are
+ * not (reported, since their value then sits in clear text in the stack file).
+ */
+export function parseStackConfig(
+  raw: Record<string, string>,
+  options: { project: string; stackFile: string; plainTextSecretKeys?: string[] },
+): StackConfig {
+  const input: Record<string, unknown> = {};
+  for (const [key, text] of Object.entries(raw)) {
+    if ((SECRET_KEYS as readonly string[]).includes(key)) {
+      input[key] = text;
+      continue;
+    }
+    try {
+      input[key] = JSON.parse(text);
+    } catch {
+      input[key] = text;
+    }
+  }
+  const problems: string[] = [];
+  for (const key of options.plainTextSecretKeys ?? []) {
+    problems.push(
+      `${options.project}:${key}: is stored in plain text; expected a secret: pulumi config set --secret ${options.project}:${key}`,
+    );
+  }
+  const result = stackConfigSchema.safeParse(input);
+  if (result.success && problems.length === 0) return result.data;
+  for (const issue of result.error?.issues ?? []) {
+    const isSecret = (SECRET_KEYS as readonly PropertyKey[]).includes(issue.path[0] ?? "");
+    if (issue.code === "unrecognized_keys") {
+      for (const unknown of issue.keys) {
+        const path = [...issue.path, unknown];
+        const known = Object.keys(
+          (issue.path.length === 0 ? stackConfigSchema.shape : {}) as Record<string, unknown>,
+        );
+        problems.push(
+          `${keyOf(options.project, path)}: unknown key (value ${describeValue(valueAt(input, path), isSecret)})` +
+            (known.length
+              ? `; expected one of ${known.join(", ")}`
+              : "; check its spelling against the reference"),
+        );
+      }
+      continue;
+    }
+    if (issue.code === "invalid_key") {
+      const name = issue.path.at(-1);
+      const message = issue.issues[0]?.message ?? issue.message;
+      problems.push(
+        `${keyOf(options.project, issue.path)}: got the name ${JSON.stringify(name)}; ${message}`,
+      );
+      continue;
+    }
+    const value = valueAt(input, issue.path);
+    const message = issue.message.replace(/^Invalid (input|option): /, "");
+    problems.push(`${keyOf(options.project, issue.path)}: got ${describeValue(value, isSecret)}; ${message}`);
+  }
+  throw new ConfigError(problems, options.stackFile);
+}
+
+/** Everything the program derives from the config, beside the config itself. */
+export interface FleetSettings {
+  config: StackConfig;
+  project: string;
+  stack: string;
+  /** `https://api.github.com`, `https://HOST/api/v3` (GHES) or `https://api.TENANT.ghe.com`. */
+  githubApiUrl: string;
+}
+
+export function githubApiUrlOf(webUrl: string): string {
+  const url = new URL(webUrl);
+  if (url.host === "github.com") return "https://api.github.com";
+  if (url.host.endsWith(".ghe.com")) return `https://api.${url.host}`;
+  return `https://${url.host}/api/v3`;
+}
+
+/** The run-time label config (the SSM parameter's JSON) of one config. */
+export function runtimeLabelConfig(
+  name: string,
+  l: LabelConfigInput,
+  config: StackConfig,
+  launchTemplateId: string,
+): LabelConfig {
+  return {
+    name,
+    labels: l.labels,
+    arch: l.arch,
+    instanceTypes: l.instanceTypes,
+    launchTemplateId,
+    spotPolicy: l.spotPolicy,
+    spotFailuresBeforeOnDemand: l.spotFailuresBeforeOnDemand,
+    allocationStrategy: l.allocationStrategy,
+    maxRunners: l.maxRunners,
+    retryOnInterruption: l.retryOnInterruption,
+    runnerGroupId: l.runnerGroupId ?? config.github.runnerGroupId,
+  };
+}
+
+/** One row of the configuration reference. */
+export interface ReferenceRow {
+  key: string;
+  type: string;
+  default: string;
+  description: string;
+}
+
+type JsonSchema = {
+  type?: string | string[];
+  description?: string;
+  default?: unknown;
+  enum?: unknown[];
+  items?: JsonSchema;
+  properties?: Record<string, JsonSchema>;
+  additionalProperties?: JsonSchema | boolean;
+  required?: string[];
+  anyOf?: JsonSchema[];
+  format?: string;
+};
+
+function typeOf(s: JsonSchema): string {
+  if (s.enum) return s.enum.map((v) => `\`${String(v)}\``).join(" \\| ");
+  if (s.type === "array" && s.items) return `list of ${typeOf(s.items)}`;
+  if (s.type === "object" && s.additionalProperties && typeof s.additionalProperties === "object")
+    return "map";
+  if (s.type === "integer") return "integer";
+  return String(s.type ?? "any");
+}
+
+/** Rows of the reference, walked from the schema (its descriptions and defaults). */
+export function configReferenceRows(): ReferenceRow[] {
+  const root = z.toJSONSchema(stackConfigSchema, { io: "input", unrepresentable: "any" }) as JsonSchema;
+  const rows: ReferenceRow[] = [];
+  const walk = (s: JsonSchema, key: string, required: boolean) => {
+    const isObject = s.type === "object" && s.properties;
+    const isMap = s.type === "object" && typeof s.additionalProperties === "object";
+    let def = "";
+    if (s.default !== undefined && !isObject) def = `\`${JSON.stringify(s.default)}\``;
+    else if (required) def = "required";
+    rows.push({
+      key: `\`${key}\``,
+      type: isObject ? "object" : typeOf(s),
+      default: def,
+      description: (s.description ?? "").replace(/\|/g, "\\|"),
+    });
+    if (isObject) {
+      for (const [k, child] of Object.entries(s.properties ?? {}))
+        walk(child, `${key}.${k}`, (s.required ?? []).includes(k) && child.default === undefined);
+    }
+    if (isMap) {
+      const item = s.additionalProperties as JsonSchema;
+      for (const [k, child] of Object.entries(item.properties ?? {}))
+        walk(child, `${key}.<name>.${k}`, (item.required ?? []).includes(k) && child.default === undefined);
+    }
+  };
+  for (const [k, child] of Object.entries(root.properties ?? {}))
+    walk(child, k, (root.required ?? []).includes(k) && child.default === undefined);
+  return rows;
+}
+
+/** The README's configuration reference table (between its markers), generated from the schema. */
+export function configReferenceMarkdown(): string {
+  const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
+  return [
+    line(["key", "type", "default", "meaning"]),
+    line(["---", "---", "---", "---"]),
+    ...configReferenceRows().map((r) => line([r.key, r.type, r.default, r.description])),
+  ].join("\n");
+}
+
+/**
+ * Reads and validates this stack's config from the Pulumi runtime (every `<project>:*` key).
+ * Throws ConfigError before anything is declared.
+ */
+export function loadFleetSettings(): FleetSettings {
+  const project = pulumi.getProject();
+  const stack = pulumi.getStack();
+  const prefix = `${project}:`;
+  const raw: Record<string, string> = {};
+  for (const [key, value] of Object.entries(pulumi.runtime.allConfig())) {
+    if (key.startsWith(prefix)) raw[key.slice(prefix.length)] = value;
+  }
+  // isConfigSecret is exported by the runtime (not in its typings): keys set with --secret.
+  const isSecret = (pulumi.runtime as unknown as { isConfigSecret?: (k: string) => boolean }).isConfigSecret;
+  const plainTextSecretKeys = SECRET_KEYS.filter(
+    (k) => raw[k] !== undefined && isSecret !== undefined && !isSecret(`${prefix}${k}`),
+  );
+  const config = parseStackConfig(raw, { project, stackFile: `Pulumi.${stack}.yaml`, plainTextSecretKeys });
+  return { config, project, stack, githubApiUrl: githubApiUrlOf(config.github.url) };
+}

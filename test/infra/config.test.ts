@@ -1,0 +1,327 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, githubApiUrlOf, isArm64InstanceType, parseStackConfig } from "../../src/config";
+import { devStackValues, PROJECT, projectKeys, TEST_SECRETS, withSecrets } from "./stack-config";
+
+// biome-ignore lint/suspicious/noExplicitAny: the YAML fixture is mutated freely, by path
+type Values = Record<string, any>;
+const appSecrets = {
+  githubAppPrivateKey: TEST_SECRETS.githubAppPrivateKey,
+  webhookSecret: TEST_SECRETS.webhookSecret,
+};
+
+function parse(
+  mutate: (v: Values) => void = () => {},
+  secrets: Partial<typeof TEST_SECRETS> = appSecrets,
+  plainTextSecretKeys: string[] = [],
+) {
+  const values = devStackValues() as Values;
+  mutate(values);
+  const { config } = withSecrets(values, secrets);
+  return parseStackConfig(projectKeys(config), {
+    project: PROJECT,
+    stackFile: "Pulumi.dev.yaml",
+    plainTextSecretKeys,
+  });
+}
+
+function problemsOf(
+  mutate: (v: Values) => void,
+  secrets: Partial<typeof TEST_SECRETS> = appSecrets,
+  plain: string[] = [],
+): string[] {
+  try {
+    parse(mutate, secrets, plain);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as Error).message).toContain("Invalid stack config in Pulumi.dev.yaml");
+    return (error as ConfigError).problems;
+  }
+  throw new Error("expected the config to be rejected");
+}
+
+const gh = (v: Values) => v[`${PROJECT}:github`];
+const label = (v: Values, name: string) => v[`${PROJECT}:labelConfigs`][name];
+
+describe("the example stack config (Pulumi.dev.yaml)", () => {
+  it("is valid and gets the documented defaults", () => {
+    const c = parse();
+    expect(c.github).toMatchObject({ authMode: "app", appId: 123456, scope: "org", owner: "my-org" });
+    expect(Object.keys(c.labelConfigs)).toEqual(["linux-x64-large", "linux-arm64-medium"]);
+    expect(c.labelConfigs["linux-arm64-medium"]).toMatchObject({
+      arch: "arm64",
+      diskSizeGb: 50,
+      spotFailuresBeforeOnDemand: 2,
+      allocationStrategy: "price-capacity-optimized",
+      retryOnInterruption: true,
+    });
+    expect(c.labelConfigs["linux-x64-large"]?.allocationStrategy).toBe("capacity-optimized");
+    expect(c.network).toMatchObject({ natGateway: false, cidrBlock: "10.42.0.0/16", availabilityZones: 3 });
+    expect(c.network.vpcId).toBeUndefined();
+    expect(c.limits.maxRuntimeMinutes).toBe(360);
+    expect(c.imagePipeline).toMatchObject({
+      enabled: true,
+      runnerVersionPolicy: "latest",
+      extraComponents: [],
+    });
+    expect(c.logRetentionDays).toBe(30);
+  });
+
+  it("defaults an omitted section (limits) to the documented values", () => {
+    const c = parse((v) => {
+      delete v[`${PROJECT}:limits`];
+      for (const l of Object.values(v[`${PROJECT}:labelConfigs`]) as Values[]) l.maxRunners = 5;
+    });
+    expect(c.limits).toEqual({
+      maxRunnersTotal: 100,
+      maxRuntimeMinutes: 360,
+      idleTimeoutMinutes: 10,
+      queueTimeoutMinutes: 60,
+    });
+  });
+
+  it("accepts an existing VPC and a GHES token-mode repo-scope setup", () => {
+    const c = parse(
+      (v) => {
+        v[`${PROJECT}:network`] = {
+          vpcId: "vpc-0123456789abcdef0",
+          subnetIds: ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
+        };
+        v[`${PROJECT}:github`] = {
+          url: "https://ghes.example.com",
+          authMode: "token",
+          scope: "repo",
+          owner: "platform",
+          repositories: ["app"],
+        };
+      },
+      { githubToken: TEST_SECRETS.githubToken, webhookSecret: TEST_SECRETS.webhookSecret },
+    );
+    expect(c.network.subnetIds).toHaveLength(2);
+    expect(c.github.authMode).toBe("token");
+  });
+});
+
+describe("realistic config mistakes fail naming the key, the value and the expected shape", () => {
+  const cases: [string, (v: Values) => void, RegExp, Partial<typeof TEST_SECRETS>?][] = [
+    [
+      "arch spelled arm",
+      (v) => {
+        label(v, "linux-arm64-medium").arch = "arm";
+      },
+      /^runner-fleet:labelConfigs\.linux-arm64-medium\.arch: got "arm"; expected one of "x64"\|"arm64"$/,
+    ],
+    [
+      "instance type with a dash",
+      (v) => {
+        label(v, "linux-x64-large").instanceTypes[1] = "m6i-xlarge";
+      },
+      /^runner-fleet:labelConfigs\.linux-x64-large\.instanceTypes\[1\]: got "m6i-xlarge"; expected an EC2 instance type like "m7i.large"$/,
+    ],
+    [
+      "x64 instance type in an arm64 config",
+      (v) => {
+        label(v, "linux-arm64-medium").instanceTypes.push("m7i.large");
+      },
+      /^runner-fleet:labelConfigs\.linux-arm64-medium\.instanceTypes\[3\]: got "m7i.large"; expected an arm64 instance type \(arch is arm64; m7i.large is x64\)$/,
+    ],
+    [
+      "unknown spot policy",
+      (v) => {
+        label(v, "linux-x64-large").spotPolicy = "spot";
+      },
+      /spotPolicy: got "spot"; expected one of "spotOnly"\|"spotPreferred"\|"onDemandOnly"/,
+    ],
+    [
+      "app mode without the App id",
+      (v) => {
+        delete gh(v).appId;
+      },
+      /^runner-fleet:github\.appId: got nothing \(not set\); expected the GitHub App's id \(a number\): required in app mode$/,
+    ],
+    [
+      "App id as text",
+      (v) => {
+        gh(v).appId = "my-app";
+      },
+      /^runner-fleet:github\.appId: got "my-app"; expected number, received string$/,
+    ],
+    [
+      "app mode without the private key",
+      () => {},
+      /^runner-fleet:githubAppPrivateKey: got nothing \(not set\); expected the App's private key \(secret\)/,
+      { webhookSecret: TEST_SECRETS.webhookSecret },
+    ],
+    [
+      "a too short webhook secret",
+      () => {},
+      /^runner-fleet:webhookSecret: got \[secret\]; expected a webhook secret of at least 20 characters/,
+      { githubAppPrivateKey: TEST_SECRETS.githubAppPrivateKey, webhookSecret: "hunter2" },
+    ],
+    [
+      "the API URL instead of the web URL",
+      (v) => {
+        gh(v).url = "https://ghes.example.com/api/v3";
+      },
+      /^runner-fleet:github\.url: got "https:\/\/ghes.example.com\/api\/v3"; expected the web URL without a path/,
+    ],
+    [
+      "repo scope without repositories",
+      (v) => {
+        gh(v).scope = "repo";
+      },
+      /^runner-fleet:github\.repositories: got nothing \(not set\); expected at least one repository name in repo scope$/,
+    ],
+    [
+      "an existing VPC without subnets",
+      (v) => {
+        v[`${PROJECT}:network`] = { vpcId: "vpc-0123456789abcdef0" };
+      },
+      /^runner-fleet:network\.subnetIds: got nothing \(not set\); expected both network\.vpcId and network\.subnetIds/,
+    ],
+    [
+      "a subnet given by name",
+      (v) => {
+        v[`${PROJECT}:network`] = { vpcId: "vpc-0123456789abcdef0", subnetIds: ["private-a"] };
+      },
+      /^runner-fleet:network\.subnetIds\[0\]: got "private-a"; expected a subnet id like "subnet-0123456789abcdef0"$/,
+    ],
+    [
+      "pinned runner version without a version",
+      (v) => {
+        v[`${PROJECT}:imagePipeline`].runnerVersionPolicy = "pinned";
+      },
+      /^runner-fleet:imagePipeline\.runnerVersion: got nothing \(not set\); expected a runner version like "2\.329\.0" when the policy is pinned$/,
+    ],
+    [
+      "a log retention CloudWatch does not offer",
+      (v) => {
+        v[`${PROJECT}:logRetentionDays`] = 45;
+      },
+      /^runner-fleet:logRetentionDays: got 45; expected one of CloudWatch's retention periods: 1, 3, 5/,
+    ],
+    [
+      "max runtime as a duration string",
+      (v) => {
+        v[`${PROJECT}:limits`].maxRuntimeMinutes = "6h";
+      },
+      /^runner-fleet:limits\.maxRuntimeMinutes: got "6h"; expected number, received string$/,
+    ],
+    [
+      "a misspelt top-level key",
+      (v) => {
+        v[`${PROJECT}:labelConfig`] = v[`${PROJECT}:labelConfigs`];
+      },
+      /^runner-fleet:labelConfig: unknown key \(value \{.*; expected one of github, githubAppPrivateKey, .*labelConfigs/,
+    ],
+    [
+      "a misspelt label config key",
+      (v) => {
+        label(v, "linux-x64-large").instanceType = "m7i.large";
+      },
+      /^runner-fleet:labelConfigs\.linux-x64-large\.instanceType: unknown key \(value "m7i.large"\)/,
+    ],
+    [
+      "a config name with capitals",
+      (v) => {
+        v[`${PROJECT}:labelConfigs`]["Linux-X64"] = label(v, "linux-x64-large");
+      },
+      /^runner-fleet:labelConfigs\.Linux-X64: got the name "Linux-X64"; expected a config name of 2-40 lowercase letters/,
+    ],
+    [
+      "pipeline off and no AMI",
+      (v) => {
+        v[`${PROJECT}:imagePipeline`] = { enabled: false };
+        label(v, "linux-arm64-medium").amiId = "ami-0123456789abcdef0";
+      },
+      /^runner-fleet:labelConfigs\.linux-x64-large\.amiId: got nothing \(not set\); expected an AMI id: the image pipeline is disabled$/,
+    ],
+    [
+      "a config allowed more runners than the total",
+      (v) => {
+        label(v, "linux-x64-large").maxRunners = 50;
+      },
+      /^runner-fleet:labelConfigs\.linux-x64-large\.maxRunners: got 50; expected at most limits\.maxRunnersTotal \(30\)$/,
+    ],
+    [
+      "an alarm email without domain",
+      (v) => {
+        v[`${PROJECT}:alarms`].email = "oncall";
+      },
+      /^runner-fleet:alarms\.email: got "oncall"; expected an email address$/,
+    ],
+    [
+      "no label configs at all",
+      (v) => {
+        v[`${PROJECT}:labelConfigs`] = {};
+      },
+      /^runner-fleet:labelConfigs: got \{\}; expected at least one label config$/,
+    ],
+  ];
+
+  it.each(cases)("%s", (_name, mutate, expected, secrets) => {
+    const problems = problemsOf(mutate, secrets ?? appSecrets);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(expected);
+  });
+
+  it("never echoes a secret value, and refuses a secret stored in plain text", () => {
+    const privateKey = "not a pem but a secret value 0123456789";
+    const problems = problemsOf(
+      () => {},
+      { githubAppPrivateKey: privateKey, webhookSecret: TEST_SECRETS.webhookSecret },
+      ["webhookSecret"],
+    );
+    expect(problems.join("\n")).not.toContain(privateKey);
+    expect(problems.join("\n")).not.toContain(TEST_SECRETS.webhookSecret);
+    expect(problems).toContain(
+      "runner-fleet:webhookSecret: is stored in plain text; expected a secret: pulumi config set --secret runner-fleet:webhookSecret",
+    );
+    expect(
+      problems.some((p) =>
+        p.startsWith(
+          "runner-fleet:githubAppPrivateKey: got [secret]; expected the App's private key in PEM form",
+        ),
+      ),
+    ).toBe(true);
+  });
+
+  it("token mode needs the token, not the App key", () => {
+    const problems = problemsOf(
+      (v) => {
+        gh(v).authMode = "token";
+        delete gh(v).appId;
+      },
+      { webhookSecret: TEST_SECRETS.webhookSecret },
+    );
+    expect(problems).toEqual([
+      "runner-fleet:githubToken: got nothing (not set); expected a fine-grained personal access token (secret): required in token mode",
+    ]);
+  });
+});
+
+describe("derived values", () => {
+  it("derives the API URL of github.com, GHES and GHE.com tenants", () => {
+    expect(githubApiUrlOf("https://github.com")).toBe("https://api.github.com");
+    expect(githubApiUrlOf("https://ghes.example.com/")).toBe("https://ghes.example.com/api/v3");
+    expect(githubApiUrlOf("https://acme.ghe.com")).toBe("https://api.acme.ghe.com");
+  });
+
+  it.each([
+    ["m7g.large", true],
+    ["c7gn.xlarge", true],
+    ["t4g.nano", true],
+    ["r8gd.2xlarge", true],
+    ["a1.large", true],
+    ["g5g.xlarge", true],
+    ["im4gn.large", true],
+    ["is4gen.xlarge", true],
+    ["m7i.large", false],
+    ["m7i-flex.large", false],
+    ["g5.xlarge", false],
+    ["g4dn.xlarge", false],
+    ["c6a.large", false],
+    ["m5dn.large", false],
+  ])("%s is arm64: %s", (type, arm) => {
+    expect(isArm64InstanceType(type)).toBe(arm);
+  });
+});
