@@ -1,0 +1,374 @@
+/**
+ * The reconciler's planner: a pure function from what the stack sees (jobs in the ledger, the stack's
+ * EC2 instances, its GitHub runners, the instances' hand-off reports) to a list of actions, each with
+ * the reason an on-call reads. Nothing here does I/O; the reconciler Lambda applies the actions, each
+ * as a conditional write or an idempotent API call, so a plan made from a slightly stale view is safe:
+ * an action whose premise no longer holds fails its condition and is skipped.
+ */
+import type { JobRecord, JobState } from "../shared/job";
+import { isTerminal } from "../shared/job";
+
+/** An EC2 instance carrying the stack tag, as DescribeInstances reports it. */
+export interface StackInstance {
+  instanceId: string;
+  /** EC2 state name: pending, running, shutting-down, terminated, stopping, stopped. */
+  state: string;
+  /** ISO-8601 launch time. */
+  launchTime: string;
+  configName?: string;
+}
+
+/** A self-hosted runner registered with GitHub (org or repo scope). */
+export interface GithubRunner {
+  id: number;
+  name: string;
+  /** `online` or `offline`. */
+  status: string;
+  busy: boolean;
+}
+
+/** What an instance reports on its own hand-off item (runner/bootstrap.sh writes these). */
+export interface HandoffReport {
+  instanceId: string;
+  createdAt?: string;
+  fetchedAt?: string;
+  runnerStartedAt?: string;
+  jobStartedAt?: string;
+  jobFinishedAt?: string;
+  interruptedAt?: string;
+}
+
+/** Timeouts and bounds of one reconciler run; all durations in seconds. */
+export interface ReconcilePolicy {
+  stackName: string;
+  /**
+   * A queued job whose launch message was never sent (no `enqueuedAt`: the webhook died between its
+   * record and its enqueue) is enqueued when its enqueue claim is this old (intake.ts ENQUEUE_CLAIM_SECONDS).
+   */
+  enqueueClaimSeconds: number;
+  /** A queued job with a launch message but no launch for this long is enqueued again (lost message). */
+  requeueAfterSeconds: number;
+  /** A job `launching` this long (longer than the launcher may run) lost its launcher. */
+  launchingTimeoutSeconds: number;
+  /** A job still without a runner this long after it was queued is failed (`timed-out`). */
+  queueTimeoutSeconds: number;
+  /** An instance older than this is terminated. */
+  maxRuntimeSeconds: number;
+  /** An instance whose runner got no job for this long (from runner start, or launch) is terminated. */
+  idleTimeoutSeconds: number;
+  /** An instance with no job and no hand-off this long after launch is an orphan. */
+  orphanGraceSeconds: number;
+  /** An instance still alive this long after its job finished is terminated; also how long a
+   * running job may outlive its instance before GitHub is asked whether it finished. */
+  completedGraceSeconds: number;
+  /** Most actions in one run; the rest wait for the next run (oldest first). */
+  maxActions: number;
+  /** Most GitHub job look-ups in one run. */
+  maxGithubChecks: number;
+}
+
+export type ReconcileAction =
+  /** Enqueue a queued job again (webhook record-then-enqueue gap, lost or delayed message). */
+  | { kind: "enqueue"; jobId: string; configName: string; reason: string; check: boolean }
+  /** Move a launching/launched job back to queued (conditional on `from` and `instanceId`), then enqueue. */
+  | {
+      kind: "release";
+      jobId: string;
+      configName: string;
+      from: "launching" | "launched";
+      instanceId?: string;
+      reason: string;
+      check: boolean;
+    }
+  /** Fail a job that never got capacity, or ran past the max runtime (state `timed-out`). */
+  | { kind: "expire"; jobId: string; from: JobState; reason: string }
+  /** Ask GitHub whether a job whose instance is gone finished (a lost `completed` webhook). */
+  | { kind: "check"; jobId: string; reason: string }
+  | { kind: "terminate"; instanceId: string; jobId?: string; reason: string }
+  | { kind: "delete-handoff"; instanceId: string; reason: string }
+  | { kind: "delete-runner"; runnerId: number; runnerName: string; reason: string };
+
+export interface ReconcileInput {
+  /** Jobs in non-terminal states, plus the jobs found by instance id for instances no such job holds. */
+  jobs: JobRecord[];
+  /** Every stack-tagged instance, or undefined when EC2 could not be read (instance rules are skipped). */
+  instances?: StackInstance[];
+  /** This stack's runners on GitHub, or undefined when GitHub could not be read. */
+  runners?: GithubRunner[];
+  handoffs: HandoffReport[];
+  policy: ReconcilePolicy;
+  now: Date;
+}
+
+export interface ReconcilePlan {
+  actions: ReconcileAction[];
+  /** Actions found but left for the next run (maxActions). */
+  deferred: number;
+}
+
+const ALIVE = new Set(["pending", "running"]);
+const HOLDING: readonly JobState[] = ["launching", "launched", "running", "interrupted"];
+
+/** The instance id in a runner name of this stack (fleet.ts runnerNameFor), or undefined for any other runner. */
+export function instanceIdFromRunnerName(stackName: string, runnerName: string): string | undefined {
+  const prefix = `${stackName}-`;
+  if (!runnerName.startsWith(prefix)) return undefined;
+  const rest = runnerName.slice(prefix.length);
+  return /^i-[0-9a-f]{8,17}$/.test(rest) ? rest : undefined;
+}
+
+/** Which of two jobs naming one instance holds it: the one whose runner took it. */
+const rank = (job: JobRecord) => (job.state === "running" || job.state === "interrupted" ? 1 : 0);
+
+const seconds = (from: string | undefined, now: Date): number =>
+  from ? (now.getTime() - Date.parse(from)) / 1000 : Number.POSITIVE_INFINITY;
+
+const minutes = (s: number) => `${Math.round(s / 60)} min`;
+
+/** When the job entered the queue (the queue timeout counts from here). */
+function queuedSince(job: JobRecord): string {
+  return job.queuedAt ?? job.createdAt;
+}
+
+export function planReconcile(input: ReconcileInput): ReconcilePlan {
+  const { policy: p, now } = input;
+  const actions: ReconcileAction[] = [];
+  const handoffs = new Map(input.handoffs.map((h) => [h.instanceId, h]));
+  const instances = input.instances ? new Map(input.instances.map((i) => [i.instanceId, i])) : undefined;
+  // The non-terminal job holding each instance, and the latest terminal job that ran on it.
+  const holder = new Map<string, JobRecord>();
+  const finished = new Map<string, JobRecord>();
+  for (const job of input.jobs) {
+    if (!job.instanceId) continue;
+    // A runner that took another job than it was launched for ("stolen") is held by the running job.
+    const current = holder.get(job.instanceId);
+    if (HOLDING.includes(job.state) && !(current && rank(current) >= rank(job)))
+      holder.set(job.instanceId, job);
+    else if (isTerminal(job.state)) finished.set(job.instanceId, job);
+  }
+  const handled = new Set<string>(); // jobs that already have an action
+  let checks = 0;
+  const mayCheck = () => checks < p.maxGithubChecks && ++checks > 0;
+
+  // Instances first: terminating an instance also decides what happens to its job.
+  for (const instance of input.instances ?? []) {
+    const { instanceId } = instance;
+    const job = holder.get(instanceId);
+    if (instance.state === "stopping" || instance.state === "stopped") {
+      actions.push({
+        kind: "terminate",
+        instanceId,
+        jobId: job?.jobId,
+        reason: `instance is ${instance.state}`,
+      });
+      continue;
+    }
+    if (!ALIVE.has(instance.state)) continue;
+    const age = seconds(instance.launchTime, now);
+    const report = handoffs.get(instanceId);
+    if (age > p.maxRuntimeSeconds) {
+      const reason = `instance ran ${minutes(age)}, over the max runtime of ${minutes(p.maxRuntimeSeconds)}`;
+      actions.push({ kind: "terminate", instanceId, jobId: job?.jobId, reason });
+      if (job && (job.state === "running" || job.state === "interrupted" || job.state === "launched")) {
+        actions.push({ kind: "expire", jobId: job.jobId, from: job.state, reason });
+        handled.add(job.jobId);
+      }
+      continue;
+    }
+    if (job && (job.state === "running" || job.state === "interrupted")) continue;
+    if (report?.jobStartedAt && !report.jobFinishedAt) continue; // a job runs there (webhook not seen yet)
+    if (report?.jobFinishedAt) {
+      const after = seconds(report.jobFinishedAt, now);
+      if (after > p.completedGraceSeconds) {
+        const reason = `its job finished ${minutes(after)} ago and the instance did not shut down`;
+        actions.push({ kind: "terminate", instanceId, jobId: job?.jobId, reason });
+      }
+      continue;
+    }
+    const done = finished.get(instanceId);
+    if (!job && done) {
+      const after = seconds(done.completedAt ?? done.updatedAt, now);
+      if (after > p.completedGraceSeconds) {
+        const reason = `job ${done.jobId} is ${done.state} for ${minutes(after)} and the instance still runs`;
+        actions.push({ kind: "terminate", instanceId, jobId: done.jobId, reason });
+      }
+      continue;
+    }
+    if (!job && !report) {
+      if (age > p.orphanGraceSeconds) {
+        const reason = `orphan: no job and no hand-off ${minutes(age)} after launch`;
+        actions.push({ kind: "terminate", instanceId, reason });
+      }
+      continue;
+    }
+    // A runner (started or still booting) that got no job.
+    const idleFrom = report?.runnerStartedAt ?? instance.launchTime;
+    const idle = seconds(idleFrom, now);
+    if (idle > p.idleTimeoutSeconds) {
+      const what = report?.runnerStartedAt ? "its runner got no job" : "its runner never started";
+      const reason = `idle: ${what} in ${minutes(idle)} (idle timeout ${minutes(p.idleTimeoutSeconds)})`;
+      actions.push({ kind: "terminate", instanceId, jobId: job?.jobId, reason });
+      if (job && (job.state === "launched" || job.state === "launching")) {
+        // Check GitHub first when the runner was up: the job may have been cancelled or taken elsewhere.
+        const check = !!report?.runnerStartedAt && mayCheck();
+        actions.push({
+          kind: "release",
+          jobId: job.jobId,
+          configName: job.configName,
+          from: job.state,
+          instanceId,
+          reason,
+          check,
+        });
+        handled.add(job.jobId);
+      }
+    }
+  }
+
+  for (const job of input.jobs) {
+    if (handled.has(job.jobId) || isTerminal(job.state)) continue;
+    const waited = seconds(queuedSince(job), now);
+    const sinceChange = seconds(job.updatedAt, now);
+    const instance = job.instanceId ? instances?.get(job.instanceId) : undefined;
+    switch (job.state) {
+      case "queued":
+        if (waited > p.queueTimeoutSeconds) {
+          actions.push({
+            kind: "expire",
+            jobId: job.jobId,
+            from: "queued",
+            reason: `no runner within the queue timeout of ${minutes(p.queueTimeoutSeconds)} (${job.attempts ?? 0} launch attempts)`,
+          });
+        } else if (
+          !job.enqueuedAt &&
+          seconds(job.enqueueClaimedAt ?? job.updatedAt, now) > p.enqueueClaimSeconds
+        ) {
+          const reason = "recorded but never enqueued (webhook stopped between record and enqueue)";
+          actions.push({
+            kind: "enqueue",
+            jobId: job.jobId,
+            configName: job.configName,
+            reason,
+            check: false,
+          });
+        } else if (
+          job.enqueuedAt &&
+          Math.min(sinceChange, seconds(job.enqueuedAt, now)) > p.requeueAfterSeconds
+        ) {
+          // Queued this long, it may have been cancelled with the webhook lost: ask GitHub first.
+          const check = mayCheck();
+          const reason = `queued ${minutes(sinceChange)} with no launch: enqueued again`;
+          actions.push({ kind: "enqueue", jobId: job.jobId, configName: job.configName, reason, check });
+        }
+        break;
+      case "launching":
+        if (seconds(job.launchingAt ?? job.updatedAt, now) > p.launchingTimeoutSeconds) {
+          const reason = `launching for ${minutes(seconds(job.launchingAt ?? job.updatedAt, now))} without an instance: launcher lost`;
+          actions.push({
+            kind: "release",
+            jobId: job.jobId,
+            configName: job.configName,
+            from: "launching",
+            reason,
+            check: false,
+          });
+        }
+        break;
+      case "launched": {
+        if (!job.instanceId) break;
+        const taker = holder.get(job.instanceId);
+        if (taker && taker.jobId !== job.jobId) {
+          const reason = `runner of instance ${job.instanceId} took job ${taker.jobId}: relaunch`;
+          actions.push({
+            kind: "release",
+            jobId: job.jobId,
+            configName: job.configName,
+            from: "launched",
+            instanceId: job.instanceId,
+            reason,
+            check: false,
+          });
+          break;
+        }
+        if (!instances) break;
+        const gone = !instance
+          ? seconds(job.launchedAt ?? job.updatedAt, now) > p.orphanGraceSeconds
+          : !ALIVE.has(instance.state);
+        if (gone) {
+          const reason = `instance ${job.instanceId} is ${instance?.state ?? "gone"} before the job started: relaunch`;
+          actions.push({
+            kind: "release",
+            jobId: job.jobId,
+            configName: job.configName,
+            from: "launched",
+            instanceId: job.instanceId,
+            reason,
+            check: false,
+          });
+        }
+        break;
+      }
+      case "running":
+      case "interrupted": {
+        if (!instances) break;
+        const alive = instance && ALIVE.has(instance.state);
+        if (!alive && sinceChange > p.completedGraceSeconds && mayCheck()) {
+          const where = job.instanceId
+            ? `instance ${job.instanceId} is ${instance?.state ?? "gone"}`
+            : "no instance";
+          actions.push({
+            kind: "check",
+            jobId: job.jobId,
+            reason: `${job.state} but ${where}: completion not seen`,
+          });
+        }
+        if (waited > p.maxRuntimeSeconds + p.queueTimeoutSeconds + p.completedGraceSeconds) {
+          actions.push({
+            kind: "expire",
+            jobId: job.jobId,
+            from: job.state,
+            reason: `still ${job.state} ${minutes(waited)} after it was queued, and no completion seen`,
+          });
+        }
+        break;
+      }
+    }
+  }
+
+  if (input.instances && input.runners) {
+    const alive = new Set(input.instances.filter((i) => ALIVE.has(i.state)).map((i) => i.instanceId));
+    for (const runner of input.runners) {
+      const instanceId = instanceIdFromRunnerName(p.stackName, runner.name);
+      if (!instanceId || runner.status !== "offline" || runner.busy) continue;
+      // A fresh instance may not be listed yet (DescribeInstances is eventually consistent): its job or
+      // hand-off still names it.
+      if (alive.has(instanceId) || holder.has(instanceId) || handoffs.has(instanceId)) continue;
+      actions.push({
+        kind: "delete-runner",
+        runnerId: runner.id,
+        runnerName: runner.name,
+        reason: `offline and its instance ${instanceId} is gone`,
+      });
+    }
+  }
+
+  if (input.instances) {
+    for (const report of input.handoffs) {
+      const instance = instances?.get(report.instanceId);
+      if (instance && ALIVE.has(instance.state)) continue;
+      // An instance not listed yet (DescribeInstances is eventually consistent) keeps its fresh hand-off.
+      const unlisted =
+        !instance &&
+        (holder.has(report.instanceId) || seconds(report.createdAt, now) <= p.orphanGraceSeconds);
+      if (!unlisted) {
+        actions.push({
+          kind: "delete-handoff",
+          instanceId: report.instanceId,
+          reason: `instance is ${instance?.state ?? "gone"}`,
+        });
+      }
+    }
+  }
+
+  return { actions: actions.slice(0, p.maxActions), deferred: Math.max(0, actions.length - p.maxActions) };
+}

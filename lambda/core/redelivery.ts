@@ -1,0 +1,114 @@
+/**
+ * Missed webhooks (GitHub App mode): GitHub does not redeliver a failed delivery by itself, so a
+ * `workflow_job` delivery lost to an outage of the webhook endpoint would strand its job. The
+ * reconciler reads the App's recent deliveries (`GET /app/hook/deliveries`, newest first) and asks
+ * GitHub to redeliver (`POST /app/hook/deliveries/{id}/attempts`) each failed `workflow_job` delivery
+ * that no later attempt of the same event (same `guid`, `redelivery: true`) delivered, with a backoff
+ * and an attempt limit. This module is the pure bookkeeping; the state is one small item.
+ */
+
+/** One entry of `GET /app/hook/deliveries` (the fields used here). */
+export interface HookDelivery {
+  id: number;
+  guid: string;
+  delivered_at: string;
+  redelivery: boolean;
+  status_code: number;
+  event: string;
+  action?: string | null;
+}
+
+export interface PendingRedelivery {
+  /** Latest failed delivery id of the event (redeliver this one). */
+  id: number;
+  /** Redeliveries asked for so far. */
+  attempts: number;
+  /** When the latest attempt was made (by GitHub or asked for by us). */
+  lastAt: string;
+  action?: string;
+}
+
+/** What the reconciler remembers between runs. */
+export interface RedeliveryState {
+  /** delivered_at of the newest delivery already read: the next run reads back to here. */
+  scannedUntil?: string;
+  /** Failed events (by guid) not yet delivered. */
+  pending: Record<string, PendingRedelivery>;
+}
+
+export interface RedeliveryPolicy {
+  /** On the first run (no state): how far back to look. */
+  lookbackSeconds: number;
+  /** Redeliveries of one event before giving up (the reconciler's other rules still close its job). */
+  maxAttempts: number;
+  /** Wait before redelivery n (n >= 1) is baseBackoffSeconds * 2^(n-1); the first one is immediate. */
+  baseBackoffSeconds: number;
+  /** Most redeliveries asked for in one run. */
+  maxPerRun: number;
+}
+
+const ok = (code: number) => code >= 200 && code < 300;
+
+/** Whether paging (newest first) may stop before `delivery`: it is older than what was read before. */
+export function readEnough(
+  delivery: HookDelivery,
+  state: RedeliveryState | undefined,
+  now: Date,
+  policy: RedeliveryPolicy,
+) {
+  const floor = state?.scannedUntil ?? new Date(now.getTime() - policy.lookbackSeconds * 1000).toISOString();
+  return Date.parse(delivery.delivered_at) < Date.parse(floor);
+}
+
+/**
+ * Folds newly read deliveries into the state and picks what to redeliver now. Returns the new state
+ * (with the chosen redeliveries counted) and the delivery ids to redeliver.
+ */
+export function planRedeliveries(
+  state: RedeliveryState | undefined,
+  deliveries: HookDelivery[],
+  now: Date,
+  policy: RedeliveryPolicy,
+): { state: RedeliveryState; redeliver: { id: number; guid: string; attempt: number }[]; gaveUp: string[] } {
+  const pending: Record<string, PendingRedelivery> = { ...(state?.pending ?? {}) };
+  const jobEvents = deliveries
+    .filter((d) => d.event === "workflow_job")
+    .sort((a, b) => Date.parse(a.delivered_at) - Date.parse(b.delivered_at));
+  for (const d of jobEvents) {
+    if (ok(d.status_code)) {
+      delete pending[d.guid];
+      continue;
+    }
+    const known = pending[d.guid];
+    // A failed original or a failed redelivery (ours): remember the newest id to redeliver.
+    if (!known || Date.parse(d.delivered_at) >= Date.parse(known.lastAt)) {
+      pending[d.guid] = {
+        id: d.id,
+        attempts: known?.attempts ?? 0,
+        lastAt: d.delivered_at,
+        action: d.action ?? undefined,
+      };
+    }
+  }
+  // A success seen at any point wins over failures read in the same batch.
+  for (const d of jobEvents) if (ok(d.status_code)) delete pending[d.guid];
+
+  const redeliver: { id: number; guid: string; attempt: number }[] = [];
+  const gaveUp: string[] = [];
+  for (const [guid, p] of Object.entries(pending).sort((a, b) => a[1].lastAt.localeCompare(b[1].lastAt))) {
+    if (p.attempts >= policy.maxAttempts) {
+      delete pending[guid];
+      gaveUp.push(guid);
+      continue;
+    }
+    const wait = p.attempts === 0 ? 0 : policy.baseBackoffSeconds * 2 ** (p.attempts - 1);
+    if (now.getTime() - Date.parse(p.lastAt) < wait * 1000 || redeliver.length >= policy.maxPerRun) continue;
+    redeliver.push({ id: p.id, guid, attempt: p.attempts + 1 });
+    pending[guid] = { ...p, attempts: p.attempts + 1, lastAt: now.toISOString() };
+  }
+  const newest = deliveries.reduce<string | undefined>(
+    (max, d) => (!max || Date.parse(d.delivered_at) > Date.parse(max) ? d.delivered_at : max),
+    state?.scannedUntil,
+  );
+  return { state: { scannedUntil: newest, pending }, redeliver, gaveUp };
+}
