@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import type { CreateFleetCommandInput, CreateFleetCommandOutput } from "@aws-sdk/client-ec2";
-import type { LaunchMessage, Market } from "../shared/job";
+import type { Market } from "../shared/job";
 import type { LabelConfig } from "../shared/label-config";
 
 /** Tag keys the fleet writes on instances (and the reconciler reads). */
@@ -26,13 +26,17 @@ export const LAUNCH_TEMPLATE_VERSION = "$Latest";
 // ---------------------------------------------------------------------------------------------
 // Grouping and limits
 
-/** Messages grouped by label config, in arrival order within each group. */
-export function groupByConfig<T extends LaunchMessage>(messages: T[]): Map<string, T[]> {
+/** Items grouped by label config (`configName`, or what `configOf` says), in order within each group. */
+export function groupByConfig<T>(
+  items: T[],
+  configOf: (item: T) => string = (item) => (item as { configName: string }).configName,
+): Map<string, T[]> {
   const groups = new Map<string, T[]>();
-  for (const message of messages) {
-    const group = groups.get(message.configName);
-    if (group) group.push(message);
-    else groups.set(message.configName, [message]);
+  for (const item of items) {
+    const name = configOf(item);
+    const group = groups.get(name);
+    if (group) group.push(item);
+    else groups.set(name, [item]);
   }
   return groups;
 }

@@ -115,6 +115,13 @@ export function loadSettings(env: Env = process.env) {
     get webhookSecretParam() {
       return r.str("WEBHOOK_SECRET_PARAM");
     },
+    /**
+     * GitHub write requests (generate-jitconfig) per minute this process allows itself; GitHub
+     * throttles JIT registration per App (about 180/min), and answers more with secondary limits.
+     */
+    get githubWritesPerMinute() {
+      return r.int("GITHUB_WRITES_PER_MINUTE", 180);
+    },
     /** Where JIT runners register: the organization or each job's repository. */
     get runnerScope() {
       return r.oneOf("RUNNER_SCOPE", ["org", "repo"] as const, "org");

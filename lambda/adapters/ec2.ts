@@ -1,0 +1,109 @@
+/**
+ * EC2: the fleet request, instance tags, termination and the stack's instances. The client's
+ * endpoint follows AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_EC2 (the sandbox in tests). The SDK's own
+ * retries (throttling, 5xx, network) resend a CreateFleet with the same ClientToken, so a retry can
+ * never launch a second fleet.
+ */
+import {
+  CreateFleetCommand,
+  type CreateFleetCommandInput,
+  CreateTagsCommand,
+  DescribeInstancesCommand,
+  EC2Client,
+  type Filter,
+  TerminateInstancesCommand,
+} from "@aws-sdk/client-ec2";
+import { type FleetResult, readFleetResult, TAGS } from "../core/fleet";
+
+let client: EC2Client | undefined;
+
+export function ec2Client(): EC2Client {
+  client ??= new EC2Client({});
+  return client;
+}
+
+/** An error of the EC2 API itself (the whole call failed), with its code. */
+export function ec2ErrorCode(error: unknown): string | undefined {
+  if (error && typeof error === "object") {
+    const e = error as { name?: string; Code?: string; code?: string };
+    return e.Code ?? e.code ?? e.name;
+  }
+  return undefined;
+}
+
+/** Runs one `instant` CreateFleet and returns its instances and per-override errors. */
+export async function createFleet(
+  input: CreateFleetCommandInput,
+): Promise<FleetResult & { fleetId?: string }> {
+  const output = await ec2Client().send(new CreateFleetCommand(input));
+  return { ...readFleetResult(output), fleetId: output.FleetId };
+}
+
+/** Adds tags to instances (one CreateTags call for all of them: the tags must be the same). */
+export async function tagInstances(instanceIds: string[], tags: Record<string, string>): Promise<void> {
+  if (instanceIds.length === 0) return;
+  await ec2Client().send(
+    new CreateTagsCommand({
+      Resources: instanceIds,
+      Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
+    }),
+  );
+}
+
+/** Terminates instances (1,000 ids per call, the API's maximum). */
+export async function terminateInstances(instanceIds: string[]): Promise<void> {
+  for (let start = 0; start < instanceIds.length; start += 1000) {
+    const chunk = instanceIds.slice(start, start + 1000);
+    await ec2Client().send(new TerminateInstancesCommand({ InstanceIds: chunk }));
+  }
+}
+
+export interface RunnerInstance {
+  instanceId: string;
+  state?: string;
+  launchTime?: Date;
+  instanceType?: string;
+  availabilityZone?: string;
+  configName?: string;
+  jobId?: string;
+  tags: Record<string, string>;
+}
+
+/**
+ * The stack's instances (tagged `runner-fleet:stack` = `stackName`) in the given states
+ * (default: pending, running, stopping, stopped), all pages.
+ */
+export async function describeRunnerInstances(
+  stackName: string,
+  states: string[] = ["pending", "running", "stopping", "stopped"],
+): Promise<RunnerInstance[]> {
+  const filters: Filter[] = [
+    { Name: `tag:${TAGS.stack}`, Values: [stackName] },
+    { Name: "instance-state-name", Values: states },
+  ];
+  const instances: RunnerInstance[] = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await ec2Client().send(
+      new DescribeInstancesCommand({ Filters: filters, NextToken: nextToken, MaxResults: 1000 }),
+    );
+    for (const reservation of page.Reservations ?? []) {
+      for (const instance of reservation.Instances ?? []) {
+        if (!instance.InstanceId) continue;
+        const tags = Object.fromEntries((instance.Tags ?? []).map((t) => [t.Key ?? "", t.Value ?? ""]));
+        instances.push({
+          instanceId: instance.InstanceId,
+          state: instance.State?.Name,
+          launchTime: instance.LaunchTime,
+          instanceType: instance.InstanceType,
+          availabilityZone: instance.Placement?.AvailabilityZone,
+          configName: tags[TAGS.config],
+          jobId: tags[TAGS.jobId],
+          tags,
+        });
+      }
+    }
+    nextToken = page.NextToken;
+  } while (nextToken);
+  return instances;
+}

@@ -1,0 +1,75 @@
+/**
+ * Label configs at run time: one JSON SSM parameter per config under `settings().labelConfigPath`,
+ * read with GetParametersByPath and kept for a short time, so a burst of launcher invocations makes
+ * one SSM call a minute rather than one per batch, and a `pulumi up` is live within that minute.
+ */
+import { GetParametersByPathCommand } from "@aws-sdk/client-ssm";
+import { z } from "zod";
+import type { LabelConfig } from "../shared/label-config";
+import { settings } from "../shared/settings";
+import { ssmClient } from "./secrets";
+
+export const LABEL_CONFIG_CACHE_MS = 60_000;
+
+/** The runtime shape, with the documented defaults for what the program may omit. */
+export const labelConfigSchema = z.object({
+  name: z.string().min(1),
+  labels: z.array(z.string()),
+  arch: z.enum(["x64", "arm64"]),
+  instanceTypes: z.array(z.string()).min(1),
+  launchTemplateId: z.string().min(1),
+  spotPolicy: z.enum(["spotOnly", "spotPreferred", "onDemandOnly"]).default("spotPreferred"),
+  spotFailuresBeforeOnDemand: z.number().int().min(0).default(1),
+  allocationStrategy: z
+    .enum(["capacity-optimized", "price-capacity-optimized", "lowest-price"])
+    .default("capacity-optimized"),
+  maxRunners: z.number().int().min(0),
+  retryOnInterruption: z.boolean().default(true),
+  runnerGroupId: z.number().int().min(1).default(1),
+}) satisfies z.ZodType<LabelConfig, unknown>;
+
+let cached: { path: string; at: number; configs: Promise<Map<string, LabelConfig>> } | undefined;
+
+async function fetchConfigs(path: string): Promise<Map<string, LabelConfig>> {
+  const configs = new Map<string, LabelConfig>();
+  let nextToken: string | undefined;
+  do {
+    const page = await ssmClient().send(
+      new GetParametersByPathCommand({ Path: path, Recursive: true, NextToken: nextToken, MaxResults: 10 }),
+    );
+    for (const parameter of page.Parameters ?? []) {
+      let raw: unknown;
+      try {
+        raw = JSON.parse(parameter.Value ?? "");
+      } catch {
+        throw new Error(`label config parameter ${parameter.Name} is not JSON`);
+      }
+      const parsed = labelConfigSchema.safeParse(raw);
+      if (!parsed.success) {
+        throw new Error(`label config parameter ${parameter.Name} is invalid: ${parsed.error.message}`);
+      }
+      configs.set(parsed.data.name, parsed.data);
+    }
+    nextToken = page.NextToken;
+  } while (nextToken);
+  return configs;
+}
+
+/** Every label config by name (cached for LABEL_CONFIG_CACHE_MS; a failed read is not cached). */
+export function loadLabelConfigs(now = Date.now()): Promise<Map<string, LabelConfig>> {
+  const path = settings().labelConfigPath;
+  if (!cached || cached.path !== path || now - cached.at > LABEL_CONFIG_CACHE_MS) {
+    const configs = fetchConfigs(path);
+    const entry = { path, at: now, configs };
+    configs.catch(() => {
+      if (cached === entry) cached = undefined;
+    });
+    cached = entry;
+  }
+  return cached.configs;
+}
+
+/** Forgets the cached configs (tests; after a deploy). */
+export function forgetLabelConfigs(): void {
+  cached = undefined;
+}

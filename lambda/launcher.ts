@@ -1,0 +1,583 @@
+/**
+ * Launcher Lambda (SQS launch queue → EC2 + GitHub), with partial batch responses.
+ *
+ * For each batch: drop messages whose job is gone or no longer `queued`; time out jobs that waited
+ * past the queue timeout; keep jobs over the runner limits waiting in the queue; claim the rest
+ * (queued → launching, conditional, so duplicates and concurrent launchers cannot double-launch);
+ * then per label config ONE `instant` CreateFleet for all its jobs, the spot fallback per policy
+ * (core/fleet.ts decideAfterFailure), and per instance a JIT registration handed off through the
+ * hand-off table. A message comes back (batchItemFailures, after a visibility delay) only when its
+ * job was released to `queued` for a later try.
+ *
+ * Concurrency assumption: the event source's MaximumConcurrency is small (2, the least SQS allows).
+ * Limits are checked before claiming and again after (claims are counted by then), and an
+ * invocation that finds a limit exceeded releases its own newest claims, so racing invocations
+ * can under-use but not exceed a limit (up to the byState index's replication lag).
+ *
+ * Crash points (each leaves a state the reconciler finishes):
+ *  1. after a claim, before CreateFleet: job `launching` without instanceId → released after the
+ *     launching timeout and re-enqueued.
+ *  2. after CreateFleet, before the instance is recorded on its job: instance tagged with the stack
+ *     and config but no job names it → reaped as an orphan; job as in 1.
+ *  3. after the record, before/while registering with GitHub: job `launching` with instanceId, no
+ *     hand-off item → instance terminated, runner (named stack-instanceId) deleted, job released.
+ *  4. after the hand-off write, before `launched`: the instance boots and runs; the job moves on
+ *     from `launching` when the runner takes it (`running` is allowed from `launching`), or as in 3.
+ */
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import pMap from "p-map";
+import { createFleet, ec2ErrorCode, tagInstances, terminateInstances } from "./adapters/ec2";
+import {
+  deleteRunner,
+  generateJitConfig,
+  githubForInstallation,
+  type JitConfig,
+  listRunners,
+  type RunnerScope,
+  scopeFor,
+} from "./adapters/github";
+import { writeHandoff } from "./adapters/handoff";
+import { countActiveJobsByConfig, getJob, transitionJob, updateJobFields } from "./adapters/jobs-table";
+import { loadLabelConfigs } from "./adapters/label-configs";
+import { delayMessage } from "./adapters/launch-queue";
+import {
+  allocateSlots,
+  assignInstances,
+  backoffSeconds,
+  buildFleetRequest,
+  classifyFleetError,
+  classifyFleetErrors,
+  clientTokenFor,
+  decideAfterFailure,
+  type FailureClass,
+  groupByConfig,
+  initialMarket,
+  type LaunchedInstance,
+  type NextStep,
+  queueTimedOut,
+  runnerNameFor,
+  TAGS,
+} from "./core/fleet";
+import type { JobRecord, LaunchMessage, Market } from "./shared/job";
+import type { LabelConfig } from "./shared/label-config";
+import { logger, MetricUnit, metrics } from "./shared/observability";
+import { settings } from "./shared/settings";
+
+/** DynamoDB and EC2 calls in flight per invocation. */
+const IO_CONCURRENCY = 16;
+/** Instances registered with GitHub at once (the GitHub adapter also paces writes per minute). */
+const REGISTER_CONCURRENCY = 16;
+/** Fields describing an instance, cleared when a job is released to the queue. */
+const INSTANCE_FIELDS = ["instanceId", "instanceType", "availabilityZone", "market", "runnerName"] as const;
+
+/** What becomes of one message: acknowledged, or back to the queue after a delay. */
+type Outcome = { kind: "done" } | { kind: "retry"; delaySeconds: number };
+const DONE: Outcome = { kind: "done" };
+
+interface Entry {
+  record: SQSRecord;
+  message: LaunchMessage;
+}
+
+interface Candidate extends Entry {
+  job: JobRecord;
+  config: LabelConfig;
+}
+
+const configOf = (c: Candidate) => c.config.name;
+
+export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
+  const outcomes = new Map<string, Outcome>();
+  try {
+    await launchBatch(event.Records, outcomes);
+  } finally {
+    metrics.publishStoredMetrics();
+  }
+  const failures = event.Records.filter((r) => outcomes.get(r.messageId)?.kind === "retry");
+  await pMap(
+    failures,
+    async (record) => {
+      const outcome = outcomes.get(record.messageId) as Extract<Outcome, { kind: "retry" }>;
+      try {
+        await delayMessage(record.receiptHandle, outcome.delaySeconds);
+      } catch (error) {
+        // The message still comes back, after the queue's visibility timeout.
+        logger.warn("could not delay a launch message", {
+          messageId: record.messageId,
+          error: String(error),
+        });
+      }
+    },
+    { concurrency: IO_CONCURRENCY },
+  );
+  return { batchItemFailures: failures.map((r) => ({ itemIdentifier: r.messageId })) };
+}
+
+async function launchBatch(records: SQSRecord[], outcomes: Map<string, Outcome>): Promise<void> {
+  const now = new Date();
+  const s = settings();
+
+  // Parse, and keep one message per job (a duplicate is acknowledged: its job is handled once).
+  const entries: Entry[] = [];
+  const seen = new Set<string>();
+  for (const record of records) {
+    const message = parseMessage(record.body);
+    if (!message || seen.has(message.jobId)) {
+      if (!message) logger.error("dropping a malformed launch message", { messageId: record.messageId });
+      outcomes.set(record.messageId, DONE);
+      continue;
+    }
+    seen.add(message.jobId);
+    entries.push({ record, message });
+  }
+
+  // Read the jobs and decide who may launch at all.
+  const configs = await loadLabelConfigs();
+  const candidates: Candidate[] = [];
+  await pMap(
+    entries,
+    async (entry) => {
+      const job = await getJob(entry.message.jobId);
+      const outcome = await screen(entry, job, configs, now);
+      if (outcome) outcomes.set(entry.record.messageId, outcome);
+      else
+        candidates.push({ ...entry, job: job as JobRecord, config: configs.get(entry.message.configName)! });
+    },
+    { concurrency: IO_CONCURRENCY },
+  );
+  if (candidates.length === 0) return;
+
+  // Limits before claiming: jobs beyond them wait in the queue.
+  const byConfig = groupByConfig(
+    candidates.sort((a, b) => queuedSince(a.job).localeCompare(queuedSince(b.job))),
+    configOf,
+  );
+  const slots = allocateSlots(
+    [...byConfig.values()].map((group) => ({
+      configName: group[0]!.config.name,
+      maxRunners: group[0]!.config.maxRunners,
+      wanted: group.length,
+    })),
+    await countActiveJobsByConfig(),
+    s.maxRunnersTotal,
+  );
+  const admitted: Candidate[] = [];
+  for (const [configName, group] of byConfig) {
+    const n = slots.get(configName) ?? 0;
+    admitted.push(...group.slice(0, n));
+    for (const waiting of group.slice(n)) outcomes.set(waiting.record.messageId, limitWait(waiting.record));
+  }
+
+  // Claim: queued → launching. Losing the race means someone else has the job.
+  const claimed: Candidate[] = [];
+  await pMap(
+    admitted,
+    async (candidate) => {
+      const job = await transitionJob(candidate.job.jobId, "launching", {
+        set: { launchingAt: now.toISOString() },
+        add: { attempts: 1 },
+        now,
+      });
+      if (job) claimed.push({ ...candidate, job });
+      else outcomes.set(candidate.record.messageId, DONE);
+    },
+    { concurrency: IO_CONCURRENCY },
+  );
+
+  // Limits after claiming: a concurrent launcher may have claimed too. Give back our newest claims.
+  const keep = await enforceLimitsAfterClaim(claimed, outcomes);
+
+  await Promise.all(
+    [...groupByConfig(keep, configOf).values()].map(async (group) => {
+      const config = group[0]!.config;
+      try {
+        for (const [messageId, outcome] of await launchGroup(config, group)) outcomes.set(messageId, outcome);
+      } catch (error) {
+        // Unexpected (DynamoDB or EC2 unreachable…): give the claims back so the retry can claim again.
+        logger.error("launch failed", { config: config.name, error: String(error) });
+        await pMap(group, (c) => releaseForRetry(c, `launch failed: ${String(error)}`, 30, outcomes), {
+          concurrency: IO_CONCURRENCY,
+        });
+      }
+    }),
+  );
+}
+
+function parseMessage(body: string): LaunchMessage | undefined {
+  try {
+    const value = JSON.parse(body) as Partial<LaunchMessage>;
+    if (typeof value.jobId === "string" && typeof value.configName === "string") {
+      return { jobId: value.jobId, configName: value.configName };
+    }
+  } catch {
+    // fall through
+  }
+  return undefined;
+}
+
+function queuedSince(job: JobRecord): string {
+  return job.queuedAt ?? job.createdAt;
+}
+
+/** Settles a message that must not launch (undefined: it may). */
+async function screen(
+  entry: Entry,
+  job: JobRecord | undefined,
+  configs: Map<string, LabelConfig>,
+  now: Date,
+): Promise<Outcome | undefined> {
+  const { jobId, configName } = entry.message;
+  if (!job) {
+    logger.warn("launch message for an unknown job", { jobId });
+    return DONE;
+  }
+  if (job.state !== "queued") return DONE;
+  const config = configs.get(job.configName ?? configName);
+  if (!config) {
+    await transitionJob(jobId, "failed", { set: { reason: `no label config named ${configName}` }, now });
+    return DONE;
+  }
+  const timeout = settings().queueTimeoutMinutes;
+  if (queueTimedOut(queuedSince(job), now, timeout)) {
+    const last = job.reason ? `; last: ${job.reason}` : "";
+    await transitionJob(jobId, "timed-out", {
+      set: {
+        reason: `no runner within the queue timeout (${timeout} min)${last}`,
+        completedAt: now.toISOString(),
+      },
+      now,
+    });
+    metrics.addMetric("JobsTimedOut", MetricUnit.Count, 1);
+    return DONE;
+  }
+  return undefined;
+}
+
+/** Delay for a job waiting for a free runner slot: grows with the message's receives. */
+function limitWait(record: SQSRecord): Outcome {
+  const receives = Number(record.attributes?.ApproximateReceiveCount ?? 1);
+  return { kind: "retry", delaySeconds: backoffSeconds(receives, { baseSeconds: 10, capSeconds: 120 }) };
+}
+
+async function enforceLimitsAfterClaim(
+  claimed: Candidate[],
+  outcomes: Map<string, Outcome>,
+): Promise<Candidate[]> {
+  if (claimed.length === 0) return claimed;
+  const active = await countActiveJobsByConfig();
+  const newestFirst = [...claimed].sort((a, b) => queuedSince(b.job).localeCompare(queuedSince(a.job)));
+  const giveBack = new Set<Candidate>();
+  for (const [configName, group] of groupByConfig(newestFirst, configOf)) {
+    const excess = (active.get(configName) ?? 0) - group[0]!.config.maxRunners;
+    for (const c of group.slice(0, Math.max(0, excess))) giveBack.add(c);
+  }
+  let totalExcess =
+    [...active.values()].reduce((a, b) => a + b, 0) - settings().maxRunnersTotal - giveBack.size;
+  for (const c of newestFirst) {
+    if (totalExcess <= 0) break;
+    if (giveBack.has(c)) continue;
+    giveBack.add(c);
+    totalExcess--;
+  }
+  await pMap(
+    [...giveBack],
+    async (c) => {
+      await transitionJob(c.job.jobId, "queued", {
+        set: { reason: "waiting for a free runner slot" },
+        add: { attempts: -1 },
+      });
+      outcomes.set(c.record.messageId, limitWait(c.record));
+    },
+    { concurrency: IO_CONCURRENCY },
+  );
+  if (giveBack.size) logger.info("gave back claims over the runner limits", { count: giveBack.size });
+  return claimed.filter((c) => !giveBack.has(c));
+}
+
+// ---------------------------------------------------------------------------------------------
+// One label config's jobs
+
+/**
+ * Launches a config's claimed jobs: spot first (or on-demand, per policy and past spot failures),
+ * then on-demand for the jobs the spot fallback moved there in this invocation.
+ */
+async function launchGroup(config: LabelConfig, group: Candidate[]): Promise<Map<string, Outcome>> {
+  const outcomes = new Map<string, Outcome>();
+  const byMarket: Record<Market, Candidate[]> = { spot: [], "on-demand": [] };
+  for (const c of group) byMarket[initialMarket(config, c.job.spotFailures ?? 0)].push(c);
+
+  const fallback = await launchOnMarket(config, "spot", byMarket.spot, outcomes);
+  await launchOnMarket(config, "on-demand", [...byMarket["on-demand"], ...fallback], outcomes);
+  return outcomes;
+}
+
+/** One CreateFleet for `jobs` on `market`; returns the jobs to launch on-demand now. */
+async function launchOnMarket(
+  config: LabelConfig,
+  market: Market,
+  jobs: Candidate[],
+  outcomes: Map<string, Outcome>,
+): Promise<Candidate[]> {
+  if (jobs.length === 0) return [];
+  const s = settings();
+  const request = buildFleetRequest({
+    config,
+    subnetIds: s.subnetIds,
+    market,
+    count: jobs.length,
+    clientToken: clientTokenFor(
+      jobs.map((c) => c.job),
+      market,
+    ),
+    stackName: s.stackName,
+  });
+
+  let instances: LaunchedInstance[] = [];
+  let failure: { class: FailureClass; detail: string } | undefined;
+  try {
+    const fleet = await createFleet(request);
+    instances = fleet.instances;
+    if (instances.length < jobs.length) {
+      const codes = fleet.errors.map((e) => e.code);
+      failure = { class: classifyFleetErrors(codes), detail: summarize(codes) };
+    }
+    logger.info("fleet", {
+      config: config.name,
+      market,
+      asked: jobs.length,
+      got: instances.length,
+      fleetId: fleet.fleetId,
+      errors: summarize(codes(fleet.errors)),
+    });
+  } catch (error) {
+    const code = ec2ErrorCode(error) ?? "Unknown";
+    failure = { class: classifyFleetError(code), detail: code };
+    logger.warn("CreateFleet failed", { config: config.name, market, asked: jobs.length, code });
+  }
+  metrics.addMetric(
+    market === "spot" ? "SpotInstancesLaunched" : "OnDemandInstancesLaunched",
+    MetricUnit.Count,
+    instances.length,
+  );
+
+  const { assigned, unserved, surplus } = assignInstances(jobs, instances);
+  if (surplus.length)
+    await terminateQuietly(
+      surplus.map((i) => i.instanceId),
+      "surplus",
+    );
+
+  const fallback: Candidate[] = [];
+  await Promise.all([
+    pMap(
+      assigned,
+      async ({ job, instance }) =>
+        outcomes.set(job.record.messageId, await registerInstance(config, job, instance)),
+      { concurrency: REGISTER_CONCURRENCY },
+    ),
+    pMap(
+      unserved,
+      async (c) => {
+        const step = decideAfterFailure({
+          config,
+          market,
+          failure: failure?.class ?? "capacity",
+          spotFailures: c.job.spotFailures ?? 0,
+          attempts: c.job.attempts ?? 1,
+          detail: failure?.detail,
+        });
+        const next = await applyStep(c, step, market, outcomes);
+        if (next) fallback.push(next);
+      },
+      { concurrency: IO_CONCURRENCY },
+    ),
+  ]);
+  return fallback;
+}
+
+function codes(errors: { code: string }[]): string[] {
+  return errors.map((e) => e.code);
+}
+
+/** `InsufficientInstanceCapacity ×6, Unsupported` */
+function summarize(list: string[]): string {
+  const counts = new Map<string, number>();
+  for (const code of list) counts.set(code, (counts.get(code) ?? 0) + 1);
+  return [...counts].map(([code, n]) => (n > 1 ? `${code} ×${n}` : code)).join(", ");
+}
+
+/** Applies a failure decision to a job; returns it (updated) when it launches on-demand now. */
+async function applyStep(
+  c: Candidate,
+  step: NextStep,
+  market: Market,
+  outcomes: Map<string, Outcome>,
+): Promise<Candidate | undefined> {
+  const jobId = c.job.jobId;
+  if (step.kind === "on-demand-now") {
+    metrics.addMetric("SpotFallbacks", MetricUnit.Count, 1);
+    const job = await updateJobFields(jobId, {
+      inStates: ["launching"],
+      add: { spotFailures: 1, attempts: 1 },
+      set: { reason: "no spot capacity: launching on-demand" },
+    });
+    if (!job) {
+      outcomes.set(c.record.messageId, DONE);
+      return undefined;
+    }
+    return { ...c, job };
+  }
+  if (step.kind === "fail") {
+    logger.error("launch failed for good", { jobId, config: c.config.name, market, reason: step.reason });
+    metrics.addMetric("LaunchConfigurationErrors", MetricUnit.Count, 1);
+    await transitionJob(jobId, "failed", {
+      set: { reason: step.reason, completedAt: new Date().toISOString() },
+    });
+    outcomes.set(c.record.messageId, DONE);
+    return undefined;
+  }
+  await releaseForRetry(c, step.reason, step.delaySeconds, outcomes, step.countSpotFailure);
+  return undefined;
+}
+
+/** Back to `queued` with the reason; its message returns after `delaySeconds`. */
+async function releaseForRetry(
+  c: Candidate,
+  reason: string,
+  delaySeconds: number,
+  outcomes: Map<string, Outcome>,
+  countSpotFailure = false,
+): Promise<void> {
+  try {
+    await transitionJob(c.job.jobId, "queued", {
+      set: { reason },
+      remove: [...INSTANCE_FIELDS],
+      ...(countSpotFailure ? { add: { spotFailures: 1 } } : {}),
+    });
+  } catch (error) {
+    // Still launching: the reconciler releases it after the launching timeout.
+    logger.error("could not release a job", { jobId: c.job.jobId, error: String(error) });
+  }
+  outcomes.set(c.record.messageId, { kind: "retry", delaySeconds });
+}
+
+// ---------------------------------------------------------------------------------------------
+// One instance
+
+/**
+ * Records the instance on its job, registers a JIT runner for it and hands the config off; on a
+ * failure the instance is terminated and the job released, so no instance runs unregistered.
+ */
+async function registerInstance(
+  config: LabelConfig,
+  c: Candidate,
+  instance: LaunchedInstance,
+): Promise<Outcome> {
+  const { jobId } = c.job;
+  const { instanceId } = instance;
+  const s = settings();
+  const runnerName = runnerNameFor(s.stackName, instanceId);
+
+  const recorded = await updateJobFields(jobId, {
+    inStates: ["launching"],
+    set: {
+      instanceId,
+      instanceType: instance.instanceType,
+      availabilityZone: instance.availabilityZone,
+      market: instance.market,
+      runnerName,
+    },
+  }).catch((error) => {
+    logger.error("could not record an instance", { jobId, instanceId, error: String(error) });
+    return undefined;
+  });
+  if (!recorded) {
+    // The job moved on meanwhile (cancelled, or timed out by the reconciler): nobody needs this one.
+    await terminateQuietly([instanceId], "job moved on");
+    return DONE;
+  }
+
+  // The job id tag is for people and the reconciler; the ledger (byInstance) is the source of truth.
+  const tagged = tagInstances([instanceId], { [TAGS.jobId]: jobId }).catch((error) =>
+    logger.warn("could not tag an instance", { instanceId, error: String(error) }),
+  );
+
+  const scope = scopeFor(c.job);
+  let jit: JitConfig;
+  try {
+    if (s.githubAuthMode === "app" && !c.job.installationId) {
+      throw new Error("the job has no GitHub App installation id");
+    }
+    jit = await registerRunner(c.job, scope, config, runnerName);
+  } catch (error) {
+    const status = (error as { status?: number }).status;
+    logger.warn("JIT registration failed", { jobId, instanceId, status, error: String(error) });
+    metrics.addMetric("JitRegistrationFailures", MetricUnit.Count, 1);
+    await tagged;
+    await terminateQuietly([instanceId], "no JIT config");
+    return releaseAfterRegistrationFailure(c, `JIT registration failed${status ? ` (HTTP ${status})` : ""}`);
+  }
+
+  try {
+    await writeHandoff({ instanceId, jobId, jitConfig: jit.encodedJitConfig, runnerName });
+  } catch (error) {
+    logger.error("hand-off write failed", { jobId, instanceId, error: String(error) });
+    await tagged;
+    await terminateQuietly([instanceId], "no hand-off");
+    await githubForInstallation(c.job.installationId)
+      .then((gh) => deleteRunner(gh, scope, jit.runnerId))
+      .catch(() => undefined);
+    return releaseAfterRegistrationFailure(c, "hand-off write failed");
+  }
+
+  const launched = await transitionJob(jobId, "launched", {
+    set: { launchedAt: new Date().toISOString(), runnerId: jit.runnerId },
+  }).catch(() => undefined);
+  if (!launched) {
+    // Already `running` (the runner was quicker than us) or ended: the instance is registered and
+    // runs one job or idles out; the reconciler reaps it if needed.
+    logger.info("job moved on before launched was recorded", { jobId, instanceId });
+  }
+  await tagged;
+  return DONE;
+}
+
+/** generate-jitconfig; a name already taken (409: an earlier try registered it) is freed once. */
+async function registerRunner(
+  job: JobRecord,
+  scope: RunnerScope,
+  config: LabelConfig,
+  runnerName: string,
+): Promise<JitConfig> {
+  const gh = await githubForInstallation(job.installationId);
+  const request = {
+    name: runnerName,
+    runnerGroupId: config.runnerGroupId,
+    labels: job.labels.length ? job.labels : config.labels,
+  };
+  try {
+    return await generateJitConfig(gh, scope, request);
+  } catch (error) {
+    if ((error as { status?: number }).status !== 409) throw error;
+    for (const runner of await listRunners(gh, scope, { name: runnerName })) {
+      if (runner.name === runnerName) await deleteRunner(gh, scope, runner.id);
+    }
+    return generateJitConfig(gh, scope, request);
+  }
+}
+
+async function releaseAfterRegistrationFailure(c: Candidate, reason: string): Promise<Outcome> {
+  const outcomes = new Map<string, Outcome>();
+  await releaseForRetry(c, reason, backoffSeconds(c.job.attempts ?? 1), outcomes);
+  return outcomes.get(c.record.messageId) ?? { kind: "retry", delaySeconds: 30 };
+}
+
+async function terminateQuietly(instanceIds: string[], why: string): Promise<void> {
+  try {
+    await terminateInstances(instanceIds);
+    logger.info("terminated instances", { why, instanceIds });
+  } catch (error) {
+    // Left for the reconciler's orphan reaping (stack-tagged instance without a live job).
+    logger.error("could not terminate instances", { why, instanceIds, error: String(error) });
+  }
+}
