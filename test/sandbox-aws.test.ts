@@ -1,0 +1,544 @@
+/**
+ * The sandbox's AWS side, driven by the real SDK v3 clients: each fake must serialize, parse and
+ * behave like the service (visibility, redrive, MD5, idempotent CreateFleet, partial fleets,
+ * throttling, error classes, pagination), or every test built on it tests the wrong thing.
+ */
+import { createHash } from "node:crypto";
+import {
+  ConditionalCheckFailedException,
+  DescribeTableCommand,
+  DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  UpdateItemCommand,
+} from "@aws-sdk/client-dynamodb";
+import {
+  ChangeMessageVisibilityCommand,
+  DeleteMessageBatchCommand,
+  DeleteMessageCommand,
+  GetQueueAttributesCommand,
+  GetQueueUrlCommand,
+  PurgeQueueCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  SendMessageCommand,
+  SQSClient,
+} from "@aws-sdk/client-sqs";
+import {
+  DeleteParametersCommand,
+  GetParameterCommand,
+  GetParametersCommand,
+  PutParameterCommand,
+  paginateGetParametersByPath,
+  SSMClient,
+} from "@aws-sdk/client-ssm";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { JOBS_TABLE } from "../lambda/shared/tables";
+import { type Sandbox, startSandbox } from "./sandbox";
+import { md5OfMessageAttributes } from "./sandbox/sqs";
+
+let sandbox: Sandbox;
+let dynamo: DynamoDBClient;
+let sqs: SQSClient;
+let ssm: SSMClient;
+
+/** Clients as a test would build them: endpoint and credentials from the sandbox, no retries. */
+function config(endpoint: string) {
+  return { region: sandbox.region, endpoint, credentials: sandbox.credentials, maxAttempts: 1 };
+}
+
+async function errorOf(
+  promise: Promise<unknown>,
+): Promise<Error & { $metadata?: { httpStatusCode?: number } }> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error("expected the call to fail");
+}
+
+beforeAll(async () => {
+  sandbox = await startSandbox();
+  dynamo = new DynamoDBClient(config(sandbox.endpoints.dynamodb));
+  sqs = new SQSClient(config(sandbox.endpoints.sqs));
+  ssm = new SSMClient(config(sandbox.endpoints.ssm));
+});
+
+afterAll(async () => {
+  dynamo.destroy();
+  sqs.destroy();
+  ssm.destroy();
+  await sandbox.close();
+});
+
+beforeEach(() => sandbox.reset());
+
+describe("environment", () => {
+  it("points clients built from the environment at the sandbox, and restores the environment", async () => {
+    const before = process.env.AWS_ENDPOINT_URL_SSM;
+    const restore = sandbox.useEnv({ EXTRA_SETTING: "x" });
+    try {
+      expect(process.env.AWS_ENDPOINT_URL_SSM).toBe(sandbox.endpoints.ssm);
+      expect(process.env.EXTRA_SETTING).toBe("x");
+      sandbox.ssm.put("/env/probe", "v");
+      const fromEnv = new SSMClient({});
+      const { Parameter } = await fromEnv.send(new GetParameterCommand({ Name: "/env/probe" }));
+      fromEnv.destroy();
+      expect(Parameter?.Value).toBe("v");
+      expect(sandbox.callsTo("ssm", "GetParameter")).toHaveLength(1);
+    } finally {
+      restore();
+    }
+    expect(process.env.AWS_ENDPOINT_URL_SSM).toBe(before);
+    expect(process.env.EXTRA_SETTING).toBeUndefined();
+  });
+
+  it("closes without leaving a server or socket open", async () => {
+    const count = (prefix: string) =>
+      process.getActiveResourcesInfo().filter((r) => r.startsWith(prefix)).length;
+    const [servers, sockets] = [count("TCPServerWrap"), count("TCPSocketWrap")];
+    const other = await startSandbox();
+    const client = new SQSClient(config(other.endpoints.sqs));
+    const { url } = other.createQueue("probe");
+    await client.send(new SendMessageCommand({ QueueUrl: url, MessageBody: "x" }));
+    await client.send(new ReceiveMessageCommand({ QueueUrl: url, WaitTimeSeconds: 0 }));
+    client.destroy();
+    await other.close();
+    // libuv releases a closed handle on a later turn of the loop: give it a few.
+    for (let i = 0; i < 20 && count("TCPServerWrap") > servers; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(count("TCPServerWrap")).toBe(servers);
+    expect(count("TCPSocketWrap")).toBeLessThanOrEqual(sockets);
+  });
+});
+
+describe("DynamoDB (dynalite)", () => {
+  it("creates the jobs and hand-off tables with the stack's keys and indexes", async () => {
+    const tables = await sandbox.createTables("keys");
+    expect(tables).toEqual({ jobs: "keys-jobs", handoff: "keys-handoff" });
+    const { Table } = await dynamo.send(new DescribeTableCommand({ TableName: tables.jobs }));
+    expect(Table?.KeySchema).toEqual([{ AttributeName: "jobId", KeyType: "HASH" }]);
+    const indexes = Object.fromEntries(
+      (Table?.GlobalSecondaryIndexes ?? []).map((i) => [
+        i.IndexName,
+        i.KeySchema?.map((k) => k.AttributeName),
+      ]),
+    );
+    for (const index of JOBS_TABLE.indexes) {
+      expect(indexes[index.name]).toEqual([index.hashKey, index.rangeKey].filter(Boolean));
+    }
+    // Same prefix again keeps the tables instead of failing.
+    await expect(sandbox.createTables("keys")).resolves.toEqual(tables);
+  });
+
+  it("supports conditional writes, ReturnValues, GSI queries and Select COUNT as the ledger uses them", async () => {
+    const { jobs } = await sandbox.createTables("ledger");
+    const put = (jobId: string, state: string, extra: Record<string, { S: string }> = {}) =>
+      dynamo.send(
+        new PutItemCommand({
+          TableName: jobs,
+          Item: {
+            jobId: { S: jobId },
+            state: { S: state },
+            updatedAt: { S: `2026-01-01T00:00:0${jobId}Z` },
+            ...extra,
+          },
+          ConditionExpression: "attribute_not_exists(jobId)",
+        }),
+      );
+    await put("1", "queued");
+    await put("2", "queued");
+    await put("3", "launched", { instanceId: { S: "i-03" } });
+    const duplicate = await errorOf(put("1", "queued"));
+    expect(duplicate).toBeInstanceOf(ConditionalCheckFailedException);
+
+    const { Attributes } = await dynamo.send(
+      new UpdateItemCommand({
+        TableName: jobs,
+        Key: { jobId: { S: "2" } },
+        UpdateExpression: "SET #s = :to, instanceId = :i ADD attempts :one",
+        ConditionExpression: "#s IN (:q, :l)",
+        ExpressionAttributeNames: { "#s": "state" },
+        ExpressionAttributeValues: {
+          ":to": { S: "launching" },
+          ":i": { S: "i-02" },
+          ":one": { N: "1" },
+          ":q": { S: "queued" },
+          ":l": { S: "launched" },
+        },
+        ReturnValues: "ALL_NEW",
+      }),
+    );
+    expect(Attributes).toMatchObject({
+      state: { S: "launching" },
+      attempts: { N: "1" },
+      instanceId: { S: "i-02" },
+    });
+
+    const count = await dynamo.send(
+      new QueryCommand({
+        TableName: jobs,
+        IndexName: "byState",
+        KeyConditionExpression: "#s = :s AND updatedAt < :before",
+        ExpressionAttributeNames: { "#s": "state" },
+        ExpressionAttributeValues: { ":s": { S: "queued" }, ":before": { S: "2026-01-01T00:00:09Z" } },
+        Select: "COUNT",
+      }),
+    );
+    expect(count.Count).toBe(1);
+    expect(count.Items).toBeUndefined();
+
+    const byInstance = await dynamo.send(
+      new QueryCommand({
+        TableName: jobs,
+        IndexName: "byInstance",
+        KeyConditionExpression: "instanceId = :i",
+        ExpressionAttributeValues: { ":i": { S: "i-02" } },
+      }),
+    );
+    expect(byInstance.Items?.map((i) => i.jobId?.S)).toEqual(["2"]);
+    expect(sandbox.callsTo("dynamodb", "PutItem").map((c) => c.errorCode)).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      "ConditionalCheckFailedException",
+    ]);
+  });
+
+  it("injects faults in front of dynalite, and reset() empties the tables", async () => {
+    const { jobs } = await sandbox.createTables("faults");
+    await dynamo.send(new PutItemCommand({ TableName: jobs, Item: { jobId: { S: "a" } } }));
+    sandbox.faults.fail(
+      "dynamodb",
+      "GetItem",
+      { code: "ProvisionedThroughputExceededException" },
+      { times: 1 },
+    );
+    const error = await errorOf(
+      dynamo.send(new GetItemCommand({ TableName: jobs, Key: { jobId: { S: "a" } } })),
+    );
+    expect(error.name).toBe("ProvisionedThroughputExceededException");
+    const { Item } = await dynamo.send(new GetItemCommand({ TableName: jobs, Key: { jobId: { S: "a" } } }));
+    expect(Item?.jobId?.S).toBe("a");
+
+    await sandbox.reset();
+    const after = await dynamo.send(new GetItemCommand({ TableName: jobs, Key: { jobId: { S: "a" } } }));
+    expect(after.Item).toBeUndefined();
+    expect(sandbox.calls).toHaveLength(1);
+  });
+});
+
+describe("SQS", () => {
+  it("sends and receives with correct MD5 digests of body and attributes", async () => {
+    const { url } = sandbox.createQueue("md5");
+    const sent = await sqs.send(
+      new SendMessageCommand({
+        QueueUrl: url,
+        MessageBody: "héllo wörld",
+        MessageAttributes: { kind: { DataType: "String", StringValue: "launch" } },
+      }),
+    );
+    // The SDK already rejected a wrong body digest; check the attribute digest against AWS's example.
+    expect(sent.MD5OfMessageAttributes).toBe(
+      md5OfMessageAttributes({ kind: { DataType: "String", StringValue: "launch" } }),
+    );
+    const { Messages } = await sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: url,
+        MessageAttributeNames: ["All"],
+        MessageSystemAttributeNames: ["All"],
+      }),
+    );
+    expect(Messages).toHaveLength(1);
+    expect(Messages?.[0]).toMatchObject({ MessageId: sent.MessageId, Body: "héllo wörld" });
+    expect(Messages?.[0]?.MessageAttributes?.kind?.StringValue).toBe("launch");
+    expect(Messages?.[0]?.Attributes?.ApproximateReceiveCount).toBe("1");
+  });
+
+  it("digests message attributes the way SQS documents", () => {
+    // Independent check of the encoding: name, type, transport byte 1, value; all length-prefixed.
+    const expected = (() => {
+      const lp = (s: string) => {
+        const b = Buffer.from(s);
+        const l = Buffer.alloc(4);
+        l.writeUInt32BE(b.length);
+        return [l, b];
+      };
+      const bytes = Buffer.concat([
+        ...lp("a"),
+        ...lp("Number"),
+        Buffer.from([1]),
+        ...lp("1"),
+        ...lp("b"),
+        ...lp("String"),
+        Buffer.from([1]),
+        ...lp("x"),
+      ]);
+      return createHash("md5").update(bytes).digest("hex");
+    })();
+    expect(
+      md5OfMessageAttributes({
+        b: { DataType: "String", StringValue: "x" },
+        a: { DataType: "Number", StringValue: "1" },
+      }),
+    ).toBe(expected);
+  });
+
+  it("hides a received message for its visibility timeout and counts receives", async () => {
+    const { url } = sandbox.createQueue("visibility");
+    await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: "job-1" }));
+    const first = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, VisibilityTimeout: 30 }));
+    expect(first.Messages).toHaveLength(1);
+    expect((await sqs.send(new ReceiveMessageCommand({ QueueUrl: url }))).Messages ?? []).toHaveLength(0);
+    const attributes = await sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ["All"] }),
+    );
+    expect(attributes.Attributes).toMatchObject({
+      ApproximateNumberOfMessages: "0",
+      ApproximateNumberOfMessagesNotVisible: "1",
+    });
+
+    sandbox.clock.advance(30_000);
+    const second = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: url, MessageSystemAttributeNames: ["ApproximateReceiveCount"] }),
+    );
+    expect(second.Messages?.[0]?.Attributes?.ApproximateReceiveCount).toBe("2");
+    expect(second.Messages?.[0]?.ReceiptHandle).not.toBe(first.Messages?.[0]?.ReceiptHandle);
+
+    // A stale receipt handle cannot extend the new receive; the current one can, and 0 releases it.
+    const stale = await errorOf(
+      sqs.send(
+        new ChangeMessageVisibilityCommand({
+          QueueUrl: url,
+          ReceiptHandle: first.Messages![0]!.ReceiptHandle!,
+          VisibilityTimeout: 60,
+        }),
+      ),
+    );
+    expect(stale.name).toBe("MessageNotInflight");
+    await sqs.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: url,
+        ReceiptHandle: second.Messages![0]!.ReceiptHandle!,
+        VisibilityTimeout: 0,
+      }),
+    );
+    const third = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url }));
+    await sqs.send(
+      new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: third.Messages![0]!.ReceiptHandle! }),
+    );
+    expect(sandbox.sqs.messages(url)).toEqual([]);
+    const invalid = await errorOf(
+      sqs.send(new DeleteMessageCommand({ QueueUrl: url, ReceiptHandle: "bogus" })),
+    );
+    expect(invalid.name).toBe("ReceiptHandleIsInvalid");
+  });
+
+  it("delays messages by DelaySeconds", async () => {
+    const { url } = sandbox.createQueue("delay");
+    await sqs.send(
+      new SendMessageBatchCommand({
+        QueueUrl: url,
+        Entries: [
+          { Id: "a", MessageBody: "later", DelaySeconds: 5 },
+          { Id: "b", MessageBody: "now" },
+        ],
+      }),
+    );
+    const now = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10 }));
+    expect(now.Messages?.map((m) => m.Body)).toEqual(["now"]);
+    const { Attributes } = await sqs.send(
+      new GetQueueAttributesCommand({
+        QueueUrl: url,
+        AttributeNames: ["ApproximateNumberOfMessagesDelayed"],
+      }),
+    );
+    expect(Attributes).toEqual({ ApproximateNumberOfMessagesDelayed: "1" });
+    sandbox.clock.advance(5_000);
+    const later = await sqs.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10 }));
+    expect(later.Messages?.map((m) => m.Body)).toEqual(["later"]);
+  });
+
+  it("moves a message to the DLQ after maxReceiveCount receives", async () => {
+    const queue = sandbox.createQueue("redrive", { dlq: { maxReceiveCount: 2 } });
+    await sqs.send(new SendMessageCommand({ QueueUrl: queue.url, MessageBody: "poison" }));
+    for (let i = 0; i < 2; i++) {
+      expect(
+        (await sqs.send(new ReceiveMessageCommand({ QueueUrl: queue.url, VisibilityTimeout: 1 }))).Messages,
+      ).toHaveLength(1);
+      sandbox.clock.advance(1_000);
+    }
+    expect((await sqs.send(new ReceiveMessageCommand({ QueueUrl: queue.url }))).Messages ?? []).toHaveLength(
+      0,
+    );
+    expect(sandbox.sqs.messages(queue.url)).toEqual([]);
+    expect(sandbox.sqs.messages(queue.dlqUrl!).map((m) => m.body)).toEqual(["poison"]);
+    const { Attributes } = await sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: queue.url, AttributeNames: ["RedrivePolicy"] }),
+    );
+    expect(JSON.parse(Attributes!.RedrivePolicy!)).toEqual({
+      deadLetterTargetArn: queue.dlqArn,
+      maxReceiveCount: 2,
+    });
+  });
+
+  it("long-polls until a message arrives", async () => {
+    const { url } = sandbox.createQueue("longpoll");
+    const started = Date.now();
+    const receiving = sqs.send(new ReceiveMessageCommand({ QueueUrl: url, WaitTimeSeconds: 5 }));
+    setTimeout(() => sandbox.sqs.send(url, "late"), 150);
+    const { Messages } = await receiving;
+    expect(Messages?.map((m) => m.Body)).toEqual(["late"]);
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it("batches: limits, per-entry failures, batch delete, purge", async () => {
+    const { url } = sandbox.createQueue("batch");
+    const entries = Array.from({ length: 11 }, (_, i) => ({ Id: String(i), MessageBody: `m${i}` }));
+    expect(
+      (await errorOf(sqs.send(new SendMessageBatchCommand({ QueueUrl: url, Entries: entries })))).name,
+    ).toBe("TooManyEntriesInBatchRequest");
+    sandbox.faults.fail(
+      "sqs",
+      "SendMessageBatch",
+      { code: "InternalError", status: 500, inline: true },
+      {
+        when: (r) => r.part?.Id === "3",
+      },
+    );
+    const sent = await sqs.send(
+      new SendMessageBatchCommand({ QueueUrl: url, Entries: entries.slice(0, 10) }),
+    );
+    expect(sent.Successful).toHaveLength(9);
+    expect(sent.Failed).toEqual([
+      { Id: "3", SenderFault: false, Code: "InternalError", Message: "InternalError" },
+    ]);
+
+    const { Messages = [] } = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10 }),
+    );
+    expect(Messages).toHaveLength(9);
+    const deleted = await sqs.send(
+      new DeleteMessageBatchCommand({
+        QueueUrl: url,
+        Entries: Messages.slice(0, 4).map((m, i) => ({ Id: `d${i}`, ReceiptHandle: m.ReceiptHandle! })),
+      }),
+    );
+    expect(deleted.Successful).toHaveLength(4);
+    expect(sandbox.sqs.messages(url)).toHaveLength(5);
+    await sqs.send(new PurgeQueueCommand({ QueueUrl: url }));
+    expect(sandbox.sqs.messages(url)).toHaveLength(0);
+    expect((await errorOf(sqs.send(new PurgeQueueCommand({ QueueUrl: url })))).name).toBe(
+      "PurgeQueueInProgress",
+    );
+  });
+
+  it("raises QueueDoesNotExist and the throttling error as SDK exceptions", async () => {
+    const missing = await errorOf(sqs.send(new GetQueueUrlCommand({ QueueName: "nope" })));
+    expect(missing.name).toBe("QueueDoesNotExist");
+    expect(missing.$metadata?.httpStatusCode).toBe(400);
+    const { url } = sandbox.createQueue("throttled");
+    sandbox.faults.throttle("sqs", "SendMessage", { burst: 2, perSecond: 0 });
+    await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: "1" }));
+    await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: "2" }));
+    const throttled = await errorOf(sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: "3" })));
+    expect(throttled.name).toBe("RequestThrottled");
+    expect(sandbox.callsTo("sqs", "SendMessage").map((c) => c.status)).toEqual([200, 200, 400]);
+  });
+
+  it("builds SQS events from real receives and settles them like the event source mapping", async () => {
+    const { url, arn } = sandbox.createQueue("event");
+    for (const body of ["a", "b", "c"]) sandbox.sqs.send(url, body);
+    const event = sandbox.sqs.event(url, 10, { visibilityTimeout: 60 });
+    expect(event.Records.map((r) => r.body).sort()).toEqual(["a", "b", "c"]);
+    expect(event.Records[0]).toMatchObject({
+      eventSource: "aws:sqs",
+      eventSourceARN: arn,
+      attributes: { ApproximateReceiveCount: "1" },
+    });
+    const failed = event.Records.find((r) => r.body === "b")!;
+    const deleted = sandbox.sqs.settle(url, event.Records, {
+      batchItemFailures: [{ itemIdentifier: failed.messageId }],
+    });
+    expect(deleted).toHaveLength(2);
+    expect(sandbox.sqs.messages(url).map((m) => [m.body, m.inFlight])).toEqual([["b", true]]);
+    // The handle in the event is a real one: the SDK can extend it.
+    await sqs.send(
+      new ChangeMessageVisibilityCommand({
+        QueueUrl: url,
+        ReceiptHandle: failed.receiptHandle,
+        VisibilityTimeout: 0,
+      }),
+    );
+    expect(sandbox.sqs.messages(url)[0]?.visible).toBe(true);
+  });
+});
+
+describe("SSM", () => {
+  it("keeps SecureString values opaque unless read WithDecryption, and versions overwrites", async () => {
+    await ssm.send(new PutParameterCommand({ Name: "/fleet/secret", Value: "s3cr3t", Type: "SecureString" }));
+    const plain = await ssm.send(new GetParameterCommand({ Name: "/fleet/secret" }));
+    expect(plain.Parameter?.Value).not.toContain("s3cr3t");
+    const decrypted = await ssm.send(
+      new GetParameterCommand({ Name: "/fleet/secret", WithDecryption: true }),
+    );
+    expect(decrypted.Parameter).toMatchObject({ Value: "s3cr3t", Type: "SecureString", Version: 1 });
+
+    const exists = await errorOf(
+      ssm.send(new PutParameterCommand({ Name: "/fleet/secret", Value: "x", Type: "SecureString" })),
+    );
+    expect(exists.name).toBe("ParameterAlreadyExists");
+    const { Version } = await ssm.send(
+      new PutParameterCommand({ Name: "/fleet/secret", Value: "rotated", Overwrite: true }),
+    );
+    expect(Version).toBe(2);
+    expect(sandbox.ssm.get("/fleet/secret")).toBe("rotated");
+  });
+
+  it("raises ParameterNotFound, and reports unknown names in GetParameters/DeleteParameters", async () => {
+    const missing = await errorOf(ssm.send(new GetParameterCommand({ Name: "/nope" })));
+    expect(missing.name).toBe("ParameterNotFound");
+    sandbox.ssm.put("/a", "1");
+    const got = await ssm.send(new GetParametersCommand({ Names: ["/a", "/b"] }));
+    expect(got.Parameters?.map((p) => p.Name)).toEqual(["/a"]);
+    expect(got.InvalidParameters).toEqual(["/b"]);
+    const deleted = await ssm.send(new DeleteParametersCommand({ Names: ["/a", "/b"] }));
+    expect(deleted).toMatchObject({ DeletedParameters: ["/a"], InvalidParameters: ["/b"] });
+  });
+
+  it("lists a path, recursively or not, across pages", async () => {
+    for (let i = 0; i < 7; i++) sandbox.ssm.put(`/fleet/configs/c${i}`, `{"n":${i}}`);
+    sandbox.ssm.put("/fleet/configs/nested/deep", "d");
+    sandbox.ssm.put("/fleet/other", "o");
+    const names = async (recursive: boolean) => {
+      const found: string[] = [];
+      for await (const page of paginateGetParametersByPath(
+        { client: ssm, pageSize: 3 },
+        { Path: "/fleet/configs", Recursive: recursive },
+      )) {
+        expect(page.Parameters?.length ?? 0).toBeLessThanOrEqual(3);
+        found.push(...(page.Parameters ?? []).map((p) => p.Name!));
+      }
+      return found;
+    };
+    expect(await names(false)).toEqual([0, 1, 2, 3, 4, 5, 6].map((i) => `/fleet/configs/c${i}`));
+    expect(await names(true)).toContain("/fleet/configs/nested/deep");
+    expect(sandbox.callsTo("ssm", "GetParametersByPath").length).toBeGreaterThanOrEqual(6);
+  });
+
+  it("answers an injected throttle and latency", async () => {
+    sandbox.ssm.put("/slow", "v");
+    sandbox.faults.latency("ssm", "GetParameter", 120);
+    const started = Date.now();
+    await ssm.send(new GetParameterCommand({ Name: "/slow" }));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(110);
+    sandbox.faults.clear();
+    sandbox.faults.throttle("ssm", "*", { burst: 1, perSecond: 0 });
+    await ssm.send(new GetParameterCommand({ Name: "/slow" }));
+    expect((await errorOf(ssm.send(new GetParameterCommand({ Name: "/slow" })))).name).toBe(
+      "ThrottlingException",
+    );
+  });
+});
