@@ -228,3 +228,55 @@ export async function findJobByInstance(
   const item = result.Items?.[0];
   return item ? (unmarshall(item) as JobRecord) : undefined;
 }
+
+/**
+ * Takes the right to send a queued job's launch message (the webhook's duplicate deliveries): only
+ * while the job is still `queued`, has not been enqueued (no `enqueuedAt`), and nobody holds a claim
+ * taken after `staleBefore`. Exactly one of many concurrent callers wins. Returns whether it did.
+ */
+export async function claimJobEnqueue(
+  jobId: string,
+  options: { now: Date; staleBefore: Date; table?: string },
+): Promise<boolean> {
+  try {
+    await dynamoClient().send(
+      new UpdateItemCommand({
+        TableName: options.table ?? settings().jobsTable,
+        Key: marshall({ jobId }),
+        UpdateExpression: "SET #claim = :now",
+        ConditionExpression:
+          "#state = :queued AND attribute_not_exists(#enqueued) AND " +
+          "(attribute_not_exists(#claim) OR #claim < :stale)",
+        ExpressionAttributeNames: {
+          "#state": "state",
+          "#enqueued": "enqueuedAt",
+          "#claim": "enqueueClaimedAt",
+        },
+        ExpressionAttributeValues: marshall({
+          ":queued": "queued",
+          ":now": options.now.toISOString(),
+          ":stale": options.staleBefore.toISOString(),
+        }),
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return false;
+    throw error;
+  }
+}
+
+/** Records that the job's launch message was sent (ends the claim), whatever state the job is in by now. */
+export async function markJobEnqueued(jobId: string, options: { now?: Date; table?: string } = {}) {
+  const now = options.now ?? new Date();
+  await updateJobFields(jobId, {
+    set: { enqueuedAt: now.toISOString() },
+    remove: ["enqueueClaimedAt"],
+    ...options,
+  });
+}
+
+/** Gives up a claim after the launch message could not be sent, so the next delivery may try at once. */
+export async function releaseJobEnqueue(jobId: string, table?: string) {
+  await updateJobFields(jobId, { remove: ["enqueueClaimedAt"], inStates: ["queued"], table });
+}

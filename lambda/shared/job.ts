@@ -81,6 +81,13 @@ export interface JobRecord {
   /** Why the job is failed / timed-out / was retried, for the on-call. */
   reason?: string;
   queuedAt?: string;
+  /**
+   * Webhook intake (lambda/webhook.ts): when the launch message was sent, and the claim of the one
+   * delivery currently sending it (a lease: see claimJobEnqueue in adapters/jobs-table.ts). A `queued`
+   * job without `enqueuedAt` whose claim is stale has no launch message: the reconciler re-enqueues it.
+   */
+  enqueuedAt?: string;
+  enqueueClaimedAt?: string;
   launchingAt?: string;
   launchedAt?: string;
   startedAt?: string;

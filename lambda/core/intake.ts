@@ -1,0 +1,254 @@
+/**
+ * Webhook intake: from a verified delivery (event name, delivery id, raw body) to a decision the
+ * handler carries out. Pure: no I/O, the clock is an argument.
+ *
+ * To handle another workflow_job action (or change what one does), add or edit its entry in
+ * ACTION_PLANS: every plan is data (create / transition / update-while), executed generically by
+ * lambda/webhook.ts with conditional writes, so out-of-order and duplicate deliveries stay safe.
+ */
+import * as z from "zod/mini";
+import type { JobRecord, JobState } from "../shared/job";
+import type { LabelRoute } from "../shared/label-config";
+import { routeJob } from "./routing";
+
+/** A job item as intake builds it; the writer adds the TTL (expiresAt). */
+export type NewJob = Omit<JobRecord, "expiresAt">;
+
+/** Conditional writes for one delivery, tried in this order until one applies. */
+export interface RecordPlan {
+  /** Move the job to `to` (if the state machine allows it from its current state), setting `set`. */
+  transition?: { to: JobState; set: Partial<JobRecord> };
+  /**
+   * When the job was never seen: create it (directly in its final state, so a later, out-of-order
+   * `queued` finds it and cannot launch it again). Tried after `transition`, which is retried once if
+   * the create loses a race to another delivery of the same job.
+   */
+  createIfMissing?: NewJob;
+  /** Otherwise: set fields without a state change while the job is in one of `inStates`. */
+  update?: { inStates: readonly JobState[]; set: Partial<JobRecord> };
+}
+
+export type Intake =
+  /** 400: the signed body is not what it claims to be. */
+  | { kind: "reject"; reason: string }
+  /** 200: GitHub's hook check. */
+  | { kind: "pong" }
+  /** 202: not for us (other event or action, labels that route to no config). */
+  | { kind: "ignore"; reason: string; job?: JobSummary }
+  /** `queued`: create the job item and enqueue its launch (see lambda/webhook.ts for the protocol). */
+  | { kind: "launch"; job: NewJob }
+  /** Other actions: record what GitHub reports on the job. */
+  | { kind: "record"; action: WorkflowJobAction; job: JobSummary; plan: RecordPlan };
+
+/** What logs and responses say about a job. */
+export interface JobSummary {
+  jobId: string;
+  repo: string;
+  configName?: string;
+}
+
+export const WORKFLOW_JOB_ACTIONS = ["queued", "waiting", "in_progress", "completed"] as const;
+export type WorkflowJobAction = (typeof WORKFLOW_JOB_ACTIONS)[number];
+
+/**
+ * How long one delivery's claim on sending a job's launch message stands before another delivery may
+ * take over (it outlives the webhook Lambda's timeout, so it only expires when its holder is gone).
+ */
+export const ENQUEUE_CLAIM_SECONDS = 60;
+
+export interface IntakeContext {
+  routes: readonly LabelRoute[];
+  requiredLabel: string;
+  now: Date;
+}
+
+export interface Delivery {
+  /** X-GitHub-Event */
+  event: string | undefined;
+  /** X-GitHub-Delivery */
+  deliveryId: string | undefined;
+  /** The raw (already verified, base64-decoded) body. */
+  body: string;
+}
+
+// Only the fields intake uses are validated; GitHub adds fields over time and those pass through.
+const positiveInt = z.int().check(z.positive());
+const WorkflowJobPayload = z.object({
+  action: z.string(),
+  workflow_job: z.object({
+    id: positiveInt,
+    run_id: positiveInt,
+    run_attempt: z.optional(positiveInt),
+    labels: z.array(z.string()),
+    runner_id: z.optional(z.nullable(z.int())),
+    runner_name: z.optional(z.nullable(z.string())),
+    conclusion: z.optional(z.nullable(z.string())),
+  }),
+  repository: z.object({
+    full_name: z.string().check(z.regex(/^[^/\s]+\/[^/\s]+$/)),
+    html_url: z.url({ protocol: /^https?$/ }),
+    owner: z.object({ login: z.string().check(z.minLength(1)) }),
+  }),
+  installation: z.optional(z.nullable(z.object({ id: positiveInt }))),
+});
+export type WorkflowJobPayload = z.infer<typeof WorkflowJobPayload>;
+
+/** Decides what to do with one verified delivery. */
+export function decideIntake(delivery: Delivery, context: IntakeContext): Intake {
+  let payload: unknown;
+  try {
+    payload = JSON.parse(delivery.body);
+  } catch {
+    // The parser's message quotes the body: never pass it on.
+    return { kind: "reject", reason: "body is not valid JSON" };
+  }
+  if (!delivery.event) return { kind: "reject", reason: "missing X-GitHub-Event header" };
+  if (delivery.event === "ping") return { kind: "pong" };
+  if (delivery.event !== "workflow_job") {
+    return { kind: "ignore", reason: `event "${delivery.event}" is not handled` };
+  }
+  const action = (payload as { action?: unknown } | null)?.action;
+  if (typeof action !== "string") return { kind: "reject", reason: "workflow_job without an action" };
+  if (!(WORKFLOW_JOB_ACTIONS as readonly string[]).includes(action)) {
+    return { kind: "ignore", reason: `workflow_job action "${action}" is not handled` };
+  }
+  const parsed = WorkflowJobPayload.safeParse(payload);
+  if (!parsed.success)
+    return { kind: "reject", reason: `invalid workflow_job payload: ${describe(parsed.error)}` };
+  if (!delivery.deliveryId) return { kind: "reject", reason: "missing X-GitHub-Delivery header" };
+
+  const event = parsed.data;
+  const job: JobSummary = { jobId: String(event.workflow_job.id), repo: event.repository.full_name };
+  const route = routeJob(event.workflow_job.labels, context.routes, context.requiredLabel);
+  if ("ignored" in route) return { kind: "ignore", reason: route.ignored, job };
+  job.configName = route.config;
+  return ACTION_PLANS[action as WorkflowJobAction](event, {
+    ...context,
+    job,
+    deliveryId: delivery.deliveryId,
+  });
+}
+
+interface PlanContext extends IntakeContext {
+  job: JobSummary & { configName?: string };
+  deliveryId: string;
+}
+
+/** What to do per action, once the job is known to route to a config. */
+export const ACTION_PLANS: Record<
+  WorkflowJobAction,
+  (event: WorkflowJobPayload, ctx: PlanContext) => Intake
+> = {
+  queued: (event, ctx) => ({
+    kind: "launch",
+    // The creating delivery holds the enqueue claim from the start, so concurrent copies of this
+    // delivery see it and do not send a second launch message.
+    job: {
+      ...newJob(event, ctx, "queued"),
+      queuedAt: ctx.now.toISOString(),
+      enqueueClaimedAt: ctx.now.toISOString(),
+    },
+  }),
+  // A job waiting for an environment's approval: noted while the job is live; never creates one (the
+  // `queued` that follows approval does).
+  waiting: (_event, ctx) => ({
+    kind: "record",
+    action: "waiting",
+    job: ctx.job,
+    plan: {
+      update: {
+        inStates: ["queued", "launching", "launched", "running"],
+        set: { lastAction: "waiting", lastDeliveryId: ctx.deliveryId },
+      },
+    },
+  }),
+  in_progress: (event, ctx) => {
+    const set = {
+      ...runnerFields(event),
+      startedAt: ctx.now.toISOString(),
+      lastAction: "in_progress",
+      lastDeliveryId: ctx.deliveryId,
+    };
+    return {
+      kind: "record",
+      action: "in_progress",
+      job: ctx.job,
+      // Never seen: some runner already has it, so record it running; a late `queued` then finds
+      // it and launches nothing.
+      plan: {
+        transition: { to: "running", set },
+        createIfMissing: { ...newJob(event, ctx, "running"), ...set },
+      },
+    };
+  },
+  completed: (event, ctx) => {
+    const set = {
+      ...runnerFields(event),
+      conclusion: event.workflow_job.conclusion ?? undefined,
+      completedAt: ctx.now.toISOString(),
+      lastAction: "completed",
+      lastDeliveryId: ctx.deliveryId,
+    };
+    const late = {
+      conclusion: set.conclusion,
+      lastAction: set.lastAction,
+      lastDeliveryId: set.lastDeliveryId,
+    };
+    return {
+      kind: "record",
+      action: "completed",
+      job: ctx.job,
+      plan: {
+        transition: { to: "completed", set },
+        createIfMissing: { ...newJob(event, ctx, "completed"), ...set },
+        // Failed or timed out by us first: keep that state, but record GitHub's conclusion.
+        update: { inStates: ["failed", "timed-out"], set: late },
+      },
+    };
+  },
+};
+
+function newJob(event: WorkflowJobPayload, ctx: PlanContext, state: JobState): NewJob {
+  const now = ctx.now.toISOString();
+  return {
+    jobId: ctx.job.jobId,
+    state,
+    configName: ctx.job.configName!,
+    labels: event.workflow_job.labels,
+    repo: event.repository.full_name,
+    owner: event.repository.owner.login,
+    installationId: event.installation?.id,
+    runId: event.workflow_job.run_id,
+    runAttempt: event.workflow_job.run_attempt,
+    githubHost: githubHostOf(event),
+    deliveryId: ctx.deliveryId,
+    lastDeliveryId: ctx.deliveryId,
+    lastAction: event.action,
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
+/**
+ * `github.com`, or the GitHub Enterprise Server host the job came from. The repository's html_url is
+ * in every payload and names the web host on both (a GHES payload also has `enterprise`, but so does
+ * one from an enterprise account on github.com, so that alone does not tell them apart).
+ */
+export function githubHostOf(event: Pick<WorkflowJobPayload, "repository">): string {
+  return new URL(event.repository.html_url).host.toLowerCase();
+}
+
+function runnerFields(event: WorkflowJobPayload): Pick<JobRecord, "runnerId" | "runnerName"> {
+  return {
+    runnerId: event.workflow_job.runner_id ?? undefined,
+    runnerName: event.workflow_job.runner_name ?? undefined,
+  };
+}
+
+/** Which fields are wrong, without their values (they come from the request). */
+function describe(error: z.core.$ZodError): string {
+  return error.issues
+    .slice(0, 3)
+    .map((issue) => `${issue.path.join(".") || "(root)"} ${issue.code}`)
+    .join("; ");
+}

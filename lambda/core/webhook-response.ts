@@ -1,0 +1,45 @@
+/**
+ * What the webhook answers GitHub, per outcome. Any 2xx tells GitHub the delivery succeeded; a 5xx
+ * marks it failed so it can be redelivered, which is why only our own failures answer 5xx. The body
+ * names the outcome for whoever reads the delivery log in GitHub's UI; it never echoes the request.
+ */
+import type { APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+
+export type Outcome =
+  /** 401: missing or wrong signature. 400: a signed body that is not a valid event. */
+  | { status: "rejected"; code: 400 | 401; reason: string }
+  | { status: "pong" }
+  | { status: "ignored"; reason: string }
+  /** The job was recorded and its launch enqueued. */
+  | { status: "accepted"; jobId: string; configName: string; reason?: string }
+  /** A state change or a note on the job was recorded. */
+  | { status: "recorded"; jobId: string; reason?: string }
+  /** Nothing to change: a redelivery, a duplicate, or news older than what the job already knows. */
+  | { status: "duplicate"; jobId: string; reason: string }
+  /** Our side failed (SSM, DynamoDB, SQS, settings): GitHub should mark the delivery failed. */
+  | { status: "failed"; reason: string };
+
+export function statusCodeOf(outcome: Outcome): number {
+  switch (outcome.status) {
+    case "rejected":
+      return outcome.code;
+    case "pong":
+    case "recorded":
+    case "duplicate":
+      return 200;
+    case "ignored":
+    case "accepted": // the launch itself happens later, from the queue
+      return 202;
+    case "failed":
+      return 500;
+  }
+}
+
+export function toResponse(outcome: Outcome): APIGatewayProxyStructuredResultV2 {
+  const { code: _code, ...body } = outcome as Outcome & { code?: number };
+  return {
+    statusCode: statusCodeOf(outcome),
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  };
+}

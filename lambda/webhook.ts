@@ -1,0 +1,183 @@
+/**
+ * The webhook Lambda (API Gateway HTTP API, payload 2.0): verifies a GitHub `workflow_job` delivery,
+ * routes it to a label config, records the job and enqueues its launch; answers in milliseconds.
+ * Decisions are in core/intake.ts; this file does the I/O they call for.
+ */
+import { Buffer } from "node:buffer";
+import { verify } from "@octokit/webhooks-methods";
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import { decideIntake, ENQUEUE_CLAIM_SECONDS, type Intake, type NewJob } from "./core/intake";
+import { type Outcome, statusCodeOf, toResponse } from "./core/webhook-response";
+import type { LabelRoute } from "./shared/label-config";
+import { logger, MetricUnit, metrics } from "./shared/observability";
+import { settings } from "./shared/settings";
+
+// The AWS SDK clients (~200 KiB, ~30 ms to load) live in chunks of their own, whose loading starts
+// now, overlapping the init phase and the first request: importing this module stays cheap, and a
+// forged request is turned away without waiting for DynamoDB or SQS code.
+const noop = () => {};
+const ledger = import("./adapters/jobs-table");
+const launchQueue = import("./adapters/launch-queue");
+const secrets = import("./adapters/secrets");
+ledger.catch(noop);
+launchQueue.catch(noop);
+// The webhook secret is fetched once per process (readSecret caches it) and the fetch starts now. A
+// failure here is not cached: the first request that needs the secret tries again and reports it.
+secrets.then((s) => s.readSecret(settings().webhookSecretParam)).catch(noop);
+
+const SIGNATURE = /^sha256=[0-9a-f]{64}$/;
+
+let routes: readonly LabelRoute[] | undefined;
+
+export async function handler(event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> {
+  const started = Date.now();
+  const headers = lowerCaseKeys(event.headers);
+  logger.appendKeys({ deliveryId: headers["x-github-delivery"], githubEvent: headers["x-github-event"] });
+  let outcome: Outcome;
+  try {
+    outcome = await receive(event, headers);
+  } catch (error) {
+    logger.error("webhook delivery failed", error as Error);
+    outcome = { status: "failed", reason: "internal error; GitHub may redeliver" };
+  }
+  try {
+    const { status, ...details } = outcome;
+    const statusCode = statusCodeOf(outcome);
+    logger.info("webhook delivery", {
+      outcome: status,
+      ...details,
+      statusCode,
+      durationMs: Date.now() - started,
+    });
+    metrics.addMetric(`Webhook${status[0]!.toUpperCase()}${status.slice(1)}`, MetricUnit.Count, 1);
+    metrics.publishStoredMetrics();
+  } finally {
+    logger.resetKeys();
+  }
+  return toResponse(outcome);
+}
+
+async function receive(event: APIGatewayProxyEventV2, headers: Record<string, string>): Promise<Outcome> {
+  const signature = headers["x-hub-signature-256"];
+  if (!signature) return { status: "rejected", code: 401, reason: "missing X-Hub-Signature-256" };
+  if (!SIGNATURE.test(signature)) return { status: "rejected", code: 401, reason: "malformed signature" };
+  const body = event.isBase64Encoded
+    ? Buffer.from(event.body ?? "", "base64").toString("utf8")
+    : (event.body ?? "");
+  if (!body) return { status: "rejected", code: 401, reason: "empty body cannot be verified" };
+
+  const secret = await (await secrets).readSecret(settings().webhookSecretParam);
+  if (!(await verify(secret, body, signature))) {
+    return { status: "rejected", code: 401, reason: "signature does not match" };
+  }
+
+  routes ??= settings().labelRoutes;
+  const intake = decideIntake(
+    { event: headers["x-github-event"], deliveryId: headers["x-github-delivery"], body },
+    { routes, requiredLabel: settings().requiredLabel, now: new Date() },
+  );
+  const job = intake.kind === "launch" ? intake.job : "job" in intake ? intake.job : undefined;
+  if (job) logger.appendKeys({ jobId: job.jobId, repo: job.repo, configName: job.configName });
+  return carryOut(intake);
+}
+
+async function carryOut(intake: Intake): Promise<Outcome> {
+  switch (intake.kind) {
+    case "reject":
+      return { status: "rejected", code: 400, reason: intake.reason };
+    case "pong":
+      return { status: "pong" };
+    case "ignore":
+      return { status: "ignored", reason: intake.reason };
+    case "launch":
+      return launch(intake.job);
+    case "record":
+      return record(intake);
+  }
+}
+
+/**
+ * `queued`: one conditional put creates the job item, then its launch message is sent.
+ *
+ * The item and the message are two writes, and the message can fail after the item exists. Then we
+ * answer 5xx, and the redelivery finds the item: it must send the message, not answer "duplicate",
+ * or the job would never launch. Re-sending on every duplicate while the job is still `queued` would
+ * be safe (the launcher's conditional queued→launching ignores extra messages) but turns a burst of
+ * copies of one delivery into as many messages and launcher runs. So sending is claimed instead: the
+ * creating delivery holds the claim from the start (`enqueueClaimedAt` in the new item), drops it if
+ * the send fails, and marks `enqueuedAt` once sent; a duplicate sends only if it can take the claim
+ * (queued, not enqueued, claim absent or older than ENQUEUE_CLAIM_SECONDS, i.e. its holder is gone).
+ * If even the release fails, the claim expires; a job left queued without `enqueuedAt` is also what
+ * the reconciler looks for.
+ */
+async function launch(job: NewJob): Promise<Outcome> {
+  const jobs = await ledger;
+  const now = new Date(job.createdAt);
+  if (await jobs.createJob({ ...job, expiresAt: jobs.expiryFor(now) })) {
+    await sendLaunch(job);
+    return { status: "accepted", jobId: job.jobId, configName: job.configName };
+  }
+  const staleBefore = new Date(now.getTime() - ENQUEUE_CLAIM_SECONDS * 1000);
+  if (!(await jobs.claimJobEnqueue(job.jobId, { now, staleBefore }))) {
+    return { status: "duplicate", jobId: job.jobId, reason: "job already recorded" };
+  }
+  await sendLaunch(job);
+  return {
+    status: "accepted",
+    jobId: job.jobId,
+    configName: job.configName,
+    reason: "job was recorded without a launch message: enqueued now",
+  };
+}
+
+async function sendLaunch(job: NewJob): Promise<void> {
+  const jobs = await ledger;
+  try {
+    await (await launchQueue).enqueueLaunches([{ jobId: job.jobId, configName: job.configName }]);
+  } catch (error) {
+    await jobs.releaseJobEnqueue(job.jobId).catch((releaseError: Error) => {
+      logger.warn("could not release the enqueue claim; it expires by itself", releaseError);
+    });
+    throw error;
+  }
+  try {
+    await jobs.markJobEnqueued(job.jobId);
+  } catch (error) {
+    // The message is sent, so the job will launch; only a later redelivery might send a harmless copy.
+    logger.warn("launch message sent but not marked on the job", error as Error);
+  }
+}
+
+/** Other actions: the plan's conditional writes, in order, until one applies. */
+async function record(intake: Extract<Intake, { kind: "record" }>): Promise<Outcome> {
+  const jobs = await ledger;
+  const { plan, job } = intake;
+  const transition = async () =>
+    plan.transition !== undefined &&
+    (await jobs.transitionJob(job.jobId, plan.transition.to, { set: plan.transition.set })) !== undefined;
+
+  let changed = await transition();
+  if (!changed && plan.createIfMissing) {
+    const item = plan.createIfMissing;
+    changed = await jobs.createJob({ ...item, expiresAt: jobs.expiryFor(new Date(item.createdAt)) });
+    // Lost the create to another delivery of this job: its item may now accept the transition.
+    if (!changed) changed = await transition();
+  }
+  if (!changed && plan.update) {
+    changed =
+      (await jobs.updateJobFields(job.jobId, { set: plan.update.set, inStates: plan.update.inStates })) !==
+      undefined;
+  }
+  return changed
+    ? { status: "recorded", jobId: job.jobId, reason: intake.action }
+    : { status: "duplicate", jobId: job.jobId, reason: `${intake.action}: job unknown or already past it` };
+}
+
+/** API Gateway v2 lower-cases header names; other sources may not. */
+function lowerCaseKeys(headers: APIGatewayProxyEventV2["headers"] | undefined): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    if (value !== undefined) result[name.toLowerCase()] = value;
+  }
+  return result;
+}
