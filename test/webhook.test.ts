@@ -1,0 +1,586 @@
+/**
+ * The webhook Lambda against the sandbox (dynalite, SQS and SSM fakes) with the real SDK clients:
+ * signed API Gateway v2 events built from real workflow_job payloads, and assertions on the items,
+ * messages and calls they produce.
+ */
+import { ScanCommand } from "@aws-sdk/client-dynamodb";
+import { unmarshall } from "@aws-sdk/util-dynamodb";
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { findRoutingConflicts } from "../lambda/core/routing";
+import type { JobRecord, LaunchMessage } from "../lambda/shared/job";
+import {
+  GHES_HOST,
+  signedApiGatewayEvent,
+  type WorkflowJobAction,
+  workflowJobEvent,
+} from "./fixtures/webhooks";
+import { type Sandbox, startSandbox } from "./sandbox";
+
+const SECRET = "It's a Secret to Everybody: 7f3c9a1e5b";
+const SECRET_PARAM = "/runner-fleet/test/webhook-secret";
+const ROUTES = [
+  { name: "linux-x64", labels: ["linux", "x64"] },
+  { name: "linux-x64-large", labels: ["linux", "x64", "large"] },
+  { name: "linux-x64-gpu", labels: ["linux", "x64", "large", "gpu"] },
+];
+
+type Handler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
+
+let sandbox: Sandbox;
+let restoreEnv: () => void;
+let tableName: string;
+let queueUrl: string;
+let handler: Handler;
+
+beforeAll(async () => {
+  sandbox = await startSandbox();
+  tableName = (await sandbox.createTables("webhook-test")).jobs;
+  queueUrl = sandbox.createQueue("webhook-test-launch", { dlq: true }).url;
+  sandbox.ssm.put(SECRET_PARAM, SECRET, { type: "SecureString" });
+  restoreEnv = sandbox.useEnv({
+    STACK_NAME: "test",
+    JOBS_TABLE: tableName,
+    LAUNCH_QUEUE_URL: queueUrl,
+    WEBHOOK_SECRET_PARAM: SECRET_PARAM,
+    LABEL_ROUTES: JSON.stringify(ROUTES),
+    POWERTOOLS_SERVICE_NAME: "webhook",
+  });
+  // Imported once the environment is set: the module starts loading its secret at init.
+  ({ handler } = await import("../lambda/webhook"));
+});
+
+afterAll(async () => {
+  restoreEnv?.();
+  await sandbox?.close();
+});
+
+beforeEach(async () => {
+  await sandbox.reset();
+  sandbox.ssm.put(SECRET_PARAM, SECRET, { type: "SecureString" });
+  sandbox.faults.clearCalls();
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+async function jobs(): Promise<JobRecord[]> {
+  const { Items = [] } = await sandbox.dynamodb.client.send(new ScanCommand({ TableName: tableName }));
+  return Items.map((item) => unmarshall(item) as JobRecord);
+}
+
+async function onlyJob(): Promise<JobRecord> {
+  const all = await jobs();
+  expect(all).toHaveLength(1);
+  return all[0]!;
+}
+
+function launchMessages(): LaunchMessage[] {
+  return sandbox.sqs.messages(queueUrl).map((m) => JSON.parse(m.body) as LaunchMessage);
+}
+
+const deliver = async (
+  action: WorkflowJobAction,
+  overrides: Parameters<typeof workflowJobEvent>[1] = {},
+  options: Parameters<typeof signedApiGatewayEvent>[2] = {},
+) => handler(await signedApiGatewayEvent(workflowJobEvent(action, overrides), SECRET, options));
+
+const bodyOf = (response: APIGatewayProxyStructuredResultV2) => JSON.parse(String(response.body));
+
+const dataCalls = () => [...sandbox.callsTo("dynamodb"), ...sandbox.callsTo("sqs")];
+
+it("uses routes without conflicts (a sanity check of the test setup)", () => {
+  expect(findRoutingConflicts(ROUTES)).toEqual([]);
+});
+
+describe("a valid queued job", () => {
+  it("is recorded once and enqueued once, with ids only in the message", async () => {
+    const before = Date.now();
+    const response = await deliver("queued", { id: 4242, runId: 77, runAttempt: 2 }, { deliveryId: "d-1" });
+    const took = Date.now() - before;
+
+    expect(response.statusCode).toBe(202);
+    expect(bodyOf(response)).toEqual({ status: "accepted", jobId: "4242", configName: "linux-x64-large" });
+    const job = await onlyJob();
+    expect(job).toMatchObject({
+      jobId: "4242",
+      state: "queued",
+      configName: "linux-x64-large",
+      labels: ["self-hosted", "linux", "x64", "large"],
+      repo: "Codertocat/Hello-World",
+      owner: "Codertocat",
+      installationId: 3456996,
+      githubHost: "github.com",
+      runId: 77,
+      runAttempt: 2,
+      deliveryId: "d-1",
+      lastDeliveryId: "d-1",
+      lastAction: "queued",
+    });
+    expect(job.enqueuedAt).toBeDefined();
+    expect(job.enqueueClaimedAt).toBeUndefined();
+    const created = Date.parse(job.createdAt);
+    expect(created).toBeGreaterThanOrEqual(before - 1000);
+    expect(job.expiresAt).toBe(Math.floor(created / 1000) + 30 * 86_400);
+    expect(launchMessages()).toEqual([{ jobId: "4242", configName: "linux-x64-large" }]);
+    expect(took).toBeLessThan(5000); // GitHub gives up after 10 s
+  });
+
+  it("routes by the smallest config holding the job's labels, case-insensitively", async () => {
+    await deliver("queued", { id: 1, labels: ["Self-Hosted", "LINUX", "x64"] });
+    await deliver("queued", { id: 2, labels: ["self-hosted", "gpu"] });
+    const byId = Object.fromEntries((await jobs()).map((j) => [j.jobId, j.configName]));
+    expect(byId).toEqual({ "1": "linux-x64", "2": "linux-x64-gpu" });
+    expect(
+      launchMessages()
+        .map((m) => m.configName)
+        .sort(),
+    ).toEqual(["linux-x64", "linux-x64-gpu"]);
+  });
+
+  it("accepts a base64-encoded body (verified over the decoded bytes)", async () => {
+    const response = await deliver("queued", { id: 9 }, { base64: true });
+    expect(response.statusCode).toBe(202);
+    expect((await onlyJob()).jobId).toBe("9");
+    expect(launchMessages()).toHaveLength(1);
+  });
+
+  it("reads headers whatever their case", async () => {
+    const payload = JSON.stringify(workflowJobEvent("queued", { id: 10 }));
+    const event = await signedApiGatewayEvent(payload, SECRET);
+    event.headers = Object.fromEntries(
+      Object.entries(event.headers).map(([name, value]) => [
+        name.replace(/(^|-)([a-z])/g, (m) => m.toUpperCase()),
+        value,
+      ]),
+    );
+    expect(event.headers["X-Hub-Signature-256"]).toBeDefined();
+    expect((await handler(event)).statusCode).toBe(202);
+    expect(launchMessages()).toHaveLength(1);
+  });
+
+  it("records a GHES job with its host", async () => {
+    const payload = workflowJobEvent("queued", { ghes: true, id: 31 });
+    expect(payload.enterprise).toBeDefined();
+    const response = await handler(await signedApiGatewayEvent(payload, SECRET, { ghesHost: GHES_HOST }));
+    expect(response.statusCode).toBe(202);
+    expect(await onlyJob()).toMatchObject({
+      jobId: "31",
+      githubHost: GHES_HOST,
+      repo: "octo-org/example-workflow",
+      owner: "octo-org",
+      installationId: 7,
+      runAttempt: 1,
+      configName: "linux-x64-large",
+    });
+  });
+});
+
+describe("rejected deliveries change nothing", () => {
+  const cases: { name: string; event: () => Promise<APIGatewayProxyEventV2> }[] = [
+    {
+      name: "forged (signed with another secret)",
+      event: () => signedApiGatewayEvent(workflowJobEvent("queued"), "not-the-secret"),
+    },
+    {
+      name: "unsigned",
+      event: () => signedApiGatewayEvent(workflowJobEvent("queued"), SECRET, { signature: null }),
+    },
+    {
+      name: "tampered (signature of another body)",
+      event: async () => {
+        const event = await signedApiGatewayEvent(workflowJobEvent("queued", { id: 1 }), SECRET);
+        event.body = JSON.stringify(workflowJobEvent("queued", { id: 2 }));
+        return event;
+      },
+    },
+    {
+      name: "signed with SHA-1 only (X-Hub-Signature)",
+      event: async () => {
+        const event = await signedApiGatewayEvent(workflowJobEvent("queued"), SECRET, { signature: null });
+        event.headers["x-hub-signature"] = "sha1=0123456789abcdef0123456789abcdef01234567";
+        return event;
+      },
+    },
+    {
+      name: "signature in the wrong format",
+      event: () => signedApiGatewayEvent(workflowJobEvent("queued"), SECRET, { signature: "sha256=xyz" }),
+    },
+    {
+      name: "base64 flag on a body that was signed as sent (decoded body differs)",
+      event: async () => {
+        const event = await signedApiGatewayEvent(workflowJobEvent("queued"), SECRET);
+        event.isBase64Encoded = true;
+        return event;
+      },
+    },
+  ];
+  it.each(cases)("401: $name", async ({ event }) => {
+    const response = await handler(await event());
+    expect(response.statusCode).toBe(401);
+    expect(bodyOf(response).status).toBe("rejected");
+    expect(dataCalls()).toEqual([]);
+    expect(await jobs()).toEqual([]);
+    expect(launchMessages()).toEqual([]);
+  });
+
+  const invalid: { name: string; body: () => string; reason: RegExp }[] = [
+    { name: "malformed JSON", body: () => '{"action":"queued","workflow_job":', reason: /not valid JSON/ },
+    {
+      name: "missing workflow_job.id",
+      body: () => JSON.stringify(workflowJobEvent("queued", { workflowJob: { id: undefined } })),
+      reason: /workflow_job\.id/,
+    },
+    {
+      name: "labels not an array of strings",
+      body: () =>
+        JSON.stringify(workflowJobEvent("queued", { workflowJob: { labels: ["self-hosted", 42] } })),
+      reason: /workflow_job\.labels/,
+    },
+    {
+      name: "labels a string",
+      body: () => JSON.stringify(workflowJobEvent("queued", { workflowJob: { labels: "self-hosted" } })),
+      reason: /workflow_job\.labels/,
+    },
+    {
+      name: "job id not a number",
+      body: () => JSON.stringify(workflowJobEvent("queued", { workflowJob: { id: "4242" } })),
+      reason: /workflow_job\.id/,
+    },
+    {
+      name: "no repository",
+      body: () => JSON.stringify({ ...workflowJobEvent("queued"), repository: undefined }),
+      reason: /repository/,
+    },
+    {
+      name: "no action",
+      body: () => JSON.stringify({ ...workflowJobEvent("queued"), action: 7 }),
+      reason: /action/,
+    },
+    { name: "JSON that is not an object", body: () => "[1,2]", reason: /action/ },
+  ];
+  it.each(invalid)("400: $name (signed)", async ({ body, reason }) => {
+    const response = await handler(await signedApiGatewayEvent(body(), SECRET));
+    expect(response.statusCode).toBe(400);
+    expect(bodyOf(response).reason).toMatch(reason);
+    expect(dataCalls()).toEqual([]);
+  });
+});
+
+describe("ignored deliveries", () => {
+  it("answers ping with 200", async () => {
+    const response = await handler(
+      await signedApiGatewayEvent({ zen: "Design for failure.", hook_id: 1 }, SECRET, { event: "ping" }),
+    );
+    expect(response.statusCode).toBe(200);
+    expect(bodyOf(response)).toEqual({ status: "pong" });
+    expect(dataCalls()).toEqual([]);
+  });
+
+  const cases: { name: string; send: () => Promise<APIGatewayProxyStructuredResultV2>; reason: RegExp }[] = [
+    {
+      name: "another event",
+      send: async () =>
+        handler(await signedApiGatewayEvent({ action: "opened", number: 1 }, SECRET, { event: "issues" })),
+      reason: /event "issues" is not handled/,
+    },
+    {
+      name: "another workflow_job action",
+      send: async () =>
+        handler(await signedApiGatewayEvent({ ...workflowJobEvent("queued"), action: "paused" }, SECRET)),
+      reason: /action "paused" is not handled/,
+    },
+    {
+      name: "labels no config has",
+      send: () => deliver("queued", { labels: ["self-hosted", "windows"] }),
+      reason: /no label config has all of \[self-hosted, windows\]/,
+    },
+    {
+      name: "no self-hosted label",
+      send: () => deliver("queued", { labels: ["linux", "x64", "large"] }),
+      reason: /lacks the required label "self-hosted"/,
+    },
+    {
+      name: "a GitHub-hosted job, also when it completes",
+      send: () => deliver("completed", { labels: ["ubuntu-latest"] }),
+      reason: /lacks the required label/,
+    },
+    {
+      name: "empty labels",
+      send: () => deliver("queued", { labels: [] }),
+      reason: /lacks the required label/,
+    },
+  ];
+  it.each(cases)("202: $name", async ({ send, reason }) => {
+    const response = await send();
+    expect(response.statusCode).toBe(202);
+    expect(bodyOf(response)).toMatchObject({ status: "ignored", reason: expect.stringMatching(reason) });
+    expect(dataCalls()).toEqual([]);
+  });
+});
+
+describe("duplicates and redeliveries", () => {
+  it("a redelivery of the same queued event changes nothing", async () => {
+    const event = await signedApiGatewayEvent(workflowJobEvent("queued", { id: 50 }), SECRET);
+    expect((await handler(event)).statusCode).toBe(202);
+    const first = await onlyJob();
+    const again = await handler(event);
+    expect(again.statusCode).toBe(200);
+    expect(bodyOf(again)).toMatchObject({ status: "duplicate", jobId: "50" });
+    expect(await onlyJob()).toEqual(first);
+    expect(launchMessages()).toHaveLength(1);
+  });
+
+  it("20 concurrent copies make one record and one message", async () => {
+    const event = await signedApiGatewayEvent(workflowJobEvent("queued", { id: 60 }), SECRET);
+    const responses = await Promise.all(Array.from({ length: 20 }, () => handler(event)));
+    const statuses = responses.map((r) => bodyOf(r).status).sort();
+    expect(statuses).toEqual(["accepted", ...Array(19).fill("duplicate")]);
+    expect((await jobs()).map((j) => j.jobId)).toEqual(["60"]);
+    expect(launchMessages()).toEqual([{ jobId: "60", configName: "linux-x64-large" }]);
+  });
+
+  it("queued → waiting → queued enqueues once and notes the wait", async () => {
+    expect((await deliver("queued", { id: 70 })).statusCode).toBe(202);
+    const waiting = await deliver("waiting", { id: 70 }, { deliveryId: "d-wait" });
+    expect(bodyOf(waiting)).toMatchObject({ status: "recorded", jobId: "70" });
+    expect(await onlyJob()).toMatchObject({
+      state: "queued",
+      lastAction: "waiting",
+      lastDeliveryId: "d-wait",
+    });
+    const requeued = await deliver("queued", { id: 70 });
+    expect(requeued.statusCode).toBe(200);
+    expect(bodyOf(requeued).status).toBe("duplicate");
+    expect(await onlyJob()).toMatchObject({ state: "queued", lastAction: "waiting" });
+    expect(launchMessages()).toHaveLength(1);
+  });
+
+  it("waiting for a job never seen records nothing", async () => {
+    const response = await deliver("waiting", { id: 71 });
+    expect(response.statusCode).toBe(200);
+    expect(bodyOf(response).status).toBe("duplicate");
+    expect(await jobs()).toEqual([]);
+  });
+});
+
+describe("the job's lifecycle", () => {
+  it("queued → in_progress → completed records runner and conclusion", async () => {
+    await deliver("queued", { id: 80 });
+    const started = await deliver(
+      "in_progress",
+      { id: 80, runnerId: 23, runnerName: "rf-i-0123" },
+      { deliveryId: "d-2" },
+    );
+    expect(started.statusCode).toBe(200);
+    expect(bodyOf(started)).toMatchObject({ status: "recorded", jobId: "80" });
+    expect(await onlyJob()).toMatchObject({
+      state: "running",
+      runnerId: 23,
+      runnerName: "rf-i-0123",
+      lastAction: "in_progress",
+    });
+    const done = await deliver("completed", { id: 80, conclusion: "failure" }, { deliveryId: "d-3" });
+    expect(done.statusCode).toBe(200);
+    const job = await onlyJob();
+    expect(job).toMatchObject({
+      state: "completed",
+      conclusion: "failure",
+      lastAction: "completed",
+      lastDeliveryId: "d-3",
+    });
+    expect(job.completedAt).toBeDefined();
+    expect(job.deliveryId).not.toBe("d-3"); // the creating delivery stays recorded
+    // Late and duplicate news change nothing.
+    for (const action of ["in_progress", "completed", "waiting", "queued"] as const) {
+      const response = await deliver(action, { id: 80 });
+      expect(bodyOf(response).status).toBe("duplicate");
+    }
+    expect(await onlyJob()).toEqual(job);
+    expect(launchMessages()).toHaveLength(1);
+  });
+
+  it("completed before queued: created completed, and the late queued does not resurrect it", async () => {
+    const done = await deliver("completed", { id: 90, conclusion: "cancelled" });
+    expect(done.statusCode).toBe(200);
+    expect(await onlyJob()).toMatchObject({
+      jobId: "90",
+      state: "completed",
+      conclusion: "cancelled",
+      configName: "linux-x64-large",
+    });
+    const late = await deliver("queued", { id: 90 });
+    expect(late.statusCode).toBe(200);
+    expect(bodyOf(late).status).toBe("duplicate");
+    expect(await onlyJob()).toMatchObject({ state: "completed" });
+    expect(launchMessages()).toEqual([]);
+  });
+
+  it("in_progress before queued: created running, no launch for the late queued", async () => {
+    await deliver("in_progress", { id: 91, runnerId: 4, runnerName: "someone-else" });
+    expect(await onlyJob()).toMatchObject({ state: "running", runnerId: 4, runnerName: "someone-else" });
+    expect(bodyOf(await deliver("queued", { id: 91 })).status).toBe("duplicate");
+    expect(launchMessages()).toEqual([]);
+    await deliver("completed", { id: 91 });
+    expect(await onlyJob()).toMatchObject({ state: "completed", conclusion: "success" });
+  });
+
+  it("a GitHub conclusion after we failed the job keeps our state and records it", async () => {
+    await deliver("queued", { id: 92 });
+    const { transitionJob } = await import("../lambda/adapters/jobs-table");
+    await transitionJob("92", "timed-out", { set: { reason: "no capacity in 60 min" } });
+    const response = await deliver("completed", { id: 92, conclusion: "cancelled" });
+    expect(bodyOf(response).status).toBe("recorded");
+    expect(await onlyJob()).toMatchObject({
+      state: "timed-out",
+      conclusion: "cancelled",
+      reason: "no capacity in 60 min",
+    });
+  });
+});
+
+describe("our own failures answer 5xx so GitHub can redeliver", () => {
+  it("SQS down: 500, then the redelivery still enqueues (and only once)", async () => {
+    sandbox.faults.fail("sqs", "SendMessageBatch", { code: "InternalError", status: 500 });
+    const event = await signedApiGatewayEvent(workflowJobEvent("queued", { id: 100 }), SECRET);
+    const failed = await handler(event);
+    expect(failed.statusCode).toBe(500);
+    expect(bodyOf(failed).status).toBe("failed");
+    const recorded = await onlyJob();
+    expect(recorded.state).toBe("queued");
+    expect(recorded.enqueuedAt).toBeUndefined();
+    expect(recorded.enqueueClaimedAt).toBeUndefined(); // released, so the redelivery need not wait
+    expect(launchMessages()).toEqual([]);
+
+    sandbox.faults.clear();
+    const redelivered = await handler(event);
+    expect(redelivered.statusCode).toBe(202);
+    expect(bodyOf(redelivered)).toMatchObject({ status: "accepted", jobId: "100" });
+    expect(launchMessages()).toEqual([{ jobId: "100", configName: "linux-x64-large" }]);
+    expect((await onlyJob()).enqueuedAt).toBeDefined();
+    expect(bodyOf(await handler(event)).status).toBe("duplicate");
+    expect(launchMessages()).toHaveLength(1);
+  });
+
+  it("a claim left by a delivery that died is taken over once it is stale", async () => {
+    await deliver("queued", { id: 101 });
+    const { updateJobFields } = await import("../lambda/adapters/jobs-table");
+    // As if the creating delivery had crashed between its write and its message, 2 minutes ago.
+    await updateJobFields("101", {
+      set: { enqueueClaimedAt: new Date(Date.now() - 120_000).toISOString() },
+      remove: ["enqueuedAt"],
+    });
+    sandbox.sqs.reset();
+    expect(bodyOf(await deliver("queued", { id: 101 })).status).toBe("accepted");
+    expect(launchMessages()).toHaveLength(1);
+  });
+
+  it("a fresh claim (a delivery still sending) is left alone", async () => {
+    await deliver("queued", { id: 102 });
+    const { updateJobFields } = await import("../lambda/adapters/jobs-table");
+    await updateJobFields("102", {
+      set: { enqueueClaimedAt: new Date().toISOString() },
+      remove: ["enqueuedAt"],
+    });
+    sandbox.sqs.reset();
+    expect(bodyOf(await deliver("queued", { id: 102 })).status).toBe("duplicate");
+    expect(launchMessages()).toEqual([]);
+  });
+
+  it("DynamoDB down: 500 and nothing enqueued", async () => {
+    sandbox.faults.fail("dynamodb", "*", { code: "InternalServerError", status: 500 });
+    const response = await deliver("queued", { id: 110 });
+    expect(response.statusCode).toBe(500);
+    expect(launchMessages()).toEqual([]);
+    sandbox.faults.clear();
+    expect((await deliver("queued", { id: 110 })).statusCode).toBe(202);
+  });
+
+  it("SSM down at cold start: 500 without touching DynamoDB or SQS; the next request fetches the secret", async () => {
+    sandbox.faults.fail("ssm", "GetParameter", { code: "InternalServerError", status: 500 });
+    vi.resetModules(); // a new process: nothing cached
+    const fresh = (await import("../lambda/webhook")).handler as Handler;
+    const event = await signedApiGatewayEvent(workflowJobEvent("queued", { id: 120 }), SECRET);
+    const response = await fresh(event);
+    expect(response.statusCode).toBe(500);
+    expect(dataCalls()).toEqual([]);
+    sandbox.faults.clear();
+    expect((await fresh(event)).statusCode).toBe(202);
+    // Fetched at init (failed), at the first request (failed), then once more: never per request.
+    const fetches = sandbox.callsTo("ssm", "GetParameter").length;
+    await fresh(await signedApiGatewayEvent(workflowJobEvent("queued", { id: 121 }), SECRET));
+    expect(sandbox.callsTo("ssm", "GetParameter")).toHaveLength(fetches);
+  });
+});
+
+describe("logs and metrics", () => {
+  it("are JSON lines with the delivery, job and repo, never the secret, signature or body", async () => {
+    const lines: string[] = [];
+    for (const stream of [process.stdout, process.stderr]) {
+      vi.spyOn(stream, "write").mockImplementation((chunk: string | Uint8Array) => {
+        lines.push(...String(chunk).split("\n").filter(Boolean));
+        return true;
+      });
+    }
+    const signatures: string[] = [];
+    const send = async (event: APIGatewayProxyEventV2) => {
+      const signature = event.headers["x-hub-signature-256"];
+      if (signature) signatures.push(signature);
+      return handler(event);
+    };
+    await send(
+      await signedApiGatewayEvent(workflowJobEvent("queued", { id: 130 }), SECRET, { deliveryId: "d-log" }),
+    );
+    await send(await signedApiGatewayEvent(workflowJobEvent("queued", { id: 130 }), SECRET));
+    await send(await signedApiGatewayEvent(workflowJobEvent("queued", { id: 131 }), "forged-secret"));
+    await send(await signedApiGatewayEvent(workflowJobEvent("queued", { labels: ["windows"] }), SECRET));
+    await send(await signedApiGatewayEvent("{oops", SECRET));
+    sandbox.faults.fail("sqs", "SendMessageBatch", { code: "InternalError", status: 500 });
+    await send(await signedApiGatewayEvent(workflowJobEvent("queued", { id: 132 }), SECRET));
+    vi.restoreAllMocks();
+
+    const records = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+    for (const line of lines) {
+      expect(line).not.toContain(SECRET);
+      expect(line).not.toContain("forged-secret");
+      for (const signature of signatures) expect(line).not.toContain(signature.slice("sha256=".length));
+      expect(line).not.toContain("Hello-World/actions"); // nothing of the body beyond ids
+      expect(line).not.toContain("{oops");
+    }
+    const accepted = records.find((r) => r.message === "webhook delivery" && r.deliveryId === "d-log");
+    expect(accepted).toMatchObject({
+      outcome: "accepted",
+      jobId: "130",
+      repo: "Codertocat/Hello-World",
+      configName: "linux-x64-large",
+      level: "INFO",
+    });
+    expect(records.filter((r) => r.message === "webhook delivery").map((r) => r.outcome)).toEqual([
+      "accepted",
+      "duplicate",
+      "rejected",
+      "ignored",
+      "rejected",
+      "failed",
+    ]);
+    expect(records.some((r) => r.message === "webhook delivery failed" && r.level === "ERROR")).toBe(true);
+
+    // One EMF document per invocation, each with its outcome's metric.
+    const emf = records.filter((r) => r._aws !== undefined);
+    const metricNames = emf.map((r) =>
+      (r._aws as { CloudWatchMetrics: { Metrics: { Name: string }[] }[] }).CloudWatchMetrics[0]!.Metrics.map(
+        (m) => m.Name,
+      ),
+    );
+    expect(metricNames).toEqual([
+      ["WebhookAccepted"],
+      ["WebhookDuplicate"],
+      ["WebhookRejected"],
+      ["WebhookIgnored"],
+      ["WebhookRejected"],
+      ["WebhookFailed"],
+    ]);
+    expect(emf[0]).toMatchObject({ WebhookAccepted: 1 });
+  });
+});
