@@ -94,6 +94,13 @@ function clientOptions() {
   return {
     baseUrl: settings().githubApiUrl,
     userAgent: "runner-fleet",
+    // Octokit's own notices (deprecations, retries) as structured logs; never request bodies.
+    log: {
+      debug: () => {},
+      info: () => {},
+      warn: (message: string) => logger.warn(message),
+      error: (message: string) => logger.error(message),
+    },
     retry: { retryAfterBaseValue: tuning.retryAfterBaseValue },
     throttle: {
       id: "runner-fleet",
@@ -353,7 +360,8 @@ export async function listFailedDeliveries(gh: GitHub, since: Date): Promise<Del
         action: d.action,
       });
     }
-    cursor = /[?&]cursor=([^&>]+)[^>]*>;\s*rel="next"/.exec(response.headers.link ?? "")?.[1];
+    const next = /[?&]cursor=([^&>]+)[^>]*>;\s*rel="next"/.exec(response.headers.link ?? "")?.[1];
+    cursor = next && decodeURIComponent(next);
     if (reachedSince || !cursor || response.data.length === 0) break;
   }
   const succeeded = new Set(all.filter((d) => d.statusCode >= 200 && d.statusCode < 300).map((d) => d.guid));

@@ -1,0 +1,228 @@
+/**
+ * The launcher's GitHub adapter against the GitHub fake (dotcom and GHES): App and PAT auth, org and
+ * repo scope, retries of 5xx and secondary rate limits, installation token reuse, and every request
+ * valid per GitHub's OpenAPI description.
+ */
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import {
+  deleteRunner,
+  generateJitConfig,
+  getWorkflowJob,
+  githubApp,
+  githubForInstallation,
+  listFailedDeliveries,
+  listRunners,
+  redeliver,
+  rerunJob,
+  scopeFor,
+  tuneGitHub,
+} from "../lambda/adapters/github";
+import { forgetSecrets } from "../lambda/adapters/secrets";
+import { type Sandbox, startSandbox } from "./sandbox";
+import { type GitHubFake, githubErrors, startGitHubFake } from "./sandbox/github";
+
+let sandbox: Sandbox;
+let dotcom: GitHubFake;
+let ghes: GitHubFake;
+let restoreEnv: () => void;
+
+const KEY_PARAM = "/runner-fleet/test/github-app-key";
+const PAT_PARAM = "/runner-fleet/test/github-pat";
+
+/** Points the adapter at one fake (settings are read from process.env on every access). */
+function useFake(fake: GitHubFake, mode: "app" | "token" = "app", scope: "org" | "repo" = "org") {
+  sandbox.ssm.put(KEY_PARAM, fake.privateKey, { type: "SecureString" });
+  sandbox.ssm.put(PAT_PARAM, fake.pat, { type: "SecureString" });
+  Object.assign(process.env, {
+    GITHUB_API_URL: fake.url,
+    GITHUB_AUTH_MODE: mode,
+    GITHUB_APP_ID: String(fake.appId),
+    RUNNER_SCOPE: scope,
+  });
+  forgetSecrets();
+  tuneGitHub({ retryAfterBaseValue: 5 });
+}
+
+beforeAll(async () => {
+  sandbox = await startSandbox();
+  [dotcom, ghes] = await Promise.all([
+    startGitHubFake({ faults: sandbox.faults, clock: sandbox.clock }),
+    startGitHubFake({ flavour: "ghes", org: "enterprise-org" }),
+  ]);
+  restoreEnv = sandbox.useEnv({
+    STACK_NAME: "test",
+    GITHUB_PRIVATE_KEY_PARAM: KEY_PARAM,
+    GITHUB_TOKEN_PARAM: PAT_PARAM,
+    GITHUB_WRITES_PER_MINUTE: "60000",
+  });
+});
+
+afterAll(async () => {
+  restoreEnv?.();
+  await Promise.all([dotcom?.close(), ghes?.close(), sandbox?.close()]);
+});
+
+beforeEach(() => useFake(dotcom));
+
+afterEach(() => {
+  sandbox.faults.clear();
+  expect(dotcom.violations()).toEqual([]);
+  expect(ghes.violations()).toEqual([]);
+});
+
+const orgJob = (fake: GitHubFake) => ({ owner: fake.org, repo: `${fake.repo.owner}/${fake.repo.name}` });
+
+describe("generateJitConfig", () => {
+  it("registers an org runner with the App's installation token, reused across calls", async () => {
+    const gh = await githubForInstallation(dotcom.installationId);
+    const before = sandbox.callsTo("github", "apps/create-installation-access-token").length;
+    const scope = scopeFor(orgJob(dotcom));
+    expect(scope).toEqual({ kind: "org", org: dotcom.org });
+    const first = await generateJitConfig(gh, scope, {
+      name: "test-i-0123456789abcdef0",
+      runnerGroupId: 1,
+      labels: ["self-hosted", "linux", "x64"],
+    });
+    await generateJitConfig(gh, scope, {
+      name: "test-i-0123456789abcdef1",
+      runnerGroupId: 1,
+      labels: ["self-hosted"],
+    });
+
+    const runner = dotcom.state.runnerForJitConfig(first.encodedJitConfig);
+    expect(runner).toMatchObject({
+      id: first.runnerId,
+      name: "test-i-0123456789abcdef0",
+      runnerGroupId: 1,
+      workFolder: "_work",
+      scope: { org: dotcom.org },
+    });
+    expect(runner?.labels).toEqual(expect.arrayContaining(["self-hosted", "linux", "x64"]));
+    expect(sandbox.callsTo("github", "apps/create-installation-access-token").length - before).toBe(1);
+  });
+
+  it("registers a repository runner on GHES (base URL …/api/v3)", async () => {
+    useFake(ghes, "app", "repo");
+    expect(ghes.url).toMatch(/\/api\/v3$/);
+    const gh = await githubForInstallation(ghes.installationId);
+    const scope = scopeFor(orgJob(ghes));
+    expect(scope).toEqual({ kind: "repo", owner: ghes.repo.owner, repo: ghes.repo.name });
+    const jit = await generateJitConfig(gh, scope, {
+      name: "test-i-0aaa",
+      runnerGroupId: 7,
+      labels: ["self-hosted"],
+    });
+    expect(ghes.state.runnerForJitConfig(jit.encodedJitConfig)?.scope).toEqual({
+      owner: ghes.repo.owner,
+      repo: ghes.repo.name,
+    });
+    expect(ghes.state.listRunners({ org: ghes.org })).toHaveLength(0);
+  });
+
+  it("works with a personal access token", async () => {
+    useFake(dotcom, "token");
+    const gh = await githubForInstallation(undefined);
+    const before = sandbox.callsTo("github", "apps/create-installation-access-token").length;
+    const jit = await generateJitConfig(gh, scopeFor(orgJob(dotcom)), {
+      name: "test-i-0pat",
+      runnerGroupId: 1,
+      labels: ["self-hosted"],
+    });
+    expect(dotcom.state.runnerForJitConfig(jit.encodedJitConfig)?.name).toBe("test-i-0pat");
+    expect(sandbox.callsTo("github", "apps/create-installation-access-token").length).toBe(before);
+  });
+
+  it("retries a 5xx and a secondary rate limit, registering once", async () => {
+    const gh = await githubForInstallation(dotcom.installationId);
+    sandbox.faults.fail(
+      "github",
+      "actions/generate-runner-jitconfig-for-org",
+      githubErrors.serverError(502),
+      {
+        times: 1,
+      },
+    );
+    sandbox.faults.fail(
+      "github",
+      "actions/generate-runner-jitconfig-for-org",
+      githubErrors.secondaryRateLimit(1),
+      {
+        times: 1,
+      },
+    );
+    const calls = sandbox.callsTo("github", "actions/generate-runner-jitconfig-for-org").length;
+    const jit = await generateJitConfig(gh, scopeFor(orgJob(dotcom)), {
+      name: "test-i-0retry",
+      runnerGroupId: 1,
+      labels: ["self-hosted"],
+    });
+    expect(sandbox.callsTo("github", "actions/generate-runner-jitconfig-for-org").length - calls).toBe(3);
+    expect(dotcom.state.listRunners().filter((r) => r.name === "test-i-0retry")).toHaveLength(1);
+    expect(jit.runnerId).toBeGreaterThan(0);
+  });
+
+  it("gives up on a secondary rate limit longer than one invocation can wait", async () => {
+    const gh = await githubForInstallation(dotcom.installationId);
+    sandbox.faults.fail(
+      "github",
+      "actions/generate-runner-jitconfig-for-org",
+      githubErrors.secondaryRateLimit(3600),
+    );
+    await expect(
+      generateJitConfig(gh, scopeFor(orgJob(dotcom)), {
+        name: "test-i-0slow",
+        runnerGroupId: 1,
+        labels: ["x"],
+      }),
+    ).rejects.toMatchObject({ status: 403 });
+  });
+});
+
+describe("runners, jobs and deliveries", () => {
+  it("lists runners by name and deletes one (a second delete is fine)", async () => {
+    const gh = await githubForInstallation(dotcom.installationId);
+    const scope = scopeFor(orgJob(dotcom));
+    const jit = await generateJitConfig(gh, scope, {
+      name: "test-i-0list",
+      runnerGroupId: 1,
+      labels: ["self-hosted"],
+    });
+    const found = await listRunners(gh, scope, { name: "test-i-0list" });
+    expect(found.map((r) => r.id)).toEqual([jit.runnerId]);
+    await deleteRunner(gh, scope, jit.runnerId);
+    await deleteRunner(gh, scope, jit.runnerId);
+    expect(await listRunners(gh, scope, { name: "test-i-0list" })).toEqual([]);
+  });
+
+  it("reads a workflow job and re-runs a completed one", async () => {
+    const gh = await githubForInstallation(dotcom.installationId);
+    const job = dotcom.state.seedJob({
+      owner: dotcom.repo.owner,
+      repo: dotcom.repo.name,
+      status: "completed",
+      conclusion: "failure",
+    });
+    const repo = `${dotcom.repo.owner}/${dotcom.repo.name}`;
+    expect(await getWorkflowJob(gh, repo, job.id)).toMatchObject({ id: job.id, status: "completed" });
+    expect(await getWorkflowJob(gh, repo, 999_999_999)).toBeUndefined();
+    await rerunJob(gh, repo, job.id);
+    expect(dotcom.state.reruns.map((r) => r.jobId)).toContain(job.id);
+  });
+
+  it("lists failed deliveries across pages, skipping those redelivered successfully, and redelivers", async () => {
+    const gh = await githubApp();
+    const since = new Date(Date.now() - 60_000);
+    const failed = dotcom.state.seedDelivery({
+      event: "workflow_job",
+      status: "Invalid HTTP Response: 502",
+      status_code: 502,
+    });
+    const healed = dotcom.state.seedDelivery({ event: "workflow_job", status: "timed out", status_code: 0 });
+    dotcom.state.seedDelivery({ event: "workflow_job", guid: healed.guid });
+    for (let i = 0; i < 120; i++) dotcom.state.seedDelivery({ event: "workflow_job" });
+    const list = await listFailedDeliveries(gh, since);
+    expect(list.map((d) => d.guid)).toEqual([failed.guid]);
+    await redeliver(gh, failed.id);
+    expect(dotcom.state.redeliveryAttempts.map((a) => a.deliveryId)).toContain(failed.id);
+  });
+});
