@@ -1,50 +1,72 @@
+import { generateKeyPairSync, randomUUID } from "node:crypto";
 import { createAppAuth } from "@octokit/auth-app";
 import { Octokit } from "@octokit/core";
 import { retry } from "@octokit/plugin-retry";
 import { throttling } from "@octokit/plugin-throttling";
+import Bottleneck from "bottleneck";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type GitHubFake, type GitHubFlavour, githubErrors, startGitHubFake } from "./sandbox/github";
+import {
+  GITHUB_OPERATIONS,
+  type GitHubFake,
+  type GitHubFlavour,
+  githubErrors,
+  startGitHubFake,
+} from "./sandbox/github";
+import { loadGitHubOpenApi } from "./sandbox/github-openapi";
 
 const FleetOctokit = Octokit.plugin(retry, throttling);
+type Client = InstanceType<typeof FleetOctokit>;
+type LimitHandler = (retryAfter: number, options: object, octokit: object, retryCount: number) => boolean;
 
 interface ClientOptions {
   installation?: boolean;
-  onSecondaryRateLimit?: (
-    retryAfter: number,
-    options: unknown,
-    octokit: unknown,
-    retryCount: number,
-  ) => boolean;
-  onRateLimit?: (retryAfter: number, options: unknown, octokit: unknown, retryCount: number) => boolean;
+  installationId?: number;
+  privateKey?: string;
+  /** Scale of plugin back-off: ms per second GitHub asks for. */
+  retryAfterBaseValue?: number;
+  onSecondaryRateLimit?: LimitHandler;
+  onRateLimit?: LimitHandler;
 }
 
-/** The production stack: core + auth-app + retry + throttling, only the timing scaled down. */
-function appClient(fake: GitHubFake, options: ClientOptions = {}) {
+const quiet = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** The production stack: core + auth-app + retry + throttling; only the back-off time is scaled down. */
+function appClient(fake: GitHubFake, options: ClientOptions = {}): Client {
+  const base = options.retryAfterBaseValue ?? 10;
   return new FleetOctokit({
     baseUrl: fake.url,
     authStrategy: createAppAuth,
     auth: {
       appId: fake.appId,
-      privateKey: fake.privateKey,
-      ...(options.installation === false ? {} : { installationId: fake.installationId }),
+      privateKey: options.privateKey ?? fake.privateKey,
+      ...(options.installation === false
+        ? {}
+        : { installationId: options.installationId ?? fake.installationId }),
     },
-    // Seconds become milliseconds so back-off is observable without slowing the suite.
-    retry: { retryAfterBaseValue: 10 },
+    retry: { retryAfterBaseValue: base },
     throttle: {
-      retryAfterBaseValue: 10,
+      // plugin-throttling spaces writes by a second by default; the launcher brings its own limiter too.
+      id: randomUUID(),
+      write: new Bottleneck.Group({ maxConcurrent: 1, minTime: 0 }),
+      retryAfterBaseValue: base,
       onSecondaryRateLimit: options.onSecondaryRateLimit ?? ((_after, _opts, _o, count) => count < 2),
       onRateLimit: options.onRateLimit ?? ((_after, _opts, _o, count) => count < 2),
     },
-    log: { debug() {}, info() {}, warn() {}, error() {} },
+    log: quiet,
   });
 }
 
-function jitOrg(
-  octokit: ReturnType<typeof appClient>,
-  fake: GitHubFake,
-  name: string,
-  labels = ["self-hosted", "linux"],
-) {
+function tokenClient(fake: GitHubFake, token: string): Client {
+  return new FleetOctokit({
+    baseUrl: fake.url,
+    auth: token,
+    throttle: { id: randomUUID(), onSecondaryRateLimit: () => false, onRateLimit: () => false },
+    retry: { enabled: false },
+    log: quiet,
+  });
+}
+
+function jitOrg(octokit: Client, fake: GitHubFake, name: string, labels = ["self-hosted", "linux"]) {
   return octokit.request("POST /orgs/{org}/actions/runners/generate-jitconfig", {
     org: fake.org,
     name,
@@ -53,72 +75,576 @@ function jitOrg(
   });
 }
 
+function jitRepo(octokit: Client, fake: GitHubFake, name: string) {
+  return octokit.request("POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig", {
+    owner: fake.repo.owner,
+    repo: fake.repo.name,
+    name,
+    runner_group_id: 1,
+    labels: ["self-hosted"],
+  });
+}
+
+async function status(promise: Promise<unknown>): Promise<number> {
+  try {
+    await promise;
+    return 200;
+  } catch (error) {
+    return (error as { status: number }).status;
+  }
+}
+
+function statuses(fake: GitHubFake, operation: string): number[] {
+  return fake.faults.callsTo("github", operation).map((c) => c.status);
+}
+
 describe.each<GitHubFlavour>(["dotcom", "ghes"])("GitHub fake (%s)", (flavour) => {
   let fake: GitHubFake;
+  let n = 0;
+  const unique = (prefix: string) => `${prefix}-${flavour}-${++n}`;
 
   beforeAll(async () => {
     fake = await startGitHubFake({ flavour });
   });
   afterAll(() => fake.close());
   afterEach(() => {
-    // Every request the real clients sent, and every response the fake produced, matched GitHub's description.
+    // Every request the real clients sent and every response the fake produced matched GitHub's description.
     expect(fake.violations()).toEqual([]);
     fake.faults.clear();
   });
 
-  it("serves the API under the flavour's base path", () => {
+  it("serves the API under the flavour's base path", async () => {
     expect(fake.url).toMatch(
       flavour === "ghes" ? /^http:\/\/127\.0\.0\.1:\d+\/api\/v3$/ : /^http:\/\/127\.0\.0\.1:\d+$/,
     );
+    const origin = new URL(fake.url).origin;
+    const wrongBase = await fetch(flavour === "ghes" ? `${origin}/app` : `${origin}/api/v3/app`);
+    expect(wrongBase.status).toBe(404);
   });
 
-  it("authenticates the App with a verified JWT and finds its installation", async () => {
-    const app = appClient(fake, { installation: false });
-    const { data } = await app.request("GET /app");
-    expect(data?.id).toBe(fake.appId);
-    const org = await app.request("GET /orgs/{org}/installation", { org: fake.org });
-    expect(org.data.id).toBe(fake.installationId);
-    const repo = await app.request("GET /repos/{owner}/{repo}/installation", {
-      owner: fake.repo.owner,
-      repo: fake.repo.name,
+  describe("auth", () => {
+    it("authenticates the App with a verified JWT and finds its installation", async () => {
+      const app = appClient(fake, { installation: false });
+      const { data } = await app.request("GET /app");
+      expect(data?.id).toBe(fake.appId);
+      const org = await app.request("GET /orgs/{org}/installation", { org: fake.org });
+      expect(org.data.id).toBe(fake.installationId);
+      const repo = await app.request("GET /repos/{owner}/{repo}/installation", {
+        owner: fake.repo.owner,
+        repo: fake.repo.name,
+      });
+      expect(repo.data.id).toBe(fake.installationId);
+      expect(await status(app.request("GET /orgs/{org}/installation", { org: "not-installed" }))).toBe(404);
     });
-    expect(repo.data.id).toBe(fake.installationId);
-    expect(fake.faults.callsTo("github", "apps/get-authenticated")).toHaveLength(1);
+
+    it("rejects a JWT signed with another key, and one without auth, with 401", async () => {
+      const { privateKey } = generateKeyPairSync("rsa", {
+        modulusLength: 2048,
+        privateKeyEncoding: { type: "pkcs1", format: "pem" },
+        publicKeyEncoding: { type: "spki", format: "pem" },
+      });
+      const forged = appClient(fake, { installation: false, privateKey });
+      await expect(forged.request("GET /app")).rejects.toMatchObject({
+        status: 401,
+        message: expect.stringContaining("A JSON web token could not be decoded"),
+      });
+      expect((await fetch(`${fake.url}/app`)).status).toBe(401);
+    });
+
+    it("rejects an expired JWT, which auth-app recovers from by correcting its clock from the Date header", async () => {
+      fake.state.clockSkewMs = 20 * 60_000;
+      try {
+        const app = appClient(fake, { installation: false });
+        const { data } = await app.request("GET /app");
+        expect(data?.id).toBe(fake.appId);
+        expect(statuses(fake, "apps/get-authenticated").slice(-2)).toEqual([401, 200]);
+        expect(fake.faults.callsTo("github", "apps/get-authenticated").at(-2)?.errorCode).toBe("jwt_exp");
+      } finally {
+        fake.state.clockSkewMs = 0;
+      }
+    });
+
+    it("accepts installation tokens and the PAT as token or Bearer, and rejects unknown or expired tokens", async () => {
+      const app = appClient(fake, { installation: false });
+      const { data } = await app.request("POST /app/installations/{installation_id}/access_tokens", {
+        installation_id: fake.installationId,
+        permissions: { organization_self_hosted_runners: "write" },
+      });
+      expect(data.token).toMatch(/^ghs_/);
+      expect(Date.parse(data.expires_at) - Date.now()).toBeGreaterThan(55 * 60_000);
+
+      const runnersUrl = `${fake.url}/orgs/${fake.org}/actions/runners`;
+      for (const header of [
+        `token ${data.token}`,
+        `Bearer ${data.token}`,
+        `bearer ${fake.pat}`,
+        `token ${fake.pat}`,
+      ]) {
+        expect((await fetch(runnersUrl, { headers: { authorization: header } })).status).toBe(200);
+      }
+      const bad = await fetch(runnersUrl, { headers: { authorization: "token ghs_not-a-token" } });
+      expect(bad.status).toBe(401);
+      expect(await bad.json()).toMatchObject({ message: "Bad credentials" });
+      expect((await fetch(runnersUrl)).status).toBe(401);
+
+      // The narrow token cannot touch repository administration.
+      expect(await status(jitRepo(tokenClient(fake, data.token), fake, unique("narrow")))).toBe(403);
+
+      fake.state.expireTokens();
+      expect((await fetch(runnersUrl, { headers: { authorization: `token ${data.token}` } })).status).toBe(
+        401,
+      );
+      // The PAT works for token mode end to end.
+      expect((await jitOrg(tokenClient(fake, fake.pat), fake, unique("pat"))).status).toBe(201);
+    });
+
+    it("refuses permissions the installation was not granted, and other organisations' resources", async () => {
+      const other = fake.state.addOrg(`other-${flavour}`, { permissions: { metadata: "read" } });
+      const app = appClient(fake, { installation: false });
+      await expect(
+        app.request("POST /app/installations/{installation_id}/access_tokens", {
+          installation_id: other.id,
+          permissions: { administration: "write" },
+        }),
+      ).rejects.toMatchObject({ status: 422 });
+
+      const otherClient = appClient(fake, { installationId: other.id });
+      const forbidden = otherClient.request("POST /orgs/{org}/actions/runners/generate-jitconfig", {
+        org: other.account.login,
+        name: unique("nope"),
+        runner_group_id: 1,
+        labels: ["self-hosted"],
+      });
+      await expect(forbidden).rejects.toMatchObject({
+        status: 403,
+        message: expect.stringContaining("Resource not accessible by integration"),
+      });
+      // A token of one installation does not see another organisation.
+      expect(await status(jitOrg(otherClient, fake, unique("cross")))).toBe(404);
+    });
   });
 
-  it("registers JIT runners for the org and a repo with an installation token", async () => {
-    const octokit = appClient(fake);
-    const org = await jitOrg(octokit, fake, `org-${flavour}-1`, ["self-hosted", "linux", "x64"]);
-    expect(org.status).toBe(201);
-    expect(org.data.runner).toMatchObject({
-      name: `org-${flavour}-1`,
-      status: "offline",
-      busy: false,
-      ephemeral: true,
-    });
-    expect(org.data.runner.labels.map((l) => l.name)).toEqual(["self-hosted", "linux", "x64"]);
+  describe("JIT runners", () => {
+    it("registers JIT runners for the org and a repo with an installation token", async () => {
+      const octokit = appClient(fake);
+      const name = unique("org");
+      const org = await jitOrg(octokit, fake, name, ["self-hosted", "linux", "x64"]);
+      expect(org.status).toBe(201);
+      expect(org.data.runner).toMatchObject({ name, status: "offline", busy: false, ephemeral: true });
+      expect(org.data.runner.labels.map((l) => l.name)).toEqual(["self-hosted", "linux", "x64"]);
 
-    const repo = await octokit.request("POST /repos/{owner}/{repo}/actions/runners/generate-jitconfig", {
-      owner: fake.repo.owner,
-      repo: fake.repo.name,
-      name: `repo-${flavour}-1`,
-      runner_group_id: 1,
-      labels: ["self-hosted"],
+      const repo = await jitRepo(octokit, fake, unique("repo"));
+      expect(repo.status).toBe(201);
+      expect(repo.data.encoded_jit_config).not.toBe(org.data.encoded_jit_config);
+      // Opaque base64 that the fake maps back to its runner.
+      expect(Buffer.from(repo.data.encoded_jit_config, "base64").toString("base64")).toBe(
+        repo.data.encoded_jit_config,
+      );
+      expect(fake.state.runnerForJitConfig(org.data.encoded_jit_config)?.id).toBe(org.data.runner.id);
+      expect(fake.state.runnerForJitConfig(repo.data.encoded_jit_config)?.scope).toEqual({
+        owner: fake.repo.owner,
+        repo: fake.repo.name,
+      });
+
+      // One installation token served both registrations.
+      const tokenCalls = fake.faults.callsTo("github", "apps/create-installation-access-token");
+      expect(tokenCalls.at(-1)?.status).toBe(201);
+      expect(fake.faults.callsTo("github", "actions/generate-runner-jitconfig-for-org").at(-1)).toMatchObject(
+        {
+          status: 201,
+          params: { org: fake.org, name },
+        },
+      );
     });
-    expect(repo.status).toBe(201);
-    expect(repo.data.encoded_jit_config).not.toBe(org.data.encoded_jit_config);
-    // Opaque base64 that the fake maps back to its runner.
-    expect(Buffer.from(repo.data.encoded_jit_config, "base64").toString("base64")).toBe(
-      repo.data.encoded_jit_config,
+
+    it("answers 409 for a name already registered in the scope, but allows it in another scope", async () => {
+      const octokit = appClient(fake);
+      const name = unique("dup");
+      await jitOrg(octokit, fake, name);
+      await expect(jitOrg(octokit, fake, name)).rejects.toMatchObject({ status: 409 });
+      expect((await jitRepo(octokit, fake, name)).status).toBe(201);
+    });
+
+    it("answers 404 for an unknown runner group", async () => {
+      const octokit = appClient(fake);
+      const request = octokit.request("POST /orgs/{org}/actions/runners/generate-jitconfig", {
+        org: fake.org,
+        name: unique("nogroup"),
+        runner_group_id: 999_999,
+        labels: ["self-hosted"],
+      });
+      await expect(request).rejects.toMatchObject({ status: 404 });
+    });
+
+    it("lists runner groups", async () => {
+      const group = fake.state.addRunnerGroup(fake.org, unique("group"));
+      const { data } = await appClient(fake).request("GET /orgs/{org}/actions/runner-groups", {
+        org: fake.org,
+      });
+      expect(data.runner_groups.map((g) => g.name)).toEqual(["Default", group.name]);
+      expect(data.total_count).toBe(2);
+    });
+  });
+
+  describe("request validation", () => {
+    it("answers an invalid body with 422 and records the violation", async () => {
+      const octokit = appClient(fake);
+      const invalid = octokit.request("POST /orgs/{org}/actions/runners/generate-jitconfig", {
+        org: fake.org,
+        name: unique("invalid"),
+        runner_group_id: "1" as unknown as number,
+        labels: [],
+      });
+      await expect(invalid).rejects.toMatchObject({
+        status: 422,
+        message: expect.stringContaining("Invalid request"),
+      });
+      const violations = fake.violations();
+      expect(violations).toHaveLength(1);
+      expect(violations[0]).toMatchObject({
+        operation: "actions/generate-runner-jitconfig-for-org",
+        where: "body",
+      });
+      expect(violations[0]!.errors.join("\n")).toMatch(/runner_group_id must be integer/);
+      expect(violations[0]!.errors.join("\n")).toMatch(/labels must NOT have fewer than 1 items/);
+      expect(fake.faults.callsTo("github", "actions/generate-runner-jitconfig-for-org").at(-1)).toMatchObject(
+        {
+          status: 422,
+          errorCode: "validation_failed",
+        },
+      );
+      expect(fake.state.listRunners({ org: fake.org }).some((r) => r.name.startsWith("invalid"))).toBe(false);
+      fake.clearViolations();
+    });
+
+    it("validates path and query parameters", async () => {
+      const octokit = appClient(fake);
+      await expect(
+        octokit.request("GET /orgs/{org}/actions/runners", {
+          org: fake.org,
+          per_page: "many" as unknown as number,
+        }),
+      ).rejects.toMatchObject({ status: 422 });
+      await expect(
+        octokit.request("DELETE /orgs/{org}/actions/runners/{runner_id}", {
+          org: fake.org,
+          runner_id: "abc" as unknown as number,
+        }),
+      ).rejects.toMatchObject({ status: 422 });
+      expect(fake.violations().map((v) => v.where)).toEqual(["query", "path"]);
+      fake.clearViolations();
+    });
+  });
+
+  describe("rate limits and faults", () => {
+    it("honours a secondary rate limit: plugin-throttling waits retry-after, then succeeds", async () => {
+      const seen: number[] = [];
+      const octokit = appClient(fake, {
+        onSecondaryRateLimit: (after, _o, _k, count) => {
+          seen.push(after);
+          return count < 1;
+        },
+      });
+      fake.faults.fail(
+        "github",
+        "actions/generate-runner-jitconfig-for-org",
+        githubErrors.secondaryRateLimit(3),
+        {
+          times: 1,
+        },
+      );
+      const started = Date.now();
+      const { status: code } = await jitOrg(octokit, fake, unique("secondary"));
+      expect(code).toBe(201);
+      expect(seen).toEqual([3]);
+      // retry-after 3 s × 10 ms per second of this client.
+      expect(Date.now() - started).toBeGreaterThanOrEqual(30);
+      expect(statuses(fake, "actions/generate-runner-jitconfig-for-org").slice(-2)).toEqual([403, 201]);
+    });
+
+    it("limits JIT registrations per App with a token bucket that answers as a secondary rate limit", async () => {
+      const limited = await startGitHubFake({ flavour, jitRateLimit: { burst: 2, perMinute: 60 } });
+      try {
+        const seen: number[] = [];
+        // Real seconds here: the bucket refills on the wall clock.
+        const octokit = appClient(limited, {
+          retryAfterBaseValue: 1000,
+          onSecondaryRateLimit: (after, _o, _k, count) => {
+            seen.push(after);
+            return count < 1;
+          },
+        });
+        await jitOrg(octokit, limited, "bucket-1");
+        await jitOrg(octokit, limited, "bucket-2");
+        const started = Date.now();
+        expect((await jitOrg(octokit, limited, "bucket-3")).status).toBe(201);
+        expect(seen).toEqual([1]);
+        expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+        expect(statuses(limited, "actions/generate-runner-jitconfig-for-org")).toEqual([201, 201, 403, 201]);
+        expect(limited.violations()).toEqual([]);
+      } finally {
+        await limited.close();
+      }
+    });
+
+    it("retries 5xx with plugin-retry", async () => {
+      fake.faults.fail("github", "actions/list-self-hosted-runners-for-org", githubErrors.serverError(502), {
+        times: 2,
+      });
+      const { data } = await appClient(fake).request("GET /orgs/{org}/actions/runners", { org: fake.org });
+      expect(data.total_count).toBeGreaterThanOrEqual(0);
+      expect(statuses(fake, "actions/list-self-hosted-runners-for-org").slice(-3)).toEqual([502, 502, 200]);
+    });
+
+    it("sends primary rate limit headers on dotcom (not on GHES, where they are off by default) and plugin-throttling honours exhaustion", async () => {
+      const octokit = appClient(fake);
+      const first = await octokit.request("GET /orgs/{org}/actions/runners", { org: fake.org });
+      const second = await octokit.request("GET /orgs/{org}/actions/runners", { org: fake.org });
+      if (flavour === "dotcom") {
+        expect(Number(second.headers["x-ratelimit-remaining"])).toBe(
+          Number(first.headers["x-ratelimit-remaining"]) - 1,
+        );
+        expect(Number(second.headers["x-ratelimit-reset"]) * 1000).toBeGreaterThan(Date.now());
+      } else {
+        expect(second.headers["x-ratelimit-remaining"]).toBeUndefined();
+      }
+
+      const waits: number[] = [];
+      const limitedClient = appClient(fake, {
+        onRateLimit: (after, _o, _k, count) => {
+          waits.push(after);
+          return count < 1;
+        },
+      });
+      fake.faults.fail("github", "actions/list-self-hosted-runners-for-org", githubErrors.rateLimited(2), {
+        times: 1,
+      });
+      await limitedClient.request("GET /orgs/{org}/actions/runners", { org: fake.org });
+      expect(waits).toHaveLength(1);
+      // Reset in 2 s; the plugin adds a second.
+      expect(waits[0]).toBeGreaterThanOrEqual(2);
+      expect(waits[0]).toBeLessThanOrEqual(4);
+    });
+
+    it("answers every identity with 403 and remaining 0 while the primary limit is exhausted", async () => {
+      const octokit = appClient(fake, { onRateLimit: () => false });
+      await octokit.request("GET /orgs/{org}/actions/runners", { org: fake.org });
+      fake.state.exhaustRateLimit(60);
+      try {
+        const error = await octokit
+          .request("GET /orgs/{org}/actions/runners", { org: fake.org })
+          .catch((e: { status: number; response: { headers: Record<string, string> } }) => e);
+        expect(error).toMatchObject({ status: 403, response: { headers: { "x-ratelimit-remaining": "0" } } });
+      } finally {
+        fake.state.exhaustedUntil = 0;
+      }
+    });
+
+    it("delays by the configured latency", async () => {
+      fake.faults.latency("github", "actions/list-self-hosted-runners-for-org", 150);
+      const started = Date.now();
+      await appClient(fake).request("GET /orgs/{org}/actions/runners", { org: fake.org });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+    });
+  });
+
+  describe("runners", () => {
+    it("lists runners with page pagination and total_count", async () => {
+      const octokit = appClient(fake);
+      const names = [unique("page"), unique("page"), unique("page")];
+      for (const name of names) await jitOrg(octokit, fake, name);
+      const total = fake.state.listRunners({ org: fake.org }).length;
+
+      const first = await octokit.request("GET /orgs/{org}/actions/runners", { org: fake.org, per_page: 2 });
+      expect(first.data.total_count).toBe(total);
+      expect(first.data.runners).toHaveLength(2);
+      expect(first.headers.link).toContain('rel="next"');
+      const lastPage = Math.ceil(total / 2);
+      const last = await octokit.request("GET /orgs/{org}/actions/runners", {
+        org: fake.org,
+        per_page: 2,
+        page: lastPage,
+      });
+      expect(last.data.runners.length).toBe(total - 2 * (lastPage - 1));
+      expect(last.headers.link ?? "").not.toContain('rel="next"');
+
+      const byName = await octokit.request("GET /orgs/{org}/actions/runners", {
+        org: fake.org,
+        name: names[1],
+      });
+      expect(byName.data.runners.map((r) => r.name)).toEqual([names[1]]);
+
+      const repoRunners = await octokit.request("GET /repos/{owner}/{repo}/actions/runners", {
+        owner: fake.repo.owner,
+        repo: fake.repo.name,
+      });
+      expect(repoRunners.data.runners.every((r) => !names.includes(r.name))).toBe(true);
+    });
+
+    it("deletes an idle runner (204) but not a busy one (422)", async () => {
+      const octokit = appClient(fake);
+      const { data } = await jitOrg(octokit, fake, unique("delete"));
+      const runnerId = data.runner.id;
+      fake.state.setRunner(runnerId, { status: "online", busy: true, os: "Linux" });
+      const listed = await octokit.request("GET /orgs/{org}/actions/runners/{runner_id}", {
+        org: fake.org,
+        runner_id: runnerId,
+      });
+      expect(listed.data).toMatchObject({ status: "online", busy: true, os: "Linux" });
+
+      const busy = octokit.request("DELETE /orgs/{org}/actions/runners/{runner_id}", {
+        org: fake.org,
+        runner_id: runnerId,
+      });
+      await expect(busy).rejects.toMatchObject({ status: 422 });
+
+      fake.state.setRunner(runnerId, { busy: false });
+      const deleted = await octokit.request("DELETE /orgs/{org}/actions/runners/{runner_id}", {
+        org: fake.org,
+        runner_id: runnerId,
+      });
+      expect(deleted.status).toBe(204);
+      expect(fake.state.runnerForJitConfig(data.encoded_jit_config)).toBeUndefined();
+      await expect(
+        octokit.request("DELETE /orgs/{org}/actions/runners/{runner_id}", {
+          org: fake.org,
+          runner_id: runnerId,
+        }),
+      ).rejects.toMatchObject({ status: 404 });
+    });
+
+    it("deletes repository runners in their own scope only", async () => {
+      const octokit = appClient(fake);
+      const { data } = await jitRepo(octokit, fake, unique("repo-delete"));
+      const wrongScope = octokit.request("DELETE /orgs/{org}/actions/runners/{runner_id}", {
+        org: fake.org,
+        runner_id: data.runner.id,
+      });
+      await expect(wrongScope).rejects.toMatchObject({ status: 404 });
+      const deleted = await octokit.request("DELETE /repos/{owner}/{repo}/actions/runners/{runner_id}", {
+        owner: fake.repo.owner,
+        repo: fake.repo.name,
+        runner_id: data.runner.id,
+      });
+      expect(deleted.status).toBe(204);
+    });
+  });
+
+  describe("jobs", () => {
+    it("returns a seeded job and re-runs it once completed", async () => {
+      const octokit = appClient(fake);
+      const job = fake.state.seedJob({
+        owner: fake.repo.owner,
+        repo: fake.repo.name,
+        status: "in_progress",
+        runner_name: "i-0abc",
+        labels: ["self-hosted", "linux", "x64", "large"],
+      });
+      const params = { owner: fake.repo.owner, repo: fake.repo.name, job_id: job.id };
+      const { data } = await octokit.request("GET /repos/{owner}/{repo}/actions/jobs/{job_id}", params);
+      expect(data).toMatchObject({
+        id: job.id,
+        run_id: job.run_id,
+        status: "in_progress",
+        runner_name: "i-0abc",
+        labels: ["self-hosted", "linux", "x64", "large"],
+      });
+
+      await expect(
+        octokit.request("POST /repos/{owner}/{repo}/actions/jobs/{job_id}/rerun", params),
+      ).rejects.toMatchObject({ status: 403 });
+      Object.assign(job, { status: "completed", conclusion: "failure" });
+      const rerun = await octokit.request("POST /repos/{owner}/{repo}/actions/jobs/{job_id}/rerun", params);
+      expect(rerun.status).toBe(201);
+      expect(fake.state.reruns.at(-1)).toMatchObject({ jobId: job.id });
+      expect(fake.state.jobs.get(job.id)).toMatchObject({
+        status: "queued",
+        conclusion: null,
+        run_attempt: 2,
+      });
+
+      await expect(
+        octokit.request("GET /repos/{owner}/{repo}/actions/jobs/{job_id}", { ...params, job_id: 1 }),
+      ).rejects.toMatchObject({ status: 404 });
+    });
+  });
+
+  describe("webhook deliveries", () => {
+    it("pages deliveries newest first with GitHub's cursor Link header, filters by status, and redelivers", async () => {
+      const app = appClient(fake, { installation: false });
+      const seeded = [1, 2, 3, 4, 5].map((i) =>
+        fake.state.seedDelivery({
+          event: "workflow_job",
+          action: "queued",
+          installation_id: fake.installationId,
+          ...(i % 2 === 0 ? { status: "Invalid HTTP Response: 502", status_code: 502 } : {}),
+          payload: { action: "queued", workflow_job: { id: i } },
+        }),
+      );
+
+      const ids: number[] = [];
+      let url: string | undefined = `${fake.url}/app/hook/deliveries?per_page=2`;
+      let pages = 0;
+      while (url) {
+        const page: { data: { id: number }[]; headers: { link?: string } } = await app.request({
+          method: "GET",
+          url,
+        });
+        ids.push(...page.data.map((d) => d.id));
+        pages++;
+        url = /<([^>]+)>;\s*rel="next"/.exec(page.headers.link ?? "")?.[1];
+        if (url) expect(url).toMatch(/[?&]cursor=/);
+      }
+      expect(pages).toBe(3);
+      expect(ids).toEqual(seeded.map((d) => d.id).reverse());
+
+      const failed = await app.request("GET /app/hook/deliveries", { status: "failure" });
+      expect(failed.data.map((d) => d.id)).toEqual([seeded[3]!.id, seeded[1]!.id]);
+
+      const one = await app.request("GET /app/hook/deliveries/{delivery_id}", { delivery_id: seeded[1]!.id });
+      expect(one.data).toMatchObject({ guid: seeded[1]!.guid, status_code: 502, event: "workflow_job" });
+      expect(one.data.request.payload).toEqual({ action: "queued", workflow_job: { id: 2 } });
+
+      const redelivered: number[] = [];
+      const stop = fake.state.onRedelivery((d) => redelivered.push(d.id));
+      const attempt = await app.request("POST /app/hook/deliveries/{delivery_id}/attempts", {
+        delivery_id: seeded[1]!.id,
+      });
+      stop();
+      expect(attempt.status).toBe(202);
+      expect(fake.state.redeliveryAttempts.at(-1)).toMatchObject({ deliveryId: seeded[1]!.id });
+      const newest = await app.request("GET /app/hook/deliveries", { per_page: 1 });
+      expect(newest.data[0]).toMatchObject({ guid: seeded[1]!.guid, redelivery: true, status: "OK" });
+      expect(redelivered).toEqual([newest.data[0]!.id]);
+
+      await expect(
+        app.request("GET /app/hook/deliveries/{delivery_id}", { delivery_id: 1 }),
+      ).rejects.toMatchObject({ status: 404 });
+    });
+
+    it("requires the App JWT, not an installation token", async () => {
+      const response = await fetch(`${fake.url}/app/hook/deliveries`, {
+        headers: { authorization: `token ${fake.pat}` },
+      });
+      expect(response.status).toBe(401);
+    });
+  });
+});
+
+describe("response validation", () => {
+  it("catches a response that drifts from GitHub's description", async () => {
+    const openapi = await loadGitHubOpenApi("dotcom", GITHUB_OPERATIONS);
+    const good = {
+      runner: { id: 1, name: "r", os: "unknown", status: "offline", busy: false, labels: [{ name: "x" }] },
+      encoded_jit_config: "e30=",
+    };
+    expect(openapi.validateResponse("actions/generate-runner-jitconfig-for-org", 201, good)).toEqual([]);
+    const { encoded_jit_config: _dropped, ...missing } = good;
+    expect(openapi.validateResponse("actions/generate-runner-jitconfig-for-org", 201, missing)).toEqual([
+      "(root) must have required property 'encoded_jit_config'",
+    ]);
+    expect(openapi.validateResponse("actions/generate-runner-jitconfig-for-org", 200, good)[0]).toMatch(
+      /not documented/,
     );
-    expect(fake.state.runnerForJitConfig(org.data.encoded_jit_config)?.id).toBe(org.data.runner.id);
-    expect(fake.state.runnerForJitConfig(repo.data.encoded_jit_config)?.id).toBe(repo.data.runner.id);
-
-    const tokenCalls = fake.faults.callsTo("github", "apps/create-installation-access-token");
-    expect(tokenCalls).toHaveLength(1);
-    expect(fake.faults.callsTo("github", "actions/generate-runner-jitconfig-for-org").at(-1)).toMatchObject({
-      status: 201,
-      params: { org: fake.org, name: `org-${flavour}-1` },
-    });
   });
 });

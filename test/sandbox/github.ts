@@ -167,8 +167,10 @@ interface RateWindow {
   resetAt: number;
 }
 
+// What runner-fleet's App asks for: JIT registration (org runners / repo administration) and
+// re-running jobs (actions: write).
 const DEFAULT_PERMISSIONS: Permissions = {
-  actions: "read",
+  actions: "write",
   administration: "write",
   metadata: "read",
   organization_self_hosted_runners: "write",
@@ -986,6 +988,8 @@ export interface GitHubFake {
   faults: Faults;
   /** Schema violations seen so far (requests and, unless disabled, responses). */
   violations(): Violation[];
+  /** Forgets the violations seen so far (after a test that provoked one on purpose). */
+  clearViolations(): void;
   close(): Promise<void>;
 }
 
@@ -1233,6 +1237,9 @@ export async function startGitHubFake(options: GitHubFakeOptions = {}): Promise<
     state,
     faults,
     violations: () => [...state.violations],
+    clearViolations: () => {
+      state.violations.length = 0;
+    },
     close: () => server.close(),
   };
 }
