@@ -13,7 +13,7 @@ import {
   type HookDelivery,
   planRedeliveries,
   type RedeliveryPolicy,
-  readEnough,
+  readSince,
 } from "../lambda/core/redelivery";
 import type { JobRecord } from "../lambda/shared/job";
 
@@ -255,23 +255,30 @@ describe("webhook redelivery", () => {
     ];
     const r = planRedeliveries(undefined, deliveries, NOW, policy);
     expect(r.redeliver).toEqual([{ id: 1, guid: "g1", attempt: 1 }]);
-    expect(r.state.scannedUntil).toBe(at(-10).toISOString());
+    expect(r.state.scannedUntil).toBe(NOW.toISOString());
     expect(Object.keys(r.state.pending)).toEqual(["g1"]);
   });
 
   it("backs off between redeliveries, follows the latest failed attempt and gives up after the limit", () => {
     let r = planRedeliveries(undefined, [d(1, "g1", -5, 502)], NOW, policy);
     expect(r.redeliver.map((x) => x.id)).toEqual([1]);
-    // Our redelivery failed too (a new entry, same guid).
-    r = planRedeliveries(r.state, [d(2, "g1", 1, 502, { redelivery: true })], at(30), policy);
+    // Our redelivery failed too (a new entry, same guid); each read sees the failures back to it.
+    const failed = [d(1, "g1", -5, 502), d(2, "g1", 1, 502, { redelivery: true })];
+    r = planRedeliveries(r.state, failed, at(30), policy);
     expect(r.redeliver).toEqual([]); // 60 s backoff not over
-    r = planRedeliveries(r.state, [], at(62), policy);
+    r = planRedeliveries(r.state, failed, at(62), policy);
     expect(r.redeliver).toEqual([{ id: 2, guid: "g1", attempt: 2 }]);
-    r = planRedeliveries(r.state, [], at(62 + 100), policy);
+    const failedAgain = [...failed, d(3, "g1", 63, 502, { redelivery: true })];
+    r = planRedeliveries(r.state, failedAgain, at(62 + 100), policy);
     expect(r.redeliver).toEqual([]); // 120 s now
-    r = planRedeliveries(r.state, [], at(62 + 121), policy);
-    expect(r.redeliver).toEqual([{ id: 2, guid: "g1", attempt: 3 }]);
-    r = planRedeliveries(r.state, [], at(2000), policy);
+    r = planRedeliveries(r.state, failedAgain, at(63 + 121), policy);
+    expect(r.redeliver).toEqual([{ id: 3, guid: "g1", attempt: 3 }]);
+    r = planRedeliveries(
+      r.state,
+      [...failedAgain, d(4, "g1", 185, 502, { redelivery: true })],
+      at(2000),
+      policy,
+    );
     expect(r.redeliver).toEqual([]);
     expect(r.gaveUp).toEqual(["g1"]);
     expect(r.state.pending).toEqual({});
@@ -291,11 +298,27 @@ describe("webhook redelivery", () => {
     expect(Object.keys(r.state.pending)).toHaveLength(15);
   });
 
-  it("reads back to the last run, or the look-back on the first run", () => {
-    expect(readEnough(d(1, "g", -3599, 200), undefined, NOW, policy)).toBe(false);
-    expect(readEnough(d(1, "g", -3601, 200), undefined, NOW, policy)).toBe(true);
+  it("takes a pending event that no longer shows a failure for delivered, once its attempt had time to be recorded", () => {
+    // What github.ts listFailedDeliveries returns: failures only, events delivered since left out.
+    let r = planRedeliveries(undefined, [d(1, "g1", -5, 502), d(2, "g2", -4, 502)], NOW, policy);
+    expect(r.redeliver.map((x) => x.guid)).toEqual(["g1", "g2"]);
+    // 30 s later: g1's redelivery failed again, g2's is not visible yet (too early to tell).
+    r = planRedeliveries(r.state, [d(3, "g1", 1, 502, { redelivery: true })], at(30), policy);
+    expect(Object.keys(r.state.pending).sort()).toEqual(["g1", "g2"]);
+    // 90 s later g2 still shows no failure: delivered.
+    r = planRedeliveries(r.state, [d(3, "g1", 1, 502, { redelivery: true })], at(90), policy);
+    expect(Object.keys(r.state.pending)).toEqual(["g1"]);
+  });
+
+  it("reads back to the last run and the latest attempt of every pending event, never past the look-back", () => {
+    expect(readSince(undefined, NOW, policy).toISOString()).toBe(at(-3600).toISOString());
     const state = { scannedUntil: at(-60).toISOString(), pending: {} };
-    expect(readEnough(d(1, "g", -61, 200), state, NOW, policy)).toBe(true);
-    expect(readEnough(d(1, "g", -60, 200), state, NOW, policy)).toBe(false);
+    expect(readSince(state, NOW, policy).toISOString()).toBe(at(-120).toISOString());
+    const pending = { g: { id: 1, attempts: 2, lastAt: at(-600).toISOString() } };
+    expect(readSince({ ...state, pending }, NOW, policy).toISOString()).toBe(at(-660).toISOString());
+    const ancient = { g: { id: 1, attempts: 2, lastAt: at(-9000).toISOString() } };
+    expect(readSince({ ...state, pending: ancient }, NOW, policy).toISOString()).toBe(
+      at(-3600).toISOString(),
+    );
   });
 });

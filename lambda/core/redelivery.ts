@@ -49,20 +49,27 @@ export interface RedeliveryPolicy {
 
 const ok = (code: number) => code >= 200 && code < 300;
 
-/** Whether paging (newest first) may stop before `delivery`: it is older than what was read before. */
-export function readEnough(
-  delivery: HookDelivery,
-  state: RedeliveryState | undefined,
-  now: Date,
-  policy: RedeliveryPolicy,
-) {
-  const floor = state?.scannedUntil ?? new Date(now.getTime() - policy.lookbackSeconds * 1000).toISOString();
-  return Date.parse(delivery.delivered_at) < Date.parse(floor);
+/** GitHub records a delivery (or our redelivery's result) within seconds; read this far behind to see it. */
+export const SETTLE_SECONDS = 60;
+
+/**
+ * Where the next read of the deliveries (newest first) may stop: back to the previous read, and far
+ * enough to see the latest attempt of every pending event; on the first run, the look-back.
+ */
+export function readSince(state: RedeliveryState | undefined, now: Date, policy: RedeliveryPolicy): Date {
+  const floor = now.getTime() - policy.lookbackSeconds * 1000;
+  const marks = [state?.scannedUntil, ...Object.values(state?.pending ?? {}).map((p) => p.lastAt)]
+    .filter((t): t is string => !!t)
+    .map((t) => Date.parse(t) - SETTLE_SECONDS * 1000);
+  return new Date(marks.length ? Math.max(floor, Math.min(...marks)) : floor);
 }
 
 /**
- * Folds newly read deliveries into the state and picks what to redeliver now. Returns the new state
- * (with the chosen redeliveries counted) and the delivery ids to redeliver.
+ * Folds the deliveries read back to `readSince(state)` into the state and picks what to redeliver now.
+ * The read may hold only failures, with every event that was delivered since left out (github.ts
+ * listFailedDeliveries): a pending event that no longer shows a failure, and whose latest attempt is
+ * old enough to have been recorded, was delivered. Returns the new state (the chosen redeliveries
+ * counted) and the delivery ids to redeliver.
  */
 export function planRedeliveries(
   state: RedeliveryState | undefined,
@@ -92,6 +99,11 @@ export function planRedeliveries(
   }
   // A success seen at any point wins over failures read in the same batch.
   for (const d of jobEvents) if (ok(d.status_code)) delete pending[d.guid];
+  const failing = new Set(jobEvents.filter((d) => !ok(d.status_code)).map((d) => d.guid));
+  for (const [guid, p] of Object.entries(pending)) {
+    if (!failing.has(guid) && now.getTime() - Date.parse(p.lastAt) > SETTLE_SECONDS * 1000)
+      delete pending[guid];
+  }
 
   const redeliver: { id: number; guid: string; attempt: number }[] = [];
   const gaveUp: string[] = [];
@@ -106,9 +118,5 @@ export function planRedeliveries(
     redeliver.push({ id: p.id, guid, attempt: p.attempts + 1 });
     pending[guid] = { ...p, attempts: p.attempts + 1, lastAt: now.toISOString() };
   }
-  const newest = deliveries.reduce<string | undefined>(
-    (max, d) => (!max || Date.parse(d.delivered_at) > Date.parse(max) ? d.delivered_at : max),
-    state?.scannedUntil,
-  );
-  return { state: { scannedUntil: newest, pending }, redeliver, gaveUp };
+  return { state: { scannedUntil: now.toISOString(), pending }, redeliver, gaveUp };
 }

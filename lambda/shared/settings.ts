@@ -154,6 +154,37 @@ export function loadSettings(env: Env = process.env) {
     get handoffTtlSeconds() {
       return r.int("HANDOFF_TTL_SECONDS", 900);
     },
+    /** Reconciler: a queued job with a launch message but no launch for this long is enqueued again. */
+    get requeueAfterSeconds() {
+      return r.int("REQUEUE_AFTER_SECONDS", 600);
+    },
+    /** Reconciler: a job `launching` this long lost its launcher (keep above the launcher's timeout). */
+    get launchingTimeoutSeconds() {
+      return r.int("LAUNCHING_TIMEOUT_SECONDS", 300);
+    },
+    /** Reconciler: an instance with no job and no hand-off this long after launch is terminated. */
+    get orphanGraceSeconds() {
+      return r.int("ORPHAN_GRACE_SECONDS", 300);
+    },
+    /** Reconciler: an instance still up this long after its job completed is terminated. */
+    get completedGraceSeconds() {
+      return r.int("COMPLETED_GRACE_SECONDS", 120);
+    },
+    /** Spot interruptions of one config within the window that stop spot for it (0: never). */
+    get spotBreakerInterruptions() {
+      return r.int("SPOT_BREAKER_INTERRUPTIONS", 3);
+    },
+    get spotBreakerWindowMinutes() {
+      return r.int("SPOT_BREAKER_WINDOW_MINUTES", 30);
+    },
+    /** How long an open spot breaker keeps a spotPreferred config on on-demand. */
+    get spotBreakerCooldownMinutes() {
+      return r.int("SPOT_BREAKER_COOLDOWN_MINUTES", 60);
+    },
+    /** Reconciler, App mode: how far back its first run looks for failed webhook deliveries. */
+    get redeliveryLookbackHours() {
+      return r.int("REDELIVERY_LOOKBACK_HOURS", 6);
+    },
   };
 }
 

@@ -1,0 +1,314 @@
+/**
+ * The lifecycle's own DynamoDB reads and writes:
+ * - narrow conditional transitions ("move job X from launched to queued only if it still names
+ *   instance I"), so a decision made from a stale view (reconciler, events, a late webhook) can never
+ *   undo a newer launch;
+ * - three kinds of small items in the jobs table under reserved keys starting with `#` (GitHub job
+ *   ids are numbers, so they never collide; the items have no `state` or `instanceId`, so they are in
+ *   neither index): the per-config spot circuit breaker, the re-run-on-demand marker of a workflow
+ *   run, and the reconciler's webhook-redelivery bookmark;
+ * - the hand-off reports (progress times the instances write), read without the JIT config.
+ */
+import {
+  ConditionalCheckFailedException,
+  DeleteItemCommand,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+  ScanCommand,
+  UpdateItemCommand,
+} from "@aws-sdk/client-dynamodb";
+import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
+import type { BreakerPolicy, BreakerState, RetryMarker } from "../core/lifecycle";
+import { marketOverride, recordInterruption } from "../core/lifecycle";
+import type { HandoffReport } from "../core/reconcile";
+import type { RedeliveryState } from "../core/redelivery";
+import type { JobRecord, JobState, Market } from "../shared/job";
+import type { LabelConfig } from "../shared/label-config";
+import { settings } from "../shared/settings";
+import { dynamoClient } from "./dynamodb";
+import { expiryFor } from "./jobs-table";
+
+const marshallOptions = { removeUndefinedValues: true, convertClassInstanceToMap: false };
+
+export const RESERVED_KEYS = {
+  breaker: (configName: string) => `#spot-breaker#${configName}`,
+  retry: (repo: string, runId: number) => `#rerun-on-demand#${repo}#${runId}`,
+  redelivery: "#reconciler#webhook-redelivery",
+} as const;
+
+export interface ConditionalTransition {
+  /** The state the decision saw; the write applies only if the job is still in it. */
+  from: JobState;
+  to: JobState;
+  /** When set, the job must still name this instance (undefined: any). */
+  instanceId?: string;
+  set?: Partial<JobRecord>;
+  remove?: (keyof JobRecord)[];
+  now: Date;
+  table?: string;
+}
+
+/**
+ * Moves a job `from` → `to` if it is still in `from` (and still on `instanceId`), in one conditional
+ * UpdateItem. Returns the new item, or undefined when someone else changed the job first.
+ */
+export async function transitionIf(jobId: string, t: ConditionalTransition): Promise<JobRecord | undefined> {
+  const fields: Record<string, unknown> = {
+    ...t.set,
+    state: t.to,
+    updatedAt: t.now.toISOString(),
+    expiresAt: expiryFor(t.now),
+  };
+  const names: Record<string, string> = { "#state": "state" };
+  const values: Record<string, unknown> = { ":from": t.from };
+  const sets: string[] = [];
+  Object.entries(fields).forEach(([key, value], i) => {
+    if (value === undefined) return;
+    names[`#f${i}`] = key;
+    values[`:f${i}`] = value;
+    sets.push(`#f${i} = :f${i}`);
+  });
+  const removes = (t.remove ?? []).map((key, i) => {
+    names[`#r${i}`] = key;
+    return `#r${i}`;
+  });
+  let condition = "#state = :from";
+  if (t.instanceId) {
+    names["#instanceId"] = "instanceId";
+    values[":instanceId"] = t.instanceId;
+    condition += " AND #instanceId = :instanceId";
+  }
+  try {
+    const { Attributes } = await dynamoClient().send(
+      new UpdateItemCommand({
+        TableName: t.table ?? settings().jobsTable,
+        Key: marshall({ jobId }),
+        UpdateExpression: `SET ${sets.join(", ")}${removes.length ? ` REMOVE ${removes.join(", ")}` : ""}`,
+        ConditionExpression: condition,
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: marshall(values, marshallOptions),
+        ReturnValues: "ALL_NEW",
+      }),
+    );
+    return Attributes ? (unmarshall(Attributes) as JobRecord) : undefined;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Releases a job that lost its launch (`launching` without a launcher, `launched` on an instance that
+ * died or whose runner took another job) back to `queued`, holding the enqueue claim: the caller sends
+ * the launch message and then marks it sent (jobs-table markJobEnqueued). If the caller dies between
+ * the two, the reconciler sees a stale claim and enqueues it.
+ */
+export function releaseToQueue(
+  jobId: string,
+  args: { from: "launching" | "launched"; instanceId?: string; reason: string; now: Date; table?: string },
+): Promise<JobRecord | undefined> {
+  return transitionIf(jobId, {
+    from: args.from,
+    to: "queued",
+    instanceId: args.instanceId,
+    set: { reason: args.reason, enqueueClaimedAt: args.now.toISOString() },
+    remove: ["instanceId", "instanceType", "availabilityZone", "enqueuedAt", "runnerName", "runnerId"],
+    now: args.now,
+    table: args.table,
+  });
+}
+
+/** Every job the ledger maps to `instanceId` (byInstance index; a stolen runner maps two). */
+export async function jobsOnInstance(instanceId: string, table = settings().jobsTable): Promise<JobRecord[]> {
+  const result = await dynamoClient().send(
+    new QueryCommand({
+      TableName: table,
+      IndexName: "byInstance",
+      KeyConditionExpression: "instanceId = :id",
+      ExpressionAttributeValues: marshall({ ":id": instanceId }),
+    }),
+  );
+  return (result.Items ?? []).map((item) => unmarshall(item) as JobRecord);
+}
+
+// ---- Reserved items --------------------------------------------------------------------------------
+
+async function getReserved<T>(key: string, table: string): Promise<(T & { version?: number }) | undefined> {
+  const { Item } = await dynamoClient().send(
+    new GetItemCommand({ TableName: table, Key: marshall({ jobId: key }), ConsistentRead: true }),
+  );
+  if (!Item) return undefined;
+  const { jobId: _key, expiresAt: _ttl, ...rest } = unmarshall(Item);
+  return rest as T & { version?: number };
+}
+
+/** Writes a reserved item if its version is still `version` (optimistic); false when it changed. */
+async function putReserved(
+  key: string,
+  value: object,
+  version: number | undefined,
+  expiresAt: number,
+  table: string,
+): Promise<boolean> {
+  try {
+    await dynamoClient().send(
+      new PutItemCommand({
+        TableName: table,
+        Item: marshall({ ...value, jobId: key, version: (version ?? 0) + 1, expiresAt }, marshallOptions),
+        ConditionExpression: version === undefined ? "attribute_not_exists(jobId)" : "version = :v",
+        ExpressionAttributeValues: version === undefined ? undefined : marshall({ ":v": version }),
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return false;
+    throw error;
+  }
+}
+
+export function getBreaker(
+  configName: string,
+  table = settings().jobsTable,
+): Promise<BreakerState | undefined> {
+  return getReserved<BreakerState>(RESERVED_KEYS.breaker(configName), table);
+}
+
+/** Counts one spot interruption for `configName`; returns whether this one opened the breaker. */
+export async function recordSpotInterruption(
+  configName: string,
+  at: Date,
+  policy: BreakerPolicy,
+  table = settings().jobsTable,
+): Promise<{ state: BreakerState; opened: boolean }> {
+  const key = RESERVED_KEYS.breaker(configName);
+  for (let attempt = 0; ; attempt++) {
+    const current = await getReserved<BreakerState>(key, table);
+    const { version, ...state } = current ?? { version: undefined };
+    const next = recordInterruption(current ? (state as BreakerState) : undefined, configName, at, policy);
+    const keepSeconds = policy.windowSeconds + policy.cooldownSeconds + 86_400;
+    if (await putReserved(key, next.state, version, Math.floor(at.getTime() / 1000) + keepSeconds, table)) {
+      return next;
+    }
+    if (attempt >= 5) throw new Error(`spot breaker of ${configName}: too many concurrent updates`);
+  }
+}
+
+export function getRetryMarker(repo: string, runId: number, table = settings().jobsTable) {
+  return getReserved<RetryMarker>(RESERVED_KEYS.retry(repo, runId), table);
+}
+
+/** Creates the run's re-run marker unless one exists (a run is re-run on-demand once). */
+export function createRetryMarker(
+  marker: RetryMarker,
+  now: Date,
+  table = settings().jobsTable,
+): Promise<boolean> {
+  return putReserved(
+    RESERVED_KEYS.retry(marker.repo, marker.runId),
+    marker,
+    undefined,
+    expiryFor(now),
+    table,
+  );
+}
+
+/** Removes a run's re-run marker (the re-run request failed: a redelivered `completed` may try again). */
+export async function deleteRetryMarker(
+  repo: string,
+  runId: number,
+  table = settings().jobsTable,
+): Promise<void> {
+  await dynamoClient().send(
+    new DeleteItemCommand({ TableName: table, Key: marshall({ jobId: RESERVED_KEYS.retry(repo, runId) }) }),
+  );
+}
+
+export async function readRedeliveryState(
+  table = settings().jobsTable,
+): Promise<(RedeliveryState & { version?: number }) | undefined> {
+  return getReserved<RedeliveryState>(RESERVED_KEYS.redelivery, table);
+}
+
+/** Saves the bookmark unless another reconciler saved one since it was read (then this run's is dropped). */
+export function writeRedeliveryState(
+  state: RedeliveryState,
+  version: number | undefined,
+  now: Date,
+  table = settings().jobsTable,
+): Promise<boolean> {
+  return putReserved(
+    RESERVED_KEYS.redelivery,
+    state,
+    version,
+    Math.floor(now.getTime() / 1000) + 7 * 86_400,
+    table,
+  );
+}
+
+// ---- Hand-off reports ------------------------------------------------------------------------------
+
+/**
+ * Every hand-off item's progress report (one per live instance, so the table is small), without the
+ * JIT config: the projection leaves the secret out.
+ */
+export async function listHandoffReports(table = settings().handoffTable): Promise<HandoffReport[]> {
+  const reports: HandoffReport[] = [];
+  let startKey: Record<string, import("@aws-sdk/client-dynamodb").AttributeValue> | undefined;
+  const fields = [
+    "instanceId",
+    "createdAt",
+    "fetchedAt",
+    "runnerStartedAt",
+    "jobStartedAt",
+    "jobFinishedAt",
+    "interruptedAt",
+  ];
+  do {
+    const page = await dynamoClient().send(
+      new ScanCommand({
+        TableName: table,
+        ProjectionExpression: fields.map((_, i) => `#p${i}`).join(", "),
+        ExpressionAttributeNames: Object.fromEntries(fields.map((f, i) => [`#p${i}`, f])),
+        ExclusiveStartKey: startKey,
+      }),
+    );
+    for (const item of page.Items ?? []) {
+      const report = unmarshall(item) as HandoffReport;
+      if (report.instanceId) reports.push(report);
+    }
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  return reports;
+}
+
+// ---- What the launcher asks ------------------------------------------------------------------------
+
+/**
+ * For the launcher, before it builds a fleet request for `jobs` of `config`: the jobs that must launch
+ * on-demand whatever the config's spot policy says (a re-run of an interrupted job; every job of a
+ * spotPreferred config while its spot breaker is open), with the reason to record. One read of the
+ * config's breaker, and one marker read per re-run workflow run (first attempts are never re-runs).
+ */
+export async function launchMarketOverrides(
+  jobs: Pick<JobRecord, "jobId" | "repo" | "runId" | "runAttempt" | "configName">[],
+  config: Pick<LabelConfig, "name" | "spotPolicy">,
+  now: Date = new Date(),
+  table = settings().jobsTable,
+): Promise<Map<string, { market: Market; reason: string }>> {
+  const overrides = new Map<string, { market: Market; reason: string }>();
+  if (config.spotPolicy === "onDemandOnly" || jobs.length === 0) return overrides;
+  const breaker = config.spotPolicy === "spotPreferred" ? await getBreaker(config.name, table) : undefined;
+  const markers = new Map<string, Promise<RetryMarker | undefined>>();
+  for (const job of jobs) {
+    const runKey = `${job.repo}#${job.runId}`;
+    if ((job.runAttempt ?? 1) > 1 && !markers.has(runKey))
+      markers.set(runKey, getRetryMarker(job.repo, job.runId, table));
+  }
+  for (const job of jobs) {
+    const retry = await markers.get(`${job.repo}#${job.runId}`);
+    const override = marketOverride({ job, config, breaker, retry, now });
+    if (override) overrides.set(job.jobId, override);
+  }
+  return overrides;
+}

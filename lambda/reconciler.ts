@@ -1,0 +1,392 @@
+/**
+ * The reconciler Lambda (EventBridge schedule, every minute): reads the ledger, the stack's instances,
+ * its runners on GitHub and the hand-off reports; plans with lambda/core/reconcile.ts; applies each
+ * action as a conditional write or an idempotent API call, so two runs at once, or a run racing the
+ * launcher, cannot launch a job twice or lose one. Then, in App mode, asks GitHub to redeliver failed
+ * `workflow_job` webhooks. Work is bounded (actions per run, GitHub look-ups, a time budget); every
+ * count is a metric, and every decision is logged with its reason.
+ */
+import type { Context, ScheduledEvent } from "aws-lambda";
+import pMap from "p-map";
+import { describeRunnerInstances, terminateInstances } from "./adapters/ec2";
+import {
+  deleteRunner,
+  type GitHub,
+  getWorkflowJob,
+  githubApp,
+  githubForInstallation,
+  listFailedDeliveries,
+  listRunners,
+  type RunnerScope,
+  redeliver,
+  scopeFor,
+} from "./adapters/github";
+import { deleteHandoff } from "./adapters/handoff";
+import { findJobByInstance, getJob, listJobsByState, markJobEnqueued } from "./adapters/jobs-table";
+import { enqueueLaunches } from "./adapters/launch-queue";
+import {
+  listHandoffReports,
+  readRedeliveryState,
+  releaseToQueue,
+  transitionIf,
+  writeRedeliveryState,
+} from "./adapters/lifecycle-store";
+import { ENQUEUE_CLAIM_SECONDS } from "./core/intake";
+import { type GithubRunner, planReconcile, type ReconcileAction, type StackInstance } from "./core/reconcile";
+import { planRedeliveries, readSince } from "./core/redelivery";
+import type { JobRecord, JobState } from "./shared/job";
+import { logger, MetricUnit, metrics } from "./shared/observability";
+import { settings } from "./shared/settings";
+
+/** The states the reconciler reads from the ledger (terminal jobs come in only via their instance). */
+const LIVE_STATES: readonly JobState[] = ["queued", "launching", "launched", "running", "interrupted"];
+const MAX_JOBS_PER_STATE = 2000;
+const MAX_ACTIONS = 200;
+const MAX_GITHUB_CHECKS = 30;
+const MAX_INSTANCE_LOOKUPS = 200;
+/** Scopes (org or repo) whose runners are listed in one run. */
+const MAX_RUNNER_SCOPES = 10;
+const CONCURRENCY = 8;
+const REDELIVERY = { maxAttempts: 6, baseBackoffSeconds: 60, maxPerRun: 50 };
+
+export interface ReconcileReport {
+  /** Actions applied, by kind. */
+  applied: Record<string, number>;
+  /** Actions whose condition no longer held (someone else acted first), by kind. */
+  skipped: Record<string, number>;
+  failed: number;
+  /** Planned but left for the next run (action cap or time budget). */
+  deferred: number;
+  redelivered: number;
+  /** Parts that could not be read this run (their rules were skipped). */
+  unreadable: string[];
+}
+
+export async function handler(_event: ScheduledEvent, context?: Context): Promise<ReconcileReport> {
+  // Leave 10 s of the Lambda's timeout for the last in-flight calls and the metrics.
+  const budgetMs = context ? Math.max(5_000, context.getRemainingTimeInMillis() - 10_000) : 50_000;
+  const report = await reconcile({ now: new Date(), deadline: Date.now() + budgetMs });
+  for (const [kind, n] of Object.entries(report.applied)) {
+    // e.g. ReconcileDeleteRunner: how many offline runners were removed this run.
+    const name = kind.replace(/(^|-)([a-z])/g, (_m, _d, c: string) => c.toUpperCase());
+    metrics.addMetric(`Reconcile${name}`, MetricUnit.Count, n);
+  }
+  metrics.addMetric("ReconcileSkipped", MetricUnit.Count, sum(report.skipped));
+  metrics.addMetric("ReconcileFailed", MetricUnit.Count, report.failed);
+  metrics.addMetric("ReconcileDeferred", MetricUnit.Count, report.deferred);
+  metrics.addMetric("WebhooksRedelivered", MetricUnit.Count, report.redelivered);
+  metrics.publishStoredMetrics();
+  logger.info("reconciled", { ...report });
+  return report;
+}
+
+const sum = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
+
+/** One reconciler pass at `now`; stops starting new work after `deadline` (epoch ms). */
+export async function reconcile(options: { now?: Date; deadline?: number } = {}): Promise<ReconcileReport> {
+  const now = options.now ?? new Date();
+  const deadline = options.deadline ?? Date.now() + 50_000;
+  const s = settings();
+  const report: ReconcileReport = {
+    applied: {},
+    skipped: {},
+    failed: 0,
+    deferred: 0,
+    redelivered: 0,
+    unreadable: [],
+  };
+
+  const jobs = (
+    await Promise.all(LIVE_STATES.map((state) => listJobsByState(state, { limit: MAX_JOBS_PER_STATE })))
+  ).flat();
+  const instances = await readInstances(s.stackName).catch((error: unknown) => {
+    logger.warn("could not read the stack's instances: instance rules skipped", error as Error);
+    report.unreadable.push("instances");
+    return undefined;
+  });
+  // Terminal jobs matter only for instances still up: "its job completed, the instance did not stop".
+  const held = new Set(jobs.map((j) => j.instanceId).filter(Boolean));
+  const unheld = (instances ?? []).filter(
+    (i) => !held.has(i.instanceId) && (i.state === "running" || i.state === "pending"),
+  );
+  const finished = await pMap(unheld.slice(0, MAX_INSTANCE_LOOKUPS), (i) => findJobByInstance(i.instanceId), {
+    concurrency: CONCURRENCY,
+  });
+  for (const job of finished) if (job) jobs.push(job);
+  const handoffs = await listHandoffReports().catch((error: unknown) => {
+    logger.warn("could not read the hand-off reports", error as Error);
+    report.unreadable.push("handoffs");
+    return [];
+  });
+  const scopes = runnerScopes(jobs);
+  const runners = await readRunners(scopes, s.stackName).catch((error: unknown) => {
+    logger.warn("could not list the stack's runners on GitHub: runner cleanup skipped", error as Error);
+    report.unreadable.push("runners");
+    return undefined;
+  });
+
+  const plan = planReconcile({
+    jobs,
+    instances,
+    runners: runners?.list,
+    handoffs,
+    now,
+    policy: {
+      stackName: s.stackName,
+      enqueueClaimSeconds: ENQUEUE_CLAIM_SECONDS,
+      requeueAfterSeconds: s.requeueAfterSeconds,
+      launchingTimeoutSeconds: s.launchingTimeoutSeconds,
+      queueTimeoutSeconds: s.queueTimeoutMinutes * 60,
+      maxRuntimeSeconds: s.maxRuntimeMinutes * 60,
+      idleTimeoutSeconds: s.idleTimeoutMinutes * 60,
+      orphanGraceSeconds: s.orphanGraceSeconds,
+      completedGraceSeconds: s.completedGraceSeconds,
+      maxActions: MAX_ACTIONS,
+      maxGithubChecks: MAX_GITHUB_CHECKS,
+    },
+  });
+  report.deferred = plan.deferred;
+
+  const byId = new Map(jobs.map((j) => [j.jobId, j]));
+  const ctx: ApplyContext = { now, byId, runnerScopes: runners?.scopeOf ?? new Map(), toEnqueue: [] };
+  // Terminations first, in one call: they stop spend, and the job actions after them assume them.
+  const terminations = plan.actions.filter((a) => a.kind === "terminate");
+  if (terminations.length) {
+    try {
+      await terminateInstances([...new Set(terminations.map((a) => a.instanceId))]);
+      for (const a of terminations) logAction(a, "applied", report);
+    } catch (error) {
+      logger.error("terminate failed", error as Error);
+      report.failed += terminations.length;
+    }
+  }
+  const rest = plan.actions.filter((a) => a.kind !== "terminate");
+  await pMap(
+    rest,
+    async (action) => {
+      if (Date.now() > deadline) {
+        report.deferred++;
+        return;
+      }
+      try {
+        const outcome = await apply(action, ctx);
+        logAction(action, outcome, report);
+      } catch (error) {
+        report.failed++;
+        logger.error("reconcile action failed", {
+          action: describe(action),
+          error: (error as Error).message,
+        });
+      }
+    },
+    { concurrency: CONCURRENCY },
+  );
+  await sendLaunches(ctx, report);
+
+  if (s.githubAuthMode === "app" && Date.now() < deadline) {
+    report.redelivered = await redeliverFailedWebhooks(now).catch((error: unknown) => {
+      logger.warn("webhook redelivery skipped", error as Error);
+      report.unreadable.push("deliveries");
+      return 0;
+    });
+  }
+  return report;
+}
+
+async function readInstances(stackName: string): Promise<StackInstance[]> {
+  // Terminated instances stay listed for about an hour: that is how a launched job learns its instance died.
+  const all = await describeRunnerInstances(stackName, [
+    "pending",
+    "running",
+    "shutting-down",
+    "terminated",
+    "stopping",
+    "stopped",
+  ]);
+  return all.map((i) => ({
+    instanceId: i.instanceId,
+    state: i.state ?? "unknown",
+    launchTime: (i.launchTime ?? new Date(0)).toISOString(),
+    configName: i.configName,
+  }));
+}
+
+/** The runner scopes (org or repo) of the jobs in view, with an installation to ask each one through. */
+function runnerScopes(jobs: JobRecord[]): { scope: RunnerScope; installationId?: number }[] {
+  const scopes = new Map<string, { scope: RunnerScope; installationId?: number }>();
+  for (const job of jobs) {
+    const scope = scopeFor(job);
+    const key = JSON.stringify(scope);
+    if (!scopes.has(key) || (job.installationId && !scopes.get(key)?.installationId)) {
+      scopes.set(key, { scope, installationId: job.installationId });
+    }
+  }
+  return [...scopes.values()].slice(0, MAX_RUNNER_SCOPES);
+}
+
+async function readRunners(scopes: { scope: RunnerScope; installationId?: number }[], stackName: string) {
+  const list: GithubRunner[] = [];
+  const scopeOf = new Map<number, { gh: GitHub; scope: RunnerScope }>();
+  for (const { scope, installationId } of scopes) {
+    const gh = await githubForInstallation(installationId);
+    for (const runner of await listRunners(gh, scope)) {
+      if (!runner.name.startsWith(`${stackName}-`)) continue;
+      list.push(runner);
+      scopeOf.set(runner.id, { gh, scope });
+    }
+  }
+  return { list, scopeOf };
+}
+
+interface ApplyContext {
+  now: Date;
+  byId: Map<string, JobRecord>;
+  runnerScopes: Map<number, { gh: GitHub; scope: RunnerScope }>;
+  /** Launch messages to send after the writes, in batches. */
+  toEnqueue: { jobId: string; configName: string }[];
+}
+
+type Outcome = "applied" | "skipped";
+
+async function apply(action: ReconcileAction, ctx: ApplyContext): Promise<Outcome> {
+  const { now } = ctx;
+  switch (action.kind) {
+    case "enqueue": {
+      if (action.check && (await closedOnGitHub(action.jobId, ctx))) return "applied";
+      // Only while still queued: a job launched meanwhile needs no message.
+      const job = await transitionIf(action.jobId, {
+        from: "queued",
+        to: "queued",
+        set: { reason: action.reason, enqueueClaimedAt: now.toISOString() },
+        remove: ["enqueuedAt"],
+        now,
+      });
+      if (!job) return "skipped";
+      ctx.toEnqueue.push({ jobId: job.jobId, configName: job.configName });
+      return "applied";
+    }
+    case "release": {
+      if (action.check && (await closedOnGitHub(action.jobId, ctx))) return "applied";
+      const job = await releaseToQueue(action.jobId, {
+        from: action.from,
+        instanceId: action.instanceId,
+        reason: action.reason,
+        now,
+      });
+      if (!job) return "skipped";
+      ctx.toEnqueue.push({ jobId: job.jobId, configName: job.configName });
+      return "applied";
+    }
+    case "expire": {
+      const job = await transitionIf(action.jobId, {
+        from: action.from,
+        to: "timed-out",
+        set: { reason: action.reason, completedAt: now.toISOString() },
+        now,
+      });
+      return job ? "applied" : "skipped";
+    }
+    case "check":
+      return (await closedOnGitHub(action.jobId, ctx)) ? "applied" : "skipped";
+    case "delete-handoff":
+      await deleteHandoff(action.instanceId);
+      return "applied";
+    case "delete-runner": {
+      const where = ctx.runnerScopes.get(action.runnerId);
+      if (!where) return "skipped";
+      await deleteRunner(where.gh, where.scope, action.runnerId);
+      return "applied";
+    }
+    case "terminate":
+      // Applied in one batch before the others (see reconcile).
+      return "skipped";
+  }
+}
+
+/**
+ * Asks GitHub about a job (its `completed` webhook may be lost); closes it in the ledger when GitHub
+ * says it completed, or when GitHub no longer knows it. Returns whether the job was closed.
+ */
+async function closedOnGitHub(jobId: string, ctx: ApplyContext): Promise<boolean> {
+  const job = ctx.byId.get(jobId) ?? (await getJob(jobId));
+  if (!job) return false;
+  const gh = await githubForInstallation(job.installationId);
+  const remote = await getWorkflowJob(gh, job.repo, Number(job.jobId));
+  if (remote && remote.status !== "completed") return false;
+  const set: Partial<JobRecord> = remote
+    ? {
+        conclusion: remote.conclusion ?? undefined,
+        completedAt: ctx.now.toISOString(),
+        lastAction: "completed",
+        reason: "completed on GitHub (read by the reconciler: the completed webhook was not seen)",
+      }
+    : { completedAt: ctx.now.toISOString(), reason: "GitHub no longer knows this job" };
+  const closed = await transitionIf(jobId, {
+    from: job.state,
+    to: remote ? "completed" : "failed",
+    set,
+    now: ctx.now,
+  });
+  return !!closed;
+}
+
+async function sendLaunches(ctx: ApplyContext, report: ReconcileReport): Promise<void> {
+  if (!ctx.toEnqueue.length) return;
+  try {
+    await enqueueLaunches(ctx.toEnqueue);
+  } catch (error) {
+    // The jobs hold a claim that goes stale: the next run enqueues them.
+    logger.error("could not send launch messages", error as Error);
+    report.failed += ctx.toEnqueue.length;
+    return;
+  }
+  await pMap(ctx.toEnqueue, (m) => markJobEnqueued(m.jobId, { now: ctx.now }), { concurrency: CONCURRENCY });
+}
+
+/** Redelivers failed `workflow_job` deliveries of the App (see core/redelivery.ts). Returns how many. */
+async function redeliverFailedWebhooks(now: Date): Promise<number> {
+  const policy = { ...REDELIVERY, lookbackSeconds: settings().redeliveryLookbackHours * 3600 };
+  const stored = await readRedeliveryState();
+  const { version, ...state } = stored ?? { version: undefined, pending: {} };
+  const gh = await githubApp();
+  const failed = await listFailedDeliveries(gh, readSince(stored, now, policy));
+  const plan = planRedeliveries(
+    stored ? state : undefined,
+    failed.map((d) => ({
+      id: d.id,
+      guid: d.guid,
+      delivered_at: d.deliveredAt,
+      redelivery: d.redelivery,
+      status_code: d.statusCode,
+      event: d.event,
+      action: d.action,
+    })),
+    now,
+    policy,
+  );
+  // Save first: a crash after asking GitHub must not ask again at once.
+  if (!(await writeRedeliveryState(plan.state, version, now))) return 0; // another run got there
+  let sent = 0;
+  for (const { id, guid, attempt } of plan.redeliver) {
+    try {
+      await redeliver(gh, id);
+      sent++;
+      logger.info("webhook redelivered", { deliveryId: id, guid, attempt });
+    } catch (error) {
+      logger.warn("webhook redelivery failed", { deliveryId: id, guid, error: (error as Error).message });
+    }
+  }
+  for (const guid of plan.gaveUp) logger.warn("gave up redelivering a webhook", { guid });
+  return sent;
+}
+
+function describe(action: ReconcileAction) {
+  const { kind, reason, ...rest } = action;
+  return { kind, reason, ...rest };
+}
+
+function logAction(action: ReconcileAction, outcome: Outcome, report: ReconcileReport) {
+  const counts = outcome === "applied" ? report.applied : report.skipped;
+  counts[action.kind] = (counts[action.kind] ?? 0) + 1;
+  if (outcome === "applied") logger.info("reconcile", { ...describe(action) });
+}
