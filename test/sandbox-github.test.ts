@@ -106,7 +106,14 @@ describe.each<GitHubFlavour>(["dotcom", "ghes"])("GitHub fake (%s)", (flavour) =
   beforeAll(async () => {
     fake = await startGitHubFake({ flavour });
   });
-  afterAll(() => fake.close());
+  afterAll(async () => {
+    // Each operation the fake serves answered successfully at least once, so its response schema was checked.
+    const succeeded = new Set(
+      fake.faults.calls.filter((c) => c.status >= 200 && c.status < 300).map((c) => c.operation),
+    );
+    expect(GITHUB_OPERATIONS.filter((op) => !succeeded.has(op))).toEqual([]);
+    await fake.close();
+  });
   afterEach(() => {
     // Every request the real clients sent and every response the fake produced matched GitHub's description.
     expect(fake.violations()).toEqual([]);
@@ -436,7 +443,7 @@ describe.each<GitHubFlavour>(["dotcom", "ghes"])("GitHub fake (%s)", (flavour) =
           .catch((e: { status: number; response: { headers: Record<string, string> } }) => e);
         expect(error).toMatchObject({ status: 403, response: { headers: { "x-ratelimit-remaining": "0" } } });
       } finally {
-        fake.state.exhaustedUntil = 0;
+        fake.state.resetRateLimits();
       }
     });
 
@@ -527,6 +534,55 @@ describe.each<GitHubFlavour>(["dotcom", "ghes"])("GitHub fake (%s)", (flavour) =
         runner_id: data.runner.id,
       });
       expect(deleted.status).toBe(204);
+    });
+  });
+
+  describe("runner lifecycle helpers", () => {
+    it("connects a runner by its JIT config, runs a job on it and removes it when the job ends", async () => {
+      const octokit = appClient(fake);
+      const { data } = await jitOrg(octokit, fake, unique("life"));
+      const job = fake.state.seedJob({ owner: fake.repo.owner, repo: fake.repo.name });
+      expect(() => fake.state.assignJob(data.runner.id, job.id)).toThrow(/not online/);
+
+      fake.state.connectRunner(data.encoded_jit_config);
+      fake.state.assignJob(data.runner.id, job.id);
+      const params = { org: fake.org, runner_id: data.runner.id };
+      const running = await octokit.request("GET /orgs/{org}/actions/runners/{runner_id}", params);
+      expect(running.data).toMatchObject({ status: "online", busy: true, os: "Linux" });
+      const { data: seen } = await octokit.request("GET /repos/{owner}/{repo}/actions/jobs/{job_id}", {
+        owner: fake.repo.owner,
+        repo: fake.repo.name,
+        job_id: job.id,
+      });
+      expect(seen).toMatchObject({
+        status: "in_progress",
+        runner_id: data.runner.id,
+        runner_name: data.runner.name,
+        runner_group_name: "Default",
+      });
+
+      fake.state.completeJob(job.id, "success");
+      expect(fake.state.jobs.get(job.id)).toMatchObject({ status: "completed", conclusion: "success" });
+      await expect(
+        octokit.request("GET /orgs/{org}/actions/runners/{runner_id}", params),
+      ).rejects.toMatchObject({
+        status: 404,
+      });
+      expect(() => fake.state.connectRunner(data.encoded_jit_config)).toThrow(/no registered runner/);
+    });
+
+    it("gets a repository runner by id", async () => {
+      const octokit = appClient(fake);
+      const { data } = await jitRepo(octokit, fake, unique("get"));
+      const { data: runner } = await octokit.request(
+        "GET /repos/{owner}/{repo}/actions/runners/{runner_id}",
+        {
+          owner: fake.repo.owner,
+          repo: fake.repo.name,
+          runner_id: data.runner.id,
+        },
+      );
+      expect(runner).toMatchObject({ id: data.runner.id, status: "offline", busy: false });
     });
   });
 

@@ -303,6 +303,54 @@ export class GitHubState {
     if (runner) runner.deleted = true;
   }
 
+  /**
+   * What `run.sh --jitconfig <config>` does on an instance: the runner comes online. Throws, as the
+   * real runner fails to start, when the config is unknown or its runner was deleted.
+   */
+  connectRunner(encodedJitConfig: string, options: { os?: string } = {}): Runner {
+    const runner = this.runnerForJitConfig(encodedJitConfig);
+    if (!runner) throw new Error("the JIT config belongs to no registered runner");
+    return this.setRunner(runner.id, { status: "online", os: options.os ?? "Linux" });
+  }
+
+  /** GitHub hands a queued job to an online runner: the runner is busy, the job in progress on it. */
+  assignJob(runnerId: number, jobId: number): Job {
+    const runner = this.runners.get(runnerId);
+    const job = this.jobs.get(jobId);
+    if (!runner || runner.deleted || runner.status !== "online")
+      throw new Error(`runner ${runnerId} is not online`);
+    if (!job) throw new Error(`no job ${jobId}`);
+    const groupScope = "org" in runner.scope ? runner.scope.org : runner.scope.owner;
+    const group = this.runnerGroups.get(groupScope.toLowerCase())?.find((g) => g.id === runner.runnerGroupId);
+    runner.busy = true;
+    return Object.assign(job, {
+      status: "in_progress",
+      conclusion: null,
+      started_at: isoSeconds(this.now()),
+      runner_id: runner.id,
+      runner_name: runner.name,
+      runner_group_id: runner.runnerGroupId,
+      runner_group_name: group?.name ?? null,
+    } satisfies Partial<Job>);
+  }
+
+  /** The job ends; its ephemeral runner is removed, as GitHub does. */
+  completeJob(jobId: number, conclusion: NonNullable<Job["conclusion"]> = "success"): Job {
+    const job = this.jobs.get(jobId);
+    if (!job) throw new Error(`no job ${jobId}`);
+    Object.assign(job, {
+      status: "completed",
+      conclusion,
+      completed_at: isoSeconds(this.now()),
+    } satisfies Partial<Job>);
+    const runner = job.runner_id === null ? undefined : this.runners.get(job.runner_id);
+    if (runner) {
+      runner.busy = false;
+      if (runner.ephemeral) runner.deleted = true;
+    }
+    return job;
+  }
+
   seedJob(job: Partial<Job> & { owner: string; repo: string }): Job {
     const now = isoSeconds(this.now());
     const full: Job = {
@@ -365,6 +413,12 @@ export class GitHubState {
     const limit = this.primaryRateLimit ?? 5000;
     this.primaryRateLimit = limit;
     this.exhaustedUntil = this.now() + resetInSeconds * 1000;
+  }
+
+  /** Ends an exhaustion and starts every identity's hour afresh. */
+  resetRateLimits(): void {
+    this.exhaustedUntil = 0;
+    this.rateWindows.clear();
   }
   /** @internal */ exhaustedUntil = 0;
 
