@@ -9,10 +9,12 @@
  * hand-off table. A message comes back (batchItemFailures, after a visibility delay) only when its
  * job was released to `queued` for a later try.
  *
- * Concurrency assumption: the event source's MaximumConcurrency is small (2, the least SQS allows).
- * Limits are checked before claiming and again after (claims are counted by then), and an
- * invocation that finds a limit exceeded releases its own newest claims, so racing invocations
- * can under-use but not exceed a limit (up to the byState index's replication lag).
+ * Limits and concurrency: limits are checked before claiming and again after, when every racing
+ * launcher's claims are visible; claims are ranked by claim time (core/fleet.ts claimsOverLimits)
+ * so racing invocations agree on which claims are over a limit and only those are given back.
+ * What remains is the byState index's replication lag (usually well under a second). The event
+ * source's MaximumConcurrency (a few) keeps races rare and bounds the GitHub write rate, which is
+ * paced per process (GITHUB_WRITES_PER_MINUTE).
  *
  * Crash points (each leaves a state the reconciler finishes):
  *  1. after a claim, before CreateFleet: job `launching` without instanceId → released after the
@@ -37,7 +39,7 @@ import {
   scopeFor,
 } from "./adapters/github";
 import { writeHandoff } from "./adapters/handoff";
-import { countActiveJobsByConfig, getJob, transitionJob, updateJobFields } from "./adapters/jobs-table";
+import { getJob, listActiveJobs, transitionJob, updateJobFields } from "./adapters/jobs-table";
 import { loadLabelConfigs } from "./adapters/label-configs";
 import { delayMessage } from "./adapters/launch-queue";
 import {
@@ -45,6 +47,7 @@ import {
   assignInstances,
   backoffSeconds,
   buildFleetRequest,
+  claimsOverLimits,
   classifyFleetError,
   classifyFleetErrors,
   clientTokenFor,
@@ -158,7 +161,7 @@ async function launchBatch(records: SQSRecord[], outcomes: Map<string, Outcome>)
       maxRunners: group[0]!.config.maxRunners,
       wanted: group.length,
     })),
-    await countActiveJobsByConfig(),
+    activeCounts(await listActiveJobs()),
     s.maxRunnersTotal,
   );
   const admitted: Candidate[] = [];
@@ -168,15 +171,17 @@ async function launchBatch(records: SQSRecord[], outcomes: Map<string, Outcome>)
     for (const waiting of group.slice(n)) outcomes.set(waiting.record.messageId, limitWait(waiting.record));
   }
 
-  // Claim: queued → launching. Losing the race means someone else has the job.
+  // Claim: queued → launching. Losing the race means someone else has the job. The claim time is
+  // the write's own time: racing launchers rank claims by it (claimsOverLimits).
   const claimed: Candidate[] = [];
   await pMap(
     admitted,
     async (candidate) => {
+      const at = new Date();
       const job = await transitionJob(candidate.job.jobId, "launching", {
-        set: { launchingAt: now.toISOString() },
+        set: { launchingAt: at.toISOString() },
         add: { attempts: 1 },
-        now,
+        now: at,
       });
       if (job) claimed.push({ ...candidate, job });
       else outcomes.set(candidate.record.messageId, DONE);
@@ -213,6 +218,12 @@ function parseMessage(body: string): LaunchMessage | undefined {
     // fall through
   }
   return undefined;
+}
+
+function activeCounts(active: { configName: string }[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const job of active) counts.set(job.configName, (counts.get(job.configName) ?? 0) + 1);
+  return counts;
 }
 
 function queuedSince(job: JobRecord): string {
@@ -264,34 +275,29 @@ async function enforceLimitsAfterClaim(
   outcomes: Map<string, Outcome>,
 ): Promise<Candidate[]> {
   if (claimed.length === 0) return claimed;
-  const active = await countActiveJobsByConfig();
-  const newestFirst = [...claimed].sort((a, b) => queuedSince(b.job).localeCompare(queuedSince(a.job)));
-  const giveBack = new Set<Candidate>();
-  for (const [configName, group] of groupByConfig(newestFirst, configOf)) {
-    const excess = (active.get(configName) ?? 0) - group[0]!.config.maxRunners;
-    for (const c of group.slice(0, Math.max(0, excess))) giveBack.add(c);
-  }
-  let totalExcess =
-    [...active.values()].reduce((a, b) => a + b, 0) - settings().maxRunnersTotal - giveBack.size;
-  for (const c of newestFirst) {
-    if (totalExcess <= 0) break;
-    if (giveBack.has(c)) continue;
-    giveBack.add(c);
-    totalExcess--;
-  }
+  const maxRunners = new Map(claimed.map((c) => [c.config.name, c.config.maxRunners]));
+  const giveBack = claimsOverLimits(
+    await listActiveJobs(),
+    new Set(claimed.map((c) => c.job.jobId)),
+    (configName) => maxRunners.get(configName) ?? Number.POSITIVE_INFINITY,
+    settings().maxRunnersTotal,
+  );
+  if (giveBack.size === 0) return claimed;
+  const back = claimed.filter((c) => giveBack.has(c.job.jobId));
   await pMap(
-    [...giveBack],
+    back,
     async (c) => {
       await transitionJob(c.job.jobId, "queued", {
         set: { reason: "waiting for a free runner slot" },
+        remove: ["launchingAt"],
         add: { attempts: -1 },
       });
       outcomes.set(c.record.messageId, limitWait(c.record));
     },
     { concurrency: IO_CONCURRENCY },
   );
-  if (giveBack.size) logger.info("gave back claims over the runner limits", { count: giveBack.size });
-  return claimed.filter((c) => !giveBack.has(c));
+  logger.info("gave back claims over the runner limits", { count: back.length });
+  return claimed.filter((c) => !giveBack.has(c.job.jobId));
 }
 
 // ---------------------------------------------------------------------------------------------

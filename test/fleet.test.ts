@@ -4,6 +4,7 @@ import {
   assignInstances,
   backoffSeconds,
   buildFleetRequest,
+  claimsOverLimits,
   classifyFleetError,
   classifyFleetErrors,
   clientTokenFor,
@@ -316,5 +317,41 @@ describe("queueTimedOut", () => {
     const now = new Date("2026-01-01T01:00:00Z");
     expect(queueTimedOut("2026-01-01T00:00:01Z", now, 60)).toBe(false);
     expect(queueTimedOut("2026-01-01T00:00:00Z", new Date("2026-01-01T01:00:01Z"), 60)).toBe(true);
+  });
+});
+
+describe("claimsOverLimits", () => {
+  const max = (limits: Record<string, number>) => (name: string) => limits[name] ?? 100;
+  it("keeps everything within the limits", () => {
+    const active = [
+      { jobId: "a", configName: "c", state: "running" },
+      { jobId: "b", configName: "c", state: "launching", launchingAt: "2026-01-01T00:00:01Z" },
+    ];
+    expect(claimsOverLimits(active, new Set(["b"]), max({ c: 2 }), 10)).toEqual(new Set());
+  });
+  it("gives back this launcher's claims ranked after a racing launcher's older ones", () => {
+    const active = [
+      { jobId: "settled", configName: "c", state: "launched" },
+      { jobId: "theirs-1", configName: "c", state: "launching", launchingAt: "2026-01-01T00:00:01Z" },
+      { jobId: "mine-1", configName: "c", state: "launching", launchingAt: "2026-01-01T00:00:02Z" },
+      { jobId: "theirs-2", configName: "c", state: "launching", launchingAt: "2026-01-01T00:00:02Z" },
+      { jobId: "mine-2", configName: "c", state: "launching", launchingAt: "2026-01-01T00:00:03Z" },
+    ];
+    // Limit 3: settled + theirs-1 + mine-1 stay (same time as theirs-2: the id breaks the tie).
+    expect(claimsOverLimits(active, new Set(["mine-1", "mine-2"]), max({ c: 3 }), 100)).toEqual(
+      new Set(["mine-2"]),
+    );
+    // The other launcher, ranking the same list, gives back only its own over-limit claim.
+    expect(claimsOverLimits(active, new Set(["theirs-1", "theirs-2"]), max({ c: 3 }), 100)).toEqual(
+      new Set(["theirs-2"]),
+    );
+  });
+  it("applies the total limit across configs", () => {
+    const active = [
+      { jobId: "x", configName: "a", state: "running" },
+      { jobId: "y", configName: "b", state: "launching", launchingAt: "2026-01-01T00:00:01Z" },
+      { jobId: "z", configName: "a", state: "launching", launchingAt: "2026-01-01T00:00:02Z" },
+    ];
+    expect(claimsOverLimits(active, new Set(["y", "z"]), max({}), 2)).toEqual(new Set(["z"]));
   });
 });

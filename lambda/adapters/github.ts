@@ -6,7 +6,7 @@
  * one in-flight token request between concurrent callers, so this module keeps one client per
  * installation for the life of the process) or a fine-grained PAT (token mode).
  *
- * Resilience: `@octokit/plugin-retry` retries 5xx and network errors (1 s, 4 s, 9 s);
+ * Resilience: `@octokit/plugin-retry` retries 5xx and network errors (after 1 s, then 4 s);
  * `@octokit/plugin-throttling` waits out primary and secondary rate limits (Retry-After) within
  * the budget below, and spaces write requests (JIT registrations) at
  * `settings().githubWritesPerMinute` with a few in flight at once. A request still failing after
@@ -30,6 +30,8 @@ export type GitHub = InstanceType<typeof FleetOctokit>;
 export interface GitHubTuning {
   /** Milliseconds per second of a Retry-After or retry delay (1000 = real time). */
   retryAfterBaseValue: number;
+  /** Retries of a 5xx / network error (plugin-retry waits 1 s, 4 s, 9 s…). */
+  serverErrorRetries: number;
   /** Retries of a rate-limited request before giving up. */
   rateLimitRetries: number;
   /** Longest Retry-After (seconds) worth waiting inside one Lambda invocation. */
@@ -38,10 +40,12 @@ export interface GitHubTuning {
   writeConcurrency: number;
 }
 
+// Sized for a launcher with a 60 s timeout: waits beyond these are better spent back in the queue.
 const DEFAULT_TUNING: GitHubTuning = {
   retryAfterBaseValue: 1000,
+  serverErrorRetries: 2,
   rateLimitRetries: 2,
-  maxRetryAfterSeconds: 60,
+  maxRetryAfterSeconds: 20,
   writeConcurrency: 8,
 };
 
@@ -101,7 +105,7 @@ function clientOptions() {
       warn: (message: string) => logger.warn(message),
       error: (message: string) => logger.error(message),
     },
-    retry: { retryAfterBaseValue: tuning.retryAfterBaseValue },
+    retry: { retryAfterBaseValue: tuning.retryAfterBaseValue, retries: tuning.serverErrorRetries },
     throttle: {
       id: "runner-fleet",
       Bottleneck,

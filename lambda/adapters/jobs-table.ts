@@ -280,3 +280,33 @@ export async function markJobEnqueued(jobId: string, options: { now?: Date; tabl
 export async function releaseJobEnqueue(jobId: string, table?: string) {
   await updateJobFields(jobId, { remove: ["enqueueClaimedAt"], inStates: ["queued"], table });
 }
+
+/** What the launcher's limits need to know about a job holding (or about to hold) an instance. */
+export type ActiveJob = Pick<JobRecord, "jobId" | "configName" | "state" | "launchingAt">;
+
+/**
+ * Every job in an active state (launching, launched, running) with its config and claim time: the
+ * launcher ranks concurrent claims by it so racing launchers agree on who stays within a limit.
+ */
+export async function listActiveJobs(table = settings().jobsTable): Promise<ActiveJob[]> {
+  const jobs: ActiveJob[] = [];
+  for (const state of ACTIVE_STATES) {
+    let startKey: Record<string, import("@aws-sdk/client-dynamodb").AttributeValue> | undefined;
+    do {
+      const result = await dynamoClient().send(
+        new QueryCommand({
+          TableName: table,
+          IndexName: "byState",
+          KeyConditionExpression: "#state = :state",
+          ProjectionExpression: "jobId, configName, #state, launchingAt",
+          ExpressionAttributeNames: { "#state": "state" },
+          ExpressionAttributeValues: marshall({ ":state": state }),
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of result.Items ?? []) jobs.push(unmarshall(item) as ActiveJob);
+      startKey = result.LastEvaluatedKey;
+    } while (startKey);
+  }
+  return jobs;
+}

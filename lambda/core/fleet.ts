@@ -71,6 +71,54 @@ export function allocateSlots(
   return slots;
 }
 
+export interface ActiveClaim {
+  jobId: string;
+  configName: string;
+  state: string;
+  /** When the job was claimed (queued → launching). */
+  launchingAt?: string;
+}
+
+/**
+ * After claiming, which of `mine` (this invocation's claims) must be given back so the limits
+ * hold even when launchers race. Jobs already `launched`/`running` always count; `launching` jobs
+ * are ranked by claim time (then id) and only the first ones within both limits stay. Every
+ * launcher ranks the same way, so racing launchers agree on whose claims are over the limit:
+ * one that counted before another's claims existed ranks first (its claims are older), and the
+ * later one gives back its own.
+ */
+export function claimsOverLimits(
+  active: ActiveClaim[],
+  mine: ReadonlySet<string>,
+  maxRunnersOf: (configName: string) => number,
+  maxRunnersTotal: number,
+): Set<string> {
+  const kept = new Map<string, number>();
+  let total = 0;
+  const launching: ActiveClaim[] = [];
+  for (const job of active) {
+    if (job.state === "launching") launching.push(job);
+    else {
+      kept.set(job.configName, (kept.get(job.configName) ?? 0) + 1);
+      total++;
+    }
+  }
+  launching.sort(
+    (a, b) => (a.launchingAt ?? "").localeCompare(b.launchingAt ?? "") || a.jobId.localeCompare(b.jobId),
+  );
+  const giveBack = new Set<string>();
+  for (const job of launching) {
+    const n = kept.get(job.configName) ?? 0;
+    if (n >= maxRunnersOf(job.configName) || total >= maxRunnersTotal) {
+      if (mine.has(job.jobId)) giveBack.add(job.jobId);
+      continue;
+    }
+    kept.set(job.configName, n + 1);
+    total++;
+  }
+  return giveBack;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The fleet request
 
