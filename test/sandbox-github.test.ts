@@ -158,18 +158,24 @@ describe.each<GitHubFlavour>(["dotcom", "ghes"])("GitHub fake (%s)", (flavour) =
       expect((await fetch(`${fake.url}/app`)).status).toBe(401);
     });
 
-    it("rejects an expired JWT, which auth-app recovers from by correcting its clock from the Date header", async () => {
-      fake.state.clockSkewMs = 20 * 60_000;
-      try {
-        const app = appClient(fake, { installation: false });
-        const { data } = await app.request("GET /app");
-        expect(data?.id).toBe(fake.appId);
-        expect(statuses(fake, "apps/get-authenticated").slice(-2)).toEqual([401, 200]);
-        expect(fake.faults.callsTo("github", "apps/get-authenticated").at(-2)?.errorCode).toBe("jwt_exp");
-      } finally {
-        fake.state.clockSkewMs = 0;
-      }
-    });
+    it.each([
+      ["ahead", 20 * 60_000, "jwt_exp"],
+      ["behind", -20 * 60_000, "jwt_iat"],
+    ])(
+      "rejects a JWT when GitHub's clock is %s; auth-app corrects from the Date header",
+      async (_how, skew, code) => {
+        fake.state.clockSkewMs = skew;
+        try {
+          const app = appClient(fake, { installation: false });
+          const { data } = await app.request("GET /app");
+          expect(data?.id).toBe(fake.appId);
+          expect(statuses(fake, "apps/get-authenticated").slice(-2)).toEqual([401, 200]);
+          expect(fake.faults.callsTo("github", "apps/get-authenticated").at(-2)?.errorCode).toBe(code);
+        } finally {
+          fake.state.clockSkewMs = 0;
+        }
+      },
+    );
 
     it("accepts installation tokens and the PAT as token or Bearer, and rejects unknown or expired tokens", async () => {
       const app = appClient(fake, { installation: false });
