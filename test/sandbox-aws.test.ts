@@ -14,6 +14,20 @@ import {
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import {
+  CreateFleetCommand,
+  type CreateFleetCommandInput,
+  CreateTagsCommand,
+  DeleteSnapshotCommand,
+  DeregisterImageCommand,
+  DescribeImagesCommand,
+  DescribeInstancesCommand,
+  DescribeSnapshotsCommand,
+  EC2Client,
+  paginateDescribeInstances,
+  RunInstancesCommand,
+  TerminateInstancesCommand,
+} from "@aws-sdk/client-ec2";
+import {
   ChangeMessageVisibilityCommand,
   DeleteMessageBatchCommand,
   DeleteMessageCommand,
@@ -35,13 +49,14 @@ import {
 } from "@aws-sdk/client-ssm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { JOBS_TABLE } from "../lambda/shared/tables";
-import { type Sandbox, startSandbox } from "./sandbox";
+import { EC2_THROTTLE, type Sandbox, startSandbox } from "./sandbox";
 import { md5OfMessageAttributes } from "./sandbox/sqs";
 
 let sandbox: Sandbox;
 let dynamo: DynamoDBClient;
 let sqs: SQSClient;
 let ssm: SSMClient;
+let ec2: EC2Client;
 
 /** Clients as a test would build them: endpoint and credentials from the sandbox, no retries. */
 function config(endpoint: string) {
@@ -64,12 +79,14 @@ beforeAll(async () => {
   dynamo = new DynamoDBClient(config(sandbox.endpoints.dynamodb));
   sqs = new SQSClient(config(sandbox.endpoints.sqs));
   ssm = new SSMClient(config(sandbox.endpoints.ssm));
+  ec2 = new EC2Client(config(sandbox.endpoints.ec2));
 });
 
 afterAll(async () => {
   dynamo.destroy();
   sqs.destroy();
   ssm.destroy();
+  ec2.destroy();
   await sandbox.close();
 });
 
@@ -540,5 +557,269 @@ describe("SSM", () => {
     expect((await errorOf(ssm.send(new GetParameterCommand({ Name: "/slow" })))).name).toBe(
       "ThrottlingException",
     );
+  });
+});
+
+describe("EC2", () => {
+  const fleet = (overrides: Partial<CreateFleetCommandInput> = {}): CreateFleetCommandInput => ({
+    Type: "instant",
+    LaunchTemplateConfigs: [
+      {
+        LaunchTemplateSpecification: { LaunchTemplateId: "lt-0abc", Version: "$Latest" },
+        Overrides: [
+          { InstanceType: "m7i.large", SubnetId: "subnet-a" },
+          { InstanceType: "m7i.large", SubnetId: "subnet-b" },
+          { InstanceType: "m6i.large", SubnetId: "subnet-a" },
+        ],
+      },
+    ],
+    TargetCapacitySpecification: { TotalTargetCapacity: 2, DefaultTargetCapacityType: "spot" },
+    SpotOptions: { AllocationStrategy: "capacity-optimized" },
+    TagSpecifications: [
+      { ResourceType: "instance", Tags: [{ Key: "runner-fleet:config", Value: "linux-x64" }] },
+    ],
+    ...overrides,
+  });
+
+  beforeEach(() => {
+    sandbox.ec2.addSubnet("subnet-a", "us-east-1a");
+    sandbox.ec2.addSubnet("subnet-b", "us-east-1b");
+  });
+
+  it("fills an instant spot fleet and answers like AWS", async () => {
+    const result = await ec2.send(new CreateFleetCommand(fleet()));
+    expect(result.FleetId).toMatch(/^fleet-/);
+    expect(result.Errors ?? []).toEqual([]);
+    expect(result.Instances).toHaveLength(1);
+    const [group] = result.Instances!;
+    expect(group).toMatchObject({
+      Lifecycle: "spot",
+      InstanceType: "m7i.large",
+      LaunchTemplateAndOverrides: {
+        LaunchTemplateSpecification: { LaunchTemplateId: "lt-0abc", Version: "$Latest" },
+        Overrides: { InstanceType: "m7i.large", SubnetId: "subnet-a" },
+      },
+    });
+    expect(group?.InstanceIds).toHaveLength(2);
+    for (const id of group!.InstanceIds!) expect(id).toMatch(/^i-0[0-9a-f]{16}$/);
+    const instances = sandbox.ec2.instances();
+    expect(
+      instances.map((i) => [
+        i.market,
+        i.instanceType,
+        i.subnetId,
+        i.availabilityZone,
+        i.tags["runner-fleet:config"],
+      ]),
+    ).toEqual([
+      ["spot", "m7i.large", "subnet-a", "us-east-1a", "linux-x64"],
+      ["spot", "m7i.large", "subnet-a", "us-east-1a", "linux-x64"],
+    ]);
+  });
+
+  it("reports a pool without capacity in errorSet and fills from the other overrides", async () => {
+    sandbox.faults.fail("ec2", "CreateFleet", "InsufficientInstanceCapacity", {
+      when: (r) => r.part?.instanceType === "m7i.large" && r.part.lifecycle === "spot",
+    });
+    const partial = await ec2.send(new CreateFleetCommand(fleet()));
+    expect(
+      partial.Errors?.map((e) => [
+        e.ErrorCode,
+        e.Lifecycle,
+        e.LaunchTemplateAndOverrides?.Overrides?.SubnetId,
+      ]),
+    ).toEqual([
+      ["InsufficientInstanceCapacity", "spot", "subnet-a"],
+      ["InsufficientInstanceCapacity", "spot", "subnet-b"],
+    ]);
+    expect(partial.Errors?.[0]?.ErrorMessage).toMatch(/Spot capacity/);
+    expect(partial.Instances?.map((g) => [g.InstanceType, g.InstanceIds?.length])).toEqual([
+      ["m6i.large", 2],
+    ]);
+    expect(sandbox.callsTo("ec2", "CreateFleet")[0]?.status).toBe(200);
+
+    // No spot capacity anywhere: no instance, only errors; on-demand still fills.
+    sandbox.faults.clear();
+    sandbox.faults.fail("ec2", "CreateFleet", "InsufficientInstanceCapacity", {
+      when: (r) => r.part?.lifecycle === "spot",
+    });
+    const none = await ec2.send(new CreateFleetCommand(fleet()));
+    expect(none.Instances ?? []).toEqual([]);
+    expect(none.Errors).toHaveLength(3);
+    const onDemand = await ec2.send(
+      new CreateFleetCommand(
+        fleet({
+          TargetCapacitySpecification: { TotalTargetCapacity: 1, DefaultTargetCapacityType: "on-demand" },
+        }),
+      ),
+    );
+    expect(onDemand.Instances?.[0]?.Lifecycle).toBe("on-demand");
+    expect(sandbox.ec2.instance(onDemand.Instances![0]!.InstanceIds![0]!)?.market).toBe("on-demand");
+  });
+
+  it("counts an injected failure's times per request", async () => {
+    sandbox.faults.fail("ec2", "CreateFleet", "InsufficientInstanceCapacity", { times: 1 });
+    const first = await ec2.send(new CreateFleetCommand(fleet()));
+    expect(first.Errors).toHaveLength(3);
+    const second = await ec2.send(new CreateFleetCommand(fleet()));
+    expect(second.Errors ?? []).toEqual([]);
+    expect(second.Instances?.[0]?.InstanceIds).toHaveLength(2);
+  });
+
+  it("answers a repeated ClientToken with the first answer and launches nothing new", async () => {
+    const first = await ec2.send(new CreateFleetCommand(fleet({ ClientToken: "job-42-attempt-1" })));
+    const again = await ec2.send(new CreateFleetCommand(fleet({ ClientToken: "job-42-attempt-1" })));
+    expect(again.FleetId).toBe(first.FleetId);
+    expect(again.Instances?.[0]?.InstanceIds).toEqual(first.Instances?.[0]?.InstanceIds);
+    expect(sandbox.ec2.instances()).toHaveLength(2);
+    const mismatch = await errorOf(
+      ec2.send(
+        new CreateFleetCommand(
+          fleet({
+            ClientToken: "job-42-attempt-1",
+            TargetCapacitySpecification: { TotalTargetCapacity: 5, DefaultTargetCapacityType: "spot" },
+          }),
+        ),
+      ),
+    );
+    expect(mismatch.name).toBe("IdempotentParameterMismatch");
+  });
+
+  it("describes instances by tag and state across pages, and terminates them", async () => {
+    for (let i = 0; i < 12; i++) sandbox.ec2.addInstance({ tags: { fleet: i < 9 ? "mine" : "other" } });
+    const mine: string[] = [];
+    for await (const page of paginateDescribeInstances(
+      { client: ec2, pageSize: 5 },
+      {
+        Filters: [
+          { Name: "tag:fleet", Values: ["mine"] },
+          { Name: "instance-state-name", Values: ["pending", "running"] },
+        ],
+      },
+    )) {
+      const ids = (page.Reservations ?? []).flatMap((r) => r.Instances ?? []).map((i) => i.InstanceId!);
+      expect(ids.length).toBeLessThanOrEqual(5);
+      mine.push(...ids);
+    }
+    expect(mine).toHaveLength(9);
+    expect(sandbox.callsTo("ec2", "DescribeInstances")).toHaveLength(2);
+
+    const terminated = await ec2.send(new TerminateInstancesCommand({ InstanceIds: mine.slice(0, 2) }));
+    expect(
+      terminated.TerminatingInstances?.map((t) => [t.PreviousState?.Name, t.CurrentState?.Name]),
+    ).toEqual([
+      ["running", "shutting-down"],
+      ["running", "shutting-down"],
+    ]);
+    const described = await ec2.send(new DescribeInstancesCommand({ InstanceIds: mine.slice(0, 2) }));
+    const states = described.Reservations?.flatMap((r) => r.Instances ?? []).map((i) => i.State?.Name);
+    expect(states).toEqual(["terminated", "terminated"]);
+    sandbox.clock.advance(3_600_001);
+    expect(sandbox.ec2.instances()).toHaveLength(10);
+
+    const missing = await errorOf(
+      ec2.send(new DescribeInstancesCommand({ InstanceIds: ["i-0123456789abcdef0"] })),
+    );
+    expect(missing.name).toBe("InvalidInstanceID.NotFound");
+    const badFilter = await errorOf(
+      ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: "state", Values: ["x"] }] })),
+    );
+    expect(badFilter.name).toBe("InvalidParameterValue");
+  });
+
+  it("runs spot instances with RunInstances and tags them", async () => {
+    const run = await ec2.send(
+      new RunInstancesCommand({
+        ImageId: "ami-0123",
+        InstanceType: "c7g.large",
+        MinCount: 2,
+        MaxCount: 2,
+        SubnetId: "subnet-b",
+        InstanceMarketOptions: { MarketType: "spot" },
+      }),
+    );
+    const ids = run.Instances!.map((i) => i.InstanceId!);
+    expect(
+      run.Instances?.map((i) => [i.State?.Name, i.InstanceLifecycle, i.Placement?.AvailabilityZone]),
+    ).toEqual([
+      ["pending", "spot", "us-east-1b"],
+      ["pending", "spot", "us-east-1b"],
+    ]);
+    await ec2.send(new CreateTagsCommand({ Resources: ids, Tags: [{ Key: "job", Value: "7" }] }));
+    const described = await ec2.send(
+      new DescribeInstancesCommand({
+        Filters: [
+          { Name: "tag:job", Values: ["?"] },
+          { Name: "instance-lifecycle", Values: ["spot"] },
+        ],
+      }),
+    );
+    const found = described.Reservations?.flatMap((r) => r.Instances ?? []);
+    expect(found?.map((i) => i.InstanceId).sort()).toEqual([...ids].sort());
+    expect(found?.[0]?.Tags).toEqual([{ Key: "job", Value: "7" }]);
+    expect(found?.[0]?.LaunchTime).toBeInstanceOf(Date);
+  });
+
+  it("throttles mutating calls with EC2's token bucket, as RequestLimitExceeded (HTTP 503)", async () => {
+    const id = sandbox.ec2.addInstance();
+    sandbox.faults.throttle("ec2", "mutating", EC2_THROTTLE.mutating);
+    const tag = () => ec2.send(new CreateTagsCommand({ Resources: [id], Tags: [{ Key: "k", Value: "v" }] }));
+    for (let i = 0; i < 50; i++) await tag();
+    const throttled = await errorOf(tag());
+    expect(throttled.name).toBe("RequestLimitExceeded");
+    expect(throttled.$metadata?.httpStatusCode).toBe(503);
+    // Describe calls draw from another bucket.
+    await ec2.send(new DescribeInstancesCommand({}));
+    sandbox.clock.advance(1_000); // 5 tokens back
+    for (let i = 0; i < 5; i++) await tag();
+    expect((await errorOf(tag())).name).toBe("RequestLimitExceeded");
+  });
+
+  it("lets the SDK's retry ride over a transient injected error", async () => {
+    sandbox.faults.fail("ec2", "DescribeInstances", { code: "RequestLimitExceeded" }, { times: 1 });
+    const retrying = new EC2Client({ ...config(sandbox.endpoints.ec2), maxAttempts: 3 });
+    await retrying.send(new DescribeInstancesCommand({}));
+    retrying.destroy();
+    expect(sandbox.callsTo("ec2", "DescribeInstances").map((c) => c.errorCode)).toEqual([
+      "RequestLimitExceeded",
+      undefined,
+    ]);
+  });
+
+  it("finds, deregisters and deletes the fleet's images and snapshots", async () => {
+    const snapshot = sandbox.ec2.addSnapshot({ tags: { "runner-fleet:stack": "dev" } });
+    const image = sandbox.ec2.addImage({
+      name: "runner-x64",
+      snapshotIds: [snapshot],
+      tags: { "runner-fleet:stack": "dev" },
+    });
+    sandbox.ec2.addImage({ name: "someone-else" });
+    const tagged = [{ Name: "tag:runner-fleet:stack", Values: ["dev"] }];
+    const images = await ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: tagged }));
+    expect(
+      images.Images?.map((i) => [i.ImageId, i.Name, i.BlockDeviceMappings?.[0]?.Ebs?.SnapshotId]),
+    ).toEqual([[image, "runner-x64", snapshot]]);
+    const inUse = await errorOf(ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshot })));
+    expect(inUse.name).toBe("InvalidSnapshot.InUse");
+    await ec2.send(new DeregisterImageCommand({ ImageId: image }));
+    const snapshots = await ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ["self"], Filters: tagged }));
+    expect(snapshots.Snapshots?.map((s) => s.SnapshotId)).toEqual([snapshot]);
+    await ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshot }));
+    expect(sandbox.ec2.snapshots()).toEqual([]);
+    expect((await errorOf(ec2.send(new DeregisterImageCommand({ ImageId: image })))).name).toBe(
+      "InvalidAMIID.NotFound",
+    );
+  });
+
+  it("answers DryRun and unknown actions with EC2's errors", async () => {
+    const dryRun = await errorOf(
+      ec2.send(new TerminateInstancesCommand({ InstanceIds: ["i-0123456789abcdef0"], DryRun: true })),
+    );
+    expect(dryRun.name).toBe("DryRunOperation");
+    const { StopInstancesCommand } = await import("@aws-sdk/client-ec2");
+    const unknown = await errorOf(
+      ec2.send(new StopInstancesCommand({ InstanceIds: ["i-0123456789abcdef0"] })),
+    );
+    expect(unknown.name).toBe("InvalidAction");
   });
 });

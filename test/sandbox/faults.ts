@@ -201,28 +201,30 @@ export class Faults {
   }
 
   /**
-   * For operations that fail part by part (CreateFleet overrides): the inline error, if any, of each
-   * part. A rule that fires for any part of the request counts once against its `times`.
+   * For operations that fail part by part (CreateFleet overrides, SQS batch entries): returns a
+   * function giving the inline error, if any, of each part the fake tries. A rule that fires for
+   * parts of one request counts once against its `times`, and fires for every matching part of it.
    */
   inlineFailures(
     request: Omit<FaultRequest, "part">,
-    parts: Record<string, unknown>[],
     inlineCodes: ReadonlySet<string>,
-  ): (FaultError | undefined)[] {
+  ): (part: Record<string, unknown>) => FaultError | undefined {
     const fired = new Set<FailRule>();
-    const errors = parts.map((part) => {
+    return (part) => {
       for (const rule of this.failures) {
-        if (rule.remaining <= 0 || rule.service !== request.service) continue;
+        if (rule.service !== request.service) continue;
+        if (rule.remaining <= 0 && !fired.has(rule)) continue;
         if (rule.operation !== "*" && rule.operation !== request.operation) continue;
         if (!this.isInline(rule.error, inlineCodes)) continue;
         if (rule.when && !rule.when({ ...request, part })) continue;
-        fired.add(rule);
+        if (!fired.has(rule)) {
+          fired.add(rule);
+          rule.remaining--;
+        }
         return rule.error;
       }
       return undefined;
-    });
-    for (const rule of fired) rule.remaining--;
-    return errors;
+    };
   }
 
   record(call: Omit<CallRecord, "at">): void {

@@ -9,12 +9,15 @@
  *   restore(); await sandbox.close();              // afterAll
  */
 import { startDynamoFake } from "./dynamodb";
+import { startEc2Fake } from "./ec2";
 import { type CallRecord, Faults, type ServiceName } from "./faults";
 import { Clock } from "./http";
 import { startSqsFake } from "./sqs";
 import { startSsmFake } from "./ssm";
 
 export type { SandboxTables } from "./dynamodb";
+export type { InstanceStateName, Lifecycle, SandboxImage, SandboxInstance, SandboxSnapshot } from "./ec2";
+export { FLEET_INLINE_CODES } from "./ec2";
 export type {
   CallRecord,
   FailOptions,
@@ -29,6 +32,8 @@ export { Clock } from "./http";
 export interface SandboxOptions {
   /** Default us-east-1. */
   region?: string;
+  /** EC2: how long new instances stay `pending` and terminating ones `shutting-down` (default 0). */
+  ec2?: { pendingMs?: number; shutdownMs?: number };
 }
 
 export interface SandboxQueue {
@@ -51,13 +56,14 @@ export async function startSandbox(options: SandboxOptions = {}) {
   const region = options.region ?? "us-east-1";
   const clock = new Clock();
   const faults = new Faults(clock);
-  const [dynamodb, sqs, ssm] = await Promise.all([
+  const [dynamodb, sqs, ssm, ec2] = await Promise.all([
     startDynamoFake({ faults, region, credentials: CREDENTIALS }),
     startSqsFake({ faults, clock, region }),
     startSsmFake({ faults, clock, region }),
+    startEc2Fake({ faults, clock, region, ...options.ec2 }),
   ]);
 
-  const endpoints = { dynamodb: dynamodb.url, sqs: sqs.url, ssm: ssm.url };
+  const endpoints = { dynamodb: dynamodb.url, sqs: sqs.url, ssm: ssm.url, ec2: ec2.url };
   const env: Record<string, string> = {
     AWS_REGION: region,
     AWS_DEFAULT_REGION: region,
@@ -69,6 +75,7 @@ export async function startSandbox(options: SandboxOptions = {}) {
     AWS_ENDPOINT_URL_DYNAMODB: dynamodb.url,
     AWS_ENDPOINT_URL_SQS: sqs.url,
     AWS_ENDPOINT_URL_SSM: ssm.url,
+    AWS_ENDPOINT_URL_EC2: ec2.url,
   };
 
   return {
@@ -82,6 +89,7 @@ export async function startSandbox(options: SandboxOptions = {}) {
     dynamodb,
     sqs,
     ssm,
+    ec2,
     /** Every call any fake served, in order. */
     get calls(): CallRecord[] {
       return faults.calls;
@@ -133,17 +141,18 @@ export async function startSandbox(options: SandboxOptions = {}) {
     },
     /**
      * Back to a fresh state for the next test: empties tables and queues (keeping them), forgets
-     * parameters, fault rules and the call record.
+     * parameters, instances, images, snapshots, fault rules and the call record.
      */
     async reset(): Promise<void> {
       faults.clear();
       sqs.reset();
       ssm.reset();
+      ec2.reset();
       await dynamodb.reset();
       faults.clearCalls();
     },
     async close(): Promise<void> {
-      await Promise.all([dynamodb.close(), sqs.close(), ssm.close()]);
+      await Promise.all([dynamodb.close(), sqs.close(), ssm.close(), ec2.close()]);
     },
   };
 }

@@ -435,15 +435,11 @@ export async function startSqsFake({ faults, clock, region }: SqsFakeOptions) {
         "Two or more batch entries in the request have the same Id.",
       );
     }
-    const injected = faults.inlineFailures(
-      { service: "sqs", operation, params },
-      entries.map((e) => ({ ...e }) as Record<string, unknown>),
-      NO_INLINE,
-    );
+    const failureOf = faults.inlineFailures({ service: "sqs", operation, params }, NO_INLINE);
     const Successful: Record<string, unknown>[] = [];
     const Failed: Record<string, unknown>[] = [];
-    entries.forEach((entry, i) => {
-      const fault = injected[i];
+    for (const entry of entries) {
+      const fault = failureOf({ ...entry } as Record<string, unknown>);
       if (fault) {
         Failed.push({
           Id: entry.Id,
@@ -451,7 +447,7 @@ export async function startSqsFake({ faults, clock, region }: SqsFakeOptions) {
           Code: fault.code,
           Message: fault.message ?? fault.code,
         });
-        return;
+        continue;
       }
       try {
         Successful.push({ Id: entry.Id, ...each(entry) });
@@ -464,7 +460,7 @@ export async function startSqsFake({ faults, clock, region }: SqsFakeOptions) {
           Message: error.message,
         });
       }
-    });
+    }
     return { Successful, Failed };
   };
 
