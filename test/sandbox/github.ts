@@ -852,8 +852,7 @@ export async function startGitHubFake(options: GitHubFakeOptions = {}): Promise<
     ) => {
       if (validateResponses) {
         const errors = openapi.validateResponse(operation, status, replyBody);
-        if (errors.length && (status < 300 || !errors[0]!.includes("is not documented")))
-          violation("response", errors);
+        if (errors.length) violation("response", errors);
       }
       json(res, status, replyBody, { ...headers, ...extraHeaders });
       faults.record({ service: SERVICE, operation, params, status, ...(errorCode ? { errorCode } : {}) });
@@ -881,19 +880,18 @@ export async function startGitHubFake(options: GitHubFakeOptions = {}): Promise<
       );
       if (fault) throw faultToHttpError(fault, state, identityOf(caller));
 
-      const errors = [
-        ...openapi.validateParams(operation, "path", pathParams).map((e) => `path ${e}`),
-        ...openapi.validateParams(operation, "query", query).map((e) => `query ${e}`),
-      ];
-      const bodyErrors = openapi.validateBody(operation, body);
-      if (errors.length) violation(errors[0]!.startsWith("path") ? "path" : "query", errors);
-      if (bodyErrors.length) violation("body", bodyErrors);
-      if (errors.length || bodyErrors.length) {
-        throw new HttpError(
-          422,
-          `Invalid request.\n\n${[...errors, ...bodyErrors].join("\n")}`,
-          "validation_failed",
-        );
+      const invalid: string[] = [];
+      for (const [where, errors] of [
+        ["path", openapi.validateParams(operation, "path", pathParams)],
+        ["query", openapi.validateParams(operation, "query", query)],
+        ["body", openapi.validateBody(operation, body)],
+      ] as const) {
+        if (errors.length === 0) continue;
+        violation(where, errors);
+        invalid.push(...errors.map((e) => `${where} ${e}`));
+      }
+      if (invalid.length) {
+        throw new HttpError(422, `Invalid request.\n\n${invalid.join("\n")}`, "validation_failed");
       }
 
       const handler = HANDLERS[operation]!;
