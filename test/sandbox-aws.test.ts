@@ -762,6 +762,7 @@ describe("EC2", () => {
 
   it("throttles mutating calls with EC2's token bucket, as RequestLimitExceeded (HTTP 503)", async () => {
     const id = sandbox.ec2.addInstance();
+    sandbox.clock.freeze(); // count tokens exactly: no refill while the 50 calls run
     sandbox.faults.throttle("ec2", "mutating", EC2_THROTTLE.mutating);
     const tag = () => ec2.send(new CreateTagsCommand({ Resources: [id], Tags: [{ Key: "k", Value: "v" }] }));
     for (let i = 0; i < 50; i++) await tag();

@@ -79,10 +79,23 @@ export class ApiError extends Error {
  */
 export class Clock {
   private offsetMs = 0;
+  private frozenAt?: number;
   private readonly listeners = new Set<() => void>();
 
   now(): number {
-    return Date.now() + this.offsetMs;
+    return (this.frozenAt ?? Date.now()) + this.offsetMs;
+  }
+
+  /** Stops wall time (only `advance` moves the clock), e.g. to count tokens of a throttle exactly. */
+  freeze(): void {
+    this.frozenAt ??= Date.now();
+  }
+
+  /** Wall time runs again, from where the frozen clock stood. */
+  resume(): void {
+    if (this.frozenAt === undefined) return;
+    this.offsetMs += this.frozenAt - Date.now();
+    this.frozenAt = undefined;
   }
 
   advance(ms: number): void {

@@ -140,10 +140,12 @@ export async function startSandbox(options: SandboxOptions = {}) {
       return { url, arn: sqs.queueArn(url), ...dlq };
     },
     /**
-     * Back to a fresh state for the next test: empties tables and queues (keeping them), forgets
+     * Back to a fresh state for the next test: resumes a frozen clock, empties tables and queues
+     * (keeping them), forgets
      * parameters, instances, images, snapshots, fault rules and the call record.
      */
     async reset(): Promise<void> {
+      clock.resume();
       faults.clear();
       sqs.reset();
       ssm.reset();
