@@ -1,0 +1,321 @@
+#!/bin/bash
+# runner-fleet instance bootstrap: the EC2 user data of every runner instance.
+#
+# Takes this instance's JIT runner config from its DynamoDB hand-off item (and strips it from the
+# item in the same call), runs exactly one job with the Actions runner as the runner user, reports
+# progress on the same item, and shuts the machine down on any exit (the launch template makes
+# instance-initiated shutdown terminate the instance).
+#
+# Rendered by src/runner-bootstrap.ts (renderBootstrap): the __RF_*__ values below are filled in at
+# deploy time and none is a secret. RF_* environment variables override endpoints and commands for
+# the tests only; cloud-init runs this with a clean environment.
+set -euo pipefail
+umask 077
+
+REGION='__RF_REGION__'
+HANDOFF_TABLE='__RF_HANDOFF_TABLE__'
+RUNNER_ROLE_ID='__RF_RUNNER_ROLE_ID__'
+RUNNER_USER='__RF_RUNNER_USER__'
+RUNNER_DIR='__RF_RUNNER_DIR__'
+IDLE_TIMEOUT_SECONDS='__RF_IDLE_TIMEOUT_SECONDS__'
+MAX_RUNTIME_SECONDS='__RF_MAX_RUNTIME_SECONDS__'
+HANDOFF_WAIT_SECONDS='__RF_HANDOFF_WAIT_SECONDS__'
+DYNAMODB_ENDPOINT='__RF_DYNAMODB_ENDPOINT__'
+
+IMDS=${RF_IMDS_ENDPOINT:-http://169.254.169.254}
+DDB=${RF_DYNAMODB_ENDPOINT:-$DYNAMODB_ENDPOINT}
+STATE_DIR=${RF_STATE_DIR:-/run/runner-fleet}
+read -ra SHUTDOWN_CMD <<<"${RF_SHUTDOWN_CMD:-shutdown -h now}"
+POLL_SECONDS=1
+SPOT_POLL_SECONDS=5
+
+START_S=$EPOCHSECONDS
+START_US=${EPOCHREALTIME//[.,]/}
+RUNNER_PID=''
+STOP_REASON=''
+JOB_STARTED=''
+JOB_FINISHED=''
+INTERRUPTED=''
+USE_CLI=''
+
+log() { printf '%s runner-fleet: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+iso_now() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }
+
+# --- instance metadata (IMDSv2) ---------------------------------------------------------------
+
+IMDS_TOKEN=''
+IMDS_TOKEN_AT=0
+imds_token() {
+  if [[ -z $IMDS_TOKEN ]] || ((EPOCHSECONDS - IMDS_TOKEN_AT > 3600)); then
+    IMDS_TOKEN=$(curl -sS --fail --connect-timeout 1 --max-time 3 --retry 5 --retry-connrefused \
+      -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 21600' "$IMDS/latest/api/token")
+    IMDS_TOKEN_AT=$EPOCHSECONDS
+  fi
+}
+
+# imds PATH: prints the value under /latest/PATH; fails on any non-2xx answer. Call imds_token
+# first, in this shell: a token fetched inside $(imds ...) would be lost with the subshell.
+imds() {
+  curl -sS --fail --connect-timeout 1 --max-time 3 -H "X-aws-ec2-metadata-token: $IMDS_TOKEN" "$IMDS/latest/$1"
+}
+
+# The instance profile's credentials can lag the first seconds of boot: retry for up to ~20 s.
+AWS_AK='' AWS_SK='' AWS_TOKEN='' CREDS_AT=0
+load_credentials() {
+  local role json attempt
+  local creds=()
+  for ((attempt = 1; attempt <= 40; attempt++)); do
+    imds_token
+    if role=$(imds meta-data/iam/security-credentials/ 2>/dev/null) && [[ -n $role ]] &&
+      json=$(imds "meta-data/iam/security-credentials/${role%%$'\n'*}" 2>/dev/null); then
+      mapfile -t creds < <(jq -r '.AccessKeyId // "", .SecretAccessKey // "", .Token // ""' <<<"$json")
+      if ((${#creds[@]} == 3)) && [[ -n ${creds[0]} && -n ${creds[1]} ]]; then
+        AWS_AK=${creds[0]} AWS_SK=${creds[1]} AWS_TOKEN=${creds[2]}
+        CREDS_AT=$EPOCHSECONDS
+        return 0
+      fi
+    fi
+    sleep 0.5
+  done
+  log "no instance profile credentials from IMDS"
+  return 1
+}
+
+# --- DynamoDB (JSON protocol, SigV4 by curl) --------------------------------------------------
+
+# ddb_update BODY: one UpdateItem; the response lands in DDB_OUT (not printed: callers must not run
+# this in a subshell, which would lose USE_CLI and refreshed credentials). Returns 0 on success, 3
+# when the condition failed, 1 on any other error. The credentials reach curl on stdin (-K -), never
+# on its command line.
+DDB_OUT=''
+ddb_update() {
+  local body=$1 out code type
+  DDB_OUT=''
+  if [[ -z $USE_CLI ]]; then
+    out=$(curl -sS --connect-timeout 2 --max-time 5 --aws-sigv4 "aws:amz:$REGION:dynamodb" -K - \
+      -H 'Content-Type: application/x-amz-json-1.0' -H 'X-Amz-Target: DynamoDB_20120810.UpdateItem' \
+      -w '\n%{http_code}' --data-binary "$body" "$DDB/" \
+      <<<"user = \"$AWS_AK:$AWS_SK\""$'\n'"header = \"x-amz-security-token: $AWS_TOKEN\"") || return 1
+    code=${out##*$'\n'}
+    out=${out%$'\n'*}
+    if [[ $code == 200 ]]; then
+      DDB_OUT=$out
+      return 0
+    fi
+    type=$(jq -r '.__type // "" | sub(".*#"; "")' <<<"$out" 2>/dev/null || true)
+    case $type in
+      ConditionalCheckFailedException) return 3 ;;
+      InvalidSignatureException | IncompleteSignatureException | MissingAuthenticationTokenException)
+        # Older curl (e.g. 7.81) signs fewer headers; should a region ever insist, the CLI signs all.
+        log "DynamoDB rejected curl's signature ($type); using the AWS CLI from now on"
+        USE_CLI=1
+        ;;
+      ExpiredTokenException)
+        load_credentials || true
+        return 1
+        ;;
+      *)
+        log "DynamoDB UpdateItem failed: HTTP $code ${type:-}"
+        return 1
+        ;;
+    esac
+  fi
+  ddb_update_cli "$body"
+}
+
+ddb_update_cli() {
+  if DDB_OUT=$(aws dynamodb update-item --cli-input-json "$1" --region "$REGION" --endpoint-url "$DDB" \
+    --output json 2>"$STATE_DIR/aws-cli.err"); then
+    return 0
+  fi
+  if grep -q ConditionalCheckFailedException "$STATE_DIR/aws-cli.err"; then return 3; fi
+  log "aws dynamodb update-item failed: $(head -c 300 "$STATE_DIR/aws-cli.err")"
+  return 1
+}
+
+# update_json EXPRESSION CONDITION VALUES [EXTRA]: the UpdateItem request on this instance's item.
+update_json() {
+  printf '{"TableName":"%s","Key":{"handoffKey":{"S":"%s"}},"UpdateExpression":"%s","ConditionExpression":"%s","ExpressionAttributeValues":{%s}%s}' \
+    "$HANDOFF_TABLE" "$HANDOFF_KEY" "$1" "$2" "$3" "${4:-}"
+}
+
+# report EXPRESSION VALUES: records progress on the item (never creates it: the condition needs it
+# to exist). A failed report is logged, never fatal.
+report() {
+  local attempt
+  if ((EPOCHSECONDS - CREDS_AT > 300)); then load_credentials || true; fi
+  for ((attempt = 1; attempt <= 3; attempt++)); do
+    if ddb_update "$(update_json "$1" 'attribute_exists(handoffKey)' "$2")"; then return 0; fi
+    sleep 1
+  done
+  log "could not record: $1"
+}
+
+# take_jit_config: polls the hand-off until the launcher has written the JIT config, and takes it:
+# one conditional UpdateItem removes jitConfig and returns its old value (ReturnValues UPDATED_OLD),
+# so the config is read exactly once and never stays in the table after this instance has it.
+JIT_CONFIG=''
+take_jit_config() {
+  local deadline=$((EPOCHSECONDS + HANDOFF_WAIT_SECONDS)) body rc
+  # The item now records this instance's run: keep it past the launcher's short hand-off TTL.
+  local expires=$((EPOCHSECONDS + MAX_RUNTIME_SECONDS + 86400))
+  while :; do
+    body=$(update_json 'REMOVE jitConfig SET fetchedAt = :now, expiresAt = :exp' 'attribute_exists(jitConfig)' \
+      "\":now\":{\"S\":\"$(iso_now)\"},\":exp\":{\"N\":\"$expires\"}" ',"ReturnValues":"UPDATED_OLD"')
+    rc=0
+    ddb_update "$body" || rc=$?
+    if ((rc == 0)); then
+      JIT_CONFIG=$(jq -r '.Attributes.jitConfig.S // empty' <<<"$DDB_OUT")
+      DDB_OUT=
+      [[ -n $JIT_CONFIG ]] && return 0
+    fi
+    if ((EPOCHSECONDS >= deadline)); then
+      log "no JIT config in the hand-off after ${HANDOFF_WAIT_SECONDS}s"
+      return 1
+    fi
+    sleep "$POLL_SECONDS"
+  done
+}
+
+# --- the runner -------------------------------------------------------------------------------
+
+HOOK_DIR="$STATE_DIR/hooks"
+EVENT_DIR="$STATE_DIR/events"
+
+# The runner's job hooks run as the runner user inside the job: they only drop a timestamp in the
+# event directory (atomically, by rename); this script reports it, so no AWS call runs in a job.
+prepare_runner() {
+  install -d -m 0755 "$STATE_DIR" "$HOOK_DIR"
+  install -d -m 0700 -o "$RUNNER_USER" -g "$(id -g "$RUNNER_USER")" "$EVENT_DIR"
+  local event
+  for event in job-started job-completed; do
+    printf '#!/bin/bash\n# runner-fleet: tells the bootstrap that a job event happened.\ndate -u +%%Y-%%m-%%dT%%H:%%M:%%S.%%3NZ >%q && mv -f %q %q\n' \
+      "$EVENT_DIR/$event.tmp" "$EVENT_DIR/$event.tmp" "$EVENT_DIR/$event" >"$HOOK_DIR/$event.sh"
+    chmod 0755 "$HOOK_DIR/$event.sh"
+  done
+}
+
+# The JIT config goes to the runner in ACTIONS_RUNNER_INPUT_JITCONFIG, which the runner reads like
+# --jitconfig and then removes from its own environment: unlike an argument it never appears in the
+# world-readable /proc/<pid>/cmdline (ps), only in the environ of the runner's own processes.
+start_runner() {
+  local home run_as
+  home=$(getent passwd "$RUNNER_USER" | cut -d: -f6)
+  if [[ -n ${RF_RUN_AS:-} ]]; then
+    run_as=("$RF_RUN_AS" "$RUNNER_USER")
+  else
+    run_as=(setpriv --reuid="$RUNNER_USER" --regid="$(id -g "$RUNNER_USER")" --init-groups --)
+  fi
+  (
+    cd "$RUNNER_DIR"
+    export HOME="$home" USER="$RUNNER_USER" LOGNAME="$RUNNER_USER"
+    export ACTIONS_RUNNER_HOOK_JOB_STARTED="$HOOK_DIR/job-started.sh"
+    export ACTIONS_RUNNER_HOOK_JOB_COMPLETED="$HOOK_DIR/job-completed.sh"
+    export ACTIONS_RUNNER_INPUT_JITCONFIG="$JIT_CONFIG"
+    # setsid: the runner gets its own process group, so the watchdogs can stop all of it.
+    exec setsid "${run_as[@]}" ./run.sh
+  ) &
+  RUNNER_PID=$!
+  JIT_CONFIG=''
+}
+
+stop_runner() {
+  local i
+  STOP_REASON=$1
+  log "stopping the runner: $1"
+  kill -TERM -- "-$RUNNER_PID" 2>/dev/null || true
+  for ((i = 0; i < 30; i++)); do
+    kill -0 "$RUNNER_PID" 2>/dev/null || return 0
+    sleep 1
+  done
+  kill -KILL -- "-$RUNNER_PID" 2>/dev/null || true
+}
+
+report_job_events() {
+  if [[ -z $JOB_STARTED && -s $EVENT_DIR/job-started ]]; then
+    JOB_STARTED=$(head -c 40 "$EVENT_DIR/job-started")
+    log "job started"
+    report 'SET jobStartedAt = :t' "\":t\":{\"S\":\"$JOB_STARTED\"}"
+  fi
+  if [[ -z $JOB_FINISHED && -s $EVENT_DIR/job-completed ]]; then
+    JOB_FINISHED=$(head -c 40 "$EVENT_DIR/job-completed")
+    log "job finished"
+    report 'SET jobFinishedAt = :t' "\":t\":{\"S\":\"$JOB_FINISHED\"}"
+  fi
+}
+
+# A spot interruption notice gives about two minutes: record it and let the job run on; the
+# instance is reclaimed either way, and the control plane learns why from the item.
+check_spot_notice() {
+  local code
+  imds_token || return 0
+  code=$(curl -s -o /dev/null -w '%{http_code}' --connect-timeout 1 --max-time 2 \
+    -H "X-aws-ec2-metadata-token: $IMDS_TOKEN" "$IMDS/latest/meta-data/spot/instance-action" || true)
+  if [[ $code == 200 ]]; then
+    INTERRUPTED=$(iso_now)
+    log "spot interruption notice"
+    report 'SET interruptedAt = :t' "\":t\":{\"S\":\"$INTERRUPTED\"}"
+  fi
+}
+
+monitor_runner() {
+  local idle_deadline=$((EPOCHSECONDS + IDLE_TIMEOUT_SECONDS)) run_deadline=$((START_S + MAX_RUNTIME_SECONDS))
+  local last_spot=0
+  while kill -0 "$RUNNER_PID" 2>/dev/null; do
+    report_job_events
+    if [[ -z $JOB_STARTED ]] && ((EPOCHSECONDS >= idle_deadline)); then
+      stop_runner idle-timeout
+      break
+    fi
+    if ((EPOCHSECONDS >= run_deadline)); then
+      stop_runner max-runtime
+      break
+    fi
+    if [[ -z $INTERRUPTED ]] && ((EPOCHSECONDS - last_spot >= SPOT_POLL_SECONDS)); then
+      check_spot_notice
+      last_spot=$EPOCHSECONDS
+    fi
+    sleep "$POLL_SECONDS"
+  done
+}
+
+finish() {
+  local status=$? code=0
+  set +e
+  trap - EXIT INT TERM
+  if [[ -n $RUNNER_PID ]]; then
+    kill -0 "$RUNNER_PID" 2>/dev/null && stop_runner "${STOP_REASON:-bootstrap-exit}"
+    wait "$RUNNER_PID"
+    code=$?
+    report_job_events
+    report 'SET runnerExitedAt = :t, runnerExitCode = :c, stopReason = :r' \
+      "\":t\":{\"S\":\"$(iso_now)\"},\":c\":{\"N\":\"$code\"},\":r\":{\"S\":\"${STOP_REASON:-runner-exited}\"}"
+  fi
+  log "shutting down (bootstrap status $status, runner exit $code)"
+  "${SHUTDOWN_CMD[@]}"
+}
+
+main() {
+  trap finish EXIT
+  trap 'exit 143' TERM
+  trap 'exit 130' INT
+  local instance_id
+  imds_token
+  instance_id=$(imds meta-data/instance-id)
+  [[ $instance_id =~ ^i-[0-9a-f]+$ ]] || {
+    log "unexpected instance id from IMDS"
+    return 1
+  }
+  HANDOFF_KEY="$RUNNER_ROLE_ID:$instance_id"
+  load_credentials
+  prepare_runner
+  take_jit_config
+  start_runner
+  local now_us=${EPOCHREALTIME//[.,]/}
+  log "runner started $(((now_us - START_US) / 1000)) ms after boot script start"
+  report 'SET runnerStartedAt = :t' "\":t\":{\"S\":\"$(iso_now)\"}"
+  monitor_runner
+}
+
+main "$@"

@@ -1,0 +1,374 @@
+/**
+ * The runner instance bootstrap (runner/bootstrap.sh as renderBootstrap renders it), run for real
+ * under bash: a fake IMDSv2 on loopback, the local DynamoDB behind a proxy that verifies every
+ * request's SigV4 signature with the AWS SDK's signer, and a fake runner `run.sh` acting out a job,
+ * no job, a crash, a spot interruption or an endless job.
+ */
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir, userInfo } from "node:os";
+import * as path from "node:path";
+import { DynamoDBClient, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { handoffKeyFor } from "../lambda/shared/tables";
+import { BOOTSTRAP_TEMPLATE, type BootstrapParams, renderBootstrap } from "../src/runner-bootstrap";
+import { type FakeImds, startFakeImds } from "./bootstrap/fake-imds";
+import { type SigV4Proxy, startSigV4Proxy } from "./bootstrap/sigv4-proxy";
+import { randomHex } from "./sandbox/http";
+import { type Sandbox, startSandbox } from "./sandbox/index";
+
+const BIN = path.join(__dirname, "bootstrap", "bin");
+const REGION = "eu-west-1";
+const ROLE_ID = "AROATESTRUNNERROLE0001";
+const CREDENTIALS = {
+  AccessKeyId: "ASIATESTINSTANCEKEY1",
+  SecretAccessKey: `secret-${randomBytes(12).toString("hex")}`,
+  Token: `token-${randomBytes(24).toString("base64url")}`,
+};
+const HAS_SHELLCHECK = spawnSync("shellcheck", ["--version"]).status === 0;
+const IS_ROOT = process.getuid?.() === 0;
+
+let sandbox: Sandbox;
+let TABLE: string;
+let dynamoUrl: string;
+let proxy: SigV4Proxy;
+let ddb: DynamoDBClient;
+
+beforeAll(async () => {
+  sandbox = await startSandbox({ region: REGION });
+  TABLE = (await sandbox.createTables()).handoff;
+  dynamoUrl = sandbox.endpoints.dynamodb;
+  ddb = new DynamoDBClient({ endpoint: dynamoUrl, region: REGION, credentials: sandbox.credentials });
+  // The instance signs with its role's credentials from IMDS; the proxy checks them before the sandbox.
+  proxy = await startSigV4Proxy({ target: dynamoUrl, credentials: CREDENTIALS, region: REGION });
+});
+
+afterAll(async () => {
+  await proxy?.close();
+  ddb?.destroy();
+  await sandbox?.close();
+});
+
+type Scenario = "job" | "no-job" | "crash" | "interrupted-job" | "endless-job";
+
+interface RunOptions {
+  scenario: Scenario;
+  /** The JIT config the launcher writes; null: it never writes one. */
+  jitConfig?: string | null;
+  writeHandoffAfterMs?: number;
+  params?: Partial<BootstrapParams>;
+  spotNotice?: boolean;
+  rejectSignatures?: boolean;
+  /** Use the production user switch (setpriv) instead of the recording fake. */
+  realUserSwitch?: boolean;
+}
+
+interface RunResult {
+  exitCode: number | null;
+  stdout: string;
+  stderr: string;
+  item: Record<string, unknown> | undefined;
+  root: string;
+  jitConfig: string;
+  log: (name: string) => Promise<string | undefined>;
+  imds: FakeImds;
+  /** Milliseconds from spawning the bootstrap to the fake run.sh's first line. */
+  msToRunnerExec?: number;
+}
+
+async function runBootstrap(options: RunOptions): Promise<RunResult> {
+  const instanceId = `i-${randomHex(17)}`;
+  const jitConfig =
+    options.jitConfig === null ? "" : (options.jitConfig ?? `JIT-${randomBytes(32).toString("base64url")}`);
+  const imds = await startFakeImds({ instanceId, roleName: "rf-runner-role", credentials: CREDENTIALS });
+  if (options.spotNotice)
+    imds.spotNotice = { action: "terminate", time: new Date(Date.now() + 120_000).toISOString() };
+  const root = await mkdtemp(path.join(tmpdir(), "rf-bootstrap-"));
+  const runnerDir = path.join(root, "runner");
+  const logDir = path.join(root, "log");
+  await mkdir(runnerDir);
+  await mkdir(logDir);
+  await copyFile(path.join(BIN, "run.sh"), path.join(runnerDir, "run.sh"));
+  await writeFile(path.join(runnerDir, "scenario"), options.scenario);
+  const runnerUser = options.realUserSwitch ? "nobody" : userInfo().username;
+  if (options.realUserSwitch) {
+    // nobody must be able to reach and write the test's directories.
+    for (const dir of [root, runnerDir, logDir]) await chmod(dir, 0o777);
+  }
+  const script = renderBootstrap({
+    region: REGION,
+    handoffTable: TABLE,
+    runnerRoleId: ROLE_ID,
+    runnerUser,
+    runnerDir,
+    idleTimeoutSeconds: 30,
+    maxRuntimeSeconds: 120,
+    handoffWaitSeconds: 5,
+    ...options.params,
+  });
+  const scriptPath = path.join(root, "bootstrap.sh");
+  await writeFile(scriptPath, script, { mode: 0o700 });
+
+  const key = handoffKeyFor(ROLE_ID, instanceId);
+  const writeHandoff = () =>
+    ddb.send(
+      new PutItemCommand({
+        TableName: TABLE,
+        Item: marshall({
+          handoffKey: key,
+          instanceId,
+          jobId: "4242",
+          jitConfig,
+          createdAt: new Date().toISOString(),
+          expiresAt: Math.floor(Date.now() / 1000) + 900,
+        }),
+      }),
+    );
+  let delayedWrite: Promise<unknown> | undefined;
+  if (options.jitConfig !== null) {
+    if (options.writeHandoffAfterMs) {
+      delayedWrite = new Promise((resolve) => setTimeout(resolve, options.writeHandoffAfterMs)).then(
+        writeHandoff,
+      );
+    } else {
+      await writeHandoff();
+    }
+  }
+  proxy.rejectAll = options.rejectSignatures ?? false;
+
+  const env: NodeJS.ProcessEnv = {
+    PATH: options.rejectSignatures ? `${BIN}:${process.env.PATH}` : process.env.PATH,
+    HOME: process.env.HOME,
+    RF_IMDS_ENDPOINT: imds.url,
+    RF_DYNAMODB_ENDPOINT: proxy.url,
+    RF_STATE_DIR: path.join(root, "state"),
+    RF_SHUTDOWN_CMD: `${BIN}/shutdown -h now`,
+    RF_TEST_LOG: logDir,
+    RF_TEST_DYNAMODB: dynamoUrl,
+    ...(options.realUserSwitch ? {} : { RF_RUN_AS: `${BIN}/run-as` }),
+  };
+  const spawnedUs = BigInt(Date.now()) * 1000n;
+  const child = spawn("bash", [scriptPath], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exitCode = await new Promise<number | null>((resolve) => child.on("close", resolve));
+  await delayedWrite;
+  await imds.close();
+  const { Item } = await ddb.send(
+    new GetItemCommand({ TableName: TABLE, Key: marshall({ handoffKey: key }), ConsistentRead: true }),
+  );
+  const log = (name: string) => readFile(path.join(logDir, name), "utf8").catch(() => undefined);
+  const startedUs = await log("run-started-us");
+  return {
+    exitCode,
+    stdout,
+    stderr,
+    item: Item ? unmarshall(Item) : undefined,
+    root,
+    jitConfig,
+    log,
+    imds,
+    msToRunnerExec: startedUs ? Number(BigInt(startedUs.trim()) - spawnedUs) / 1000 : undefined,
+  };
+}
+
+/** Every file under `dir`, with its content. */
+async function filesUnder(dir: string): Promise<{ file: string; content: string }[]> {
+  const found: { file: string; content: string }[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const file = path.join(dir, entry.name);
+    if (entry.isDirectory()) found.push(...(await filesUnder(file)));
+    else if (entry.isFile()) found.push({ file, content: await readFile(file, "utf8") });
+  }
+  return found;
+}
+
+/** The JIT config and the instance credentials appear nowhere but in the runner's own file. */
+async function expectNoSecretLeaked(run: RunResult) {
+  const secrets = [CREDENTIALS.SecretAccessKey, CREDENTIALS.Token, ...(run.jitConfig ? [run.jitConfig] : [])];
+  const places = [
+    { file: "stdout", content: run.stdout },
+    { file: "stderr", content: run.stderr },
+    ...(await filesUnder(run.root)).filter(
+      ({ file }) => !file.endsWith(path.join("runner", "jitconfig.received")),
+    ),
+  ];
+  for (const { file, content } of places) {
+    for (const secret of secrets) expect(content.includes(secret), `secret found in ${file}`).toBe(false);
+  }
+}
+
+const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+describe("renderBootstrap", () => {
+  const base = { region: REGION, handoffTable: "runner-fleet-handoff", runnerRoleId: ROLE_ID };
+
+  it("fills in every value and leaves no placeholder", () => {
+    const script = renderBootstrap({ ...base, idleTimeoutSeconds: 300 });
+    expect(script).toContain(`REGION='${REGION}'`);
+    expect(script).toContain(`RUNNER_ROLE_ID='${ROLE_ID}'`);
+    expect(script).toContain("IDLE_TIMEOUT_SECONDS='300'");
+    expect(script).toContain("MAX_RUNTIME_SECONDS='21600'");
+    expect(script).toContain("RUNNER_DIR='/opt/actions-runner'");
+    expect(script).toContain(`DYNAMODB_ENDPOINT='https://dynamodb.${REGION}.amazonaws.com'`);
+    expect(script).not.toMatch(/__RF_[A-Z_]+__/);
+    expect(renderBootstrap({ ...base, region: "cn-north-1" })).toContain(
+      "DYNAMODB_ENDPOINT='https://dynamodb.cn-north-1.amazonaws.com.cn'",
+    );
+    expect(Buffer.byteLength(script)).toBeLessThan(16_384);
+  });
+
+  it("refuses values that could escape their quotes or are not what they claim", () => {
+    expect(() => renderBootstrap({ ...base, handoffTable: "t'; rm -rf / #" })).toThrow(/handoffTable/);
+    expect(() => renderBootstrap({ ...base, region: "eu-west-1'" })).toThrow(/region/);
+    expect(() => renderBootstrap({ ...base, runnerRoleId: "AROA$(id)" })).toThrow(/runnerRoleId/);
+    expect(() => renderBootstrap({ ...base, runnerDir: "relative/dir" })).toThrow(/runnerDir/);
+    expect(() => renderBootstrap({ ...base, idleTimeoutSeconds: 0 })).toThrow(/idleTimeoutSeconds/);
+    expect(() => renderBootstrap({ ...base, maxRuntimeSeconds: 1.5 })).toThrow(/maxRuntimeSeconds/);
+  });
+
+  it("is valid bash, and shellcheck-clean when shellcheck is installed", async () => {
+    const root = await mkdtemp(path.join(tmpdir(), "rf-render-"));
+    const file = path.join(root, "user-data.sh");
+    await writeFile(file, renderBootstrap(base));
+    expect(spawnSync("bash", ["-n", file]).status).toBe(0);
+    if (HAS_SHELLCHECK) {
+      const files = [
+        file,
+        BOOTSTRAP_TEMPLATE,
+        ...["run.sh", "run-as", "shutdown", "aws"].map((f) => path.join(BIN, f)),
+      ];
+      const result = spawnSync("shellcheck", files, { encoding: "utf8", cwd: path.join(__dirname, "..") });
+      expect(result.stdout + result.stderr).toBe("");
+      expect(result.status).toBe(0);
+    }
+    await rm(root, { recursive: true });
+  });
+});
+
+describe("the bootstrap on an instance", () => {
+  it("takes its JIT config, runs one job as the runner user, reports it, and shuts down", async () => {
+    const before = proxy.records.length;
+    const run = await runBootstrap({ scenario: "job" });
+    expect(run.exitCode).toBe(0);
+    expect(await run.log("shutdown")).toBe("-h now\n");
+    expect(await run.log("run-as-user")).toBe(`${userInfo().username}\n`);
+
+    // The runner got the config in its environment, not on its (world-readable) command line.
+    expect(await readFile(path.join(run.root, "runner", "jitconfig.received"), "utf8")).toBe(run.jitConfig);
+    expect(await run.log("run-argv")).not.toContain(run.jitConfig);
+
+    const item = run.item!;
+    expect(item.jitConfig).toBeUndefined();
+    for (const at of ["fetchedAt", "runnerStartedAt", "jobStartedAt", "jobFinishedAt", "runnerExitedAt"]) {
+      expect(item[at], at).toMatch(ISO);
+    }
+    expect(String(item.fetchedAt) <= String(item.runnerStartedAt)).toBe(true);
+    expect(String(item.jobStartedAt) < String(item.jobFinishedAt)).toBe(true);
+    expect(item.stopReason).toBe("runner-exited");
+    expect(item.runnerExitCode).toBe(0);
+    expect(item.interruptedAt).toBeUndefined();
+    // The item outlives the launcher's short hand-off TTL: it now records the run.
+    expect(Number(item.expiresAt)).toBeGreaterThan(Date.now() / 1000 + 120);
+
+    // Every DynamoDB request was signed validly with the instance role's credentials.
+    const records = proxy.records.slice(before);
+    expect(records.length).toBeGreaterThanOrEqual(5);
+    expect(records.filter((r) => !r.valid)).toEqual([]);
+    expect(records.every((r) => r.target === "DynamoDB_20120810.UpdateItem")).toBe(true);
+
+    // IMDSv2 only: a token first; few round trips before the runner starts.
+    expect(run.imds.requests[0]).toMatchObject({ method: "PUT", path: "/latest/api/token" });
+    expect(run.imds.requests.filter((r) => r.status === 401)).toEqual([]);
+    await expectNoSecretLeaked(run);
+    expect(run.msToRunnerExec).toBeLessThan(3000);
+    console.info(`bootstrap start → run.sh exec: ${run.msToRunnerExec?.toFixed(0)} ms`);
+  });
+
+  it("waits for a hand-off the launcher writes late", async () => {
+    const run = await runBootstrap({ scenario: "job", writeHandoffAfterMs: 1500 });
+    expect(run.exitCode).toBe(0);
+    expect(run.item?.jitConfig).toBeUndefined();
+    expect(run.item?.jobFinishedAt).toMatch(ISO);
+    expect(await readFile(path.join(run.root, "runner", "jitconfig.received"), "utf8")).toBe(run.jitConfig);
+  });
+
+  it("stops an idle runner after the idle timeout and shuts down", async () => {
+    const run = await runBootstrap({ scenario: "no-job", params: { idleTimeoutSeconds: 2 } });
+    expect(await run.log("run-signal")).toBe("TERM\n");
+    expect(run.item?.stopReason).toBe("idle-timeout");
+    expect(run.item?.runnerStartedAt).toMatch(ISO);
+    expect(run.item?.jobStartedAt).toBeUndefined();
+    expect(await run.log("shutdown")).toBe("-h now\n");
+    await expectNoSecretLeaked(run);
+  });
+
+  it("shuts down when the runner crashes, recording its exit code", async () => {
+    const run = await runBootstrap({ scenario: "crash" });
+    expect(run.item?.runnerExitCode).toBe(3);
+    expect(run.item?.stopReason).toBe("runner-exited");
+    expect(run.item?.jobStartedAt).toBeUndefined();
+    expect(await run.log("shutdown")).toBe("-h now\n");
+  });
+
+  it("records a spot interruption notice and lets the job finish", async () => {
+    const run = await runBootstrap({ scenario: "interrupted-job", spotNotice: true });
+    const item = run.item!;
+    expect(item.interruptedAt).toMatch(ISO);
+    expect(item.jobFinishedAt).toMatch(ISO);
+    expect(String(item.interruptedAt) < String(item.jobFinishedAt)).toBe(true);
+    expect(item.stopReason).toBe("runner-exited");
+    expect(item.runnerExitCode).toBe(0);
+    expect(await run.log("run-signal")).toBeUndefined();
+    expect(run.imds.requests.some((r) => r.path === "/latest/meta-data/spot/instance-action")).toBe(true);
+  });
+
+  it("stops a job that outlives the maximum runtime", async () => {
+    const run = await runBootstrap({ scenario: "endless-job", params: { maxRuntimeSeconds: 3 } });
+    expect(run.item?.jobStartedAt).toMatch(ISO);
+    expect(run.item?.jobFinishedAt).toBeUndefined();
+    expect(run.item?.stopReason).toBe("max-runtime");
+    expect(await run.log("run-signal")).toBe("TERM\n");
+    expect(await run.log("shutdown")).toBe("-h now\n");
+  });
+
+  it("gives up and shuts down when no JIT config arrives, without creating the item", async () => {
+    const run = await runBootstrap({ scenario: "job", jitConfig: null, params: { handoffWaitSeconds: 2 } });
+    expect(run.exitCode).not.toBe(0);
+    expect(await run.log("run-as-user")).toBeUndefined();
+    expect(await run.log("shutdown")).toBe("-h now\n");
+    expect(run.item).toBeUndefined();
+    expect(run.stderr).toContain("no JIT config in the hand-off");
+  });
+
+  it("falls back to the AWS CLI when DynamoDB rejects curl's signature", async () => {
+    const run = await runBootstrap({ scenario: "job", rejectSignatures: true });
+    expect(run.exitCode).toBe(0);
+    expect(run.stderr).toContain("using the AWS CLI from now on");
+    expect(run.item?.jitConfig).toBeUndefined();
+    expect(run.item?.jobFinishedAt).toMatch(ISO);
+    expect(await readFile(path.join(run.root, "runner", "jitconfig.received"), "utf8")).toBe(run.jitConfig);
+    const calls = (await run.log("aws-calls")) ?? "";
+    expect(calls).toContain(
+      `dynamodb update-item --region ${REGION} --endpoint-url ${proxy.url} --output json`,
+    );
+    await expectNoSecretLeaked(run);
+  });
+
+  it.skipIf(!IS_ROOT)("switches to the runner user with setpriv (as root)", async () => {
+    const run = await runBootstrap({ scenario: "job", realUserSwitch: true });
+    expect(await run.log("run-user")).toBe("nobody\n");
+    expect(run.item?.jobFinishedAt).toMatch(ISO);
+    const events = await stat(path.join(run.root, "state", "events"));
+    expect(events.uid).toBe(Number(execFileSync("id", ["-u", "nobody"], { encoding: "utf8" })));
+    expect(events.mode & 0o777).toBe(0o700);
+  });
+});

@@ -1,0 +1,35 @@
+#!/bin/bash
+# Fake Actions runner `run.sh` for test/bootstrap.test.ts. Copied into the test's runner directory;
+# acts out the scenario named in ./scenario and records what it was given in $RF_TEST_LOG.
+started_us=${EPOCHREALTIME//[.,]/}
+set -u
+log=$RF_TEST_LOG
+echo "$started_us" >"$log/run-started-us"
+id -un >"$log/run-user"
+printf '%s\n' "$@" >"$log/run-argv"
+# The JIT config is the runner's own business: it may keep it in its own directory.
+printf '%s' "${ACTIONS_RUNNER_INPUT_JITCONFIG:-}" >./jitconfig.received
+hook() { bash "$1"; }
+case $(cat ./scenario) in
+  job)
+    sleep 0.3
+    hook "$ACTIONS_RUNNER_HOOK_JOB_STARTED"
+    sleep 0.5
+    hook "$ACTIONS_RUNNER_HOOK_JOB_COMPLETED"
+    exit 0
+    ;;
+  interrupted-job)
+    hook "$ACTIONS_RUNNER_HOOK_JOB_STARTED"
+    sleep 2
+    hook "$ACTIONS_RUNNER_HOOK_JOB_COMPLETED"
+    exit 0
+    ;;
+  no-job | endless-job)
+    trap 'echo TERM >"$log/run-signal"; exit 143' TERM
+    [[ $(cat ./scenario) == endless-job ]] && hook "$ACTIONS_RUNNER_HOOK_JOB_STARTED"
+    while :; do sleep 0.2; done
+    ;;
+  crash)
+    exit 3
+    ;;
+esac
