@@ -2,11 +2,13 @@
 // requests are routed by the spec's own path templates and validated against its parameter and
 // body schemas; responses are validated against its response schemas.
 //
-// The dereferenced descriptions are 60-70 MB of JSON (about 190 MB of heap once parsed), so each
-// flavour is parsed once per process, lazily, and only the operations the fake serves are kept;
-// their validators are compiled on first use.
-import { readFile } from "node:fs/promises";
+// The dereferenced descriptions are 60-70 MB of JSON (about 190 MB of heap once parsed), so only
+// the operations the fake serves are kept (and cached on disk, see readPaths), loaded lazily once
+// per process; their validators are compiled on first use.
+import { createHash } from "node:crypto";
+import { mkdir, readFile, rename, stat, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import Ajv, { type ErrorObject, type ValidateFunction } from "ajv";
 import addFormats from "ajv-formats";
 
@@ -21,6 +23,7 @@ const SPEC_FILES: Record<GitHubFlavour, string> = {
 };
 
 type Schema = Record<string, unknown>;
+type Paths = Record<string, Record<string, unknown>>;
 
 interface SpecParameter {
   name: string;
@@ -218,7 +221,7 @@ function isEmptyObject(value: unknown): boolean {
 
 const METHODS = ["get", "put", "post", "delete", "patch", "head", "options"];
 
-function indexOperations(paths: Record<string, Record<string, unknown>>, keep: Set<string>) {
+function indexOperations(paths: Paths, keep: Set<string>) {
   const operations: IndexedOperation[] = [];
   for (const [template, item] of Object.entries(paths)) {
     for (const method of METHODS) {
@@ -254,22 +257,66 @@ function escapeRegex(text: string): string {
 
 const loading = new Map<string, Promise<GitHubOpenApi>>();
 
+/** The paths of the description that hold the given operations (same shape as `paths`). */
+function pickPaths(paths: Paths, keep: Set<string>): Paths {
+  const picked: Paths = {};
+  for (const [template, item] of Object.entries(paths)) {
+    for (const method of METHODS) {
+      const op = item[method] as SpecOperation | undefined;
+      if (op && keep.has(op.operationId)) picked[template] = { ...picked[template], [method]: op };
+    }
+  }
+  return picked;
+}
+
 /**
- * The description of one flavour, restricted to the given operations. Parsed once per process and
- * set of operations; everything else is dropped right after parsing so it can be collected.
+ * Parsing a whole description takes about a second of CPU; the few operations the fake serves are
+ * cached under node_modules/.cache, keyed by the description file and the operation list, so only
+ * the first test process after an install (or a change of operations) pays for it.
  */
+async function readPaths(flavour: GitHubFlavour, operationIds: readonly string[]): Promise<Paths> {
+  const require = createRequire(import.meta.url);
+  const file = require.resolve(`@octokit/openapi/generated/${SPEC_FILES[flavour]}`);
+  const { size, mtimeMs } = await stat(file);
+  const keep = [...new Set(operationIds)].sort();
+  const digest = createHash("sha256")
+    .update(JSON.stringify([file, size, mtimeMs, keep]))
+    .digest("hex");
+  const cacheDir = join(
+    dirname(require.resolve("@octokit/openapi/package.json")),
+    "..",
+    "..",
+    ".cache",
+    "runner-fleet",
+  );
+  const cacheFile = join(cacheDir, `github-openapi-${flavour}-${digest.slice(0, 16)}.json`);
+  try {
+    return JSON.parse(await readFile(cacheFile, "utf8")) as Paths;
+  } catch {
+    // Not cached yet (or unreadable): parse the description.
+  }
+  const description = JSON.parse(await readFile(file, "utf8")) as { paths: Paths };
+  const paths = pickPaths(description.paths, new Set(keep));
+  try {
+    await mkdir(cacheDir, { recursive: true });
+    // Write then rename: parallel test workers never read a half-written file.
+    const temp = `${cacheFile}.${process.pid}.${Date.now()}.tmp`;
+    await writeFile(temp, JSON.stringify(paths));
+    await rename(temp, cacheFile);
+  } catch {
+    // A read-only tree only loses the cache.
+  }
+  return paths;
+}
+
+/** The description of one flavour, restricted to the given operations; loaded once per process. */
 export function loadGitHubOpenApi(flavour: GitHubFlavour, operationIds: readonly string[]) {
   const key = `${flavour}:${[...operationIds].sort().join(",")}`;
   let pending = loading.get(key);
   if (!pending) {
-    pending = (async () => {
-      const require = createRequire(import.meta.url);
-      const file = require.resolve(`@octokit/openapi/generated/${SPEC_FILES[flavour]}`);
-      const description = JSON.parse(await readFile(file, "utf8")) as {
-        paths: Record<string, Record<string, unknown>>;
-      };
-      return new GitHubOpenApi(flavour, indexOperations(description.paths, new Set(operationIds)));
-    })();
+    pending = readPaths(flavour, operationIds).then(
+      (paths) => new GitHubOpenApi(flavour, indexOperations(paths, new Set(operationIds))),
+    );
     pending.catch(() => loading.delete(key));
     loading.set(key, pending);
   }
