@@ -28,7 +28,7 @@
  */
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import pMap from "p-map";
-import { createFleet, ec2ErrorCode, tagInstances, terminateInstances } from "./adapters/ec2";
+import { createFleet, ec2ErrorCode, instanceZones, tagInstances, terminateInstances } from "./adapters/ec2";
 import {
   deleteRunner,
   generateJitConfig,
@@ -342,7 +342,7 @@ async function launchOnMarket(
   let failure: { class: FailureClass; detail: string } | undefined;
   try {
     const fleet = await createFleet(request);
-    instances = fleet.instances;
+    instances = await withZones(fleet.instances);
     if (instances.length < jobs.length) {
       const codes = fleet.errors.map((e) => e.code);
       failure = { class: classifyFleetErrors(codes), detail: summarize(codes) };
@@ -399,6 +399,17 @@ async function launchOnMarket(
     ),
   ]);
   return fallback;
+}
+
+/** Fills in availability zones (for the job record; best effort: a launch does not need them). */
+async function withZones(instances: LaunchedInstance[]): Promise<LaunchedInstance[]> {
+  const missing = instances.filter((i) => !i.availabilityZone).map((i) => i.instanceId);
+  if (missing.length === 0) return instances;
+  const zones = await instanceZones(missing).catch((error) => {
+    logger.warn("could not read instance zones", { error: String(error) });
+    return new Map<string, string>();
+  });
+  return instances.map((i) => (i.availabilityZone ? i : { ...i, availabilityZone: zones.get(i.instanceId) }));
 }
 
 function codes(errors: { code: string }[]): string[] {

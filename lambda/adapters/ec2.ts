@@ -58,6 +58,34 @@ export async function terminateInstances(instanceIds: string[]): Promise<void> {
   }
 }
 
+/**
+ * Availability zones of just-launched instances (CreateFleet answers with subnets only). Filters
+ * by id instead of naming the ids, so an instance not yet visible is missing rather than an error.
+ */
+export async function instanceZones(instanceIds: string[]): Promise<Map<string, string>> {
+  const zones = new Map<string, string>();
+  for (let start = 0; start < instanceIds.length; start += 200) {
+    const chunk = instanceIds.slice(start, start + 200);
+    let nextToken: string | undefined;
+    do {
+      const page = await ec2Client().send(
+        new DescribeInstancesCommand({
+          Filters: [{ Name: "instance-id", Values: chunk }],
+          NextToken: nextToken,
+        }),
+      );
+      for (const reservation of page.Reservations ?? []) {
+        for (const instance of reservation.Instances ?? []) {
+          const zone = instance.Placement?.AvailabilityZone;
+          if (instance.InstanceId && zone) zones.set(instance.InstanceId, zone);
+        }
+      }
+      nextToken = page.NextToken;
+    } while (nextToken);
+  }
+  return zones;
+}
+
 export interface RunnerInstance {
   instanceId: string;
   state?: string;

@@ -1,0 +1,505 @@
+/**
+ * The launcher Lambda against the sandbox: DynamoDB (dynalite), SQS, EC2 and SSM fakes, and the
+ * GitHub fake. Jobs are seeded in the ledger, their messages sent to the launch queue, received as
+ * the SQS event source would, handed to the handler and settled from its batch response; the tests
+ * assert the recorded calls and the items left behind.
+ */
+import type { SQSBatchResponse, SQSRecord } from "aws-lambda";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { tuneGitHub } from "../lambda/adapters/github";
+import { readHandoff } from "../lambda/adapters/handoff";
+import { createJob, getJob, updateJobFields } from "../lambda/adapters/jobs-table";
+import { forgetLabelConfigs } from "../lambda/adapters/label-configs";
+import { forgetSecrets } from "../lambda/adapters/secrets";
+import { TAGS } from "../lambda/core/fleet";
+import type { JobRecord } from "../lambda/shared/job";
+import type { LabelConfig } from "../lambda/shared/label-config";
+import { type Sandbox, type SandboxQueue, startSandbox } from "./sandbox";
+import { type GitHubFake, githubErrors, startGitHubFake } from "./sandbox/github";
+
+type Handler = (event: { Records: SQSRecord[] }) => Promise<SQSBatchResponse>;
+
+let sandbox: Sandbox;
+let github: GitHubFake;
+let ghes: GitHubFake;
+let queue: SandboxQueue;
+let restoreEnv: () => void;
+let handler: Handler;
+
+const CONFIG_PATH = "/runner-fleet/test/label-configs";
+const KEY_PARAM = "/runner-fleet/test/github-app-key";
+const PAT_PARAM = "/runner-fleet/test/github-pat";
+const ROLE_ID = "AROATESTRUNNERROLE";
+
+const baseConfig: LabelConfig = {
+  name: "linux-x64",
+  labels: ["self-hosted", "linux", "x64"],
+  arch: "x64",
+  instanceTypes: ["m7i.large", "m6i.large"],
+  launchTemplateId: "lt-0linux0x640000000",
+  spotPolicy: "spotPreferred",
+  spotFailuresBeforeOnDemand: 1,
+  allocationStrategy: "capacity-optimized",
+  maxRunners: 50,
+  retryOnInterruption: true,
+  runnerGroupId: 1,
+};
+
+function putConfigs(...configs: LabelConfig[]) {
+  for (const config of configs) sandbox.ssm.put(`${CONFIG_PATH}/${config.name}`, JSON.stringify(config));
+  forgetLabelConfigs();
+}
+
+/** Points the GitHub adapter at a fake (settings are read from process.env on every access). */
+function useGitHub(fake: GitHubFake, scope: "org" | "repo" = "org", mode: "app" | "token" = "app") {
+  sandbox.ssm.put(KEY_PARAM, fake.privateKey, { type: "SecureString" });
+  sandbox.ssm.put(PAT_PARAM, fake.pat, { type: "SecureString" });
+  Object.assign(process.env, {
+    GITHUB_API_URL: fake.url,
+    GITHUB_APP_ID: String(fake.appId),
+    GITHUB_AUTH_MODE: mode,
+    RUNNER_SCOPE: scope,
+  });
+  forgetSecrets();
+  tuneGitHub({ retryAfterBaseValue: 5 });
+}
+
+let nextJobId = 1_000_000;
+
+async function seedJobs(
+  n: number,
+  config: LabelConfig = baseConfig,
+  fake: GitHubFake = github,
+  extra: Partial<JobRecord> = {},
+): Promise<JobRecord[]> {
+  const now = new Date();
+  const jobs: JobRecord[] = [];
+  for (let i = 0; i < n; i++) {
+    const job: JobRecord = {
+      jobId: String(nextJobId++),
+      state: "queued",
+      configName: config.name,
+      labels: config.labels,
+      repo: `${fake.repo.owner}/${fake.repo.name}`,
+      owner: fake.org,
+      installationId: fake.installationId,
+      runId: 42,
+      githubHost: new URL(fake.url).host,
+      deliveryId: `delivery-${nextJobId}`,
+      lastAction: "queued",
+      createdAt: now.toISOString(),
+      updatedAt: now.toISOString(),
+      queuedAt: new Date(now.getTime() + i).toISOString(),
+      expiresAt: Math.floor(now.getTime() / 1000) + 86_400,
+      ...extra,
+    };
+    expect(await createJob(job)).toBe(true);
+    sandbox.sqs.send(queue.url, JSON.stringify({ jobId: job.jobId, configName: job.configName }));
+    jobs.push(job);
+  }
+  return jobs;
+}
+
+/** One invocation as the event source makes it: receive up to `max` messages, run, settle. */
+async function runLauncher(max = 10): Promise<{ records: SQSRecord[]; response: SQSBatchResponse }> {
+  const records: SQSRecord[] = [];
+  while (records.length < max) {
+    const got = sandbox.sqs.receive(queue.url, Math.min(10, max - records.length));
+    if (got.length === 0) break;
+    records.push(...got);
+  }
+  const response = await handler({ Records: records });
+  sandbox.sqs.settle(queue.url, records, response);
+  return { records, response };
+}
+
+/** Runs the launcher until the queue has nothing visible (messages delayed for later stay). */
+async function drain(batch = 10, concurrency = 1): Promise<number> {
+  let invocations = 0;
+  for (;;) {
+    const runs = await Promise.all(Array.from({ length: concurrency }, () => runLauncher(batch)));
+    invocations += runs.filter((r) => r.records.length).length;
+    if (runs.every((r) => r.records.length === 0)) return invocations;
+  }
+}
+
+const fleetCalls = () => sandbox.callsTo("ec2", "CreateFleet").filter((c) => c.status === 200);
+const liveInstances = () =>
+  sandbox.ec2.instances().filter((i) => i.state === "pending" || i.state === "running");
+const jobsOf = (jobs: JobRecord[]) => Promise.all(jobs.map((j) => getJob(j.jobId)));
+const fleetParams = (i: number) => sandbox.callsTo("ec2", "CreateFleet")[i]?.params as Record<string, any>;
+
+beforeAll(async () => {
+  sandbox = await startSandbox();
+  [github, ghes] = await Promise.all([
+    startGitHubFake({ faults: sandbox.faults, clock: sandbox.clock }),
+    startGitHubFake({ flavour: "ghes", org: "enterprise" }),
+  ]);
+  const tables = await sandbox.createTables();
+  queue = sandbox.createQueue("launch", { dlq: { maxReceiveCount: 100 } });
+  restoreEnv = sandbox.useEnv({
+    STACK_NAME: "test",
+    JOBS_TABLE: tables.jobs,
+    HANDOFF_TABLE: tables.handoff,
+    LAUNCH_QUEUE_URL: queue.url,
+    LABEL_CONFIG_PATH: CONFIG_PATH,
+    GITHUB_PRIVATE_KEY_PARAM: KEY_PARAM,
+    GITHUB_TOKEN_PARAM: PAT_PARAM,
+    GITHUB_WRITES_PER_MINUTE: "60000",
+    RUNNER_ROLE_ID: ROLE_ID,
+    SUBNET_IDS: "subnet-0aaa,subnet-0bbb",
+    MAX_RUNNERS_TOTAL: "1000",
+    QUEUE_TIMEOUT_MINUTES: "60",
+    POWERTOOLS_LOG_LEVEL: "ERROR",
+    POWERTOOLS_METRICS_DISABLED: "true",
+  });
+  sandbox.ec2.addSubnet("subnet-0aaa", "us-east-1a");
+  sandbox.ec2.addSubnet("subnet-0bbb", "us-east-1b");
+  ({ handler } = await import("../lambda/launcher"));
+});
+
+afterAll(async () => {
+  restoreEnv?.();
+  await Promise.all([github?.close(), ghes?.close(), sandbox?.close()]);
+});
+
+beforeEach(async () => {
+  await sandbox.reset();
+  sandbox.ec2.addSubnet("subnet-0aaa", "us-east-1a");
+  sandbox.ec2.addSubnet("subnet-0bbb", "us-east-1b");
+  process.env.MAX_RUNNERS_TOTAL = "1000";
+  for (const fake of [github, ghes]) for (const r of fake.state.listRunners()) fake.state.removeRunner(r.id);
+  useGitHub(github);
+  putConfigs(baseConfig);
+});
+
+afterEach(() => {
+  expect(github.violations()).toEqual([]);
+  expect(ghes.violations()).toEqual([]);
+});
+
+describe("a queued job", () => {
+  it("gets one instance, one JIT config handed off, and is launched", async () => {
+    const [job] = await seedJobs(1);
+    const { response } = await runLauncher();
+    expect(response.batchItemFailures).toEqual([]);
+
+    expect(fleetCalls()).toHaveLength(1);
+    const [instance] = liveInstances();
+    expect(liveInstances()).toHaveLength(1);
+    expect(instance?.market).toBe("spot");
+    expect(instance?.tags).toMatchObject({
+      [TAGS.stack]: "test",
+      [TAGS.config]: "linux-x64",
+      [TAGS.jobId]: job!.jobId,
+    });
+
+    const runners = github.state.listRunners({ org: github.org });
+    expect(runners).toHaveLength(1);
+    expect(runners[0]).toMatchObject({
+      name: `test-${instance!.instanceId}`,
+      runnerGroupId: 1,
+      workFolder: "_work",
+    });
+    expect(runners[0]!.labels).toEqual(expect.arrayContaining(baseConfig.labels));
+
+    const handoff = await readHandoff(instance!.instanceId);
+    expect(handoff).toMatchObject({
+      handoffKey: `${ROLE_ID}:${instance!.instanceId}`,
+      jobId: job!.jobId,
+      jitConfig: runners[0]!.encodedJitConfig,
+    });
+    expect(handoff!.expiresAt - Date.now() / 1000).toBeGreaterThan(800);
+
+    expect(await getJob(job!.jobId)).toMatchObject({
+      state: "launched",
+      instanceId: instance!.instanceId,
+      instanceType: instance!.instanceType,
+      availabilityZone: instance!.availabilityZone,
+      market: "spot",
+      attempts: 1,
+      runnerId: runners[0]!.id,
+    });
+    expect(sandbox.sqs.messages(queue.url)).toEqual([]);
+    // One GitHub call per job besides the App's token.
+    expect(sandbox.callsTo("github", "actions/generate-runner-jitconfig-for-org")).toHaveLength(1);
+  });
+
+  it("is launched once when its message arrives twice in a batch and again later", async () => {
+    const [job] = await seedJobs(1);
+    sandbox.sqs.send(queue.url, JSON.stringify({ jobId: job!.jobId, configName: job!.configName }));
+    expect((await runLauncher()).response.batchItemFailures).toEqual([]);
+    sandbox.sqs.send(queue.url, JSON.stringify({ jobId: job!.jobId, configName: job!.configName }));
+    expect((await runLauncher()).response.batchItemFailures).toEqual([]);
+    expect(liveInstances()).toHaveLength(1);
+    expect(fleetCalls()).toHaveLength(1);
+  });
+
+  it("never puts the JIT config in logs, tags or the job record", async () => {
+    const lines: string[] = [];
+    for (const stream of [process.stdout, process.stderr]) {
+      vi.spyOn(stream, "write").mockImplementation((chunk: string | Uint8Array) => {
+        lines.push(String(chunk));
+        return true;
+      });
+    }
+    const { logger } = await import("../lambda/shared/observability");
+    logger.setLogLevel("DEBUG");
+    try {
+      const [job] = await seedJobs(1);
+      await runLauncher();
+      const [runner] = github.state.listRunners();
+      const secret = runner!.encodedJitConfig;
+      expect(lines.join("\n")).not.toContain(secret);
+      expect(JSON.stringify(sandbox.ec2.instances())).not.toContain(secret);
+      expect(JSON.stringify(await getJob(job!.jobId))).not.toContain(secret);
+      expect(lines.length).toBeGreaterThan(0);
+    } finally {
+      logger.setLogLevel("ERROR");
+      vi.restoreAllMocks();
+    }
+  });
+});
+
+describe("batching", () => {
+  it("launches 25 jobs of one config with one CreateFleet for 25", async () => {
+    const jobs = await seedJobs(25);
+    const { response } = await runLauncher(25);
+    expect(response.batchItemFailures).toEqual([]);
+    expect(fleetCalls()).toHaveLength(1);
+    expect(fleetParams(0).TargetCapacitySpecification.TotalTargetCapacity).toBe("25");
+    const records = await jobsOf(jobs);
+    expect(records.every((j) => j?.state === "launched")).toBe(true);
+    expect(new Set(records.map((j) => j?.instanceId)).size).toBe(25);
+    expect(liveInstances()).toHaveLength(25);
+    expect(github.state.listRunners()).toHaveLength(25);
+  });
+
+  it("launches the jobs of two configs with two fleets", async () => {
+    const arm: LabelConfig = {
+      ...baseConfig,
+      name: "linux-arm64",
+      arch: "arm64",
+      labels: ["self-hosted", "linux", "arm64"],
+      instanceTypes: ["m7g.large"],
+      launchTemplateId: "lt-0linux0arm640000",
+    };
+    putConfigs(arm);
+    await seedJobs(3);
+    await seedJobs(2, arm);
+    expect((await runLauncher()).response.batchItemFailures).toEqual([]);
+    expect(fleetCalls()).toHaveLength(2);
+    const byTemplate = Object.fromEntries(
+      [0, 1].map((i) => [
+        fleetParams(i).LaunchTemplateConfigs[0].LaunchTemplateSpecification.LaunchTemplateId,
+        fleetParams(i).TargetCapacitySpecification.TotalTargetCapacity,
+      ]),
+    );
+    expect(byTemplate).toEqual({ "lt-0linux0x640000000": "3", "lt-0linux0arm640000": "2" });
+    expect(liveInstances().filter((i) => i.instanceType === "m7g.large")).toHaveLength(2);
+  });
+});
+
+describe("spot policy", () => {
+  const noSpot = () =>
+    sandbox.faults.fail("ec2", "CreateFleet", "InsufficientInstanceCapacity", {
+      when: (r) => r.part?.lifecycle === "spot",
+    });
+
+  it("spotPreferred falls back to on-demand in the same invocation", async () => {
+    noSpot();
+    const jobs = await seedJobs(3);
+    const { response } = await runLauncher();
+    expect(response.batchItemFailures).toEqual([]);
+    expect(
+      fleetCalls().map((_, i) => fleetParams(i).TargetCapacitySpecification.DefaultTargetCapacityType),
+    ).toEqual(["spot", "on-demand"]);
+    for (const job of await jobsOf(jobs)) {
+      expect(job).toMatchObject({ state: "launched", market: "on-demand", spotFailures: 1, attempts: 2 });
+    }
+    expect(liveInstances().map((i) => i.market)).toEqual(["on-demand", "on-demand", "on-demand"]);
+  });
+
+  it("spotOnly retries with backoff, never on-demand, then times out cleanly", async () => {
+    putConfigs({ ...baseConfig, spotPolicy: "spotOnly" });
+    noSpot();
+    const [job] = await seedJobs(1);
+    const { response, records } = await runLauncher();
+    expect(response.batchItemFailures).toEqual([{ itemIdentifier: records[0]!.messageId }]);
+    expect(await getJob(job!.jobId)).toMatchObject({ state: "queued", spotFailures: 1, attempts: 1 });
+    expect((await getJob(job!.jobId))?.reason).toMatch(/no spot capacity.*InsufficientInstanceCapacity/);
+    expect((await getJob(job!.jobId))?.instanceId).toBeUndefined();
+    // The message is back in the queue, hidden for the backoff.
+    const [message] = sandbox.sqs.messages(queue.url);
+    expect(message?.visible).toBe(false);
+    expect(message!.visibleAt - sandbox.clock.now()).toBeGreaterThanOrEqual(4_000);
+
+    // A second try an hour later: past the queue timeout, the job ends with the reason.
+    await updateJobFields(job!.jobId, {
+      set: { queuedAt: new Date(Date.now() - 61 * 60_000).toISOString() },
+    });
+    sandbox.clock.advance(400_000);
+    const second = await runLauncher();
+    expect(second.records).toHaveLength(1);
+    expect(second.response.batchItemFailures).toEqual([]);
+    const ended = await getJob(job!.jobId);
+    expect(ended?.state).toBe("timed-out");
+    expect(ended?.reason).toMatch(/queue timeout \(60 min\).*no spot capacity/);
+    expect(fleetCalls()).toHaveLength(1);
+    expect(fleetParams(0).TargetCapacitySpecification.DefaultTargetCapacityType).toBe("spot");
+    expect(liveInstances()).toEqual([]);
+    expect(sandbox.sqs.messages(queue.url)).toEqual([]);
+  });
+
+  it("onDemandOnly never asks for spot", async () => {
+    putConfigs({ ...baseConfig, spotPolicy: "onDemandOnly" });
+    const [job] = await seedJobs(1);
+    await runLauncher();
+    expect(fleetCalls()).toHaveLength(1);
+    expect(fleetParams(0).TargetCapacitySpecification.DefaultTargetCapacityType).toBe("on-demand");
+    expect(fleetParams(0).SpotOptions).toBeUndefined();
+    expect(await getJob(job!.jobId)).toMatchObject({ state: "launched", market: "on-demand" });
+  });
+
+  it("fails a job on a configuration error instead of retrying it forever", async () => {
+    sandbox.faults.fail("ec2", "CreateFleet", {
+      code: "InvalidLaunchTemplateId.NotFound",
+      message: "The specified launch template does not exist",
+      status: 400,
+    });
+    const [job] = await seedJobs(1);
+    const { response } = await runLauncher();
+    expect(response.batchItemFailures).toEqual([]);
+    expect(await getJob(job!.jobId)).toMatchObject({
+      state: "failed",
+      reason: "launch configuration error: InvalidLaunchTemplateId.NotFound",
+    });
+  });
+});
+
+describe("throttling and retries", () => {
+  it("retries a throttled CreateFleet with the same client token: one fleet, no duplicate", async () => {
+    sandbox.faults.fail("ec2", "CreateFleet", "RequestLimitExceeded", { times: 2 });
+    const [job] = await seedJobs(1);
+    expect((await runLauncher()).response.batchItemFailures).toEqual([]);
+    const calls = sandbox.callsTo("ec2", "CreateFleet");
+    expect(calls.map((c) => c.errorCode)).toEqual([
+      "RequestLimitExceeded",
+      "RequestLimitExceeded",
+      undefined,
+    ]);
+    expect(new Set(calls.map((c) => (c.params as { ClientToken: string }).ClientToken)).size).toBe(1);
+    expect(liveInstances()).toHaveLength(1);
+    expect((await getJob(job!.jobId))?.state).toBe("launched");
+  });
+
+  it("puts a job whose launch stays throttled back in the queue, then launches it once", async () => {
+    sandbox.faults.fail("ec2", "CreateFleet", "RequestLimitExceeded");
+    const [job] = await seedJobs(1);
+    const first = await runLauncher();
+    expect(first.response.batchItemFailures).toHaveLength(1);
+    expect(await getJob(job!.jobId)).toMatchObject({ state: "queued", attempts: 1 });
+    expect((await getJob(job!.jobId))?.spotFailures ?? 0).toBe(0);
+    expect(liveInstances()).toEqual([]);
+
+    sandbox.faults.clear();
+    sandbox.clock.advance(400_000);
+    expect((await runLauncher()).response.batchItemFailures).toEqual([]);
+    expect(await getJob(job!.jobId)).toMatchObject({ state: "launched", attempts: 2 });
+    expect(liveInstances()).toHaveLength(1);
+  });
+
+  it("retries GitHub 5xx and secondary rate limits within the invocation", async () => {
+    sandbox.faults.fail(
+      "github",
+      "actions/generate-runner-jitconfig-for-org",
+      githubErrors.serverError(502),
+      {
+        times: 1,
+      },
+    );
+    sandbox.faults.fail(
+      "github",
+      "actions/generate-runner-jitconfig-for-org",
+      githubErrors.secondaryRateLimit(1),
+      {
+        times: 1,
+      },
+    );
+    const jobs = await seedJobs(2);
+    expect((await runLauncher()).response.batchItemFailures).toEqual([]);
+    expect((await jobsOf(jobs)).map((j) => j?.state)).toEqual(["launched", "launched"]);
+    expect(github.state.listRunners()).toHaveLength(2);
+    expect(liveInstances()).toHaveLength(2);
+  });
+
+  it("terminates the instance and requeues the job when GitHub keeps failing", async () => {
+    sandbox.faults.fail("github", "actions/generate-runner-jitconfig-for-org", githubErrors.serverError(503));
+    const [job] = await seedJobs(1);
+    const { response } = await runLauncher();
+    expect(response.batchItemFailures).toHaveLength(1);
+    expect(liveInstances()).toEqual([]);
+    const [instance] = sandbox.ec2.instances();
+    expect(instance?.state).toMatch(/shutting-down|terminated/);
+    const record = await getJob(job!.jobId);
+    expect(record).toMatchObject({ state: "queued", reason: "JIT registration failed (HTTP 503)" });
+    expect(record?.instanceId).toBeUndefined();
+    expect(await readHandoff(instance!.instanceId)).toBeUndefined();
+
+    sandbox.faults.clear();
+    sandbox.clock.advance(400_000);
+    expect((await runLauncher()).response.batchItemFailures).toEqual([]);
+    expect((await getJob(job!.jobId))?.state).toBe("launched");
+    expect(liveInstances()).toHaveLength(1);
+  });
+});
+
+describe("GitHub flavours and scopes", () => {
+  it("registers repository runners on GHES", async () => {
+    useGitHub(ghes, "repo");
+    const jobs = await seedJobs(2, baseConfig, ghes);
+    expect((await runLauncher()).response.batchItemFailures).toEqual([]);
+    expect((await jobsOf(jobs)).map((j) => j?.state)).toEqual(["launched", "launched"]);
+    expect(ghes.state.listRunners({ owner: ghes.repo.owner, repo: ghes.repo.name })).toHaveLength(2);
+    expect(ghes.state.listRunners({ org: ghes.org })).toHaveLength(0);
+  });
+
+  it("registers org runners with a personal access token", async () => {
+    useGitHub(github, "org", "token");
+    const [job] = await seedJobs(1);
+    await runLauncher();
+    expect((await getJob(job!.jobId))?.state).toBe("launched");
+    expect(github.state.listRunners({ org: github.org })).toHaveLength(1);
+  });
+});
+
+describe("limits", () => {
+  it("hold under a burst of 200 jobs with concurrent launchers", async () => {
+    const small: LabelConfig = { ...baseConfig, name: "small", maxRunners: 30 };
+    const big: LabelConfig = {
+      ...baseConfig,
+      name: "big",
+      maxRunners: 100,
+      launchTemplateId: "lt-0big00000000000",
+    };
+    putConfigs(small, big);
+    process.env.MAX_RUNNERS_TOTAL = "80";
+    const smallJobs = await seedJobs(100, small);
+    const bigJobs = await seedJobs(100, big);
+
+    await drain(10, 4);
+    const states = await jobsOf([...smallJobs, ...bigJobs]);
+    const launched = states.filter((j) => j?.state === "launched");
+    expect(launched.filter((j) => j?.configName === "small").length).toBeLessThanOrEqual(30);
+    expect(launched.length).toBe(80);
+    expect(liveInstances()).toHaveLength(80);
+    // Nobody was dropped: the rest wait in the queue, still queued.
+    expect(states.filter((j) => j?.state === "queued")).toHaveLength(120);
+    expect(sandbox.sqs.messages(queue.url)).toHaveLength(120);
+    const requested = fleetCalls().reduce(
+      (n, _c, i) => n + Number(fleetParams(i).TargetCapacitySpecification.TotalTargetCapacity),
+      0,
+    );
+    expect(requested).toBe(80);
+  });
+});
