@@ -209,6 +209,7 @@ start_runner() {
   fi
   (
     cd "$RUNNER_DIR"
+    umask 022 # this script's 077 is for its own files; jobs get the usual one
     export HOME="$home" USER="$RUNNER_USER" LOGNAME="$RUNNER_USER"
     export ACTIONS_RUNNER_HOOK_JOB_STARTED="$HOOK_DIR/job-started.sh"
     export ACTIONS_RUNNER_HOOK_JOB_COMPLETED="$HOOK_DIR/job-completed.sh"
@@ -232,14 +233,23 @@ stop_runner() {
   kill -KILL -- "-$RUNNER_PID" 2>/dev/null || true
 }
 
+# event_time FILE: the hook's timestamp, or now if the file holds anything else (a job runs as the
+# runner user and can write there: nothing it writes may reach the request unchecked).
+event_time() {
+  local at
+  at=$(head -c 40 "$1")
+  [[ $at =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$ ]] || at=$(iso_now)
+  printf '%s' "$at"
+}
+
 report_job_events() {
   if [[ -z $JOB_STARTED && -s $EVENT_DIR/job-started ]]; then
-    JOB_STARTED=$(head -c 40 "$EVENT_DIR/job-started")
+    JOB_STARTED=$(event_time "$EVENT_DIR/job-started")
     log "job started"
     report 'SET jobStartedAt = :t' "\":t\":{\"S\":\"$JOB_STARTED\"}"
   fi
   if [[ -z $JOB_FINISHED && -s $EVENT_DIR/job-completed ]]; then
-    JOB_FINISHED=$(head -c 40 "$EVENT_DIR/job-completed")
+    JOB_FINISHED=$(event_time "$EVENT_DIR/job-completed")
     log "job finished"
     report 'SET jobFinishedAt = :t' "\":t\":{\"S\":\"$JOB_FINISHED\"}"
   fi

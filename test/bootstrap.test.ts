@@ -51,7 +51,7 @@ afterAll(async () => {
   await sandbox?.close();
 });
 
-type Scenario = "job" | "no-job" | "crash" | "interrupted-job" | "endless-job";
+type Scenario = "job" | "no-job" | "crash" | "interrupted-job" | "endless-job" | "forged-events";
 
 interface RunOptions {
   scenario: Scenario;
@@ -285,9 +285,16 @@ describe("the bootstrap on an instance", () => {
     expect(records.filter((r) => !r.valid)).toEqual([]);
     expect(records.every((r) => r.target === "DynamoDB_20120810.UpdateItem")).toBe(true);
 
-    // IMDSv2 only: a token first; few round trips before the runner starts.
-    expect(run.imds.requests[0]).toMatchObject({ method: "PUT", path: "/latest/api/token" });
+    // IMDSv2 only: one token, fetched first and reused; then instance id, role, credentials.
+    expect(run.imds.requests.slice(0, 4).map((r) => `${r.method} ${r.path}`)).toEqual([
+      "PUT /latest/api/token",
+      "GET /latest/meta-data/instance-id",
+      "GET /latest/meta-data/iam/security-credentials/",
+      "GET /latest/meta-data/iam/security-credentials/rf-runner-role",
+    ]);
+    expect(run.imds.requests.filter((r) => r.method === "PUT")).toHaveLength(1);
     expect(run.imds.requests.filter((r) => r.status === 401)).toEqual([]);
+    expect(await run.log("run-umask")).toBe("0022\n");
     await expectNoSecretLeaked(run);
     expect(run.msToRunnerExec).toBeLessThan(3000);
     console.info(`bootstrap start → run.sh exec: ${run.msToRunnerExec?.toFixed(0)} ms`);
@@ -309,6 +316,13 @@ describe("the bootstrap on an instance", () => {
     expect(run.item?.jobStartedAt).toBeUndefined();
     expect(await run.log("shutdown")).toBe("-h now\n");
     await expectNoSecretLeaked(run);
+  });
+
+  it("reports only well-formed hook timestamps, whatever a job writes", async () => {
+    const run = await runBootstrap({ scenario: "forged-events" });
+    expect(run.item?.jobStartedAt).toMatch(ISO);
+    expect(run.item?.jobStartedAt).not.toBe("2020-01-01T00:00:00.000Z");
+    expect(run.item?.x).toBeUndefined();
   });
 
   it("shuts down when the runner crashes, recording its exit code", async () => {

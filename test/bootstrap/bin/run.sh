@@ -9,6 +9,7 @@ id -un >"$log/run-user"
 printf '%s\n' "$@" >"$log/run-argv"
 # The JIT config is the runner's own business: it may keep it in its own directory.
 printf '%s' "${ACTIONS_RUNNER_INPUT_JITCONFIG:-}" >./jitconfig.received
+umask >"$log/run-umask"
 hook() { bash "$1"; }
 case $(cat ./scenario) in
   job)
@@ -31,5 +32,12 @@ case $(cat ./scenario) in
     ;;
   crash)
     exit 3
+    ;;
+  forged-events)
+    # A job writes to the event directory itself, trying to smuggle JSON into the report.
+    events=$(dirname "$(dirname "$ACTIONS_RUNNER_HOOK_JOB_STARTED")")/events
+    printf '%s' '2020-01-01T00:00:00.000Z"},":x":{"S":"y' >"$events/job-started"
+    sleep 1.5
+    exit 0
     ;;
 esac
