@@ -74,6 +74,17 @@ async function errorOf(
   throw new Error("expected the call to fail");
 }
 
+const openHandles = (type: string) => process.getActiveResourcesInfo().filter((r) => r === type).length;
+
+/**
+ * The count of open handles of `type` once it is down to `expected`, or after 200 ms: libuv
+ * releases a closed handle on a later turn of the event loop.
+ */
+async function settled(type: string, expected: number): Promise<number> {
+  for (let i = 0; i < 20 && openHandles(type) > expected; i++) await new Promise((r) => setTimeout(r, 10));
+  return openHandles(type);
+}
+
 beforeAll(async () => {
   sandbox = await startSandbox();
   dynamo = new DynamoDBClient(config(sandbox.endpoints.dynamodb));
@@ -112,10 +123,26 @@ describe("environment", () => {
     expect(process.env.EXTRA_SETTING).toBeUndefined();
   });
 
+  it("composes the GitHub fake on request, on the same faults and call record", async () => {
+    expect(sandbox.github).toBeUndefined();
+    expect(sandbox.env.GITHUB_API_URL).toBeUndefined();
+    const servers = openHandles("TCPServerWrap");
+    const withGitHub = await startSandbox({ github: { flavour: "ghes" } });
+    try {
+      expect(withGitHub.env.GITHUB_API_URL).toBe(withGitHub.github?.url);
+      expect(withGitHub.env.GITHUB_API_URL).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/api\/v3$/);
+      expect(withGitHub.github?.faults).toBe(withGitHub.faults);
+      const response = await fetch(`${withGitHub.env.GITHUB_API_URL}/no/such/route`);
+      expect(response.status).toBe(404);
+      expect(withGitHub.callsTo("github")).toHaveLength(1);
+    } finally {
+      await withGitHub.close();
+    }
+    expect(await settled("TCPServerWrap", servers)).toBe(servers);
+  });
+
   it("closes without leaving a server or socket open", async () => {
-    const count = (prefix: string) =>
-      process.getActiveResourcesInfo().filter((r) => r.startsWith(prefix)).length;
-    const [servers, sockets] = [count("TCPServerWrap"), count("TCPSocketWrap")];
+    const [servers, sockets] = [openHandles("TCPServerWrap"), openHandles("TCPSocketWrap")];
     const other = await startSandbox();
     const client = new SQSClient(config(other.endpoints.sqs));
     const { url } = other.createQueue("probe");
@@ -123,11 +150,8 @@ describe("environment", () => {
     await client.send(new ReceiveMessageCommand({ QueueUrl: url, WaitTimeSeconds: 0 }));
     client.destroy();
     await other.close();
-    // libuv releases a closed handle on a later turn of the loop: give it a few.
-    for (let i = 0; i < 20 && count("TCPServerWrap") > servers; i++)
-      await new Promise((r) => setTimeout(r, 10));
-    expect(count("TCPServerWrap")).toBe(servers);
-    expect(count("TCPSocketWrap")).toBeLessThanOrEqual(sockets);
+    expect(await settled("TCPServerWrap", servers)).toBe(servers);
+    expect(await settled("TCPSocketWrap", sockets)).toBeLessThanOrEqual(sockets);
   });
 });
 

@@ -11,6 +11,7 @@
 import { startDynamoFake } from "./dynamodb";
 import { startEc2Fake } from "./ec2";
 import { type CallRecord, Faults, type ServiceName } from "./faults";
+import { type GitHubFake, type GitHubFakeOptions, startGitHubFake } from "./github";
 import { Clock } from "./http";
 import { startSqsFake } from "./sqs";
 import { startSsmFake } from "./ssm";
@@ -34,6 +35,12 @@ export interface SandboxOptions {
   region?: string;
   /** EC2: how long new instances stay `pending` and terminating ones `shutting-down` (default 0). */
   ec2?: { pendingMs?: number; shutdownMs?: number };
+  /**
+   * Also start the GitHub fake (test/sandbox/github.ts) on the sandbox's faults, call record and
+   * clock, and put its URL in `env.GITHUB_API_URL`. Off by default: it generates an App key and
+   * loads GitHub's OpenAPI description, which a test without GitHub need not pay for.
+   */
+  github?: boolean | Omit<GitHubFakeOptions, "faults" | "clock">;
 }
 
 export interface SandboxQueue {
@@ -63,6 +70,12 @@ export async function startSandbox(options: SandboxOptions = {}) {
     startEc2Fake({ faults, clock, region, ...options.ec2 }),
   ]);
 
+  let github: GitHubFake | undefined;
+  if (options.github) {
+    const githubOptions = typeof options.github === "object" ? options.github : {};
+    github = await startGitHubFake({ ...githubOptions, faults, clock });
+  }
+
   const endpoints = { dynamodb: dynamodb.url, sqs: sqs.url, ssm: ssm.url, ec2: ec2.url };
   const env: Record<string, string> = {
     AWS_REGION: region,
@@ -76,6 +89,7 @@ export async function startSandbox(options: SandboxOptions = {}) {
     AWS_ENDPOINT_URL_SQS: sqs.url,
     AWS_ENDPOINT_URL_SSM: ssm.url,
     AWS_ENDPOINT_URL_EC2: ec2.url,
+    ...(github ? { GITHUB_API_URL: github.url } : {}),
   };
 
   return {
@@ -90,6 +104,8 @@ export async function startSandbox(options: SandboxOptions = {}) {
     sqs,
     ssm,
     ec2,
+    /** The GitHub fake, when started with `github`; its state is not reset by `reset()`. */
+    github,
     /** Every call any fake served, in order. */
     get calls(): CallRecord[] {
       return faults.calls;
@@ -154,7 +170,7 @@ export async function startSandbox(options: SandboxOptions = {}) {
       faults.clearCalls();
     },
     async close(): Promise<void> {
-      await Promise.all([dynamodb.close(), sqs.close(), ssm.close(), ec2.close()]);
+      await Promise.all([dynamodb.close(), sqs.close(), ssm.close(), ec2.close(), github?.close()]);
     },
   };
 }
