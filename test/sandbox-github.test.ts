@@ -693,6 +693,30 @@ describe.each<GitHubFlavour>(["dotcom", "ghes"])("GitHub fake (%s)", (flavour) =
   });
 });
 
+describe("state reset", () => {
+  it("forgets runners, jobs, deliveries and spent rate limits but keeps the App and its tokens valid", async () => {
+    const fake = await startGitHubFake({ jitRateLimit: { burst: 1, perMinute: 1 } });
+    try {
+      const octokit = appClient(fake, { onSecondaryRateLimit: () => false });
+      const { data } = await jitOrg(octokit, fake, "before-reset");
+      await expect(jitOrg(octokit, fake, "over-the-limit")).rejects.toMatchObject({ status: 403 });
+      fake.state.seedJob({ owner: fake.org, repo: fake.repo.name });
+      fake.state.seedDelivery({ event: "workflow_job" });
+
+      fake.state.reset();
+      expect(fake.state.listRunners()).toEqual([]);
+      expect(fake.state.runnerForJitConfig(data.encoded_jit_config)).toBeUndefined();
+      expect(fake.state.jobs.size).toBe(0);
+      expect(fake.state.deliveries).toEqual([]);
+      // Same client, same cached installation token; the name is free again and the bucket full.
+      expect((await jitOrg(octokit, fake, "before-reset")).status).toBe(201);
+      expect(fake.faults.callsTo("github", "apps/create-installation-access-token")).toHaveLength(1);
+    } finally {
+      await fake.close();
+    }
+  });
+});
+
 describe("response validation", () => {
   it("catches a response that drifts from GitHub's description", async () => {
     const openapi = await loadGitHubOpenApi("dotcom", GITHUB_OPERATIONS);

@@ -356,6 +356,22 @@ export class GitHubState {
     this.exhaustedUntil = this.now() + resetInSeconds * 1000;
   }
 
+  /**
+   * Back to no runners, jobs, deliveries, re-runs, violations and fresh rate limits, between tests.
+   * The App, installations, repositories, runner groups and issued tokens stay (clients cache tokens).
+   */
+  reset(): void {
+    this.runners.clear();
+    this.jobs.clear();
+    this.deliveries.length = 0;
+    this.redeliveryAttempts.length = 0;
+    this.reruns.length = 0;
+    this.violations.length = 0;
+    this.resetRateLimits();
+    this.jitBucket.tokens = this.jitBucket.burst;
+    this.jitBucket.updatedAt = Date.now();
+  }
+
   /** Ends an exhaustion and starts every identity's hour afresh. */
   resetRateLimits(): void {
     this.exhaustedUntil = 0;
