@@ -127,7 +127,14 @@ const fleetCalls = () => sandbox.callsTo("ec2", "CreateFleet").filter((c) => c.s
 const liveInstances = () =>
   sandbox.ec2.instances().filter((i) => i.state === "pending" || i.state === "running");
 const jobsOf = (jobs: JobRecord[]) => Promise.all(jobs.map((j) => getJob(j.jobId)));
-const fleetParams = (i: number) => sandbox.callsTo("ec2", "CreateFleet")[i]?.params as Record<string, any>;
+/** A CreateFleet call's parameters as the EC2 fake parsed them (Query protocol: strings). */
+interface FleetParams {
+  ClientToken: string;
+  TargetCapacitySpecification: { TotalTargetCapacity: string; DefaultTargetCapacityType: string };
+  SpotOptions?: { AllocationStrategy?: string };
+  LaunchTemplateConfigs: { LaunchTemplateSpecification: { LaunchTemplateId: string } }[];
+}
+const fleetParams = (i: number) => sandbox.callsTo("ec2", "CreateFleet")[i]?.params as FleetParams;
 
 beforeAll(async () => {
   sandbox = await startSandbox();
@@ -291,7 +298,7 @@ describe("batching", () => {
     expect(fleetCalls()).toHaveLength(2);
     const byTemplate = Object.fromEntries(
       [0, 1].map((i) => [
-        fleetParams(i).LaunchTemplateConfigs[0].LaunchTemplateSpecification.LaunchTemplateId,
+        fleetParams(i).LaunchTemplateConfigs[0]?.LaunchTemplateSpecification.LaunchTemplateId,
         fleetParams(i).TargetCapacitySpecification.TotalTargetCapacity,
       ]),
     );
