@@ -105,6 +105,34 @@ describe("routeJob", () => {
   });
 });
 
+describe("the README's examples", () => {
+  const readme = [
+    { name: "linux-x64", labels: ["linux", "x64"] },
+    { name: "linux-x64-large", labels: ["linux", "x64", "large"] },
+    { name: "gpu", labels: ["linux", "x64", "large", "gpu"] },
+  ];
+  it.each([
+    [["self-hosted", "linux", "x64", "large"], "linux-x64-large"],
+    [["self-hosted", "Linux", "X64"], "linux-x64"],
+    [["self-hosted", "gpu"], "gpu"],
+    [["self-hosted", "large"], "linux-x64-large"],
+    [["self-hosted"], "linux-x64"],
+    [["self-hosted", "linux", "arm64"], undefined],
+    [["linux", "x64", "large"], undefined],
+    [["ubuntu-latest"], undefined],
+  ])("%j → %s", (labels, config) => {
+    const result = routeJob(labels, readme, "self-hosted");
+    expect("config" in result ? result.config : undefined).toBe(config);
+  });
+
+  it("has no conflicts, until linux-arm64 joins; a [linux] config resolves that", () => {
+    expect(findRoutingConflicts(readme)).toEqual([]);
+    const arm = [...readme, { name: "linux-arm64", labels: ["linux", "arm64"] }];
+    expect(findRoutingConflicts(arm).map((c) => c.configs)).toEqual([["linux-x64", "linux-arm64"]]);
+    expect(findRoutingConflicts([...arm, { name: "linux", labels: ["linux"] }])).toEqual([]);
+  });
+});
+
 describe("normalizeLabels", () => {
   it("lower-cases, trims, drops empty and duplicate labels, keeping first-seen order", () => {
     expect(normalizeLabels([" Linux", "X64", "linux", "", "  ", "x64"])).toEqual(["linux", "x64"]);
@@ -126,6 +154,7 @@ describe("findRoutingConflicts", () => {
     ]);
     expect(found).toEqual([
       {
+        kind: "same-labels",
         configs: ["a", "b"],
         labels: ["linux", "x64"],
         message: 'label configs "a" and "b" have the same labels [self-hosted, linux, x64]',
@@ -149,7 +178,11 @@ describe("findRoutingConflicts", () => {
       { name: "linux-arm64", labels: ["linux", "arm64"] },
     ]);
     expect(found).toHaveLength(1);
-    expect(found[0]).toMatchObject({ configs: ["linux-x64", "linux-arm64"], labels: ["linux"] });
+    expect(found[0]).toMatchObject({
+      kind: "ambiguous",
+      configs: ["linux-x64", "linux-arm64"],
+      labels: ["linux"],
+    });
     expect(found[0]!.message).toContain("runs-on: [self-hosted, linux]");
     // ...and the conflict is real: routeJob cannot choose.
     expect(

@@ -19,6 +19,11 @@ import type { LabelRoute } from "../shared/label-config";
 export type RouteResult = { config: string } | { ignored: string };
 
 export interface RoutingConflict {
+  /**
+   * `duplicate-name`: two configs share a name. `same-labels`: two configs have the same label set.
+   * `ambiguous`: some jobs (`labels`, and subsets no smaller config serves) fit both equally.
+   */
+  kind: "duplicate-name" | "same-labels" | "ambiguous";
   /** The configs a job could not choose between (or that share a name). */
   configs: [string, string];
   /** A job label set (besides the required label) that ties; empty for a plain `runs-on: self-hosted`. */
@@ -96,6 +101,7 @@ export function findRoutingConflicts(
       const b = normalized[j]!;
       if (a.name === b.name) {
         conflicts.push({
+          kind: "duplicate-name",
           configs: [a.name, b.name],
           labels: [],
           message: `two label configs are named "${a.name}"`,
@@ -110,6 +116,7 @@ export function findRoutingConflicts(
       if (smallerServes) continue;
       const same = shared.length === a.labels.size;
       conflicts.push({
+        kind: same ? "same-labels" : "ambiguous",
         configs: [a.name, b.name],
         labels: shared,
         message: same
