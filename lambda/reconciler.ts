@@ -19,19 +19,31 @@ import {
   listRunners,
   type RunnerScope,
   redeliver,
+  rerunJob,
   scopeFor,
 } from "./adapters/github";
 import { deleteHandoff } from "./adapters/handoff";
-import { findJobByInstance, getJob, listJobsByState, markJobEnqueued } from "./adapters/jobs-table";
+import {
+  findJobByInstance,
+  getJob,
+  listJobsByState,
+  markJobEnqueued,
+  updateJobFields,
+} from "./adapters/jobs-table";
+import { loadLabelConfigs } from "./adapters/label-configs";
 import { enqueueLaunches } from "./adapters/launch-queue";
 import {
+  createRetryMarker,
+  deleteRetryMarker,
   listHandoffReports,
+  listInterruptedCompletions,
   readRedeliveryState,
   releaseToQueue,
   transitionIf,
   writeRedeliveryState,
 } from "./adapters/lifecycle-store";
 import { ENQUEUE_CLAIM_SECONDS } from "./core/intake";
+import { decideRetryOnInterruption } from "./core/lifecycle";
 import { type GithubRunner, planReconcile, type ReconcileAction, type StackInstance } from "./core/reconcile";
 import { planRedeliveries, readSince } from "./core/redelivery";
 import type { JobRecord, JobState } from "./shared/job";
@@ -47,6 +59,8 @@ const MAX_INSTANCE_LOOKUPS = 200;
 /** Scopes (org or repo) whose runners are listed in one run. */
 const MAX_RUNNER_SCOPES = 10;
 const CONCURRENCY = 8;
+/** How far back the re-run step looks for interrupted jobs that completed (several runs' worth). */
+const RERUN_WINDOW_SECONDS = 30 * 60;
 const REDELIVERY = { maxAttempts: 6, baseBackoffSeconds: 60, maxPerRun: 50 };
 
 export interface ReconcileReport {
@@ -58,6 +72,8 @@ export interface ReconcileReport {
   /** Planned but left for the next run (action cap or time budget). */
   deferred: number;
   redelivered: number;
+  /** Interrupted jobs re-run on on-demand capacity (retryOnInterruption). */
+  rerun: number;
   /** Parts that could not be read this run (their rules were skipped). */
   unreadable: string[];
 }
@@ -75,6 +91,7 @@ export async function handler(_event: ScheduledEvent, context?: Context): Promis
   metrics.addMetric("ReconcileFailed", MetricUnit.Count, report.failed);
   metrics.addMetric("ReconcileDeferred", MetricUnit.Count, report.deferred);
   metrics.addMetric("WebhooksRedelivered", MetricUnit.Count, report.redelivered);
+  metrics.addMetric("InterruptedJobsRerun", MetricUnit.Count, report.rerun);
   metrics.publishStoredMetrics();
   logger.info("reconciled", { ...report });
   return report;
@@ -93,6 +110,7 @@ export async function reconcile(options: { now?: Date; deadline?: number } = {})
     failed: 0,
     deferred: 0,
     redelivered: 0,
+    rerun: 0,
     unreadable: [],
   };
 
@@ -183,6 +201,13 @@ export async function reconcile(options: { now?: Date; deadline?: number } = {})
   );
   await sendLaunches(ctx, report);
 
+  if (Date.now() < deadline) {
+    report.rerun = await rerunInterruptedJobs(now).catch((error: unknown) => {
+      logger.warn("re-run of interrupted jobs skipped", error as Error);
+      report.unreadable.push("interrupted-jobs");
+      return 0;
+    });
+  }
   if (s.githubAuthMode === "app" && Date.now() < deadline) {
     report.redelivered = await redeliverFailedWebhooks(now).catch((error: unknown) => {
       logger.warn("webhook redelivery skipped", error as Error);
@@ -253,10 +278,12 @@ async function apply(action: ReconcileAction, ctx: ApplyContext): Promise<Outcom
   switch (action.kind) {
     case "enqueue": {
       if (action.check && (await closedOnGitHub(action.jobId, ctx))) return "applied";
-      // Only while still queued: a job launched meanwhile needs no message.
+      // Only while unchanged since the plan read it: a job launched, or enqueued by another reconciler
+      // or the webhook meanwhile, needs no message.
       const job = await transitionIf(action.jobId, {
         from: "queued",
         to: "queued",
+        updatedAt: ctx.byId.get(action.jobId)?.updatedAt,
         set: { reason: action.reason, enqueueClaimedAt: now.toISOString() },
         remove: ["enqueuedAt"],
         now,
@@ -341,6 +368,53 @@ async function sendLaunches(ctx: ApplyContext, report: ReconcileReport): Promise
     return;
   }
   await pMap(ctx.toEnqueue, (m) => markJobEnqueued(m.jobId, { now: ctx.now }), { concurrency: CONCURRENCY });
+}
+
+/**
+ * retryOnInterruption: a job that a spot interruption failed is re-run once (GitHub's re-run job API)
+ * on on-demand capacity. "Once" is the conditional create of a marker on (repo, run id); the marker is
+ * also what tells the launcher to launch the run's next attempt of that config on-demand
+ * (lifecycle-store.ts launchMarketOverrides), since the re-run job arrives as a new `queued` job with a
+ * new id and run attempt. Looks at jobs completed in the last RERUN_WINDOW_SECONDS (runs every minute).
+ */
+async function rerunInterruptedJobs(now: Date): Promise<number> {
+  const candidates = await listInterruptedCompletions(new Date(now.getTime() - RERUN_WINDOW_SECONDS * 1000));
+  if (candidates.length === 0) return 0;
+  const configs = await loadLabelConfigs(now.getTime());
+  let rerun = 0;
+  for (const job of candidates) {
+    const decision = decideRetryOnInterruption(job, job.conclusion, configs.get(job.configName));
+    if (!decision.rerun) continue;
+    const marker = {
+      repo: job.repo,
+      runId: job.runId,
+      fromAttempt: job.runAttempt ?? 1,
+      jobId: job.jobId,
+      configName: job.configName,
+      reason: decision.reason,
+      createdAt: now.toISOString(),
+    };
+    if (!(await createRetryMarker(marker, now))) continue; // re-run once already
+    try {
+      await rerunJob(await githubForInstallation(job.installationId), job.repo, Number(job.jobId));
+    } catch (error) {
+      // Give the marker back: the next run tries again (GitHub refuses while the run is still going).
+      await deleteRetryMarker(job.repo, job.runId);
+      logger.warn("could not re-run an interrupted job", {
+        jobId: job.jobId,
+        error: (error as Error).message,
+      });
+      continue;
+    }
+    await updateJobFields(job.jobId, { set: { reason: decision.reason }, now });
+    logger.info("interrupted job re-run on on-demand capacity", {
+      jobId: job.jobId,
+      repo: job.repo,
+      runId: job.runId,
+    });
+    rerun++;
+  }
+  return rerun;
 }
 
 /** Redelivers failed `workflow_job` deliveries of the App (see core/redelivery.ts). Returns how many. */

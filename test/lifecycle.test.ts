@@ -51,8 +51,17 @@ describe("in_progress: stolen runners", () => {
     });
     expect(d.instanceId).toBe("i-00000001");
     expect(d.release).toEqual([
-      { jobId: "A", configName: "linux-x64", reason: expect.stringMatching(/took job B/) },
+      { jobId: "A", configName: "linux-x64", from: "launched", reason: expect.stringMatching(/took job B/) },
     ]);
+    // The launcher records `launched` only after the hand-off: the runner can be quicker.
+    const launching = job("A", { state: "launching", instanceId: "i-00000001" });
+    const early = decideInProgress({
+      stackName: "dev",
+      jobId: "B",
+      runnerName: "dev-i-00000001",
+      onInstance: [launching],
+    });
+    expect(early.release).toEqual([expect.objectContaining({ jobId: "A", from: "launching" })]);
   });
 
   it("releases nothing when the runner took its own job, or its launched-for job already runs elsewhere", () => {

@@ -291,3 +291,24 @@ describe("runners and hand-offs", () => {
     expect(result.deferred).toBe(5);
   });
 });
+
+describe("launching jobs whose runner was taken", () => {
+  it("relaunches a launching job (launched not recorded yet) whose runner took another job", () => {
+    const a = job("A", { state: "launching", instanceId: "i-00000001", launchingAt: ago(30) });
+    const b = job("B", { state: "running", instanceId: "i-00000001" });
+    const { actions } = plan({ jobs: [a, b], instances: [instance("i-00000001", 60)] });
+    expect(actions).toEqual([
+      expect.objectContaining({ kind: "release", jobId: "A", from: "launching", instanceId: "i-00000001" }),
+    ]);
+  });
+});
+
+describe("jobs known by their runner name only", () => {
+  it("treats a running job's runner name as its instance (in_progress follow-up missed)", () => {
+    const a = job("A", { state: "launched", instanceId: "i-00000001", launchedAt: ago(60) });
+    const b = job("B", { state: "running", runnerName: "dev-i-00000001", updatedAt: ago(600) });
+    const { actions } = plan({ jobs: [a, b], instances: [instance("i-00000001", 60)] });
+    // A is relaunched; B's instance is up, so GitHub is not asked about B.
+    expect(kinds(actions)).toEqual(["release:A@i-00000001"]);
+  });
+});

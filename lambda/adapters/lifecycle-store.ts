@@ -43,6 +43,8 @@ export interface ConditionalTransition {
   to: JobState;
   /** When set, the job must still name this instance (undefined: any). */
   instanceId?: string;
+  /** When set, the job must not have changed since it was read (its `updatedAt` then). */
+  updatedAt?: string;
   set?: Partial<JobRecord>;
   remove?: (keyof JobRecord)[];
   now: Date;
@@ -78,6 +80,11 @@ export async function transitionIf(jobId: string, t: ConditionalTransition): Pro
     names["#instanceId"] = "instanceId";
     values[":instanceId"] = t.instanceId;
     condition += " AND #instanceId = :instanceId";
+  }
+  if (t.updatedAt) {
+    names["#seenUpdatedAt"] = "updatedAt";
+    values[":seenUpdatedAt"] = t.updatedAt;
+    condition += " AND #seenUpdatedAt = :seenUpdatedAt";
   }
   try {
     const { Attributes } = await dynamoClient().send(
@@ -130,6 +137,38 @@ export async function jobsOnInstance(instanceId: string, table = settings().jobs
     }),
   );
   return (result.Items ?? []).map((item) => unmarshall(item) as JobRecord);
+}
+
+/**
+ * Jobs closed as `completed` since `since` that a spot interruption hit (candidates for the re-run on
+ * interruption). Reads the byState index for the window, returning only items with `interruptedAt`.
+ */
+export async function listInterruptedCompletions(
+  since: Date,
+  table = settings().jobsTable,
+): Promise<JobRecord[]> {
+  const jobs: JobRecord[] = [];
+  let startKey: Record<string, import("@aws-sdk/client-dynamodb").AttributeValue> | undefined;
+  do {
+    const page = await dynamoClient().send(
+      new QueryCommand({
+        TableName: table,
+        IndexName: "byState",
+        KeyConditionExpression: "#state = :completed AND #updatedAt > :since",
+        FilterExpression: "attribute_exists(#interruptedAt)",
+        ExpressionAttributeNames: {
+          "#state": "state",
+          "#updatedAt": "updatedAt",
+          "#interruptedAt": "interruptedAt",
+        },
+        ExpressionAttributeValues: marshall({ ":completed": "completed", ":since": since.toISOString() }),
+        ExclusiveStartKey: startKey,
+      }),
+    );
+    for (const item of page.Items ?? []) jobs.push(unmarshall(item) as JobRecord);
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  return jobs;
 }
 
 // ---- Reserved items --------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ export interface InProgressDecision {
   /** The instance the runner runs on, when it is one of this stack's runners. */
   instanceId?: string;
   /** Jobs launched for that instance whose runner took this job instead: each needs a new launch. */
-  release: { jobId: string; configName: string; reason: string }[];
+  release: { jobId: string; configName: string; from: "launching" | "launched"; reason: string }[];
 }
 
 /**
@@ -39,6 +39,7 @@ export function decideInProgress(args: {
     .map((j) => ({
       jobId: j.jobId,
       configName: j.configName,
+      from: j.state as "launching" | "launched",
       reason: `runner ${args.runnerName} took job ${args.jobId} instead: relaunched`,
     }));
   return { instanceId, release };

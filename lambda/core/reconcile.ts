@@ -138,13 +138,17 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
   // The non-terminal job holding each instance, and the latest terminal job that ran on it.
   const holder = new Map<string, JobRecord>();
   const finished = new Map<string, JobRecord>();
+  // A job its runner took names that runner (`in_progress`), so its instance is known even when the
+  // webhook's follow-up that records instanceId did not run.
+  const instanceOf = (job: JobRecord) =>
+    job.instanceId ?? (job.runnerName ? instanceIdFromRunnerName(p.stackName, job.runnerName) : undefined);
   for (const job of input.jobs) {
-    if (!job.instanceId) continue;
+    const instanceId = instanceOf(job);
+    if (!instanceId) continue;
     // A runner that took another job than it was launched for ("stolen") is held by the running job.
-    const current = holder.get(job.instanceId);
-    if (HOLDING.includes(job.state) && !(current && rank(current) >= rank(job)))
-      holder.set(job.instanceId, job);
-    else if (isTerminal(job.state)) finished.set(job.instanceId, job);
+    const current = holder.get(instanceId);
+    if (HOLDING.includes(job.state) && !(current && rank(current) >= rank(job))) holder.set(instanceId, job);
+    else if (isTerminal(job.state)) finished.set(instanceId, job);
   }
   const handled = new Set<string>(); // jobs that already have an action
   let checks = 0;
@@ -229,7 +233,22 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
     if (handled.has(job.jobId) || isTerminal(job.state)) continue;
     const waited = seconds(queuedSince(job), now);
     const sinceChange = seconds(job.updatedAt, now);
-    const instance = job.instanceId ? instances?.get(job.instanceId) : undefined;
+    const instanceId = instanceOf(job);
+    const instance = instanceId ? instances?.get(instanceId) : undefined;
+    // The runner launched for this job took another one (a missed in_progress follow-up): relaunch now.
+    const taker = job.instanceId ? holder.get(job.instanceId) : undefined;
+    if ((job.state === "launching" || job.state === "launched") && taker && taker.jobId !== job.jobId) {
+      actions.push({
+        kind: "release",
+        jobId: job.jobId,
+        configName: job.configName,
+        from: job.state,
+        instanceId: job.instanceId,
+        reason: `runner of instance ${job.instanceId} took job ${taker.jobId}: relaunch`,
+        check: false,
+      });
+      continue;
+    }
     switch (job.state) {
       case "queued":
         if (waited > p.queueTimeoutSeconds) {
@@ -263,7 +282,7 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
         break;
       case "launching":
         if (seconds(job.launchingAt ?? job.updatedAt, now) > p.launchingTimeoutSeconds) {
-          const reason = `launching for ${minutes(seconds(job.launchingAt ?? job.updatedAt, now))} without an instance: launcher lost`;
+          const reason = `launching for ${minutes(seconds(job.launchingAt ?? job.updatedAt, now))}: launcher lost`;
           actions.push({
             kind: "release",
             jobId: job.jobId,
@@ -275,22 +294,7 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
         }
         break;
       case "launched": {
-        if (!job.instanceId) break;
-        const taker = holder.get(job.instanceId);
-        if (taker && taker.jobId !== job.jobId) {
-          const reason = `runner of instance ${job.instanceId} took job ${taker.jobId}: relaunch`;
-          actions.push({
-            kind: "release",
-            jobId: job.jobId,
-            configName: job.configName,
-            from: "launched",
-            instanceId: job.instanceId,
-            reason,
-            check: false,
-          });
-          break;
-        }
-        if (!instances) break;
+        if (!job.instanceId || !instances) break;
         const gone = !instance
           ? seconds(job.launchedAt ?? job.updatedAt, now) > p.orphanGraceSeconds
           : !ALIVE.has(instance.state);
@@ -313,9 +317,9 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
         if (!instances) break;
         const alive = instance && ALIVE.has(instance.state);
         if (!alive && sinceChange > p.completedGraceSeconds && mayCheck()) {
-          const where = job.instanceId
-            ? `instance ${job.instanceId} is ${instance?.state ?? "gone"}`
-            : "no instance";
+          const where = instanceId
+            ? `instance ${instanceId} is ${instance?.state ?? "gone"}`
+            : "no runner of this stack";
           actions.push({
             kind: "check",
             jobId: job.jobId,
@@ -341,8 +345,9 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
       const instanceId = instanceIdFromRunnerName(p.stackName, runner.name);
       if (!instanceId || runner.status !== "offline" || runner.busy) continue;
       // A fresh instance may not be listed yet (DescribeInstances is eventually consistent): its job or
-      // hand-off still names it.
-      if (alive.has(instanceId) || holder.has(instanceId) || handoffs.has(instanceId)) continue;
+      // hand-off names it. A listed instance that is not alive is gone.
+      if (alive.has(instanceId) || holder.has(instanceId)) continue;
+      if (handoffs.has(instanceId) && !instances?.has(instanceId)) continue;
       actions.push({
         kind: "delete-runner",
         runnerId: runner.id,

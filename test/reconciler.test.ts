@@ -1,0 +1,388 @@
+/**
+ * The reconciler Lambda against the sandbox (dynalite, SQS, EC2, SSM) and the GitHub fake: each rule
+ * on real items, instances, runners and deliveries, and the races (two reconcilers at once, the
+ * reconciler and the launcher on the same job).
+ */
+import type { SQSRecord } from "aws-lambda";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { TAGS } from "../lambda/core/fleet";
+import type { JobRecord } from "../lambda/shared/job";
+import { jobRecord, launchMessages, linuxConfig, STACK, startWorld, type World } from "./lifecycle-support";
+
+let world: World;
+let reconciler: typeof import("../lambda/reconciler");
+let jobsTable: typeof import("../lambda/adapters/jobs-table");
+let handoff: typeof import("../lambda/adapters/handoff");
+let store: typeof import("../lambda/adapters/lifecycle-store");
+let github: typeof import("../lambda/adapters/github");
+
+beforeAll(async () => {
+  world = await startWorld("reconciler");
+  reconciler = await import("../lambda/reconciler");
+  jobsTable = await import("../lambda/adapters/jobs-table");
+  handoff = await import("../lambda/adapters/handoff");
+  store = await import("../lambda/adapters/lifecycle-store");
+  github = await import("../lambda/adapters/github");
+});
+
+afterAll(async () => {
+  await world?.close();
+});
+
+beforeEach(async () => {
+  await world.reset();
+});
+
+afterEach(() => {
+  expect(world.github.violations()).toEqual([]);
+});
+
+const MIN = 60_000;
+const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
+const repo = () => `${world.github.repo.owner}/${world.github.repo.name}`;
+
+/** A job known to GitHub (the fake) and to the ledger, in `state`. */
+async function seed(
+  over: Partial<JobRecord> = {},
+  gh: {
+    status?: "queued" | "in_progress" | "completed";
+    conclusion?: "success" | "failure" | "cancelled";
+  } = {},
+) {
+  const remote = world.github.state.seedJob({
+    owner: world.github.repo.owner,
+    repo: world.github.repo.name,
+    status: gh.status ?? "queued",
+    conclusion: gh.conclusion ?? null,
+    labels: linuxConfig.labels,
+  });
+  const job = jobRecord(String(remote.id), {
+    repo: repo(),
+    owner: world.github.org,
+    installationId: world.github.installationId,
+    runId: remote.run_id,
+    ...over,
+  });
+  expect(await jobsTable.createJob(job)).toBe(true);
+  return job;
+}
+
+const stackTags: Record<string, string> = { [TAGS.stack]: STACK, [TAGS.config]: linuxConfig.name };
+function instance(
+  launchedMsAgo: number,
+  state: "running" | "pending" | "terminated" | "stopped" = "running",
+  tags = stackTags,
+) {
+  return world.sandbox.ec2.addInstance({
+    tags,
+    state,
+    market: "spot",
+    launchTime: world.sandbox.clock.now() - launchedMsAgo,
+  });
+}
+const stateOf = (instanceId: string) => world.sandbox.ec2.instance(instanceId)?.state;
+const get = async (jobId: string) => (await jobsTable.getJob(jobId))!;
+const messages = () => launchMessages(world.sandbox, world.queue.url);
+
+describe("jobs without a launch", () => {
+  it("enqueues a job the webhook recorded but never enqueued, once", async () => {
+    const job = await seed({
+      enqueuedAt: undefined,
+      enqueueClaimedAt: ago(2 * MIN),
+      updatedAt: ago(2 * MIN),
+    });
+    const report = await reconciler.reconcile();
+    expect(report.applied.enqueue).toBe(1);
+    expect(messages()).toEqual([{ jobId: job.jobId, configName: "linux-x64" }]);
+    const after = await get(job.jobId);
+    expect(after.enqueuedAt).toBeDefined();
+    expect(after.enqueueClaimedAt).toBeUndefined();
+    expect(after.reason).toMatch(/never enqueued/);
+    await reconciler.reconcile();
+    expect(messages()).toHaveLength(1);
+  });
+
+  it("re-enqueues a job whose message was lost, after asking GitHub; closes one GitHub cancelled", async () => {
+    const lost = await seed({ enqueuedAt: ago(11 * MIN), updatedAt: ago(11 * MIN), queuedAt: ago(11 * MIN) });
+    const cancelled = await seed(
+      { enqueuedAt: ago(11 * MIN), updatedAt: ago(11 * MIN), queuedAt: ago(11 * MIN) },
+      { status: "completed", conclusion: "cancelled" },
+    );
+    await reconciler.reconcile();
+    expect(messages()).toEqual([{ jobId: lost.jobId, configName: "linux-x64" }]);
+    expect(await get(cancelled.jobId)).toMatchObject({ state: "completed", conclusion: "cancelled" });
+    expect((await get(cancelled.jobId)).reason).toMatch(/completed webhook was not seen/);
+    expect(world.sandbox.callsTo("github", "actions/get-job-for-workflow-run")).toHaveLength(2);
+  });
+
+  it("releases a job whose launcher died mid-launch and enqueues it again", async () => {
+    const job = await seed({ state: "launching", launchingAt: ago(6 * MIN), updatedAt: ago(6 * MIN) });
+    const live = await seed({ state: "launching", launchingAt: ago(30_000), updatedAt: ago(30_000) });
+    await reconciler.reconcile();
+    expect(await get(job.jobId)).toMatchObject({
+      state: "queued",
+      reason: expect.stringMatching(/launcher lost/),
+    });
+    expect((await get(live.jobId)).state).toBe("launching");
+    expect(messages()).toEqual([{ jobId: job.jobId, configName: "linux-x64" }]);
+  });
+
+  it("times out a job queued past the queue timeout, with the reason", async () => {
+    const job = await seed({ queuedAt: ago(61 * MIN), updatedAt: ago(3 * MIN), attempts: 2 });
+    await reconciler.reconcile();
+    const after = await get(job.jobId);
+    expect(after.state).toBe("timed-out");
+    expect(after.reason).toMatch(/queue timeout of 60 min \(2 launch attempts\)/);
+    expect(messages()).toEqual([]);
+  });
+});
+
+describe("instances", () => {
+  it("terminates over-age, idle, orphaned and finished-job instances, and nothing else", async () => {
+    const overAge = instance(361 * MIN);
+    const overAgeJob = await seed(
+      { state: "running", instanceId: overAge, startedAt: ago(300 * MIN) },
+      { status: "in_progress" },
+    );
+    const idle = instance(12 * MIN);
+    const idleJob = await seed({ state: "launched", instanceId: idle, launchedAt: ago(12 * MIN) });
+    await handoff.writeHandoff({ instanceId: idle, jobId: idleJob.jobId, jitConfig: "secret" });
+    await reportProgress(idle, { runnerStartedAt: ago(11 * MIN) });
+    const orphan = instance(6 * MIN);
+    const done = instance(20 * MIN);
+    await seed({ state: "completed", instanceId: done, completedAt: ago(3 * MIN), conclusion: "success" });
+    const booting = instance(30_000, "pending");
+    await seed({ state: "launched", instanceId: booting });
+    const busy = instance(30 * MIN);
+    await seed({ state: "running", instanceId: busy }, { status: "in_progress" });
+    const foreign = instance(500 * MIN, "running", { Name: "not-ours" });
+
+    const report = await reconciler.reconcile();
+    expect(report.applied.terminate).toBe(4);
+    expect([overAge, idle, orphan, done].map(stateOf)).toEqual([
+      "terminated",
+      "terminated",
+      "terminated",
+      "terminated",
+    ]);
+    expect([booting, busy, foreign].map(stateOf)).not.toContain("terminated");
+    expect(await get(overAgeJob.jobId)).toMatchObject({
+      state: "timed-out",
+      reason: expect.stringMatching(/max runtime/),
+    });
+    // The idle runner's job is still queued on GitHub: it gets a new launch.
+    expect(await get(idleJob.jobId)).toMatchObject({
+      state: "queued",
+      reason: expect.stringMatching(/idle/),
+    });
+    expect(messages()).toEqual([{ jobId: idleJob.jobId, configName: "linux-x64" }]);
+  });
+
+  it("relaunches a launched job whose instance died, and closes a running one GitHub says completed", async () => {
+    const dead = instance(5 * MIN, "terminated");
+    const launched = await seed({ state: "launched", instanceId: dead, launchedAt: ago(4 * MIN) });
+    const gone = instance(40 * MIN, "terminated");
+    const running = await seed(
+      { state: "running", instanceId: gone, updatedAt: ago(10 * MIN) },
+      { status: "completed", conclusion: "success" },
+    );
+    await reconciler.reconcile();
+    expect(await get(launched.jobId)).toMatchObject({ state: "queued" });
+    expect((await get(launched.jobId)).instanceId).toBeUndefined();
+    expect(await get(running.jobId)).toMatchObject({ state: "completed", conclusion: "success" });
+    expect(messages()).toEqual([{ jobId: launched.jobId, configName: "linux-x64" }]);
+  });
+});
+
+async function reportProgress(instanceId: string, fields: Record<string, string>) {
+  const { UpdateItemCommand } = await import("@aws-sdk/client-dynamodb");
+  const { marshall } = await import("@aws-sdk/util-dynamodb");
+  const names = Object.keys(fields);
+  await world.sandbox.dynamodb.client.send(
+    new UpdateItemCommand({
+      TableName: world.tables.handoff,
+      Key: marshall({ handoffKey: `AROATESTRUNNERROLE:${instanceId}` }),
+      UpdateExpression: `SET ${names.map((_, i) => `#n${i} = :v${i}`).join(", ")}`,
+      ExpressionAttributeNames: Object.fromEntries(names.map((n, i) => [`#n${i}`, n])),
+      ExpressionAttributeValues: marshall(Object.fromEntries(names.map((n, i) => [`:v${i}`, fields[n]]))),
+    }),
+  );
+}
+
+describe("runners and hand-offs", () => {
+  it("deletes this stack's offline runners whose instance is gone, and the hand-offs of dead instances", async () => {
+    const gh = await github.githubForInstallation(world.github.installationId);
+    const scope = { kind: "org" as const, org: world.github.org };
+    const dead = instance(20 * MIN, "terminated");
+    const alive = instance(60_000, "pending");
+    const register = (name: string) =>
+      github.generateJitConfig(gh, scope, { name, runnerGroupId: 1, labels: ["self-hosted"] });
+    const stale = await register(`${STACK}-${dead}`);
+    await register(`${STACK}-${alive}`);
+    await register("laptop-of-someone");
+    // A job of this org puts its scope in view (jobs carry the installation to ask through).
+    await seed({ state: "launched", instanceId: alive, launchedAt: ago(60_000) });
+    await handoff.writeHandoff({
+      instanceId: dead,
+      jobId: "1",
+      jitConfig: "secret",
+      now: new Date(Date.now() - 20 * MIN),
+    });
+    await handoff.writeHandoff({ instanceId: alive, jobId: "2", jitConfig: "secret" });
+
+    const report = await reconciler.reconcile();
+    expect(report.applied["delete-runner"]).toBe(1);
+    expect(
+      world.github.state
+        .listRunners()
+        .map((r) => r.name)
+        .sort(),
+    ).toEqual([`${STACK}-${alive}`, "laptop-of-someone"].sort());
+    expect(world.github.state.runners.get(stale.runnerId)?.deleted).toBe(true);
+    expect(await handoff.readHandoff(dead)).toBeUndefined();
+    expect(await handoff.readHandoff(alive)).toBeDefined();
+  });
+});
+
+describe("missed webhooks", () => {
+  it("redelivers failed workflow_job deliveries once, not those redelivered since nor other events", async () => {
+    const state = world.github.state;
+    const lost = state.seedDelivery({
+      event: "workflow_job",
+      action: "queued",
+      status: "Invalid HTTP Response: 502",
+      status_code: 502,
+    });
+    const healed = state.seedDelivery({
+      event: "workflow_job",
+      action: "completed",
+      status: "timed out",
+      status_code: 0,
+    });
+    state.seedDelivery({ ...healed, id: state.id(), redelivery: true, status: "OK", status_code: 200 });
+    state.seedDelivery({ event: "push", status: "Invalid HTTP Response: 503", status_code: 503 });
+    const seen: number[] = [];
+    const stop = state.onRedelivery((d) => seen.push(d.id));
+    try {
+      const first = await reconciler.reconcile();
+      expect(first.redelivered).toBe(1);
+      expect(state.redeliveryAttempts.map((a) => a.deliveryId)).toEqual([lost.id]);
+      // The redelivery succeeded (the fake's default outcome): the next runs leave it alone.
+      await reconciler.reconcile({ now: new Date(Date.now() + 2 * MIN) });
+      await reconciler.reconcile({ now: new Date(Date.now() + 10 * MIN) });
+      expect(state.redeliveryAttempts).toHaveLength(1);
+      expect(seen).toHaveLength(1);
+    } finally {
+      stop();
+    }
+  });
+
+  it("keeps trying a delivery whose redeliveries fail, with a backoff", async () => {
+    const state = world.github.state;
+    state.redeliveryOutcome = { status: "Invalid HTTP Response: 502", status_code: 502 };
+    try {
+      state.seedDelivery({
+        event: "workflow_job",
+        action: "queued",
+        status: "Invalid HTTP Response: 502",
+        status_code: 502,
+      });
+      const t0 = Date.now();
+      await reconciler.reconcile({ now: new Date(t0) });
+      await reconciler.reconcile({ now: new Date(t0 + 30_000) }); // inside the backoff
+      expect(state.redeliveryAttempts).toHaveLength(1);
+      await reconciler.reconcile({ now: new Date(t0 + 2 * MIN) });
+      expect(state.redeliveryAttempts).toHaveLength(2);
+    } finally {
+      state.redeliveryOutcome = { status: "OK", status_code: 200 };
+    }
+  });
+});
+
+describe("re-run on interruption", () => {
+  it("re-runs a job an interruption failed, once, and sends the next attempt to on-demand", async () => {
+    const job = await seed(
+      {
+        state: "completed",
+        conclusion: "failure",
+        interruptedAt: ago(3 * MIN),
+        market: "spot",
+        completedAt: ago(MIN),
+      },
+      { status: "completed", conclusion: "failure" },
+    );
+    const first = await reconciler.reconcile();
+    expect(first.rerun).toBe(1);
+    expect(world.github.state.reruns.map((r) => String(r.jobId))).toEqual([job.jobId]);
+    expect((await get(job.jobId)).reason).toMatch(/re-run once on on-demand/);
+    await reconciler.reconcile();
+    expect(world.github.state.reruns).toHaveLength(1);
+
+    const next = { jobId: "999", repo: job.repo, runId: job.runId, runAttempt: 2, configName: "linux-x64" };
+    const overrides = await store.launchMarketOverrides([next], linuxConfig);
+    expect(overrides.get("999")).toMatchObject({ market: "on-demand" });
+  });
+
+  it("leaves alone a job that succeeded despite the interruption, or whose config does not ask", async () => {
+    await seed(
+      { state: "completed", conclusion: "success", interruptedAt: ago(MIN) },
+      { status: "completed", conclusion: "success" },
+    );
+    await seed(
+      { state: "completed", conclusion: "failure", interruptedAt: ago(MIN), configName: "no-retry" },
+      { status: "completed", conclusion: "failure" },
+    );
+    world.sandbox.ssm.put(
+      `/runner-fleet/test/label-configs/no-retry`,
+      JSON.stringify({ ...linuxConfig, name: "no-retry", retryOnInterruption: false }),
+    );
+    (await import("../lambda/adapters/label-configs")).forgetLabelConfigs();
+    expect((await reconciler.reconcile()).rerun).toBe(0);
+    expect(world.github.state.reruns).toEqual([]);
+  });
+});
+
+describe("races", () => {
+  it("two reconcilers at once launch each stuck job once", async () => {
+    const stuck = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        seed({ state: "launching", launchingAt: ago(6 * MIN), updatedAt: ago(6 * MIN) }),
+      ),
+    );
+    const gap = await seed({
+      enqueuedAt: undefined,
+      enqueueClaimedAt: ago(2 * MIN),
+      updatedAt: ago(2 * MIN),
+    });
+    const [a, b] = await Promise.all([reconciler.reconcile(), reconciler.reconcile()]);
+    expect((a.applied.release ?? 0) + (b.applied.release ?? 0)).toBe(8);
+    expect((a.applied.enqueue ?? 0) + (b.applied.enqueue ?? 0)).toBe(1);
+    const ids = messages()
+      .map((m) => m.jobId)
+      .sort();
+    expect(ids).toEqual([...stuck.map((j) => j.jobId), gap.jobId].sort());
+  });
+
+  it("the reconciler and the launcher on the same job: one instance, the job launched once", async () => {
+    const { handler: launcher } = await import("../lambda/launcher");
+    // A job whose first message is in flight at the launcher while the reconciler thinks it was lost.
+    const job = await seed({ enqueuedAt: ago(11 * MIN), updatedAt: ago(11 * MIN), queuedAt: ago(11 * MIN) });
+    world.sandbox.sqs.send(world.queue.url, JSON.stringify({ jobId: job.jobId, configName: "linux-x64" }));
+    const records: SQSRecord[] = world.sandbox.sqs.receive(world.queue.url, 10);
+    const [response] = await Promise.all([launcher({ Records: records }), reconciler.reconcile()]);
+    world.sandbox.sqs.settle(world.queue.url, records, response);
+    // Whatever the reconciler sent meanwhile is a duplicate: the launcher drops it.
+    for (;;) {
+      const more = world.sandbox.sqs.receive(world.queue.url, 10);
+      if (more.length === 0) break;
+      world.sandbox.sqs.settle(world.queue.url, more, await launcher({ Records: more }));
+    }
+    const live = world.sandbox.ec2.instances({ state: ["pending", "running"] });
+    expect(live).toHaveLength(1);
+    expect(await get(job.jobId)).toMatchObject({
+      state: "launched",
+      instanceId: live[0]!.instanceId,
+      attempts: 1,
+    });
+  });
+});
