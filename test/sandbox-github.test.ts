@@ -13,6 +13,7 @@ import {
   startGitHubFake,
 } from "./sandbox/github";
 import { loadGitHubOpenApi } from "./sandbox/github-openapi";
+import { Clock } from "./sandbox/http";
 
 const FleetOctokit = Octokit.plugin(retry, throttling);
 type Client = InstanceType<typeof FleetOctokit>;
@@ -395,6 +396,27 @@ describe.each<GitHubFlavour>(["dotcom", "ghes"])("GitHub fake (%s)", (flavour) =
         expect(Date.now() - started).toBeGreaterThanOrEqual(900);
         expect(statuses(limited, "actions/generate-runner-jitconfig-for-org")).toEqual([201, 201, 403, 201]);
         expect(limited.violations()).toEqual([]);
+      } finally {
+        await limited.close();
+      }
+    });
+
+    it("refills the JIT bucket on the sandbox clock", async () => {
+      const clock = new Clock();
+      clock.freeze();
+      const limited = await startGitHubFake({ flavour, clock, jitRateLimit: { burst: 2, perMinute: 60 } });
+      try {
+        const octokit = appClient(limited, { onSecondaryRateLimit: () => false });
+        await jitOrg(octokit, limited, "frozen-1");
+        await jitOrg(octokit, limited, "frozen-2");
+        await expect(jitOrg(octokit, limited, "frozen-3")).rejects.toMatchObject({
+          status: 403,
+          response: { headers: { "retry-after": "1" } },
+        });
+        clock.advance(999);
+        await expect(jitOrg(octokit, limited, "frozen-3")).rejects.toMatchObject({ status: 403 });
+        clock.advance(1);
+        expect((await jitOrg(octokit, limited, "frozen-3")).status).toBe(201);
       } finally {
         await limited.close();
       }

@@ -4,6 +4,7 @@
  */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { GitHubFlavour, Violation } from "./github-openapi";
+import { Clock } from "./http";
 
 export type Permission = "read" | "write";
 export type Permissions = Record<string, Permission>;
@@ -124,11 +125,13 @@ export class GitHubState {
   readonly appId: number;
   readonly appSlug = "runner-fleet-sandbox";
   readonly clientId: string;
+  /** The sandbox clock: throttling and the call record (auth uses `now()`, wall time). */
+  readonly clock: Clock;
   /** Shift GitHub's clock (JWT checks, Date header) to test the client's clock-skew handling. */
   clockSkewMs = 0;
   /** Per-identity primary rate limit per hour; `undefined` disables it (GHES default). */
   primaryRateLimit: number | undefined;
-  /** JIT registrations per App: token bucket (GitHub documents about 180 per minute). */
+  /** JIT registrations per App: token bucket (about 180 per minute), on the sandbox clock like the AWS buckets. */
   jitBucket: { burst: number; perMinute: number; tokens: number; updatedAt: number };
   /** Outcome recorded for redelivery attempts. */
   redeliveryOutcome: { status: string; status_code: number } = { status: "OK", status_code: 200 };
@@ -153,13 +156,19 @@ export class GitHubState {
 
   constructor(
     readonly flavour: GitHubFlavour,
-    options: { appId?: number; primaryRateLimit?: number; jit?: { burst: number; perMinute: number } },
+    options: {
+      appId?: number;
+      primaryRateLimit?: number;
+      jit?: { burst: number; perMinute: number };
+      clock?: Clock;
+    },
   ) {
+    this.clock = options.clock ?? new Clock();
     this.appId = options.appId ?? 424242;
     this.clientId = `Iv23li${randomBytes(7).toString("hex")}`;
     this.primaryRateLimit = options.primaryRateLimit ?? (flavour === "dotcom" ? 5000 : undefined);
     const jit = options.jit ?? { burst: 180, perMinute: 180 };
-    this.jitBucket = { ...jit, tokens: jit.burst, updatedAt: Date.now() };
+    this.jitBucket = { ...jit, tokens: jit.burst, updatedAt: this.clock.now() };
   }
 
   /** GitHub's idea of now (wall clock plus the simulated skew). */
@@ -369,7 +378,7 @@ export class GitHubState {
     this.violations.length = 0;
     this.resetRateLimits();
     this.jitBucket.tokens = this.jitBucket.burst;
-    this.jitBucket.updatedAt = Date.now();
+    this.jitBucket.updatedAt = this.clock.now();
   }
 
   /** Ends an exhaustion and starts every identity's hour afresh. */

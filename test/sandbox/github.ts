@@ -309,7 +309,7 @@ function encodeJitConfig(ctx: Ctx, runner: Runner, groupName: string): string {
 
 function takeJitToken(state: GitHubState): void {
   const bucket = state.jitBucket;
-  const now = Date.now();
+  const now = state.clock.now();
   bucket.tokens = Math.min(
     bucket.burst,
     bucket.tokens + ((now - bucket.updatedAt) / 60_000) * bucket.perMinute,
@@ -743,6 +743,7 @@ export async function startGitHubFake(options: GitHubFakeOptions = {}): Promise<
     appId: options.appId,
     primaryRateLimit: options.primaryRateLimit,
     jit: options.jitRateLimit,
+    clock,
   });
   const orgLogin = options.org ?? "acme";
   const installation = state.addOrg(orgLogin, { installationId: options.installationId });
