@@ -28,7 +28,7 @@
  */
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import pMap from "p-map";
-import { createFleet, ec2ErrorCode, instanceZones, tagInstances, terminateInstances } from "./adapters/ec2";
+import { createFleet, ec2ErrorCode, instanceZones, terminateInstances } from "./adapters/ec2";
 import {
   deleteRunner,
   generateJitConfig,
@@ -59,7 +59,6 @@ import {
   type NextStep,
   queueTimedOut,
   runnerNameFor,
-  TAGS,
 } from "./core/fleet";
 import type { JobRecord, LaunchMessage, Market } from "./shared/job";
 import type { LabelConfig } from "./shared/label-config";
@@ -514,11 +513,6 @@ async function registerInstance(
     return DONE;
   }
 
-  // The job id tag is for people and the reconciler; the ledger (byInstance) is the source of truth.
-  const tagged = tagInstances([instanceId], { [TAGS.jobId]: jobId }).catch((error) =>
-    logger.warn("could not tag an instance", { instanceId, error: String(error) }),
-  );
-
   const scope = scopeFor(c.job);
   let jit: JitConfig;
   try {
@@ -530,7 +524,6 @@ async function registerInstance(
     const status = (error as { status?: number }).status;
     logger.warn("JIT registration failed", { jobId, instanceId, status, error: String(error) });
     metrics.addMetric("JitRegistrationFailures", MetricUnit.Count, 1);
-    await tagged;
     await terminateQuietly([instanceId], "no JIT config");
     return releaseAfterRegistrationFailure(c, `JIT registration failed${status ? ` (HTTP ${status})` : ""}`);
   }
@@ -539,7 +532,6 @@ async function registerInstance(
     await writeHandoff({ instanceId, jobId, jitConfig: jit.encodedJitConfig, runnerName });
   } catch (error) {
     logger.error("hand-off write failed", { jobId, instanceId, error: String(error) });
-    await tagged;
     await terminateQuietly([instanceId], "no hand-off");
     await githubForInstallation(c.job.installationId)
       .then((gh) => deleteRunner(gh, scope, jit.runnerId))
@@ -555,7 +547,6 @@ async function registerInstance(
     // runs one job or idles out; the reconciler reaps it if needed.
     logger.info("job moved on before launched was recorded", { jobId, instanceId });
   }
-  await tagged;
   return DONE;
 }
 

@@ -198,7 +198,7 @@ describe("a queued job", () => {
     expect(instance?.tags).toMatchObject({
       [TAGS.stack]: "test",
       [TAGS.config]: "linux-x64",
-      [TAGS.jobId]: job!.jobId,
+      [TAGS.market]: "spot",
     });
 
     const runners = github.state.listRunners({ org: github.org });

@@ -7,7 +7,6 @@
 import {
   CreateFleetCommand,
   type CreateFleetCommandInput,
-  CreateTagsCommand,
   DescribeInstancesCommand,
   EC2Client,
   type Filter,
@@ -37,17 +36,6 @@ export async function createFleet(
 ): Promise<FleetResult & { fleetId?: string }> {
   const output = await ec2Client().send(new CreateFleetCommand(input));
   return { ...readFleetResult(output), fleetId: output.FleetId };
-}
-
-/** Adds tags to instances (one CreateTags call for all of them: the tags must be the same). */
-export async function tagInstances(instanceIds: string[], tags: Record<string, string>): Promise<void> {
-  if (instanceIds.length === 0) return;
-  await ec2Client().send(
-    new CreateTagsCommand({
-      Resources: instanceIds,
-      Tags: Object.entries(tags).map(([Key, Value]) => ({ Key, Value })),
-    }),
-  );
 }
 
 /** Terminates instances (1,000 ids per call, the API's maximum). */
@@ -93,7 +81,6 @@ export interface RunnerInstance {
   instanceType?: string;
   availabilityZone?: string;
   configName?: string;
-  jobId?: string;
   tags: Record<string, string>;
 }
 
@@ -126,7 +113,6 @@ export async function describeRunnerInstances(
           instanceType: instance.InstanceType,
           availabilityZone: instance.Placement?.AvailabilityZone,
           configName: tags[TAGS.config],
-          jobId: tags[TAGS.jobId],
           tags,
         });
       }

@@ -9,11 +9,15 @@ import type { CreateFleetCommandInput, CreateFleetCommandOutput } from "@aws-sdk
 import type { Market } from "../shared/job";
 import type { LabelConfig } from "../shared/label-config";
 
-/** Tag keys the fleet writes on instances (and the reconciler reads). */
+/**
+ * Tag keys the fleet writes on instances (and the reconciler reads). No job id tag: one fleet
+ * launches the instances of many jobs, GitHub may give a runner another job than the one it was
+ * launched for, and tagging each instance afterwards would cost one throttled EC2 mutating call per
+ * instance. The ledger (byInstance) and the runner name (`<stack>-<instance id>`) map instances to jobs.
+ */
 export const TAGS = {
   stack: "runner-fleet:stack",
   config: "runner-fleet:config",
-  jobId: "runner-fleet:job-id",
   market: "runner-fleet:market",
 } as const;
 
@@ -157,8 +161,7 @@ export interface FleetRequestInput {
 /**
  * One `instant` CreateFleet for `count` runners of a config: every instance type × every subnet as
  * overrides, so EC2 picks the deepest spot pool (capacity-optimized) or the cheapest on-demand one.
- * Tags name the stack and the config; the job id is tagged per instance after the fleet returns,
- * because one request launches the instances of many jobs. Volume tags belong in the launch
+ * Tags name the stack, the config and the market (see TAGS for why not the job). Volume tags belong in the launch
  * template (an instant fleet tags only `fleet` and `instance`).
  */
 export function buildFleetRequest(input: FleetRequestInput): CreateFleetCommandInput {
