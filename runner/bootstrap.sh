@@ -186,6 +186,11 @@ EVENT_DIR="$STATE_DIR/events"
 # The runner's job hooks run as the runner user inside the job: they only drop a timestamp in the
 # event directory (atomically, by rename); this script reports it, so no AWS call runs in a job.
 prepare_runner() {
+  # Before the JIT config is taken: an image that cannot run it leaves it for the next launch.
+  if ! id -u "$RUNNER_USER" >/dev/null 2>&1 || [[ ! -x $RUNNER_DIR/run.sh ]]; then
+    log "no user $RUNNER_USER or no $RUNNER_DIR/run.sh: not a runner-fleet image?"
+    return 1
+  fi
   install -d -m 0755 "$STATE_DIR" "$HOOK_DIR"
   install -d -m 0700 -o "$RUNNER_USER" -g "$(id -g "$RUNNER_USER")" "$EVENT_DIR"
   local event

@@ -363,6 +363,15 @@ describe("the bootstrap on an instance", () => {
     expect(run.stderr).toContain("no JIT config in the hand-off");
   });
 
+  it("leaves the JIT config for another instance when the image has no runner", async () => {
+    const run = await runBootstrap({ scenario: "job", params: { runnerDir: "/nonexistent/actions-runner" } });
+    expect(run.exitCode).not.toBe(0);
+    expect(run.stderr).toContain("not a runner-fleet image?");
+    expect(run.item?.jitConfig).toBe(run.jitConfig);
+    expect(run.item?.fetchedAt).toBeUndefined();
+    expect(await run.log("shutdown")).toBe("-h now\n");
+  });
+
   it("falls back to the AWS CLI when DynamoDB rejects curl's signature", async () => {
     const run = await runBootstrap({ scenario: "job", rejectSignatures: true });
     expect(run.exitCode).toBe(0);
