@@ -178,6 +178,35 @@ describe("generateJitConfig", () => {
   });
 });
 
+describe("write pacing", () => {
+  it("registers a burst within the per-minute budget at once, and paces what goes beyond it", async () => {
+    process.env.GITHUB_WRITES_PER_MINUTE = "30";
+    tuneGitHub({ retryAfterBaseValue: 5 });
+    try {
+      const gh = await githubForInstallation(dotcom.installationId);
+      const scope = scopeFor(orgJob(dotcom));
+      const start = Date.now();
+      const finished: number[] = [];
+      await Promise.all(
+        Array.from({ length: 31 }, (_, i) =>
+          generateJitConfig(gh, scope, {
+            name: `test-i-0pace${i}`,
+            runnerGroupId: 1,
+            labels: ["self-hosted"],
+          }).then(() => finished.push(Date.now() - start)),
+        ),
+      );
+      finished.sort((a, b) => a - b);
+      // 30 tokens at once; the 31st waits for the next refill (one token per 2 s at 30/min).
+      expect(finished[29]).toBeLessThan(1_500);
+      expect(finished[30]).toBeGreaterThanOrEqual(1_500);
+    } finally {
+      process.env.GITHUB_WRITES_PER_MINUTE = "60000";
+      tuneGitHub({ retryAfterBaseValue: 5 });
+    }
+  });
+});
+
 describe("runners, jobs and deliveries", () => {
   it("lists runners by name and deletes one (a second delete is fine)", async () => {
     const gh = await githubForInstallation(dotcom.installationId);

@@ -8,8 +8,8 @@
  *
  * Resilience: `@octokit/plugin-retry` retries 5xx and network errors (after 1 s, then 4 s);
  * `@octokit/plugin-throttling` waits out primary and secondary rate limits (Retry-After) within
- * the budget below, and spaces write requests (JIT registrations) at
- * `settings().githubWritesPerMinute` with a few in flight at once. A request still failing after
+ * the budget below, and paces write requests (JIT registrations) with a token bucket of
+ * `settings().githubWritesPerMinute`, a few in flight at once. A request still failing after
  * that throws a RequestError with `status`; the caller decides (the launcher releases the job).
  *
  * Every function is small and typed: the reconciler reuses them.
@@ -65,15 +65,25 @@ export function forgetGitHubClients(): void {
   writeLimiter = undefined;
 }
 
-/** One write limiter for every client of the process: GitHub counts JIT registrations per App. */
+/**
+ * One write limiter for every client of the process (GitHub counts JIT registrations per App): a
+ * token bucket of `githubWritesPerMinute` tokens refilled at that rate, so a burst of jobs is
+ * registered at once and a sustained stream at the documented pace, instead of plugin-throttling's
+ * default of one write per second.
+ */
 function writeGroup(): Bottleneck.Group {
   const perMinute = Math.max(1, settings().githubWritesPerMinute);
   if (!writeLimiter || writeLimiter.perMinute !== perMinute) {
+    // Refill at least every 250 ms (Bottleneck's heartbeat), in proportional steps.
+    const interval = Math.max(250, Math.floor(60_000 / perMinute));
     writeLimiter = {
       perMinute,
       group: new Bottleneck.Group({
         maxConcurrent: tuning.writeConcurrency,
-        minTime: Math.floor(60_000 / perMinute),
+        reservoir: perMinute,
+        reservoirIncreaseMaximum: perMinute,
+        reservoirIncreaseInterval: interval,
+        reservoirIncreaseAmount: Math.max(1, Math.round((perMinute * interval) / 60_000)),
       }),
     };
   }
