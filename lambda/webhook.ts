@@ -5,7 +5,7 @@
  */
 import { Buffer } from "node:buffer";
 import { verify } from "@octokit/webhooks-methods";
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { decideIntake, ENQUEUE_CLAIM_SECONDS, type Intake, type NewJob } from "./core/intake";
 import { type Outcome, statusCodeOf, toResponse } from "./core/webhook-response";
 import type { LabelRoute } from "./shared/label-config";
@@ -29,8 +29,12 @@ const SIGNATURE = /^sha256=[0-9a-f]{64}$/;
 
 let routes: readonly LabelRoute[] | undefined;
 
-export async function handler(event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> {
+export async function handler(
+  event: APIGatewayProxyEventV2,
+  context?: Context,
+): Promise<APIGatewayProxyStructuredResultV2> {
   const started = Date.now();
+  if (context) logger.addContext(context);
   const headers = lowerCaseKeys(event.headers);
   logger.appendKeys({ deliveryId: headers["x-github-delivery"], githubEvent: headers["x-github-event"] });
   let outcome: Outcome;

@@ -5,7 +5,7 @@
  */
 import { ScanCommand } from "@aws-sdk/client-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { findRoutingConflicts } from "../lambda/core/routing";
 import type { JobRecord, LaunchMessage } from "../lambda/shared/job";
@@ -25,7 +25,10 @@ const ROUTES = [
   { name: "linux-x64-gpu", labels: ["linux", "x64", "large", "gpu"] },
 ];
 
-type Handler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
+type Handler = (
+  event: APIGatewayProxyEventV2,
+  context?: Context,
+) => Promise<APIGatewayProxyStructuredResultV2>;
 
 let sandbox: Sandbox;
 let restoreEnv: () => void;
@@ -529,9 +532,18 @@ describe("logs and metrics", () => {
       if (signature) signatures.push(signature);
       return handler(event);
     };
-    await send(
-      await signedApiGatewayEvent(workflowJobEvent("queued", { id: 130 }), SECRET, { deliveryId: "d-log" }),
-    );
+    const context = {
+      awsRequestId: "c0ffee00-1111-2222-3333-444455556666",
+      functionName: "runner-fleet-webhook",
+      functionVersion: "$LATEST",
+      invokedFunctionArn: "arn:aws:lambda:us-east-1:123456789012:function:runner-fleet-webhook",
+      memoryLimitInMB: "256",
+    } as Context;
+    const first = await signedApiGatewayEvent(workflowJobEvent("queued", { id: 130 }), SECRET, {
+      deliveryId: "d-log",
+    });
+    signatures.push(first.headers["x-hub-signature-256"]!);
+    await handler(first, context);
     await send(await signedApiGatewayEvent(workflowJobEvent("queued", { id: 130 }), SECRET));
     await send(await signedApiGatewayEvent(workflowJobEvent("queued", { id: 131 }), "forged-secret"));
     await send(await signedApiGatewayEvent(workflowJobEvent("queued", { labels: ["windows"] }), SECRET));
@@ -551,10 +563,12 @@ describe("logs and metrics", () => {
     const accepted = records.find((r) => r.message === "webhook delivery" && r.deliveryId === "d-log");
     expect(accepted).toMatchObject({
       outcome: "accepted",
+      statusCode: 202,
       jobId: "130",
       repo: "Codertocat/Hello-World",
       configName: "linux-x64-large",
       level: "INFO",
+      function_request_id: context.awsRequestId,
     });
     expect(records.filter((r) => r.message === "webhook delivery").map((r) => r.outcome)).toEqual([
       "accepted",
