@@ -7,7 +7,7 @@ import { Buffer } from "node:buffer";
 import { verify } from "@octokit/webhooks-methods";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { decideIntake, ENQUEUE_CLAIM_SECONDS, type Intake, type NewJob } from "./core/intake";
-import { type Outcome, statusCodeOf, toResponse } from "./core/webhook-response";
+import { METRIC_OF, type Outcome, statusCodeOf, toResponse } from "./core/webhook-response";
 import type { LabelRoute } from "./shared/label-config";
 import { logger, MetricUnit, metrics } from "./shared/observability";
 import { settings } from "./shared/settings";
@@ -53,7 +53,7 @@ export async function handler(
       statusCode,
       durationMs: Date.now() - started,
     });
-    metrics.addMetric(`Webhook${status[0]!.toUpperCase()}${status.slice(1)}`, MetricUnit.Count, 1);
+    metrics.addMetric(METRIC_OF[status], MetricUnit.Count, 1);
     metrics.publishStoredMetrics();
   } finally {
     logger.resetKeys();

@@ -271,6 +271,17 @@ describe("rejected deliveries change nothing", () => {
   });
 });
 
+describe("signed deliveries missing GitHub's headers", () => {
+  it.each(["x-github-event", "x-github-delivery"])("400 without %s", async (header) => {
+    const event = await signedApiGatewayEvent(workflowJobEvent("queued"), SECRET);
+    delete event.headers[header];
+    const response = await handler(event);
+    expect(response.statusCode).toBe(400);
+    expect(bodyOf(response).reason).toMatch(/missing X-GitHub-(Event|Delivery)/);
+    expect(dataCalls()).toEqual([]);
+  });
+});
+
 describe("ignored deliveries", () => {
   it("answers ping with 200", async () => {
     const response = await handler(

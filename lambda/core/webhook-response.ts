@@ -19,6 +19,17 @@ export type Outcome =
   /** Our side failed (SSM, DynamoDB, SQS, settings): GitHub should mark the delivery failed. */
   | { status: "failed"; reason: string };
 
+/** The EMF metric (count, namespace RunnerFleet) each delivery adds, by outcome. */
+export const METRIC_OF: Record<Outcome["status"], string> = {
+  accepted: "WebhookAccepted",
+  recorded: "WebhookRecorded",
+  duplicate: "WebhookDuplicate",
+  ignored: "WebhookIgnored",
+  pong: "WebhookPing",
+  rejected: "WebhookRejected",
+  failed: "WebhookFailed",
+};
+
 export function statusCodeOf(outcome: Outcome): number {
   switch (outcome.status) {
     case "rejected":
