@@ -29,6 +29,7 @@ import {
 } from "@aws-sdk/client-ec2";
 import {
   ChangeMessageVisibilityCommand,
+  CreateQueueCommand,
   DeleteMessageBatchCommand,
   DeleteMessageCommand,
   GetQueueAttributesCommand,
@@ -423,6 +424,15 @@ describe("SQS", () => {
       deadLetterTargetArn: queue.dlqArn,
       maxReceiveCount: 2,
     });
+    for (const RedrivePolicy of [
+      "{not json",
+      JSON.stringify({ deadLetterTargetArn: "arn:aws:sqs:x:1:none", maxReceiveCount: 1 }),
+    ]) {
+      const bad = await errorOf(
+        sqs.send(new CreateQueueCommand({ QueueName: "bad-redrive", Attributes: { RedrivePolicy } })),
+      );
+      expect(bad.name).toBe("InvalidAttributeValue");
+    }
   });
 
   it("long-polls until a message arrives", async () => {

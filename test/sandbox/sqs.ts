@@ -162,7 +162,10 @@ export async function startSqsFake({ faults, clock, region }: SqsFakeOptions) {
           "InvalidAttributeValue",
         );
       if (name === "RedrivePolicy") {
-        const policy = JSON.parse(value) as { deadLetterTargetArn?: string; maxReceiveCount?: unknown };
+        let policy: { deadLetterTargetArn?: string; maxReceiveCount?: unknown } = {};
+        try {
+          policy = JSON.parse(value);
+        } catch {}
         check(
           policy.deadLetterTargetArn && Number(policy.maxReceiveCount) >= 1,
           "Invalid value for the parameter RedrivePolicy.",
