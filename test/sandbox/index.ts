@@ -11,7 +11,7 @@
 import { startDynamoFake } from "./dynamodb";
 import { startEc2Fake } from "./ec2";
 import { type CallRecord, Faults, type ServiceName } from "./faults";
-import { type GitHubFake, type GitHubFakeOptions, startGitHubFake } from "./github";
+import type { GitHubFake, GitHubFakeOptions } from "./github";
 import { Clock } from "./http";
 import { startSqsFake } from "./sqs";
 import { startSsmFake } from "./ssm";
@@ -73,6 +73,8 @@ export async function startSandbox(options: SandboxOptions = {}) {
   let github: GitHubFake | undefined;
   if (options.github) {
     const githubOptions = typeof options.github === "object" ? options.github : {};
+    // Loaded only when asked for: it pulls in the OpenAPI description and its validators.
+    const { startGitHubFake } = await import("./github");
     github = await startGitHubFake({ ...githubOptions, faults, clock });
   }
 
