@@ -12,7 +12,7 @@ import { build } from "esbuild";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
-export const LAMBDAS = ["webhook", "launcher", "reconciler", "ec2-events"];
+export const LAMBDAS = ["webhook", "launcher", "reconciler", "ec2-events", "janitor"];
 
 /** Options for one Lambda; exported so the benchmark and tests build exactly what ships. */
 export function bundleOptions(name, outRoot = join(root, "dist")) {

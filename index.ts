@@ -1,0 +1,151 @@
+/**
+ * runner-fleet: ephemeral GitHub Actions runners on AWS, as one stack.
+ *
+ *   GitHub ─workflow_job─▶ Intake (HTTP API + webhook fn) ─▶ Ledger (jobs table) + launch queue
+ *   launch queue ─▶ Launcher ─ CreateFleet from Runners' launch templates (AMI from ImagePipeline)
+ *                            └ JIT config ─▶ hand-off table ─▶ the instance (runner role: own item only)
+ *   FleetEvents: EC2 events ─▶ ec2-events fn; every minute ─▶ reconciler fn
+ *   Observability (dashboard, alarms, budget) · GithubWiring (token mode webhook) · Cleanup (destroy)
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { ensureBundles } from "./src/bundles";
+import { Cleanup } from "./src/cleanup";
+import { loadFleetSettings } from "./src/config";
+import { createContext } from "./src/context";
+import { FleetEvents } from "./src/events";
+import { GithubWiring } from "./src/github-wiring";
+import type { PolicyStatement } from "./src/iam";
+import { type Arch, ImagePipeline } from "./src/image";
+import { Intake } from "./src/intake";
+import { Launcher } from "./src/launcher";
+import { Ledger } from "./src/ledger";
+import { Network } from "./src/network";
+import { Observability } from "./src/observability";
+import * as policies from "./src/policies";
+import { Runners } from "./src/runners";
+import { GithubSecrets } from "./src/secrets";
+import { environmentFor } from "./src/settings-env";
+import { fleetSettingsEnvironment } from "./src/settings-values";
+
+// A bad config stops here, before anything is declared.
+const settings = loadFleetSettings();
+const bundles = ensureBundles();
+const ctx = createContext(settings, new pulumi.Config("aws").require("region"));
+// Every resource carries the stack tag (cleanup, cost allocation) through the provider's default tags.
+const opts = { providers: [ctx.provider] };
+
+const network = new Network("network", { ctx }, opts);
+const ledger = new Ledger("ledger", { ctx }, opts);
+const secrets = new GithubSecrets("github-secrets", { ctx }, opts);
+const arches = [
+  ...new Set(
+    Object.values(ctx.config.labelConfigs)
+      .filter((l) => !l.amiId)
+      .map((l) => l.arch),
+  ),
+] as Arch[];
+const image =
+  ctx.config.imagePipeline.enabled && arches.length > 0
+    ? new ImagePipeline(
+        "image",
+        {
+          ctx,
+          subnetId: network.subnetIds.apply((ids) => ids[0]!),
+          securityGroupId: network.securityGroup.id,
+          arches,
+        },
+        opts,
+      )
+    : undefined;
+const runners = new Runners(
+  "runners",
+  {
+    ctx,
+    handoffTable: ledger.handoffTable,
+    securityGroupId: network.securityGroup.id,
+    assignPublicIp: network.assignPublicIp,
+    amiParameterNames: image?.amiParameterNames,
+    images: image?.initialImages,
+  },
+  opts,
+);
+
+const refs: policies.FleetRefs = {
+  ctx,
+  jobsTable: ledger.jobsTable,
+  handoffTable: ledger.handoffTable,
+  launchQueue: ledger.launchQueue,
+  runnerRole: runners.role,
+  launchTemplateArns: Object.values(runners.launchTemplates).map((t) => t.arn),
+  vpcId: network.vpcId,
+  securityGroupArn: network.securityGroup.arn,
+  amiParameterNames: image ? arches.map((a) => image.amiParameterNames[a]) : [],
+  githubCredentialParameter: secrets.credentialParameterName,
+};
+const available = fleetSettingsEnvironment(ctx, { ledger, network, runners, secrets });
+const fn = (name: keyof typeof bundles, statements: (r: policies.FleetRefs) => PolicyStatement[]) => ({
+  bundleDir: bundles[name],
+  environment: environmentFor(bundles[name], available),
+  statements: statements(refs),
+});
+
+const cleanup = new Cleanup(
+  "cleanup",
+  {
+    ctx,
+    ...fn("janitor", policies.janitorStatements),
+    amiParameterNames: refs.amiParameterNames,
+    runsBefore: [network, runners, ...(image ? [image] : [])],
+  },
+  opts,
+);
+// Launches and schedules depend on the cleanup, so on destroy they stop before it runs.
+const afterCleanup = [cleanup.invocation];
+const intake = new Intake("intake", { ctx, ...fn("webhook", policies.webhookStatements) }, opts);
+const launcher = new Launcher(
+  "launcher",
+  { ctx, ...fn("launcher", policies.launcherStatements), launchQueue: ledger.launchQueue, afterCleanup },
+  opts,
+);
+const events = new FleetEvents(
+  "events",
+  {
+    ctx,
+    ec2Events: fn("ec2-events", policies.ec2EventsStatements),
+    reconciler: fn("reconciler", policies.reconcilerStatements),
+    afterCleanup,
+  },
+  opts,
+);
+const observability = new Observability(
+  "observability",
+  {
+    ctx,
+    launchQueue: ledger.launchQueue,
+    deadLetterQueue: ledger.deadLetterQueue,
+    functions: {
+      webhook: intake.webhook,
+      launcher: launcher.function,
+      reconciler: events.reconciler,
+      "ec2-events": events.ec2Events,
+    },
+  },
+  opts,
+);
+if (ctx.config.github.authMode === "token") {
+  new GithubWiring("github", {
+    ctx,
+    webhookUrl: intake.webhookUrl,
+    webhookSecret: secrets.webhookSecretValue,
+    token: secrets.tokenValue!,
+  });
+}
+
+export const webhookUrl = intake.webhookUrl;
+export const dashboardUrl = observability.dashboardUrl;
+export const jobsTableName = ledger.jobsTable.name;
+export const handoffTableName = ledger.handoffTable.name;
+export const launchQueueName = ledger.launchQueue.name;
+export const deadLetterQueueName = ledger.deadLetterQueue.name;
+export const amiParameterNames = image?.amiParameterNames ?? {};
+export const labelConfigParameterPath = `${ctx.ssmPath}/label-configs`;

@@ -1,0 +1,113 @@
+/**
+ * The janitor: runs when `pulumi destroy` deletes its aws.lambda.Invocation (lifecycle scope CRUD,
+ * action "delete"), before the VPC, security group, roles and launch templates go. It terminates
+ * every instance tagged with the stack and waits until they are gone, removes the stack's runners
+ * from GitHub, deregisters the pipeline's AMIs, deletes their snapshots and the AMI parameters.
+ * Create and update do nothing.
+ */
+import type { Context } from "aws-lambda";
+import { describeRunnerInstances, terminateInstances } from "./adapters/ec2";
+import { deleteRunner, githubApp, githubForInstallation, listRunners } from "./adapters/github";
+import {
+  deleteParameter,
+  deleteSnapshot,
+  deregisterImage,
+  describeStackImages,
+  describeStackSnapshotIds,
+} from "./adapters/images";
+import {
+  type CleanupReport,
+  type CleanupScope,
+  cleanupScopes,
+  isStackRunner,
+  LIVE_INSTANCE_STATES,
+  planImageCleanup,
+  readInvocation,
+} from "./core/cleanup";
+import { TAGS } from "./core/fleet";
+import { logger } from "./shared/observability";
+import { settings } from "./shared/settings";
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Poll interval while waiting for instances to terminate (tests shorten it). */
+export const timing = { pollMs: 5_000 };
+
+export async function handler(event: unknown, context?: Context): Promise<CleanupReport> {
+  const { action, request } = readInvocation(event);
+  const report: CleanupReport = {
+    action,
+    instancesTerminated: [],
+    runnersRemoved: [],
+    imagesDeregistered: [],
+    snapshotsDeleted: [],
+    parametersDeleted: [],
+    warnings: [],
+  };
+  if (action !== "delete") return report;
+  const deadline = Date.now() + (context ? context.getRemainingTimeInMillis() - 20_000 : 600_000);
+  const { stackName } = request;
+
+  // 1. Instances: terminate, then wait until none holds a network interface in the VPC.
+  let live = await describeRunnerInstances(stackName, LIVE_INSTANCE_STATES);
+  const toTerminate = live.filter((i) => i.state !== "shutting-down").map((i) => i.instanceId);
+  if (toTerminate.length) await terminateInstances(toTerminate);
+  report.instancesTerminated = toTerminate;
+  while (live.length > 0) {
+    if (Date.now() > deadline)
+      throw new Error(`janitor: instances still not terminated: ${live.map((i) => i.instanceId).join(", ")}`);
+    await sleep(timing.pollMs);
+    live = await describeRunnerInstances(stackName, LIVE_INSTANCE_STATES);
+  }
+
+  // 2. Runners: best effort (a GitHub outage must not block the destroy; offline runners expire).
+  for (const scope of cleanupScopes(request)) {
+    try {
+      report.runnersRemoved.push(...(await removeStackRunners(scope, stackName)));
+    } catch (error) {
+      const where = scope.kind === "org" ? scope.org : `${scope.owner}/${scope.repo}`;
+      report.warnings.push(`runners of ${where} not removed: ${(error as Error).message}`);
+    }
+  }
+
+  // 3. Images and snapshots, then the parameters that named them.
+  const plan = planImageCleanup(
+    await describeStackImages(stackName),
+    await describeStackSnapshotIds(stackName),
+    {
+      key: TAGS.stack,
+      value: stackName,
+    },
+  );
+  for (const imageId of plan.imageIds) await deregisterImage(imageId);
+  report.imagesDeregistered = plan.imageIds;
+  for (const snapshotId of plan.snapshotIds) await deleteSnapshot(snapshotId);
+  report.snapshotsDeleted = plan.snapshotIds;
+  for (const name of request.amiParameterNames)
+    if (await deleteParameter(name)) report.parametersDeleted.push(name);
+
+  logger.info("cleaned up", { ...report });
+  return report;
+}
+
+async function removeStackRunners(scope: CleanupScope, stackName: string): Promise<string[]> {
+  const gh = await clientFor(scope);
+  const removed: string[] = [];
+  for (const runner of await listRunners(gh, scope)) {
+    if (!isStackRunner(runner.name, stackName)) continue;
+    await deleteRunner(gh, scope, runner.id);
+    removed.push(runner.name);
+  }
+  return removed;
+}
+
+/** Token mode: the PAT. App mode: the App's installation on the organization or repository. */
+async function clientFor(scope: CleanupScope) {
+  if (settings().githubAuthMode === "token") return githubForInstallation();
+  const app = await githubApp();
+  const { data } =
+    scope.kind === "org"
+      ? await app.request("GET /orgs/{org}/installation", { org: scope.org })
+      : await app.request("GET /repos/{owner}/{repo}/installation", { owner: scope.owner, repo: scope.repo });
+  return githubForInstallation(data.id);
+}

@@ -1,0 +1,205 @@
+/**
+ * The runner AMIs: EC2 Image Builder builds Ubuntu 22.04 images (x64 and arm64) from the AWSTOE
+ * components in image/components/, on a schedule, and writes each new AMI id to an SSM parameter
+ * that the launch templates resolve at launch time (`resolve:ssm:`), so a new image needs no deploy.
+ * The first deploy builds one image per arch (aws.imagebuilder.Image), so the fleet can launch as
+ * soon as `pulumi up` ends.
+ */
+import { createHash } from "node:crypto";
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { parameterNames, STACK_TAG, type StackContext } from "./context";
+import { assumedBy } from "./iam";
+import {
+  type ImageArch,
+  imageComponents,
+  parentImageArn,
+  type RunnerImageOptions,
+  recipeParameters,
+} from "./runner-bootstrap";
+
+export type Arch = "x64" | "arm64";
+export const ARCHES: readonly Arch[] = ["x64", "arm64"];
+
+const BUILD_INSTANCE_TYPES: Record<Arch, string[]> = {
+  x64: ["m7i.large", "m6i.large", "m5.large"],
+  arm64: ["m7g.large", "m6g.large"],
+};
+const IMAGE_ARCH: Record<Arch, ImageArch> = { x64: "x86_64", arm64: "arm64" };
+
+/** A semantic version that changes with the content (Image Builder versions are immutable). */
+function contentVersion(...parts: string[]): string {
+  const hash = createHash("sha256").update(parts.join("\0")).digest();
+  return `1.${hash.readUInt16BE(0)}.${hash.readUInt16BE(2)}`;
+}
+
+export class ImagePipeline extends pulumi.ComponentResource {
+  /** SSM parameter name holding the current AMI id, per arch. */
+  readonly amiParameterNames: Record<Arch, string>;
+  /** Build images of the first deploy, per arch; launch templates wait for them. */
+  readonly initialImages: aws.imagebuilder.Image[] = [];
+  readonly pipelines: aws.imagebuilder.ImagePipeline[] = [];
+
+  constructor(
+    name: string,
+    args: {
+      ctx: StackContext;
+      subnetId: pulumi.Input<string>;
+      securityGroupId: pulumi.Input<string>;
+      /** Arches some label config builds for. */
+      arches: Arch[];
+    },
+    opts?: pulumi.ComponentResourceOptions,
+  ) {
+    super("runner-fleet:index:ImagePipeline", name, {}, opts);
+    const { ctx } = args;
+    const { imagePipeline } = ctx.config;
+    const names = parameterNames(ctx);
+    this.amiParameterNames = { x64: names.ami("x64"), arm64: names.ami("arm64") };
+
+    const role = new aws.iam.Role(
+      `${name}-build`,
+      {
+        description: `${ctx.prefix}: Image Builder build instances`,
+        assumeRolePolicy: assumedBy("ec2.amazonaws.com"),
+      },
+      { parent: this },
+    );
+    const attachments = ["EC2InstanceProfileForImageBuilder", "AmazonSSMManagedInstanceCore"].map(
+      (policy) =>
+        new aws.iam.RolePolicyAttachment(
+          `${name}-build-${policy}`,
+          { role: role.name, policyArn: pulumi.interpolate`arn:${ctx.partition}:iam::aws:policy/${policy}` },
+          { parent: this },
+        ),
+    );
+    const profile = new aws.iam.InstanceProfile(
+      `${name}-build`,
+      { role: role.name },
+      { parent: this, dependsOn: attachments },
+    );
+
+    const imageOptions: RunnerImageOptions = {
+      runnerVersion: imagePipeline.runnerVersionPolicy === "pinned" ? imagePipeline.runnerVersion : "latest",
+      runnerSha256: imagePipeline.runnerSha256
+        ? { x86_64: imagePipeline.runnerSha256.x64, arm64: imagePipeline.runnerSha256.arm64 }
+        : undefined,
+      prePullImages: imagePipeline.prePullImages,
+    };
+    const documents = imageComponents();
+    const components = documents.map(
+      (doc) =>
+        new aws.imagebuilder.Component(
+          `${name}-${doc.key}`,
+          {
+            name: `${ctx.prefix}-${doc.key}`,
+            platform: doc.platform,
+            supportedOsVersions: doc.supportedOsVersions,
+            version: doc.version,
+            data: doc.data,
+            description: doc.description.slice(0, 1024),
+          },
+          { parent: this },
+        ),
+    );
+
+    for (const arch of args.arches) {
+      const recipeComponents = [
+        ...documents.map((doc, i) => ({
+          componentArn: components[i]!.arn,
+          parameters: recipeParameters(doc.key, IMAGE_ARCH[arch], imageOptions),
+        })),
+        ...imagePipeline.extraComponents.map((componentArn) => ({ componentArn })),
+      ];
+      const recipe = new aws.imagebuilder.ImageRecipe(
+        `${name}-${arch}`,
+        {
+          name: `${ctx.prefix}-${arch}`,
+          // The recipe is immutable: a new version whenever its components or parameters change.
+          version: contentVersion(
+            arch,
+            ...documents.map((d) => d.version),
+            JSON.stringify(recipeComponents.slice(documents.length)),
+            JSON.stringify(documents.map((d) => recipeParameters(d.key, IMAGE_ARCH[arch], imageOptions))),
+          ),
+          parentImage: parentImageArn(ctx.region, IMAGE_ARCH[arch]),
+          components: recipeComponents,
+          blockDeviceMappings: [
+            {
+              deviceName: "/dev/sda1",
+              ebs: { volumeSize: 30, volumeType: "gp3", encrypted: "true", deleteOnTermination: "true" },
+            },
+          ],
+          description: `runner-fleet ${arch} runner image`,
+        },
+        { parent: this },
+      );
+      const infrastructure = new aws.imagebuilder.InfrastructureConfiguration(
+        `${name}-${arch}`,
+        {
+          name: `${ctx.prefix}-${arch}`,
+          instanceProfileName: profile.name,
+          instanceTypes: BUILD_INSTANCE_TYPES[arch],
+          subnetId: args.subnetId,
+          securityGroupIds: [args.securityGroupId],
+          terminateInstanceOnFailure: true,
+          instanceMetadataOptions: { httpTokens: "required", httpPutResponseHopLimit: 1 },
+          resourceTags: ctx.tags,
+        },
+        { parent: this },
+      );
+      const distribution = new aws.imagebuilder.DistributionConfiguration(
+        `${name}-${arch}`,
+        {
+          name: `${ctx.prefix}-${arch}`,
+          distributions: [
+            {
+              region: ctx.region,
+              amiDistributionConfiguration: {
+                name: `${ctx.prefix}-${arch}-{{ imagebuilder:buildDate }}`,
+                description: `runner-fleet ${ctx.stack} ${arch} runner image`,
+                // The stack tag lets `pulumi destroy` (the janitor) find and deregister every AMI built.
+                amiTags: { ...ctx.tags, [STACK_TAG]: ctx.stack, "runner-fleet:arch": arch },
+              },
+              ssmParameterConfigurations: [
+                { parameterName: this.amiParameterNames[arch], dataType: "aws:ec2:image" },
+              ],
+            },
+          ],
+        },
+        { parent: this },
+      );
+      this.pipelines.push(
+        new aws.imagebuilder.ImagePipeline(
+          `${name}-${arch}`,
+          {
+            name: `${ctx.prefix}-${arch}`,
+            description: `Rebuilds the ${arch} runner image (OS updates, runner release)`,
+            imageRecipeArn: recipe.arn,
+            infrastructureConfigurationArn: infrastructure.arn,
+            distributionConfigurationArn: distribution.arn,
+            // Rebuild on schedule even when no component changed: the runner and OS packages did.
+            schedule: {
+              scheduleExpression: imagePipeline.schedule,
+              pipelineExecutionStartCondition: "EXPRESSION_MATCH_ONLY",
+            },
+            status: "ENABLED",
+          },
+          { parent: this },
+        ),
+      );
+      this.initialImages.push(
+        new aws.imagebuilder.Image(
+          `${name}-${arch}-initial`,
+          {
+            imageRecipeArn: recipe.arn,
+            infrastructureConfigurationArn: infrastructure.arn,
+            distributionConfigurationArn: distribution.arn,
+          },
+          { parent: this, customTimeouts: { create: "120m" } },
+        ),
+      );
+    }
+    this.registerOutputs({ amiParameterNames: this.amiParameterNames });
+  }
+}

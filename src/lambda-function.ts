@@ -1,0 +1,119 @@
+/**
+ * One Lambda as the fleet deploys every function: the esbuild bundle (nodejs22.x, arm64), its own
+ * role with exactly the given statements, an explicit log group with retention (so logs neither live
+ * forever nor outlive `pulumi destroy`), and settings as environment variables (never a secret: the
+ * secrets are SSM SecureString parameters whose names are settings).
+ */
+import * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { METRICS_NAMESPACE } from "../lambda/shared/observability";
+import type { LambdaName } from "./bundles";
+import { arnOf, type StackContext } from "./context";
+import { assumedBy, type PolicyStatement, policyDocument } from "./iam";
+
+export interface LambdaFunctionArgs {
+  ctx: StackContext;
+  name: LambdaName;
+  bundleDir: string;
+  description: string;
+  /** Settings (lambda/shared/settings.ts variables) this function reads. */
+  environment: Record<string, pulumi.Input<string>>;
+  /** What the function may do besides writing its own logs. */
+  statements: PolicyStatement[];
+  timeoutSeconds: number;
+  memoryMb?: number;
+  reservedConcurrency?: number;
+}
+
+export class LambdaFunction extends pulumi.ComponentResource {
+  readonly function: aws.lambda.Function;
+  readonly role: aws.iam.Role;
+  readonly logGroup: aws.cloudwatch.LogGroup;
+  readonly functionName: pulumi.Output<string>;
+  readonly arn: pulumi.Output<string>;
+
+  constructor(name: string, args: LambdaFunctionArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("runner-fleet:index:LambdaFunction", name, {}, opts);
+    const { ctx } = args;
+    const functionName = `${ctx.prefix}-${args.name}`;
+    this.logGroup = new aws.cloudwatch.LogGroup(
+      name,
+      { name: `/aws/lambda/${functionName}`, retentionInDays: ctx.config.logRetentionDays },
+      { parent: this },
+    );
+    this.role = new aws.iam.Role(
+      name,
+      {
+        description: `${functionName}: ${args.description}`,
+        assumeRolePolicy: assumedBy("lambda.amazonaws.com"),
+      },
+      { parent: this },
+    );
+    const policy = new aws.iam.RolePolicy(
+      name,
+      {
+        role: this.role.id,
+        policy: policyDocument([
+          {
+            Sid: "WriteOwnLogs",
+            Action: ["logs:CreateLogStream", "logs:PutLogEvents"],
+            Resource: [pulumi.interpolate`${this.logGroup.arn}:*`],
+          },
+          ...args.statements,
+        ]),
+      },
+      { parent: this },
+    );
+    this.function = new aws.lambda.Function(
+      name,
+      {
+        name: functionName,
+        description: args.description,
+        runtime: aws.lambda.Runtime.NodeJS22dX,
+        architectures: ["arm64"],
+        handler: "index.handler",
+        code: new pulumi.asset.FileArchive(args.bundleDir),
+        role: this.role.arn,
+        timeout: args.timeoutSeconds,
+        memorySize: args.memoryMb ?? 256,
+        reservedConcurrentExecutions: args.reservedConcurrency,
+        loggingConfig: { logFormat: "JSON", logGroup: this.logGroup.name },
+        environment: {
+          variables: {
+            ...args.environment,
+            POWERTOOLS_SERVICE_NAME: args.name,
+            POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+            NODE_OPTIONS: "--enable-source-maps",
+          },
+        },
+      },
+      // The role must hold its policy before the function runs (an event source mapping checks it).
+      { parent: this, dependsOn: [policy] },
+    );
+    this.functionName = this.function.name;
+    this.arn = this.function.arn;
+    this.registerOutputs({ functionName: this.functionName, arn: this.arn });
+  }
+}
+
+/** Statements for reading SecureString parameters: exactly these names, decrypted via SSM only. */
+export function readSecretParameters(ctx: StackContext, names: pulumi.Input<string>[]): PolicyStatement[] {
+  if (names.length === 0) return [];
+  return [
+    {
+      Sid: "ReadSecretParameters",
+      Action: ["ssm:GetParameter"],
+      Resource: names.map((n) => arnOf(ctx, "ssm", pulumi.interpolate`parameter${n}`)),
+    },
+    {
+      // The parameters use the account's AWS-managed key (alias/aws/ssm); decrypt only through SSM.
+      Sid: "DecryptViaSsm",
+      Action: ["kms:Decrypt"],
+      Resource: [arnOf(ctx, "kms", "key/*")],
+      Condition: {
+        StringEquals: { "kms:ViaService": `ssm.${ctx.region}.amazonaws.com` },
+        "ForAnyValue:StringEquals": { "kms:ResourceAliases": ["alias/aws/ssm"] },
+      },
+    },
+  ];
+}

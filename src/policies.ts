@@ -1,0 +1,248 @@
+/**
+ * Every Lambda's IAM statements, in one place so they can be read side by side. Each statement names
+ * exactly the actions the function's code calls (a test checks them against the SDK commands in each
+ * bundle) on the narrowest resources AWS supports for them, with conditions where resources cannot
+ * be named in advance (instances: tag on create, and only instances tagged with this stack).
+ */
+import type * as aws from "@pulumi/aws";
+import * as pulumi from "@pulumi/pulumi";
+import { arnOf, parameterNames, STACK_TAG, type StackContext, ssmParameterArn } from "./context";
+import type { PolicyStatement } from "./iam";
+import { readSecretParameters } from "./lambda-function";
+
+export interface FleetRefs {
+  ctx: StackContext;
+  jobsTable: aws.dynamodb.Table;
+  handoffTable: aws.dynamodb.Table;
+  launchQueue: aws.sqs.Queue;
+  runnerRole: aws.iam.Role;
+  launchTemplateArns: pulumi.Output<string>[];
+  vpcId: pulumi.Output<string>;
+  securityGroupArn: pulumi.Output<string>;
+  /** SSM parameters the launch templates resolve their AMI from. */
+  amiParameterNames: string[];
+  /** SSM SecureString holding the GitHub credential (App key or PAT). */
+  githubCredentialParameter: string;
+}
+
+const tableItems = (table: aws.dynamodb.Table) => [table.arn];
+const tableAndIndexes = (table: aws.dynamodb.Table) => [table.arn, pulumi.interpolate`${table.arn}/index/*`];
+
+function ec2Arn(refs: FleetRefs, resource: pulumi.Input<string>) {
+  return arnOf(refs.ctx, "ec2", resource);
+}
+
+/** Only instances carrying this stack's tag. */
+function stackInstances(refs: FleetRefs) {
+  return { StringEquals: { [`aws:ResourceTag/${STACK_TAG}`]: refs.ctx.stack } };
+}
+
+function terminateStackInstances(refs: FleetRefs): PolicyStatement {
+  return {
+    Sid: "TerminateStackInstances",
+    Action: ["ec2:TerminateInstances"],
+    Resource: [ec2Arn(refs, "instance/*")],
+    Condition: stackInstances(refs),
+  };
+}
+
+const describeInstances: PolicyStatement = {
+  // Describe* calls cannot be scoped to resources.
+  Sid: "DescribeInstances",
+  Action: ["ec2:DescribeInstances"],
+  Resource: ["*"],
+};
+
+function readLabelConfigs(refs: FleetRefs): PolicyStatement {
+  const path = parameterNames(refs.ctx).labelConfigPath;
+  return {
+    Sid: "ReadLabelConfigs",
+    Action: ["ssm:GetParametersByPath"],
+    Resource: [ssmParameterArn(refs.ctx, path), ssmParameterArn(refs.ctx, `${path}/*`)],
+  };
+}
+
+function sendToLaunchQueue(refs: FleetRefs): PolicyStatement {
+  return { Sid: "EnqueueLaunches", Action: ["sqs:SendMessage"], Resource: [refs.launchQueue.arn] };
+}
+
+export function webhookStatements(refs: FleetRefs): PolicyStatement[] {
+  return [
+    {
+      Sid: "RecordJobs",
+      Action: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+      Resource: tableItems(refs.jobsTable),
+    },
+    sendToLaunchQueue(refs),
+    ...readSecretParameters(refs.ctx, [parameterNames(refs.ctx).webhookSecret]),
+  ];
+}
+
+export function launcherStatements(refs: FleetRefs): PolicyStatement[] {
+  const { ctx } = refs;
+  return [
+    {
+      Sid: "LedgerJobs",
+      Action: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
+      Resource: tableAndIndexes(refs.jobsTable),
+    },
+    {
+      Sid: "HandOffJitConfigs",
+      Action: ["dynamodb:PutItem"],
+      Resource: tableItems(refs.handoffTable),
+    },
+    {
+      // Receive, delete and read attributes: the event source mapping (it acts with this role);
+      // change visibility: the launcher delays a job it cannot serve yet.
+      Sid: "ConsumeLaunchQueue",
+      Action: [
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ChangeMessageVisibility",
+      ],
+      Resource: [refs.launchQueue.arn],
+    },
+    readLabelConfigs(refs),
+    {
+      // The launch templates' `resolve:ssm:` image ids are resolved with the caller's permissions.
+      Sid: "ResolveRunnerAmis",
+      Action: ["ssm:GetParameters"],
+      Resource: refs.amiParameterNames.map((n) => ssmParameterArn(ctx, n)),
+    },
+    {
+      Sid: "LaunchFromStackTemplates",
+      Action: ["ec2:CreateFleet", "ec2:RunInstances"],
+      Resource: [
+        ...refs.launchTemplateArns,
+        refs.securityGroupArn,
+        pulumi.interpolate`arn:${ctx.partition}:ec2:${ctx.region}::image/*`,
+        ec2Arn(refs, "volume/*"),
+        ec2Arn(refs, "network-interface/*"),
+        ec2Arn(refs, "spot-instances-request/*"),
+      ],
+    },
+    {
+      // Subnet ids come from the VPC at deploy time; any subnet of the stack's VPC.
+      Sid: "LaunchIntoStackVpc",
+      Action: ["ec2:CreateFleet", "ec2:RunInstances"],
+      Resource: [ec2Arn(refs, "subnet/*")],
+      Condition: { StringEquals: { "ec2:Vpc": ec2Arn(refs, pulumi.interpolate`vpc/${refs.vpcId}`) } },
+    },
+    {
+      // What the request creates must carry this stack's tag (tag on create).
+      Sid: "LaunchStackTaggedInstances",
+      Action: ["ec2:CreateFleet", "ec2:RunInstances"],
+      Resource: [ec2Arn(refs, "instance/*"), ec2Arn(refs, "fleet/*")],
+      Condition: { StringEquals: { [`aws:RequestTag/${STACK_TAG}`]: ctx.stack } },
+    },
+    {
+      Sid: "TagOnCreate",
+      Action: ["ec2:CreateTags"],
+      Resource: [
+        ec2Arn(refs, "instance/*"),
+        ec2Arn(refs, "fleet/*"),
+        ec2Arn(refs, "volume/*"),
+        ec2Arn(refs, "network-interface/*"),
+        ec2Arn(refs, "spot-instances-request/*"),
+      ],
+      Condition: { StringEquals: { "ec2:CreateAction": ["CreateFleet", "RunInstances"] } },
+    },
+    terminateStackInstances(refs),
+    describeInstances,
+    {
+      Sid: "PassRunnerRole",
+      Action: ["iam:PassRole"],
+      Resource: [refs.runnerRole.arn],
+      Condition: { StringEquals: { "iam:PassedToService": "ec2.amazonaws.com" } },
+    },
+    {
+      // EC2 Fleet and spot need their service-linked roles; created on first use if missing.
+      Sid: "FleetServiceLinkedRoles",
+      Action: ["iam:CreateServiceLinkedRole"],
+      Resource: [
+        pulumi.interpolate`arn:${ctx.partition}:iam::${ctx.accountId}:role/aws-service-role/ec2fleet.amazonaws.com/AWSServiceRoleForEC2Fleet`,
+        pulumi.interpolate`arn:${ctx.partition}:iam::${ctx.accountId}:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot`,
+      ],
+      Condition: { StringEquals: { "iam:AWSServiceName": ["ec2fleet.amazonaws.com", "spot.amazonaws.com"] } },
+    },
+    ...readSecretParameters(ctx, [refs.githubCredentialParameter]),
+  ];
+}
+
+export function reconcilerStatements(refs: FleetRefs): PolicyStatement[] {
+  return [
+    {
+      Sid: "LedgerJobs",
+      Action: [
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:Query",
+        "dynamodb:Scan",
+      ],
+      Resource: tableAndIndexes(refs.jobsTable),
+    },
+    {
+      // Progress reports and leftovers of instances that are gone.
+      Sid: "HandOffReports",
+      Action: ["dynamodb:GetItem", "dynamodb:DeleteItem", "dynamodb:Scan"],
+      Resource: tableItems(refs.handoffTable),
+    },
+    sendToLaunchQueue(refs),
+    readLabelConfigs(refs),
+    describeInstances,
+    terminateStackInstances(refs),
+    ...readSecretParameters(refs.ctx, [refs.githubCredentialParameter]),
+  ];
+}
+
+export function ec2EventsStatements(refs: FleetRefs): PolicyStatement[] {
+  return [
+    {
+      Sid: "LedgerJobs",
+      Action: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
+      Resource: tableAndIndexes(refs.jobsTable),
+    },
+    {
+      Sid: "HandOffCleanup",
+      Action: ["dynamodb:DeleteItem"],
+      Resource: tableItems(refs.handoffTable),
+    },
+    sendToLaunchQueue(refs),
+    // An interrupted or lost instance of the stack is terminated right away.
+    terminateStackInstances(refs),
+  ];
+}
+
+export function janitorStatements(refs: FleetRefs): PolicyStatement[] {
+  const { ctx } = refs;
+  return [
+    {
+      Sid: "DescribeFleetLeftovers",
+      Action: ["ec2:DescribeInstances", "ec2:DescribeImages", "ec2:DescribeSnapshots"],
+      Resource: ["*"],
+    },
+    terminateStackInstances(refs),
+    {
+      Sid: "DeregisterStackImages",
+      Action: ["ec2:DeregisterImage"],
+      Resource: [pulumi.interpolate`arn:${ctx.partition}:ec2:${ctx.region}::image/*`],
+      Condition: { StringEquals: { [`aws:ResourceTag/${STACK_TAG}`]: ctx.stack } },
+    },
+    {
+      // Only the snapshots behind the stack's AMIs are deleted (the code takes them from the images);
+      // Image Builder does not tag them, so IAM cannot narrow this further than the region.
+      Sid: "DeleteStackImageSnapshots",
+      Action: ["ec2:DeleteSnapshot"],
+      Resource: [pulumi.interpolate`arn:${ctx.partition}:ec2:${ctx.region}::snapshot/*`],
+    },
+    {
+      // Image Builder's distribution created these parameters, outside the program's state.
+      Sid: "DeleteAmiParameters",
+      Action: ["ssm:DeleteParameter"],
+      Resource: refs.amiParameterNames.map((n) => ssmParameterArn(ctx, n)),
+    },
+    ...readSecretParameters(ctx, [refs.githubCredentialParameter]),
+  ];
+}

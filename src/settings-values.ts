@@ -1,0 +1,42 @@
+/**
+ * The value of every Lambda setting (lambda/shared/settings.ts) this stack defines; each function
+ * gets the ones its code reads (settings-env.ts). No secret here: secrets are SSM parameter names.
+ */
+import type * as pulumi from "@pulumi/pulumi";
+import { labelRoutesOf } from "./config";
+import { parameterNames, type StackContext } from "./context";
+import type { Ledger } from "./ledger";
+import type { Network } from "./network";
+import type { Runners } from "./runners";
+import type { GithubSecrets } from "./secrets";
+
+export function fleetSettingsEnvironment(
+  ctx: StackContext,
+  parts: { ledger: Ledger; network: Network; runners: Runners; secrets: GithubSecrets },
+): Record<string, pulumi.Input<string> | undefined> {
+  const { config } = ctx;
+  const names = parameterNames(ctx);
+  const app = config.github.authMode === "app";
+  return {
+    STACK_NAME: ctx.stack,
+    JOBS_TABLE: parts.ledger.jobsTable.name,
+    HANDOFF_TABLE: parts.ledger.handoffTable.name,
+    LAUNCH_QUEUE_URL: parts.ledger.launchQueue.url,
+    LABEL_CONFIG_PATH: names.labelConfigPath,
+    LABEL_ROUTES: JSON.stringify(labelRoutesOf(config.labelConfigs)),
+    REQUIRED_LABEL: "self-hosted",
+    GITHUB_API_URL: ctx.settings.githubApiUrl,
+    GITHUB_AUTH_MODE: config.github.authMode,
+    GITHUB_APP_ID: app ? String(config.github.appId) : undefined,
+    GITHUB_PRIVATE_KEY_PARAM: app ? names.githubAppPrivateKey : undefined,
+    GITHUB_TOKEN_PARAM: app ? undefined : names.githubToken,
+    WEBHOOK_SECRET_PARAM: names.webhookSecret,
+    RUNNER_SCOPE: config.github.scope,
+    RUNNER_ROLE_ID: parts.runners.role.uniqueId,
+    SUBNET_IDS: parts.network.subnetIds.apply((ids) => ids.join(",")),
+    MAX_RUNNERS_TOTAL: String(config.limits.maxRunnersTotal),
+    MAX_RUNTIME_MINUTES: String(config.limits.maxRuntimeMinutes),
+    IDLE_TIMEOUT_MINUTES: String(config.limits.idleTimeoutMinutes),
+    QUEUE_TIMEOUT_MINUTES: String(config.limits.queueTimeoutMinutes),
+  };
+}
