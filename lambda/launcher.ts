@@ -50,6 +50,7 @@ import {
   claimsOverLimits,
   classifyFleetError,
   classifyFleetErrors,
+  classifyRegistrationError,
   clientTokenFor,
   decideAfterFailure,
   type FailureClass,
@@ -93,7 +94,7 @@ export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
   try {
     await launchBatch(event.Records, outcomes);
   } finally {
-    metrics.publishStoredMetrics();
+    if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
   }
   const failures = event.Records.filter((r) => outcomes.get(r.messageId)?.kind === "retry");
   await pMap(
@@ -143,7 +144,11 @@ async function launchBatch(records: SQSRecord[], outcomes: Map<string, Outcome>)
       const outcome = await screen(entry, job, configs, now);
       if (outcome) outcomes.set(entry.record.messageId, outcome);
       else
-        candidates.push({ ...entry, job: job as JobRecord, config: configs.get(entry.message.configName)! });
+        candidates.push({
+          ...entry,
+          job: job as JobRecord,
+          config: configs.get((job as JobRecord).configName)!,
+        });
     },
     { concurrency: IO_CONCURRENCY },
   );
@@ -236,15 +241,23 @@ async function screen(
   configs: Map<string, LabelConfig>,
   now: Date,
 ): Promise<Outcome | undefined> {
-  const { jobId, configName } = entry.message;
+  const { jobId } = entry.message;
   if (!job) {
     logger.warn("launch message for an unknown job", { jobId });
     return DONE;
   }
   if (job.state !== "queued") return DONE;
-  const config = configs.get(job.configName ?? configName);
+  const config = configs.get(job.configName);
   if (!config) {
-    await transitionJob(jobId, "failed", { set: { reason: `no label config named ${configName}` }, now });
+    await transitionJob(jobId, "failed", { set: { reason: `no label config named ${job.configName}` }, now });
+    return DONE;
+  }
+  if (settings().githubAuthMode === "app" && !job.installationId) {
+    // Nothing to register the runner with: do not launch an instance for it.
+    await transitionJob(jobId, "failed", {
+      set: { reason: "the job has no GitHub App installation id" },
+      now,
+    });
     return DONE;
   }
   const timeout = settings().queueTimeoutMinutes;
@@ -503,10 +516,12 @@ async function registerInstance(
       market: instance.market,
       runnerName,
     },
-  }).catch((error) => {
-    logger.error("could not record an instance", { jobId, instanceId, error: String(error) });
-    return undefined;
-  });
+  }).catch((error: unknown) => error as Error);
+  if (recorded instanceof Error) {
+    logger.error("could not record an instance", { jobId, instanceId, error: String(recorded) });
+    await terminateQuietly([instanceId], "not recorded");
+    return releaseAfterRegistrationFailure(c, "could not record the instance");
+  }
   if (!recorded) {
     // The job moved on meanwhile (cancelled, or timed out by the reconciler): nobody needs this one.
     await terminateQuietly([instanceId], "job moved on");
@@ -516,16 +531,26 @@ async function registerInstance(
   const scope = scopeFor(c.job);
   let jit: JitConfig;
   try {
-    if (s.githubAuthMode === "app" && !c.job.installationId) {
-      throw new Error("the job has no GitHub App installation id");
-    }
     jit = await registerRunner(c.job, scope, config, runnerName);
   } catch (error) {
-    const status = (error as { status?: number }).status;
+    const failure = error as {
+      status?: number;
+      message?: string;
+      response?: { headers?: Record<string, string> };
+    };
+    const { status } = failure;
     logger.warn("JIT registration failed", { jobId, instanceId, status, error: String(error) });
     metrics.addMetric("JitRegistrationFailures", MetricUnit.Count, 1);
     await terminateQuietly([instanceId], "no JIT config");
-    return releaseAfterRegistrationFailure(c, `JIT registration failed${status ? ` (HTTP ${status})` : ""}`);
+    const reason = `JIT registration failed${status ? ` (HTTP ${status})` : ""}`;
+    if (classifyRegistrationError({ ...failure, headers: failure.response?.headers }) === "fail") {
+      await transitionJob(jobId, "failed", {
+        set: { reason: `${reason}: GitHub refused it; check the App's permissions and the runner scope` },
+        remove: [...INSTANCE_FIELDS],
+      }).catch((e) => logger.error("could not fail a job", { jobId, error: String(e) }));
+      return DONE;
+    }
+    return releaseAfterRegistrationFailure(c, reason);
   }
 
   try {
@@ -547,6 +572,7 @@ async function registerInstance(
     // runs one job or idles out; the reconciler reaps it if needed.
     logger.info("job moved on before launched was recorded", { jobId, instanceId });
   }
+  metrics.addMetric("JobsLaunched", MetricUnit.Count, 1);
   return DONE;
 }
 

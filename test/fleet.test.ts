@@ -7,6 +7,7 @@ import {
   claimsOverLimits,
   classifyFleetError,
   classifyFleetErrors,
+  classifyRegistrationError,
   clientTokenFor,
   decideAfterFailure,
   groupByConfig,
@@ -353,5 +354,26 @@ describe("claimsOverLimits", () => {
       { jobId: "z", configName: "a", state: "launching", launchingAt: "2026-01-01T00:00:02Z" },
     ];
     expect(claimsOverLimits(active, new Set(["y", "z"]), max({}), 2)).toEqual(new Set(["z"]));
+  });
+});
+
+describe("classifyRegistrationError", () => {
+  it("retries what time may fix", () => {
+    expect(classifyRegistrationError({ status: 502 })).toBe("retry");
+    expect(classifyRegistrationError({})).toBe("retry");
+    expect(classifyRegistrationError({ status: 429 })).toBe("retry");
+    expect(
+      classifyRegistrationError({ status: 403, message: "You have exceeded a secondary rate limit" }),
+    ).toBe("retry");
+    expect(classifyRegistrationError({ status: 403, headers: { "x-ratelimit-remaining": "0" } })).toBe(
+      "retry",
+    );
+  });
+  it("fails what it will not: permissions, unknown scope, rejected request", () => {
+    expect(
+      classifyRegistrationError({ status: 403, message: "Resource not accessible by integration" }),
+    ).toBe("fail");
+    expect(classifyRegistrationError({ status: 404 })).toBe("fail");
+    expect(classifyRegistrationError({ status: 422 })).toBe("fail");
   });
 });

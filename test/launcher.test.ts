@@ -461,6 +461,42 @@ describe("throttling and retries", () => {
   });
 });
 
+describe("jobs that cannot register", () => {
+  it("fail without more instances when GitHub refuses the registration (missing permission)", async () => {
+    sandbox.faults.fail("github", "actions/generate-runner-jitconfig-for-org", {
+      code: "forbidden",
+      status: 403,
+      message: "Resource not accessible by integration",
+    });
+    const [job] = await seedJobs(1);
+    const { response } = await runLauncher();
+    expect(response.batchItemFailures).toEqual([]);
+    expect(await getJob(job!.jobId)).toMatchObject({
+      state: "failed",
+      reason: expect.stringMatching(/JIT registration failed \(HTTP 403\).*permissions/),
+    });
+    expect(liveInstances()).toEqual([]);
+    expect(sandbox.ec2.instances()).toHaveLength(1);
+  });
+
+  it("fail before any launch when the job has no App installation", async () => {
+    const [job] = await seedJobs(1, baseConfig, github, { installationId: undefined });
+    expect((await runLauncher()).response.batchItemFailures).toEqual([]);
+    expect(await getJob(job!.jobId)).toMatchObject({
+      state: "failed",
+      reason: expect.stringMatching(/installation/),
+    });
+    expect(sandbox.callsTo("ec2", "CreateFleet")).toEqual([]);
+  });
+
+  it("fail when their label config no longer exists", async () => {
+    const [job] = await seedJobs(1, { ...baseConfig, name: "gone" });
+    expect((await runLauncher()).response.batchItemFailures).toEqual([]);
+    expect(await getJob(job!.jobId)).toMatchObject({ state: "failed", reason: "no label config named gone" });
+    expect(sandbox.callsTo("ec2", "CreateFleet")).toEqual([]);
+  });
+});
+
 describe("GitHub flavours and scopes", () => {
   it("registers repository runners on GHES", async () => {
     useGitHub(ghes, "repo");

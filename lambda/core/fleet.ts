@@ -409,6 +409,27 @@ export function decideAfterFailure(ctx: FailureContext): NextStep {
 }
 
 /**
+ * What a failed JIT registration means (after the GitHub client's own retries): `retry` for what
+ * time may fix (5xx, network, rate limits the client gave up waiting for), `fail` for what it will
+ * not (the App lacks a permission, the org or repository is unknown, GitHub rejects the request),
+ * so a job is not given instance after instance that can never register.
+ */
+export function classifyRegistrationError(error: {
+  status?: number;
+  message?: string;
+  headers?: Record<string, string | undefined>;
+}): "retry" | "fail" {
+  const { status } = error;
+  if (status === undefined || status >= 500 || status === 429 || status === 409) return "retry";
+  const rateLimited =
+    error.headers?.["x-ratelimit-remaining"] === "0" ||
+    error.headers?.["retry-after"] !== undefined ||
+    /rate limit/i.test(error.message ?? "");
+  if (status === 403 && rateLimited) return "retry";
+  return [400, 401, 403, 404, 410, 422].includes(status) ? "fail" : "retry";
+}
+
+/**
  * Exponential backoff with full jitter (AWS Architecture Blog): uniform in
  * [base, min(cap, base·2^(attempt-1))], in whole seconds.
  */
