@@ -1,0 +1,37 @@
+/**
+ * One scenario in a fresh process: `node child.mjs '<request JSON>'`. The clock is scaled before
+ * anything else is loaded (clock.ts), the scenario runs, and its figures are written to
+ * `request.resultFile` (stdout belongs to the Lambdas' logs).
+ */
+import { writeFileSync } from "node:fs";
+import { installScaledClock } from "./clock";
+
+export interface ChildRequest {
+  scenario: "ack" | "one-job" | "burst";
+  bundleDir: string;
+  resultFile: string;
+  scale: number;
+  deliveries?: number;
+  burst?: import("./scenarios").BurstOptions;
+}
+
+const request = JSON.parse(process.argv[2] ?? "{}") as ChildRequest;
+installScaledClock(request.scale);
+const scenarios = await import("./scenarios");
+let result: unknown;
+try {
+  if (request.scenario === "ack")
+    result = await scenarios.ackLatency(request.bundleDir, request.deliveries ?? 200);
+  else if (request.scenario === "one-job") result = await scenarios.oneJob(request.bundleDir);
+  else result = await scenarios.burst(request.bundleDir, request.burst!);
+  writeFileSync(request.resultFile, JSON.stringify({ ok: true, result }));
+} catch (error) {
+  writeFileSync(
+    request.resultFile,
+    JSON.stringify({
+      ok: false,
+      error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+    }),
+  );
+}
+process.exit(0);

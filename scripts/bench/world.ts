@@ -1,0 +1,352 @@
+/**
+ * The benchmark's world: the sandbox (dynalite, SQS, SSM and EC2 fakes, the GitHub fake) with the
+ * modeled service behaviour, the stack's tables, queue and parameters, and the Lambdas as they ship
+ * (the esbuild bundles of scripts/build-lambdas.mjs, imported from a build directory). The launch
+ * queue feeds the launcher through `LaunchEventSource`, which does what Lambda's SQS event source
+ * mapping does with the settings the program configures.
+ */
+import { cpSync, existsSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { ScanCommand } from "@aws-sdk/client-dynamodb";
+import {
+  DeleteMessageBatchCommand,
+  type Message,
+  ReceiveMessageCommand,
+  SQSClient,
+} from "@aws-sdk/client-sqs";
+import { unmarshall } from "@aws-sdk/util-dynamodb";
+import type {
+  APIGatewayProxyEventV2,
+  APIGatewayProxyStructuredResultV2,
+  SQSBatchResponse,
+  SQSEvent,
+  SQSRecord,
+} from "aws-lambda";
+import { signedApiGatewayEvent, workflowJobEvent } from "../../test/fixtures/webhooks";
+import { startGitHubFake } from "../../test/sandbox/github";
+import { EC2_THROTTLE, type Sandbox, startSandbox } from "../../test/sandbox/index";
+
+/**
+ * Modeled service behaviour (README "Performance" says where each number comes from). Latencies are
+ * added by the fakes before they answer; the throttles are token buckets in front of them.
+ */
+export const MODEL = {
+  githubMs: 250,
+  createFleetMs: 1200,
+  /** Other EC2 calls (CreateTags, DescribeInstances, TerminateInstances). */
+  ec2OtherMs: 100,
+  dynamodbMs: 6,
+  sqsMs: 8,
+  ssmMs: 8,
+  /** GitHub's JIT registrations per App: a bucket of 180, refilled at 180 a minute. */
+  jit: { burst: 180, perMinute: 180 },
+  ec2: EC2_THROTTLE,
+} as const;
+
+/** The launcher's event source mapping as src/launcher.ts configures it. */
+export const LAUNCHER_EVENT_SOURCE = { batchSize: 10, windowSeconds: 2, maxConcurrency: 5 } as const;
+
+export const CONFIGS = [
+  { name: "linux-x64-large", labels: ["linux", "x64", "large"], arch: "x64" as const },
+  { name: "linux-arm64", labels: ["linux", "arm64"], arch: "arm64" as const },
+];
+const INSTANCE_TYPES = {
+  x64: ["m7i.xlarge", "m6i.xlarge", "m5.xlarge", "c7i.2xlarge", "c6i.2xlarge", "r7i.xlarge"],
+  arm64: ["m7g.xlarge", "m6g.xlarge", "c7g.2xlarge", "c6g.2xlarge", "r7g.xlarge"],
+};
+const SUBNETS = ["subnet-0bench00000000001", "subnet-0bench00000000002", "subnet-0bench00000000003"];
+const SECRET = "bench-webhook-secret-0d5f1c";
+const OWNER = "Codertocat";
+const INSTALLATION_ID = 3456996;
+export const ROLE_ID = "AROABENCHRUNNERROLE01";
+
+type WebhookHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
+type LauncherHandler = (event: SQSEvent) => Promise<SQSBatchResponse>;
+
+export interface WorldOptions {
+  /** Directory holding `<lambda>/index.mjs` bundles (buildLambdas' outRoot). */
+  bundleDir: string;
+  /** Apply MODEL's latencies and throttles (default true). */
+  modeled?: boolean;
+  /** Per label config; high enough that limits never hold a burst back. */
+  maxRunners?: number;
+}
+
+export type World = Awaited<ReturnType<typeof startWorld>>;
+
+export async function startWorld(options: WorldOptions) {
+  const modeled = options.modeled ?? true;
+  const maxRunners = options.maxRunners ?? 5000;
+  const sandbox = await startSandbox();
+  const github = await startGitHubFake({
+    faults: sandbox.faults,
+    clock: sandbox.clock,
+    org: OWNER,
+    repo: "Hello-World",
+    installationId: INSTALLATION_ID,
+    jitRateLimit: { ...MODEL.jit },
+    // Request validation stays on; checking every answer too would only spend the harness's CPU.
+    validateResponses: false,
+  });
+  const tables = await sandbox.createTables("bench");
+  const queue = sandbox.createQueue("bench-launch", {
+    dlq: { maxReceiveCount: 100 },
+    attributes: { VisibilityTimeout: "360" },
+  });
+  const params = {
+    secret: "/bench/webhook-secret",
+    privateKey: "/bench/github-app-key",
+    configs: "/bench/label-configs",
+  };
+  sandbox.ssm.put(params.secret, SECRET, { type: "SecureString" });
+  sandbox.ssm.put(params.privateKey, github.privateKey, { type: "SecureString" });
+  for (const config of CONFIGS) {
+    sandbox.ssm.put(
+      `${params.configs}/${config.name}`,
+      JSON.stringify({
+        name: config.name,
+        labels: config.labels,
+        arch: config.arch,
+        instanceTypes: INSTANCE_TYPES[config.arch],
+        launchTemplateId: `lt-0bench${config.arch.padEnd(12, "0")}`,
+        spotPolicy: "spotPreferred",
+        spotFailuresBeforeOnDemand: 1,
+        allocationStrategy: "capacity-optimized",
+        maxRunners,
+        retryOnInterruption: true,
+        runnerGroupId: 1,
+      }),
+    );
+  }
+  const env = {
+    STACK_NAME: "bench",
+    JOBS_TABLE: tables.jobs,
+    HANDOFF_TABLE: tables.handoff,
+    LAUNCH_QUEUE_URL: queue.url,
+    LABEL_CONFIG_PATH: params.configs,
+    LABEL_ROUTES: JSON.stringify(CONFIGS.map(({ name, labels }) => ({ name, labels }))),
+    WEBHOOK_SECRET_PARAM: params.secret,
+    GITHUB_API_URL: github.url,
+    GITHUB_AUTH_MODE: "app",
+    GITHUB_APP_ID: String(github.appId),
+    GITHUB_PRIVATE_KEY_PARAM: params.privateKey,
+    RUNNER_ROLE_ID: ROLE_ID,
+    SUBNET_IDS: SUBNETS.join(","),
+    MAX_RUNNERS_TOTAL: String(maxRunners * CONFIGS.length),
+    POWERTOOLS_METRICS_NAMESPACE: "runner-fleet-bench",
+  };
+  const restoreEnv = sandbox.useEnv(env);
+
+  if (modeled) applyModel(sandbox);
+
+  const importBundle = async (dir: string) =>
+    (await import(pathToFileURL(join(dir, "index.mjs")).href)) as { handler: unknown };
+
+  let webhook: WebhookHandler | undefined;
+  const world = {
+    sandbox,
+    github,
+    tables,
+    queue,
+    env,
+    secret: SECRET,
+    /** The webhook bundle, imported on first use (its init starts fetching the webhook secret). */
+    async webhook(): Promise<WebhookHandler> {
+      webhook ??= (await importBundle(join(options.bundleDir, "webhook"))).handler as WebhookHandler;
+      return webhook;
+    },
+    /**
+     * A launcher execution environment: its own copy of the bundle, so module state (SDK clients,
+     * the GitHub write pacing, caches) is per environment as on Lambda.
+     */
+    async launcherEnvironment(index: number): Promise<LauncherHandler> {
+      const dir = join(options.bundleDir, `launcher-env-${index}`);
+      if (!existsSync(dir)) cpSync(join(options.bundleDir, "launcher"), dir, { recursive: true });
+      return (await importBundle(dir)).handler as LauncherHandler;
+    },
+    /** A signed `workflow_job` delivery of a queued job, as API Gateway hands it to the webhook. */
+    queuedEvent(jobId: number, configIndex = 0, deliveryId?: string): Promise<APIGatewayProxyEventV2> {
+      const config = CONFIGS[configIndex % CONFIGS.length]!;
+      const payload = workflowJobEvent("queued", {
+        id: jobId,
+        runId: 900_000 + jobId,
+        labels: ["self-hosted", ...config.labels],
+        installationId: INSTALLATION_ID,
+      });
+      return signedApiGatewayEvent(payload, SECRET, { deliveryId: deliveryId ?? `bench-${jobId}` });
+    },
+    /** Every job item and hand-off item (scans; for the end of a scenario). */
+    async snapshot(): Promise<{ jobs: BenchJob[]; handoffs: BenchHandoff[] }> {
+      const scan = async (table: string) => {
+        const items: Record<string, unknown>[] = [];
+        let start: Record<string, unknown> | undefined;
+        do {
+          const page = await sandbox.dynamodb.client.send(
+            new ScanCommand({ TableName: table, ExclusiveStartKey: start as never }),
+          );
+          for (const item of page.Items ?? []) items.push(unmarshall(item));
+          start = page.LastEvaluatedKey;
+        } while (start);
+        return items;
+      };
+      const [jobs, handoffs] = await Promise.all([scan(tables.jobs), scan(tables.handoff)]);
+      return { jobs: jobs as unknown as BenchJob[], handoffs: handoffs as unknown as BenchHandoff[] };
+    },
+    /** Hand-off writes so far (from the call record: cheap to poll). */
+    handoffWrites(): number {
+      return sandbox
+        .callsTo("dynamodb", "PutItem")
+        .filter((c) => c.status === 200 && (c.params as { TableName?: string }).TableName === tables.handoff)
+        .length;
+    },
+    async close(): Promise<void> {
+      restoreEnv();
+      await github.close();
+      await sandbox.close();
+    },
+  };
+  return world;
+}
+
+export interface BenchJob {
+  jobId: string;
+  state: string;
+  configName: string;
+  instanceId?: string;
+  market?: string;
+  createdAt: string;
+  launchedAt?: string;
+}
+
+export interface BenchHandoff {
+  handoffKey: string;
+  instanceId: string;
+  jobId: string;
+  createdAt: string;
+}
+
+function applyModel(sandbox: Sandbox): void {
+  const f = sandbox.faults;
+  f.latency("github", "*", MODEL.githubMs);
+  f.latency("ec2", "CreateFleet", MODEL.createFleetMs);
+  for (const op of ["CreateTags", "DescribeInstances", "TerminateInstances", "RunInstances"]) {
+    f.latency("ec2", op, MODEL.ec2OtherMs);
+  }
+  f.latency("dynamodb", "*", MODEL.dynamodbMs);
+  f.latency("sqs", "*", MODEL.sqsMs);
+  f.latency("ssm", "*", MODEL.ssmMs);
+  f.throttle("ec2", "mutating", MODEL.ec2.mutating);
+  f.throttle("ec2", "DescribeInstances", MODEL.ec2.nonMutating);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Lambda's SQS event source mapping, as far as the launcher can tell: pollers long-poll the queue,
+ * gather up to `batchSize` messages for at most `windowSeconds`, invoke one execution environment
+ * each (at most `maxConcurrency` at once), delete what the handler did not report as failed, and
+ * leave the failed ones to come back when their visibility ends.
+ */
+export class LaunchEventSource {
+  invocations = 0;
+  invocationErrors = 0;
+  private running = false;
+  private loops: Promise<void>[] = [];
+  private readonly sqs: SQSClient;
+
+  constructor(
+    private readonly world: World,
+    private readonly settings: {
+      batchSize: number;
+      windowSeconds: number;
+      maxConcurrency: number;
+    } = LAUNCHER_EVENT_SOURCE,
+  ) {
+    this.sqs = new SQSClient({
+      endpoint: world.sandbox.endpoints.sqs,
+      region: world.sandbox.region,
+      credentials: world.sandbox.credentials,
+    });
+  }
+
+  async start(): Promise<void> {
+    this.running = true;
+    for (let i = 0; i < this.settings.maxConcurrency; i++) {
+      const handler = await this.world.launcherEnvironment(i);
+      this.loops.push(this.poll(handler));
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all(this.loops);
+    this.sqs.destroy();
+  }
+
+  private async receive(max: number, waitSeconds: number): Promise<Message[]> {
+    const { Messages = [] } = await this.sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: this.world.queue.url,
+        MaxNumberOfMessages: Math.min(10, max),
+        WaitTimeSeconds: waitSeconds,
+        MessageSystemAttributeNames: ["All"],
+      }),
+    );
+    return Messages;
+  }
+
+  private async poll(handler: LauncherHandler): Promise<void> {
+    const { batchSize, windowSeconds } = this.settings;
+    while (this.running) {
+      const batch = await this.receive(batchSize, 1);
+      if (batch.length === 0) continue;
+      const deadline = Date.now() + windowSeconds * 1000;
+      while (batch.length < batchSize && Date.now() < deadline && this.running) {
+        const more = await this.receive(batchSize - batch.length, 0);
+        if (more.length) batch.push(...more);
+        else await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await this.invoke(handler, batch);
+    }
+  }
+
+  private async invoke(handler: LauncherHandler, messages: Message[]): Promise<void> {
+    this.invocations++;
+    const records: SQSRecord[] = messages.map((m) => ({
+      messageId: m.MessageId!,
+      receiptHandle: m.ReceiptHandle!,
+      body: m.Body ?? "",
+      attributes: {
+        ApproximateReceiveCount: m.Attributes?.ApproximateReceiveCount ?? "1",
+        SentTimestamp: m.Attributes?.SentTimestamp ?? String(Date.now()),
+        SenderId: m.Attributes?.SenderId ?? "AROABENCH",
+        ApproximateFirstReceiveTimestamp:
+          m.Attributes?.ApproximateFirstReceiveTimestamp ?? String(Date.now()),
+      },
+      messageAttributes: {},
+      md5OfBody: m.MD5OfBody ?? "",
+      eventSource: "aws:sqs",
+      eventSourceARN: this.world.queue.arn,
+      awsRegion: this.world.sandbox.region,
+    }));
+    let failed: Set<string>;
+    try {
+      const response = await handler({ Records: records });
+      failed = new Set((response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
+    } catch {
+      // The whole batch comes back after the visibility timeout, as on Lambda.
+      this.invocationErrors++;
+      return;
+    }
+    const done = records.filter((r) => !failed.has(r.messageId));
+    for (let i = 0; i < done.length; i += 10) {
+      await this.sqs.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: this.world.queue.url,
+          Entries: done.slice(i, i + 10).map((r, n) => ({ Id: String(n), ReceiptHandle: r.receiptHandle })),
+        }),
+      );
+    }
+  }
+}
