@@ -4,8 +4,11 @@
  * the SQS event source would, handed to the handler and settled from its batch response; the tests
  * assert the recorded calls and the items left behind.
  */
+
+import { CreateFleetCommand, type CreateFleetCommandOutput } from "@aws-sdk/client-ec2";
 import type { SQSBatchResponse, SQSRecord } from "aws-lambda";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { ec2Client } from "../lambda/adapters/ec2";
 import { tuneGitHub } from "../lambda/adapters/github";
 import { readHandoff } from "../lambda/adapters/handoff";
 import { createJob, getJob, updateJobFields } from "../lambda/adapters/jobs-table";
@@ -381,6 +384,82 @@ describe("spot policy", () => {
       state: "failed",
       reason: "launch configuration error: InvalidLaunchTemplateId.NotFound",
     });
+  });
+});
+
+describe("a partial fleet", () => {
+  /**
+   * The EC2 fake fills a request from one pool or fails the pool as a whole, so it never answers
+   * with some instances and some errors. This wraps the real client: the fake is asked for `short`
+   * fewer spot instances, and its answer gets the capacity error EC2 would add for the rest.
+   */
+  function shortSpotFleets(short: number) {
+    const client = ec2Client();
+    const send = client.send.bind(client) as (command: unknown) => Promise<unknown>;
+    return vi.spyOn(client, "send").mockImplementation((async (command: unknown) => {
+      if (
+        !(command instanceof CreateFleetCommand) ||
+        command.input.TargetCapacitySpecification?.DefaultTargetCapacityType !== "spot"
+      ) {
+        return send(command);
+      }
+      const spec = command.input.TargetCapacitySpecification;
+      const asked = spec.TotalTargetCapacity ?? 0;
+      const output = (await send(
+        new CreateFleetCommand({
+          ...command.input,
+          TargetCapacitySpecification: {
+            ...spec,
+            TotalTargetCapacity: asked - short,
+            SpotTargetCapacity: asked - short,
+          },
+        }),
+      )) as CreateFleetCommandOutput;
+      const override = command.input.LaunchTemplateConfigs?.[0]?.Overrides?.[1];
+      output.Errors = [
+        ...(output.Errors ?? []),
+        {
+          ErrorCode: "InsufficientInstanceCapacity",
+          ErrorMessage: "There is no Spot capacity available that matches your request.",
+          Lifecycle: "spot",
+          LaunchTemplateAndOverrides: {
+            Overrides: { InstanceType: override?.InstanceType, SubnetId: override?.SubnetId },
+          },
+        },
+      ];
+      return output;
+    }) as never);
+  }
+
+  afterEach(() => vi.restoreAllMocks());
+
+  it("launches what it got and sends the rest on-demand under spotPreferred", async () => {
+    shortSpotFleets(2);
+    const jobs = await seedJobs(5);
+    expect((await runLauncher()).response.batchItemFailures).toEqual([]);
+    const records = await jobsOf(jobs);
+    expect(records.map((j) => j?.market)).toEqual(["spot", "spot", "spot", "on-demand", "on-demand"]);
+    expect(records.every((j) => j?.state === "launched")).toBe(true);
+    expect(records.slice(3).map((j) => j?.spotFailures)).toEqual([1, 1]);
+    expect(fleetParams(1).TargetCapacitySpecification).toMatchObject({
+      DefaultTargetCapacityType: "on-demand",
+      TotalTargetCapacity: "2",
+    });
+    expect(liveInstances()).toHaveLength(5);
+  });
+
+  it("launches what it got and retries the rest later under spotOnly", async () => {
+    putConfigs({ ...baseConfig, spotPolicy: "spotOnly" });
+    shortSpotFleets(1);
+    const jobs = await seedJobs(3);
+    const { response, records } = await runLauncher();
+    const states = await jobsOf(jobs);
+    expect(states.map((j) => j?.state)).toEqual(["launched", "launched", "queued"]);
+    expect(states[2]).toMatchObject({ spotFailures: 1, reason: expect.stringMatching(/no spot capacity/) });
+    const retried = records.find((r) => JSON.parse(r.body).jobId === jobs[2]!.jobId);
+    expect(response.batchItemFailures).toEqual([{ itemIdentifier: retried!.messageId }]);
+    expect(fleetCalls()).toHaveLength(1);
+    expect(liveInstances()).toHaveLength(2);
   });
 });
 
