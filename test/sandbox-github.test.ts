@@ -713,6 +713,53 @@ describe.each<GitHubFlavour>(["dotcom", "ghes"])("GitHub fake (%s)", (flavour) =
       expect(response.status).toBe(401);
     });
   });
+
+  describe("App setup (manifest conversion, webhook config)", () => {
+    it("exchanges a manifest code once, without auth, for the App's id, key and webhook secret", async () => {
+      const code = fake.state.createAppFromManifest({
+        name: "fleet",
+        url: "https://example.com",
+        hook_attributes: { url: "https://example.com/hook", active: false },
+        default_permissions: { metadata: "read" },
+        default_events: ["workflow_job"],
+      });
+      const anonymous = tokenClient(fake, "unused");
+      const convert = () =>
+        anonymous.request("POST /app-manifests/{code}/conversions", { code, headers: { authorization: "" } });
+      const created = await convert();
+      expect(created.status).toBe(201);
+      const { data } = created;
+      expect(data).toMatchObject({ id: fake.appId, name: "fleet", pem: fake.privateKey });
+      expect(data.webhook_secret).toMatch(/^[0-9a-f]{40}$/);
+      expect(await status(convert())).toBe(404);
+    });
+
+    it("updates the App's webhook config with the App JWT and never returns the secret", async () => {
+      const app = appClient(fake, { installation: false });
+      // `url` is also Octokit's own option (the request URL), so the body goes as `data`.
+      const patched = await app.request("PATCH /app/hook/config", {
+        data: {
+          url: "https://hooks.example.com/webhook",
+          content_type: "json",
+          secret: "s3cret-s3cret-s3cret-s3cret",
+          insecure_ssl: "0",
+        },
+      } as never);
+      expect(patched.data).toEqual({
+        url: "https://hooks.example.com/webhook",
+        content_type: "json",
+        insecure_ssl: "0",
+        secret: "********",
+      });
+      expect(fake.state.hookConfig.secret).toBe("s3cret-s3cret-s3cret-s3cret");
+      const read = await app.request("GET /app/hook/config");
+      expect(read.data.url).toBe("https://hooks.example.com/webhook");
+      const withToken = await fetch(`${fake.url}/app/hook/config`, {
+        headers: { authorization: `token ${fake.pat}` },
+      });
+      expect(withToken.status).toBe(401);
+    });
+  });
 });
 
 describe("state reset", () => {

@@ -95,6 +95,19 @@ export interface TokenRecord {
   expiresAt: number;
 }
 
+export interface ManifestCode {
+  manifest: Record<string, unknown>;
+  issuedAt: number;
+  used: boolean;
+}
+
+export interface HookConfig {
+  url: string;
+  content_type: string;
+  insecure_ssl: string;
+  secret?: string;
+}
+
 export interface RateWindow {
   limit: number;
   used: number;
@@ -147,6 +160,13 @@ export class GitHubState {
   readonly violations: Violation[] = [];
   readonly pat =
     `github_pat_${randomBytes(11).toString("hex")}_${randomBytes(30).toString("hex").slice(0, 59)}`;
+
+  /** The App's private key (PEM), set at start: what the manifest conversion hands out as `pem`. */
+  appPrivateKey = "";
+  /** Manifest flow: the one-time codes issued by `createAppFromManifest` and the manifest each carries. */
+  readonly manifestCodes = new Map<string, ManifestCode>();
+  /** The App's webhook config (`/app/hook/config`); `secret` is write-only on the API, as on GitHub. */
+  readonly hookConfig: HookConfig = { url: "", content_type: "json", insecure_ssl: "0" };
 
   /** @internal */ readonly tokens = new Map<string, TokenRecord>();
   /** @internal */ readonly rateWindows = new Map<string, RateWindow>();
@@ -345,6 +365,17 @@ export class GitHubState {
     };
     this.deliveries.push(full);
     return full;
+  }
+
+  /**
+   * What a user does on GitHub's "Create GitHub App" page after the manifest form was posted to it:
+   * GitHub keeps the manifest and redirects to its `redirect_url` with this one-time code (valid for an
+   * hour), which `POST /app-manifests/{code}/conversions` exchanges for the App's credentials.
+   */
+  createAppFromManifest(manifest: Record<string, unknown>): string {
+    const code = randomBytes(20).toString("hex");
+    this.manifestCodes.set(code, { manifest, issuedAt: this.now(), used: false });
+    return code;
   }
 
   /** Called with the new delivery for each redelivery attempt (e.g. to feed the webhook handler). */

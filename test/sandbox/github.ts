@@ -89,10 +89,13 @@ class HttpError extends Error {
 type Caller =
   | { kind: "app" }
   | { kind: "installation"; token: TokenRecord; installation: Installation }
-  | { kind: "pat" };
+  | { kind: "pat" }
+  | { kind: "anonymous" };
 
 const APP_OPERATIONS = new Set([
   "apps/get-authenticated",
+  "apps/get-webhook-config-for-app",
+  "apps/update-webhook-config-for-app",
   "apps/create-installation-access-token",
   "apps/get-org-installation",
   "apps/get-repo-installation",
@@ -100,6 +103,9 @@ const APP_OPERATIONS = new Set([
   "apps/get-webhook-delivery",
   "apps/redeliver-webhook-delivery",
 ]);
+
+/** Operations GitHub serves without authentication (the manifest code is the credential). */
+const ANONYMOUS_OPERATIONS = new Set(["apps/create-from-manifest"]);
 
 function decodeJwtPart(part: string): Record<string, unknown> | undefined {
   try {
@@ -640,6 +646,60 @@ const HANDLERS: Record<string, Handler> = {
   },
 };
 
+// The App setup tooling (scripts/github-app.ts): the manifest conversion and the App's webhook config.
+
+function hookConfigBody(state: GitHubState) {
+  const { secret, ...config } = state.hookConfig;
+  // GitHub never returns the secret, only whether one is set.
+  return secret ? { ...config, secret: "********" } : config;
+}
+
+HANDLERS["apps/create-from-manifest"] = (ctx) => {
+  const issued = ctx.state.manifestCodes.get(ctx.params.code!);
+  if (!issued || issued.used || ctx.state.now() - issued.issuedAt > 3_600_000) throw notFound();
+  issued.used = true;
+  const manifest = issued.manifest as {
+    name?: string;
+    url?: string;
+    description?: string;
+    hook_attributes?: { url?: string; active?: boolean };
+    default_permissions?: Permissions;
+    default_events?: string[];
+  };
+  const webhookSecret = randomBytes(20).toString("hex");
+  Object.assign(ctx.state.hookConfig, {
+    url: manifest.hook_attributes?.url ?? "",
+    content_type: "json",
+    insecure_ssl: "0",
+    secret: webhookSecret,
+  });
+  const app = HANDLERS["apps/get-authenticated"]!(ctx).body as Record<string, unknown>;
+  return {
+    status: 201,
+    body: {
+      ...app,
+      name: manifest.name ?? app.name,
+      description: manifest.description ?? null,
+      external_url: manifest.url ?? app.external_url,
+      permissions: manifest.default_permissions ?? {},
+      events: manifest.default_events ?? [],
+      client_secret: randomBytes(20).toString("hex"),
+      webhook_secret: webhookSecret,
+      pem: ctx.state.appPrivateKey,
+    },
+  };
+};
+
+HANDLERS["apps/get-webhook-config-for-app"] = (ctx) => ({ status: 200, body: hookConfigBody(ctx.state) });
+
+HANDLERS["apps/update-webhook-config-for-app"] = (ctx) => {
+  const body = (ctx.body ?? {}) as Partial<Record<keyof typeof ctx.state.hookConfig, string | number>>;
+  for (const key of ["url", "content_type", "insecure_ssl", "secret"] as const) {
+    if (body[key] !== undefined) ctx.state.hookConfig[key] = String(body[key]);
+  }
+  return { status: 200, body: hookConfigBody(ctx.state) };
+};
+
 export const GITHUB_OPERATIONS = Object.keys(HANDLERS);
 
 // ---------------------------------------------------------------------------------------------
@@ -745,6 +805,7 @@ export async function startGitHubFake(options: GitHubFakeOptions = {}): Promise<
     jit: options.jitRateLimit,
     clock,
   });
+  state.appPrivateKey = privateKey;
   const orgLogin = options.org ?? "acme";
   const installation = state.addOrg(orgLogin, { installationId: options.installationId });
   const repo = state.addRepo(orgLogin, options.repo ?? "widgets");
@@ -755,6 +816,7 @@ export async function startGitHubFake(options: GitHubFakeOptions = {}): Promise<
   const authenticate = (req: IncomingMessage, operationId: string): Caller => {
     const header = req.headers.authorization;
     const match = header ? /^(token|bearer)\s+(\S+)$/i.exec(header) : null;
+    if (ANONYMOUS_OPERATIONS.has(operationId)) return { kind: "anonymous" };
     if (APP_OPERATIONS.has(operationId)) {
       if (!match) throw new HttpError(401, "A JSON web token could not be decoded", "jwt_undecodable");
       verifyAppJwt(match[2]!, state, publicKeyObject);
