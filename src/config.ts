@@ -7,7 +7,11 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
+import { findRoutingConflicts } from "../lambda/core/routing";
 import type { LabelConfig, LabelRoute } from "../lambda/shared/label-config";
+
+/** The label every routed job carries (REQUIRED_LABEL of the webhook): implicit in every config. */
+export const REQUIRED_LABEL = "self-hosted";
 
 /** Keys holding secrets: set with `pulumi config set --secret`, never echoed in an error. */
 export const SECRET_KEYS = ["githubAppPrivateKey", "webhookSecret", "githubToken"] as const;
@@ -382,11 +386,13 @@ export function labelRoutesOf(configs: StackConfig["labelConfigs"]): LabelRoute[
 }
 
 /**
- * Two configs one `runs-on` could both match, as messages. Uses the webhook's own rule
- * (lambda/core/routing.ts findRoutingConflicts) so deploy time and run time agree.
+ * Two configs one `runs-on` could both match, as messages. The webhook's own rule
+ * (lambda/core/routing.ts), so deploy time and run time agree.
  */
-function routingConflicts(_routes: LabelRoute[]): string[] {
-  return []; // wired to findRoutingConflicts once lambda/core/routing.ts lands
+function routingConflicts(routes: LabelRoute[]): string[] {
+  return findRoutingConflicts(routes, REQUIRED_LABEL).map(
+    (c) => `expected label configs no job can match equally: ${c.message}`,
+  );
 }
 
 /** Thrown for an invalid stack config; the message lists every problem. */

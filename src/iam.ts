@@ -10,6 +10,9 @@ export interface PolicyStatement {
 }
 
 export function policyDocument(statements: PolicyStatement[]): pulumi.Output<string> {
+  for (const s of statements) {
+    if (s.Action.length === 0 || s.Resource.length === 0) throw new Error(`IAM statement ${s.Sid} is empty`);
+  }
   return pulumi.jsonStringify({
     Version: "2012-10-17",
     Statement: statements.map((s) => ({ Effect: "Allow", ...s })),

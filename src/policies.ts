@@ -28,6 +28,11 @@ export interface FleetRefs {
 const tableItems = (table: aws.dynamodb.Table) => [table.arn];
 const tableAndIndexes = (table: aws.dynamodb.Table) => [table.arn, pulumi.interpolate`${table.arn}/index/*`];
 
+/** A statement over these resources, or none when there are none (IAM refuses an empty Resource). */
+function ifAny<T>(items: T[], statement: (items: T[]) => PolicyStatement): PolicyStatement[] {
+  return items.length > 0 ? [statement(items)] : [];
+}
+
 function ec2Arn(refs: FleetRefs, resource: pulumi.Input<string>) {
   return arnOf(refs.ctx, "ec2", resource);
 }
@@ -104,12 +109,12 @@ export function launcherStatements(refs: FleetRefs): PolicyStatement[] {
       Resource: [refs.launchQueue.arn],
     },
     readLabelConfigs(refs),
-    {
+    ...ifAny(refs.amiParameterNames, (names) => ({
       // The launch templates' `resolve:ssm:` image ids are resolved with the caller's permissions.
       Sid: "ResolveRunnerAmis",
       Action: ["ssm:GetParameters"],
-      Resource: refs.amiParameterNames.map((n) => ssmParameterArn(ctx, n)),
-    },
+      Resource: names.map((n) => ssmParameterArn(ctx, n)),
+    })),
     {
       Sid: "LaunchFromStackTemplates",
       Action: ["ec2:CreateFleet", "ec2:RunInstances"],
@@ -237,12 +242,12 @@ export function janitorStatements(refs: FleetRefs): PolicyStatement[] {
       Action: ["ec2:DeleteSnapshot"],
       Resource: [pulumi.interpolate`arn:${ctx.partition}:ec2:${ctx.region}::snapshot/*`],
     },
-    {
+    ...ifAny(refs.amiParameterNames, (names) => ({
       // Image Builder's distribution created these parameters, outside the program's state.
       Sid: "DeleteAmiParameters",
       Action: ["ssm:DeleteParameter"],
-      Resource: refs.amiParameterNames.map((n) => ssmParameterArn(ctx, n)),
-    },
+      Resource: names.map((n) => ssmParameterArn(ctx, n)),
+    })),
     ...readSecretParameters(ctx, [refs.githubCredentialParameter]),
   ];
 }

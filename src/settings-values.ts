@@ -3,7 +3,7 @@
  * gets the ones its code reads (settings-env.ts). No secret here: secrets are SSM parameter names.
  */
 import type * as pulumi from "@pulumi/pulumi";
-import { labelRoutesOf } from "./config";
+import { labelRoutesOf, REQUIRED_LABEL } from "./config";
 import { parameterNames, type StackContext } from "./context";
 import type { Ledger } from "./ledger";
 import type { Network } from "./network";
@@ -24,7 +24,7 @@ export function fleetSettingsEnvironment(
     LAUNCH_QUEUE_URL: parts.ledger.launchQueue.url,
     LABEL_CONFIG_PATH: names.labelConfigPath,
     LABEL_ROUTES: JSON.stringify(labelRoutesOf(config.labelConfigs)),
-    REQUIRED_LABEL: "self-hosted",
+    REQUIRED_LABEL,
     GITHUB_API_URL: ctx.settings.githubApiUrl,
     GITHUB_AUTH_MODE: config.github.authMode,
     GITHUB_APP_ID: app ? String(config.github.appId) : undefined,

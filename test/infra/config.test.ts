@@ -264,6 +264,19 @@ describe("realistic config mistakes fail naming the key, the value and the expec
     expect(problems[0]).toMatch(expected);
   });
 
+  it("two label configs a job could match equally (the webhook's routing rule)", () => {
+    const problems = problemsOf((v) => {
+      label(v, "linux-arm64-medium").labels = ["Linux", "arm64", "self-hosted", "large"];
+    });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(
+      /^runner-fleet:labelConfigs: got \{"linux-x64-large":.*; expected label configs no job can match equally: /,
+    );
+    expect(problems[0]).toContain(
+      'a job with runs-on: [self-hosted, linux, large] could go to "linux-x64-large" or "linux-arm64-medium"',
+    );
+  });
+
   it("never echoes a secret value, and refuses a secret stored in plain text", () => {
     const privateKey = "not a pem but a secret value 0123456789";
     const problems = problemsOf(

@@ -7,6 +7,7 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { HANDOFF_TABLE, JOBS_TABLE } from "../../lambda/shared/tables";
+import { settingsReadBy } from "../../src/settings-env";
 import { type Declared, isSecretValue, type ProgramRun, plain, runProgram, statementsOf } from "./mocks";
 import { devStackValues, ROOT, TEST_SECRETS, withSecrets } from "./stack-config";
 
@@ -139,7 +140,7 @@ describe("launch templates", () => {
     const lt = run.ofType(T.lt).find((t) => t.inputs.name.endsWith("linux-arm64-medium"))!;
     expect(arm).toEqual({
       name: "linux-arm64-medium",
-      labels: ["linux", "arm64", "medium"],
+      labels: ["linux", "arm64", "graviton", "medium"],
       arch: "arm64",
       instanceTypes: ["m7g.large", "m6g.large", "c7g.xlarge"],
       launchTemplateId: lt.id,
@@ -249,7 +250,7 @@ describe("lambdas", () => {
       LAUNCH_QUEUE_URL: expect.stringContaining("runner-fleet-dev-launch"),
       LABEL_ROUTES: JSON.stringify([
         { name: "linux-x64-large", labels: ["linux", "x64", "large"] },
-        { name: "linux-arm64-medium", labels: ["linux", "arm64", "medium"] },
+        { name: "linux-arm64-medium", labels: ["linux", "arm64", "graviton", "medium"] },
       ]),
       POWERTOOLS_METRICS_NAMESPACE: "RunnerFleet",
     });
@@ -618,4 +619,34 @@ describe("IAM matches what each Lambda's code calls", () => {
       ).toEqual([]);
     },
   );
+});
+
+describe("settings", () => {
+  /** Variables settings.ts reads without a fallback: a function reading one fails without it. */
+  function requiredVariables(): Set<string> {
+    const source = readFileSync(join(ROOT, "lambda", "shared", "settings.ts"), "utf8");
+    return new Set(
+      [...source.matchAll(/r\.(?:str|int|json|list)(?:<[^>]*>)?\("([A-Z0-9_]+)"\)/g)].map((m) => m[1]!),
+    );
+  }
+  // Set per auth mode: app mode sets the App's, token mode the token's.
+  const MODE_DEPENDENT = ["GITHUB_APP_ID", "GITHUB_PRIVATE_KEY_PARAM", "GITHUB_TOKEN_PARAM"];
+
+  it.each(["webhook", "launcher", "reconciler", "ec2-events", "janitor"])(
+    "%s gets every required setting its code reads",
+    (name) => {
+      const env = fnNamed(name).inputs.environment.variables;
+      const missing = [...settingsReadBy(join(ROOT, "dist", name))].filter(
+        (v) => requiredVariables().has(v) && !MODE_DEPENDENT.includes(v) && env[v] === undefined,
+      );
+      expect(missing).toEqual([]);
+    },
+  );
+
+  it("each function gets only the settings its code reads", () => {
+    const webhook = Object.keys(fnNamed("webhook").inputs.environment.variables);
+    expect(webhook).not.toContain("RUNNER_ROLE_ID");
+    expect(webhook).not.toContain("SUBNET_IDS");
+    expect(Object.keys(fnNamed("launcher").inputs.environment.variables)).toContain("RUNNER_ROLE_ID");
+  });
 });

@@ -1,0 +1,59 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: the YAML fixture is mutated freely, by path
+/**
+ * An existing VPC (private subnets behind the user's NAT) and given AMIs instead of the pipeline.
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import { type ProgramRun, runProgram, statementsOf } from "./mocks";
+import { devStackValues, PROJECT, TEST_SECRETS, withSecrets } from "./stack-config";
+
+const SUBNETS = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"];
+let run: ProgramRun;
+beforeAll(async () => {
+  const values = devStackValues() as Record<string, any>;
+  values[`${PROJECT}:network`] = { vpcId: "vpc-0123456789abcdef0", subnetIds: SUBNETS };
+  values[`${PROJECT}:imagePipeline`] = { enabled: false };
+  values[`${PROJECT}:labelConfigs`]["linux-x64-large"].amiId = "ami-0123456789abcdef0";
+  values[`${PROJECT}:labelConfigs`]["linux-arm64-medium"].amiId = "ami-0fedcba9876543210";
+  const { config, secretKeys } = withSecrets(values, {
+    githubAppPrivateKey: TEST_SECRETS.githubAppPrivateKey,
+    webhookSecret: TEST_SECRETS.webhookSecret,
+  });
+  run = await runProgram(config, secretKeys);
+}, 120_000);
+
+describe("existing VPC, given AMIs", () => {
+  it("creates no VPC and puts the security group in the given one", () => {
+    expect(run.ofType("awsx:ec2:Vpc")).toEqual([]);
+    const [sg] = run.ofType("aws:ec2/securityGroup:SecurityGroup");
+    expect(sg!.inputs.vpcId).toBe("vpc-0123456789abcdef0");
+    expect(sg!.inputs.ingress).toEqual([]);
+  });
+
+  it("launches into the given subnets without public IPs", () => {
+    const launcher = run
+      .ofType("aws:lambda/function:Function")
+      .find((f) => f.inputs.name === "runner-fleet-dev-launcher")!;
+    expect(launcher.inputs.environment.variables.SUBNET_IDS).toBe(SUBNETS.join(","));
+    for (const t of run.ofType("aws:ec2/launchTemplate:LaunchTemplate"))
+      expect(t.inputs.networkInterfaces[0].associatePublicIpAddress).toBe("false");
+    const role = run.ofType("aws:iam/role:Role").find((r) => r.state.arn === launcher.inputs.role)!;
+    const policy = run.ofType("aws:iam/rolePolicy:RolePolicy").find((p) => p.inputs.role === role.id)!;
+    const vpc = statementsOf(policy.inputs.policy).find((s) => s.Sid === "LaunchIntoStackVpc");
+    expect(vpc.Condition).toEqual({
+      StringEquals: { "ec2:Vpc": "arn:aws:ec2:eu-west-1:123456789012:vpc/vpc-0123456789abcdef0" },
+    });
+    expect(statementsOf(policy.inputs.policy).find((s) => s.Sid === "ResolveRunnerAmis")).toBeUndefined();
+  });
+
+  it("uses the given AMIs and builds no image", () => {
+    const images = Object.fromEntries(
+      run.ofType("aws:ec2/launchTemplate:LaunchTemplate").map((t) => [t.inputs.name, t.inputs.imageId]),
+    );
+    expect(images).toEqual({
+      "runner-fleet-dev-linux-x64-large": "ami-0123456789abcdef0",
+      "runner-fleet-dev-linux-arm64-medium": "ami-0fedcba9876543210",
+    });
+    expect(run.resources.filter((r) => r.type.startsWith("aws:imagebuilder"))).toEqual([]);
+    expect(run.outputs.amiParameterNames).toEqual({});
+  });
+});

@@ -1,0 +1,80 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: resource inputs under mocks are untyped JSON
+/**
+ * Token mode on GitHub Enterprise Server, repo scope: the program creates the repository webhooks
+ * itself with the PAT, and the Lambdas talk to the GHES API.
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import { isSecretValue, type ProgramRun, plain, runProgram } from "./mocks";
+import { devStackValues, PROJECT, TEST_SECRETS, withSecrets } from "./stack-config";
+
+const SECRETS = { githubToken: TEST_SECRETS.githubToken, webhookSecret: TEST_SECRETS.webhookSecret };
+let run: ProgramRun;
+beforeAll(async () => {
+  const values = devStackValues();
+  values[`${PROJECT}:github`] = {
+    url: "https://ghes.example.com",
+    authMode: "token",
+    scope: "repo",
+    owner: "platform",
+    repositories: ["api", "web"],
+  };
+  const { config, secretKeys } = withSecrets(values, SECRETS);
+  run = await runProgram(config, secretKeys);
+}, 120_000);
+
+const fnNamed = (name: string) =>
+  run.ofType("aws:lambda/function:Function").find((f) => f.inputs.name === `runner-fleet-dev-${name}`)!;
+
+describe("token mode on GHES, repo scope", () => {
+  it("creates a workflow_job webhook on each repository, signed with the stack's secret", () => {
+    const hooks = run.ofType("github:index/repositoryWebhook:RepositoryWebhook");
+    expect(hooks.map((h) => h.inputs.repository).sort()).toEqual(["api", "web"]);
+    for (const hook of hooks) {
+      expect(hook.inputs.events).toEqual(["workflow_job"]);
+      expect(hook.inputs.active).toBe(true);
+      const configuration = plain(hook.inputs.configuration);
+      expect(plain(configuration.url)).toBe("https://abc123.execute-api.eu-west-1.amazonaws.com/webhook");
+      expect(configuration.contentType).toBe("json");
+      expect(plain(configuration.secret)).toBe(SECRETS.webhookSecret);
+      expect(isSecretValue(hook.inputs.configuration) || isSecretValue(configuration.secret)).toBe(true);
+    }
+    expect(run.ofType("github:index/organizationWebhook:OrganizationWebhook")).toEqual([]);
+  });
+
+  it("uses the PAT against the GHES API", () => {
+    const [provider] = run.ofType("pulumi:providers:github");
+    expect(provider!.inputs).toMatchObject({
+      baseUrl: "https://ghes.example.com/api/v3/",
+      owner: "platform",
+    });
+    expect(plain(provider!.inputs.token)).toBe(SECRETS.githubToken);
+  });
+
+  it("stores the PAT as a SecureString and gives the Lambdas its name, not its value", () => {
+    const token = run
+      .ofType("aws:ssm/parameter:Parameter")
+      .find((p) => p.inputs.name === "/runner-fleet/dev/github/token")!;
+    expect(token.inputs.type).toBe("SecureString");
+    expect(plain(token.inputs.value)).toBe(SECRETS.githubToken);
+    const env = fnNamed("launcher").inputs.environment.variables;
+    expect(env).toMatchObject({
+      GITHUB_API_URL: "https://ghes.example.com/api/v3",
+      GITHUB_AUTH_MODE: "token",
+      GITHUB_TOKEN_PARAM: "/runner-fleet/dev/github/token",
+      RUNNER_SCOPE: "repo",
+    });
+    expect(env.GITHUB_APP_ID).toBeUndefined();
+    expect(env.GITHUB_PRIVATE_KEY_PARAM).toBeUndefined();
+    for (const f of run.ofType("aws:lambda/function:Function"))
+      expect(JSON.stringify(f.inputs.environment)).not.toContain(SECRETS.githubToken);
+  });
+
+  it("lets the janitor remove runners from each repository", () => {
+    const [invocation] = run.ofType("aws:lambda/invocation:Invocation");
+    expect(JSON.parse(invocation!.inputs.input)).toMatchObject({
+      scope: "repo",
+      owner: "platform",
+      repositories: ["api", "web"],
+    });
+  });
+});
