@@ -31,4 +31,4 @@ export function assumedBy(service: string): string {
  * The IAM policy variable `${aws:userid}` (the caller's role id and session name); built by
  * concatenation because it is IAM syntax, not a template placeholder.
  */
-export const AWS_USERID = "$" + "{aws:userid}";
+export const AWS_USERID = ["$", "{aws:userid}"].join("");
