@@ -24,7 +24,7 @@ import { Observability } from "./src/observability";
 import * as policies from "./src/policies";
 import { Runners } from "./src/runners";
 import { GithubSecrets } from "./src/secrets";
-import { environmentFor } from "./src/settings-env";
+import { functionEnvironment } from "./src/settings-env";
 import { fleetSettingsEnvironment } from "./src/settings-values";
 
 // A bad config stops here, before anything is declared.
@@ -85,7 +85,7 @@ const refs: policies.FleetRefs = {
 const available = fleetSettingsEnvironment(ctx, { ledger, network, runners, secrets });
 const fn = (name: keyof typeof bundles, statements: (r: policies.FleetRefs) => PolicyStatement[]) => ({
   bundleDir: bundles[name],
-  environment: environmentFor(bundles[name], available),
+  environment: functionEnvironment(bundles[name], available, secrets.revision),
   statements: statements(refs),
 });
 

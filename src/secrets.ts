@@ -15,6 +15,8 @@ export class GithubSecrets extends pulumi.ComponentResource {
   /** The plain secret values (Pulumi secrets), for resources that need them (the token-mode webhook). */
   readonly webhookSecretValue: pulumi.Output<string>;
   readonly tokenValue?: pulumi.Output<string>;
+  /** The parameters' versions, e.g. "3.1": changes whenever a secret does. */
+  readonly revision: pulumi.Output<string>;
 
   constructor(name: string, args: { ctx: StackContext }, opts?: pulumi.ComponentResourceOptions) {
     super("runner-fleet:index:GithubSecrets", name, {}, opts);
@@ -51,6 +53,7 @@ export class GithubSecrets extends pulumi.ComponentResource {
         config.githubToken!,
       );
     }
+    this.revision = pulumi.interpolate`${this.webhookSecret.version}.${this.credential.version}`;
     this.registerOutputs({});
   }
 }

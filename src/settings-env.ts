@@ -6,6 +6,7 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import type * as pulumi from "@pulumi/pulumi";
 import { PROJECT_ROOT } from "./bundles";
 
 /** getter name → environment variable, read from settings.ts itself. */
@@ -55,4 +56,20 @@ export function environmentFor<T>(
     if (used.has(variable) && value !== undefined) env[variable] = value;
   }
   return env;
+}
+
+/**
+ * A function's environment: the settings its bundle reads, plus `SECRETS_REVISION` (the versions of
+ * the secret parameters) for a function that reads secrets. Rotating a secret bumps a version, which
+ * updates the function's configuration, so it starts fresh instances that read the new value (the
+ * Lambdas cache secrets per instance). A version number reveals nothing about the secret.
+ */
+export function functionEnvironment(
+  bundleDir: string,
+  available: Record<string, pulumi.Input<string> | undefined>,
+  secretsRevision: pulumi.Input<string>,
+): Record<string, pulumi.Input<string>> {
+  const env = environmentFor(bundleDir, available);
+  const readsSecrets = Object.keys(env).some((k) => k.endsWith("_PARAM"));
+  return readsSecrets ? { ...env, SECRETS_REVISION: secretsRevision } : env;
 }

@@ -643,6 +643,12 @@ describe("settings", () => {
     },
   );
 
+  it("functions reading secrets restart when a secret's version changes; others do not", () => {
+    for (const name of ["webhook", "launcher", "reconciler", "janitor"])
+      expect(fnNamed(name).inputs.environment.variables).toHaveProperty("SECRETS_REVISION");
+    expect(fnNamed("ec2-events").inputs.environment.variables).not.toHaveProperty("SECRETS_REVISION");
+  });
+
   it("each function gets only the settings its code reads", () => {
     const webhook = Object.keys(fnNamed("webhook").inputs.environment.variables);
     expect(webhook).not.toContain("RUNNER_ROLE_ID");
