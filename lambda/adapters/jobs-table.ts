@@ -150,10 +150,13 @@ async function updateJob(
   }
 }
 
-/** Jobs in `state`, oldest change first, optionally only those last changed before `updatedBefore`. */
+/**
+ * Jobs in `state`, oldest change first (`newestFirst`: newest first), optionally only those last
+ * changed before `updatedBefore`.
+ */
 export async function listJobsByState(
   state: JobState,
-  options: { updatedBefore?: Date; limit?: number; table?: string } = {},
+  options: { updatedBefore?: Date; limit?: number; table?: string; newestFirst?: boolean } = {},
 ): Promise<JobRecord[]> {
   const jobs: JobRecord[] = [];
   let startKey: Record<string, import("@aws-sdk/client-dynamodb").AttributeValue> | undefined;
@@ -176,6 +179,7 @@ export async function listJobsByState(
         }),
         ExclusiveStartKey: startKey,
         Limit: Math.min(limit - jobs.length, 1000),
+        ScanIndexForward: !options.newestFirst,
       }),
     );
     for (const item of result.Items ?? []) jobs.push(unmarshall(item) as JobRecord);

@@ -1,0 +1,354 @@
+/**
+ * The on-call's "why is my job stuck?", pure: a job item (and its instance's hand-off report)
+ * explained in plain words, and the fleet summary of `npm run status`. Says what it does not know
+ * rather than guessing: limits it was not given, hand-off reports it could not read.
+ */
+import { initialMarket } from "../../lambda/core/fleet";
+import type { HandoffReport } from "../../lambda/core/reconcile";
+import { ACTIVE_STATES, JOB_STATES, type JobRecord, type JobState } from "../../lambda/shared/job";
+import type { LabelConfig, SpotPolicy } from "../../lambda/shared/label-config";
+
+export interface ConfigLimits {
+  maxRunners: number;
+  spotPolicy: SpotPolicy;
+  spotFailuresBeforeOnDemand: number;
+}
+
+/** What the explanation may use besides the job; every part is optional (unknown is said so). */
+export interface FleetLimits {
+  maxRunnersTotal?: number;
+  queueTimeoutMinutes?: number;
+  maxRuntimeMinutes?: number;
+  /** How long the reconciler lets a job stay `launching` (its LAUNCHING_TIMEOUT_SECONDS, default 300). */
+  launchingTimeoutSeconds?: number;
+  configs?: Record<string, ConfigLimits>;
+  /** Jobs holding an instance now (launching, launched, running), in total and per config. */
+  active?: { total: number; byConfig: Record<string, number> };
+}
+
+/**
+ * The hand-off report of the job's instance: the report, `null` when it was read and is not there,
+ * `undefined` when it was not read (no access, no table name).
+ */
+export type HandoffLookup = HandoffReport | null | undefined;
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
+
+/** "40 s", "7 min", "2 h 5 min", "3 d 4 h". */
+export function formatDuration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return m % 60 ? `${h} h ${m % 60} min` : `${h} h`;
+  const d = Math.floor(h / 24);
+  return h % 24 ? `${d} d ${h % 24} h` : `${d} d`;
+}
+
+function secondsSince(iso: string | undefined, now: Date): number | undefined {
+  if (!iso) return undefined;
+  const t = Date.parse(iso);
+  return Number.isNaN(t) ? undefined : (now.getTime() - t) / 1000;
+}
+
+function since(iso: string | undefined, now: Date): string {
+  const s = secondsSince(iso, now);
+  return s === undefined ? "for an unknown time" : `for ${formatDuration(s)}`;
+}
+
+function ago(iso: string | undefined, now: Date): string {
+  const s = secondsSince(iso, now);
+  return s === undefined ? "at an unknown time" : `${formatDuration(s)} ago`;
+}
+
+function instanceText(job: JobRecord): string {
+  const details = [job.market, job.instanceType, job.availabilityZone].filter(Boolean).join(", ");
+  return `${job.instanceId ?? "an unrecorded instance"}${details ? ` (${details})` : ""}`;
+}
+
+/** Which market the job's next launch asks for, and the policy that says so. */
+function nextLaunch(job: JobRecord, config: ConfigLimits | undefined): string {
+  if (!config) return `next: unknown (config ${job.configName} is not in the stack config read)`;
+  const failures = job.spotFailures ?? 0;
+  const market = initialMarket(config as LabelConfig, failures);
+  switch (config.spotPolicy) {
+    case "onDemandOnly":
+      return "next: on-demand (onDemandOnly)";
+    case "spotOnly":
+      return "next: spot (spotOnly: waits for spot capacity until the queue timeout)";
+    default:
+      return market === "on-demand"
+        ? `next: on-demand (spotPreferred after ${config.spotFailuresBeforeOnDemand})`
+        : `next: spot (spotPreferred: on-demand after ${plural(config.spotFailuresBeforeOnDemand, "spot failure")})`;
+  }
+}
+
+function capacityLine(job: JobRecord, limits: FleetLimits): string {
+  const config = limits.configs?.[job.configName];
+  if (!limits.active) return "capacity: unknown (active runners not counted)";
+  const inConfig = limits.active.byConfig[job.configName] ?? 0;
+  const parts = [
+    `config ${job.configName} ${inConfig}/${config ? config.maxRunners : "?"} runners`,
+    `all configs ${limits.active.total}/${limits.maxRunnersTotal ?? "?"}`,
+  ];
+  const full = [
+    config && inConfig >= config.maxRunners && "the config is at its limit",
+    limits.maxRunnersTotal !== undefined &&
+      limits.active.total >= limits.maxRunnersTotal &&
+      "the fleet is at its total limit",
+  ].filter(Boolean);
+  return `capacity: ${parts.join(", ")}${full.length ? ` — ${full.join(" and ")}: it waits for a runner to finish` : ""}`;
+}
+
+function queuedLines(job: JobRecord, now: Date, limits: FleetLimits): string[] {
+  const attempts = job.attempts ?? 0;
+  const spotFailures = job.spotFailures ?? 0;
+  const parts: string[] = [];
+  if (job.reason) parts.push(`last: ${job.reason}`);
+  else if (attempts > 0) parts.push("no capacity yet");
+  else if (!job.enqueuedAt) parts.push("no launch message sent yet (the reconciler re-sends a lost one)");
+  else parts.push("waiting for the launcher");
+  if (attempts > 0) parts.push(plural(attempts, "launch attempt"));
+  if (spotFailures > 0) parts.push(plural(spotFailures, "spot failure"));
+  parts.push(nextLaunch(job, limits.configs?.[job.configName]));
+  const lines = [`queued ${since(job.queuedAt ?? job.createdAt, now)}: ${parts.join("; ")}`];
+  lines.push(capacityLine(job, limits));
+  const waited = secondsSince(job.queuedAt ?? job.createdAt, now);
+  if (limits.queueTimeoutMinutes !== undefined && waited !== undefined) {
+    const left = limits.queueTimeoutMinutes * 60 - waited;
+    lines.push(
+      left > 0
+        ? `fails at the queue timeout in ${formatDuration(left)} (queueTimeoutMinutes ${limits.queueTimeoutMinutes})`
+        : `past the queue timeout (${limits.queueTimeoutMinutes} min): the next reconciler run fails it`,
+    );
+  } else {
+    lines.push("queue timeout: unknown");
+  }
+  return lines;
+}
+
+function runnerProgress(handoff: HandoffLookup, now: Date): string {
+  if (handoff === undefined) return "runner progress unknown (hand-off reports not read)";
+  if (handoff === null) return "no hand-off item (the instance removed it, or it expired)";
+  if (handoff.jobStartedAt) return `the job started ${ago(handoff.jobStartedAt, now)}`;
+  if (handoff.runnerStartedAt)
+    return `runner started ${ago(handoff.runnerStartedAt, now)}, waiting for GitHub to assign the job`;
+  if (handoff.fetchedAt) return `took its JIT config ${ago(handoff.fetchedAt, now)}, runner not started yet`;
+  return "runner not started yet (the instance has not taken its JIT config: still booting?)";
+}
+
+/**
+ * The job in plain words: a header, then what its state means now and what happens next. `limits`
+ * and `handoff` may be partial or missing; the lines then say what is unknown.
+ */
+export function explainJob(
+  job: JobRecord,
+  now: Date,
+  limits: FleetLimits = {},
+  handoff?: HandoffLookup,
+): string[] {
+  const run = `run ${job.runId}${job.runAttempt ? `, attempt ${job.runAttempt}` : ""}`;
+  const lines = [
+    `job ${job.jobId} in ${job.repo} (${run}), config ${job.configName}, labels ${job.labels.join(", ")}`,
+  ];
+  switch (job.state) {
+    case "queued":
+      lines.push(...queuedLines(job, now, limits));
+      break;
+    case "launching": {
+      const attempt = job.attempts ? ` (attempt ${job.attempts + 1})` : "";
+      lines.push(
+        `launching ${since(job.launchingAt ?? job.updatedAt, now)}${attempt}: a launcher is creating its instance`,
+      );
+      const timeout = limits.launchingTimeoutSeconds ?? 300;
+      const s = secondsSince(job.launchingAt ?? job.updatedAt, now);
+      if (s !== undefined && s > timeout) {
+        lines.push(
+          `longer than the ${formatDuration(timeout)} a launch may take: the reconciler releases it for another launch`,
+        );
+      }
+      break;
+    }
+    case "launched":
+      lines.push(
+        `launched on ${instanceText(job)} ${ago(job.launchedAt ?? job.updatedAt, now)}, ${runnerProgress(handoff, now)}`,
+      );
+      break;
+    case "running": {
+      lines.push(
+        `running on ${instanceText(job)} ${since(job.startedAt ?? job.updatedAt, now)}` +
+          (job.runnerName ? ` as runner ${job.runnerName}` : ""),
+      );
+      const s = secondsSince(job.launchedAt ?? job.startedAt, now);
+      if (limits.maxRuntimeMinutes !== undefined && s !== undefined) {
+        lines.push(
+          `its instance is terminated at the max runtime (${limits.maxRuntimeMinutes} min) in ${formatDuration(limits.maxRuntimeMinutes * 60 - s)}`,
+        );
+      }
+      break;
+    }
+    case "completed":
+      lines.push(
+        `completed${job.conclusion ? ` (${job.conclusion})` : ""} ${ago(job.completedAt ?? job.updatedAt, now)}` +
+          (job.instanceId ? ` on ${instanceText(job)}` : ""),
+      );
+      break;
+    case "failed":
+      lines.push(
+        `failed ${ago(job.completedAt ?? job.updatedAt, now)}: ${job.reason ?? "no reason recorded"}`,
+      );
+      break;
+    case "timed-out":
+      lines.push(
+        `timed out ${ago(job.completedAt ?? job.updatedAt, now)}: ${job.reason ?? "no reason recorded"}`,
+      );
+      break;
+    case "interrupted":
+      lines.push(
+        `interrupted ${ago(job.interruptedAt ?? job.updatedAt, now)} on ${instanceText(job)}: ${job.reason ?? "spot interruption"}; ` +
+          "waiting for GitHub's conclusion (a failed job is re-run once on on-demand when the config allows)",
+      );
+      break;
+  }
+  lines.push(
+    `last GitHub event: ${job.lastAction} (delivery ${job.lastDeliveryId ?? job.deliveryId}); item updated ${ago(job.updatedAt, now)}`,
+  );
+  return lines;
+}
+
+// ---- The fleet summary -------------------------------------------------------------------------
+
+export interface JobLine {
+  jobId: string;
+  state: JobState;
+  configName: string;
+  repo: string;
+  ageSeconds: number;
+  /** The explanation's main line (or the reason of a failure). */
+  summary: string;
+}
+
+export interface FleetReport {
+  generatedAt: string;
+  /** Jobs per state and config, of the items read (terminal states: the newest only, see `sampled`). */
+  counts: Partial<Record<JobState, Record<string, number>>>;
+  /** States of which only the newest items were read: their counts are lower bounds. */
+  sampled: JobState[];
+  active: {
+    total: number;
+    limit?: number;
+    byConfig: { configName: string; active: number; limit?: number }[];
+  };
+  /** Oldest queued and launching jobs first. */
+  waiting: JobLine[];
+  /** Failed and timed-out jobs, newest first. */
+  recentFailures: JobLine[];
+}
+
+/** Active jobs per config from the items read (what the launcher's limits count). */
+export function activeCounts(jobs: JobRecord[]): { total: number; byConfig: Record<string, number> } {
+  const byConfig: Record<string, number> = {};
+  let total = 0;
+  for (const job of jobs) {
+    if (!ACTIVE_STATES.includes(job.state)) continue;
+    byConfig[job.configName] = (byConfig[job.configName] ?? 0) + 1;
+    total++;
+  }
+  return { total, byConfig };
+}
+
+export function fleetReport(
+  jobs: JobRecord[],
+  now: Date,
+  limits: FleetLimits = {},
+  options: { sampled?: JobState[]; top?: number } = {},
+): FleetReport {
+  const top = options.top ?? 10;
+  const counts: FleetReport["counts"] = {};
+  for (const job of jobs) {
+    const byConfig = counts[job.state] ?? {};
+    byConfig[job.configName] = (byConfig[job.configName] ?? 0) + 1;
+    counts[job.state] = byConfig;
+  }
+  const active = limits.active ?? activeCounts(jobs);
+  const withActive = { ...limits, active };
+  const configNames = [
+    ...new Set([...Object.keys(limits.configs ?? {}), ...Object.keys(active.byConfig)]),
+  ].sort();
+  const line = (job: JobRecord, since: string | undefined, summary: string): JobLine => ({
+    jobId: job.jobId,
+    state: job.state,
+    configName: job.configName,
+    repo: job.repo,
+    ageSeconds: Math.round(secondsSince(since, now) ?? 0),
+    summary,
+  });
+  const waiting = jobs
+    .filter((j) => j.state === "queued" || j.state === "launching")
+    .map((j) => line(j, j.queuedAt ?? j.createdAt, explainJob(j, now, withActive)[1]!))
+    .sort((a, b) => b.ageSeconds - a.ageSeconds)
+    .slice(0, top);
+  const recentFailures = jobs
+    .filter((j) => j.state === "failed" || j.state === "timed-out")
+    .map((j) => line(j, j.completedAt ?? j.updatedAt, j.reason ?? "no reason recorded"))
+    .sort((a, b) => a.ageSeconds - b.ageSeconds)
+    .slice(0, top);
+  return {
+    generatedAt: now.toISOString(),
+    counts,
+    sampled: options.sampled ?? [],
+    active: {
+      total: active.total,
+      limit: limits.maxRunnersTotal,
+      byConfig: configNames.map((configName) => ({
+        configName,
+        active: active.byConfig[configName] ?? 0,
+        limit: limits.configs?.[configName]?.maxRunners,
+      })),
+    },
+    waiting,
+    recentFailures,
+  };
+}
+
+/** The report as the terminal shows it. */
+export function renderReport(report: FleetReport): string[] {
+  const lines = [`runner-fleet status at ${report.generatedAt}`, "", "jobs by state:"];
+  let any = false;
+  for (const state of JOB_STATES) {
+    const byConfig = report.counts[state];
+    if (!byConfig) continue;
+    any = true;
+    const total = Object.values(byConfig).reduce((a, b) => a + b, 0);
+    const detail = Object.entries(byConfig)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([config, n]) => `${config} ${n}`)
+      .join(", ");
+    const sampled = report.sampled.includes(state) ? "+ (newest only)" : "";
+    lines.push(`  ${state.padEnd(12)} ${String(total)}${sampled}  (${detail})`);
+  }
+  if (!any) lines.push("  none");
+  const limit = (n: number | undefined) => (n === undefined ? "?" : String(n));
+  lines.push("", `active runners: ${report.active.total}/${limit(report.active.limit)}`);
+  for (const c of report.active.byConfig) {
+    const full = c.limit !== undefined && c.active >= c.limit ? "  (at its limit)" : "";
+    lines.push(`  ${c.configName.padEnd(24)} ${c.active}/${limit(c.limit)}${full}`);
+  }
+  if (report.active.byConfig.some((c) => c.limit === undefined) || report.active.limit === undefined) {
+    lines.push("  (? = limit unknown: the stack config was not read)");
+  }
+  lines.push("", "oldest waiting jobs:");
+  if (report.waiting.length === 0) lines.push("  none");
+  for (const j of report.waiting) {
+    lines.push(`  ${j.jobId} ${j.repo} [${j.configName}] ${formatDuration(j.ageSeconds)}: ${j.summary}`);
+  }
+  lines.push("", "recent failures:");
+  if (report.recentFailures.length === 0) lines.push("  none");
+  for (const j of report.recentFailures) {
+    lines.push(
+      `  ${j.jobId} ${j.repo} [${j.configName}] ${j.state} ${formatDuration(j.ageSeconds)} ago: ${j.summary}`,
+    );
+  }
+  return lines;
+}

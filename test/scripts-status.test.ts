@@ -1,0 +1,406 @@
+/**
+ * `npm run status`: `explainJob` for every state (pure, table-driven), the fleet summary, and the
+ * whole tool against a seeded ledger in the sandbox (dynalite) with the real DynamoDB client.
+ */
+import { PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { marshall } from "@aws-sdk/util-dynamodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createJob } from "../lambda/adapters/jobs-table";
+import type { JobRecord } from "../lambda/shared/job";
+import {
+  explainJob,
+  type FleetLimits,
+  fleetReport,
+  formatDuration,
+  renderReport,
+} from "../scripts/lib/explain";
+import { limitsFromConfig, runStatus, type StatusSources } from "../scripts/lib/fleet-status";
+import { type Sandbox, startSandbox } from "./sandbox";
+
+const NOW = new Date("2026-03-02T10:00:00.000Z");
+const at = (secondsAgo: number) => new Date(NOW.getTime() - secondsAgo * 1000).toISOString();
+
+function job(overrides: Partial<JobRecord>): JobRecord {
+  return {
+    jobId: "4242",
+    state: "queued",
+    configName: "linux-x64-large",
+    labels: ["self-hosted", "linux", "x64", "large"],
+    repo: "acme/widgets",
+    owner: "acme",
+    runId: 77,
+    runAttempt: 1,
+    githubHost: "github.com",
+    deliveryId: "d-1",
+    lastAction: "queued",
+    createdAt: at(420),
+    queuedAt: at(420),
+    enqueuedAt: at(419),
+    updatedAt: at(60),
+    expiresAt: 0,
+    ...overrides,
+  };
+}
+
+const LIMITS: FleetLimits = {
+  maxRunnersTotal: 30,
+  queueTimeoutMinutes: 60,
+  maxRuntimeMinutes: 360,
+  configs: {
+    "linux-x64-large": { maxRunners: 10, spotPolicy: "spotPreferred", spotFailuresBeforeOnDemand: 2 },
+    "linux-arm64": { maxRunners: 2, spotPolicy: "spotOnly", spotFailuresBeforeOnDemand: 2 },
+  },
+  active: { total: 5, byConfig: { "linux-x64-large": 3, "linux-arm64": 2 } },
+};
+
+describe("explainJob", () => {
+  const cases: {
+    name: string;
+    job: Partial<JobRecord>;
+    limits?: FleetLimits;
+    handoff?: unknown;
+    expect: RegExp[];
+  }[] = [
+    {
+      name: "queued after spot failures: on-demand next under spotPreferred",
+      job: { attempts: 2, spotFailures: 2, reason: "no spot capacity (InsufficientInstanceCapacity)" },
+      expect: [
+        /^queued for 7 min: last: no spot capacity \(InsufficientInstanceCapacity\); 2 launch attempts; 2 spot failures; next: on-demand \(spotPreferred after 2\)$/,
+        /^capacity: config linux-x64-large 3\/10 runners, all configs 5\/30$/,
+        /^fails at the queue timeout in 53 min \(queueTimeoutMinutes 60\)$/,
+      ],
+    },
+    {
+      name: "queued below the threshold: spot next",
+      job: { attempts: 1, spotFailures: 1 },
+      expect: [
+        /no capacity yet; 1 launch attempt; 1 spot failure; next: spot \(spotPreferred: on-demand after 2 spot failures\)/,
+      ],
+    },
+    {
+      name: "queued in a config at its limit",
+      job: { configName: "linux-arm64" },
+      expect: [
+        /waiting for the launcher; next: spot \(spotOnly/,
+        /the config is at its limit: it waits for a runner to finish/,
+      ],
+    },
+    {
+      name: "queued without a launch message",
+      job: { enqueuedAt: undefined },
+      expect: [/no launch message sent yet \(the reconciler re-sends a lost one\)/],
+    },
+    {
+      name: "queued past the queue timeout",
+      job: { queuedAt: at(3700) },
+      expect: [
+        /^queued for 1 h 1 min:/,
+        /past the queue timeout \(60 min\): the next reconciler run fails it/,
+      ],
+    },
+    {
+      name: "queued, nothing known about limits",
+      job: {},
+      limits: {},
+      expect: [
+        /next: unknown \(config linux-x64-large is not in the stack config read\)/,
+        /^capacity: unknown/,
+        /^queue timeout: unknown$/,
+      ],
+    },
+    {
+      name: "launching",
+      job: { state: "launching", launchingAt: at(40), attempts: 1 },
+      expect: [/^launching for 40 s \(attempt 2\): a launcher is creating its instance$/],
+    },
+    {
+      name: "launching too long",
+      job: { state: "launching", launchingAt: at(400) },
+      expect: [/longer than the 5 min a launch may take: the reconciler releases it/],
+    },
+    {
+      name: "launched, runner not started",
+      job: {
+        state: "launched",
+        instanceId: "i-0abc",
+        market: "spot",
+        instanceType: "m7i.large",
+        availabilityZone: "eu-west-1b",
+        launchedAt: at(40),
+      },
+      handoff: { instanceId: "i-0abc", createdAt: at(40) },
+      expect: [
+        /^launched on i-0abc \(spot, m7i\.large, eu-west-1b\) 40 s ago, runner not started yet \(the instance has not taken its JIT config/,
+      ],
+    },
+    {
+      name: "launched, config taken",
+      job: { state: "launched", instanceId: "i-0abc", launchedAt: at(90) },
+      handoff: { instanceId: "i-0abc", fetchedAt: at(30) },
+      expect: [/^launched on i-0abc 1 min ago, took its JIT config 30 s ago, runner not started yet$/],
+    },
+    {
+      name: "launched, runner up",
+      job: { state: "launched", instanceId: "i-0abc", launchedAt: at(90) },
+      handoff: { instanceId: "i-0abc", fetchedAt: at(60), runnerStartedAt: at(20) },
+      expect: [/runner started 20 s ago, waiting for GitHub to assign the job/],
+    },
+    {
+      name: "launched, hand-off not read",
+      job: { state: "launched", instanceId: "i-0abc", launchedAt: at(90) },
+      expect: [/runner progress unknown \(hand-off reports not read\)/],
+    },
+    {
+      name: "launched, hand-off gone",
+      job: { state: "launched", instanceId: "i-0abc", launchedAt: at(90) },
+      handoff: null,
+      expect: [/no hand-off item/],
+    },
+    {
+      name: "running",
+      job: {
+        state: "running",
+        instanceId: "i-0abc",
+        startedAt: at(180),
+        launchedAt: at(240),
+        runnerName: "rf-i-0abc",
+      },
+      expect: [/^running on i-0abc for 3 min as runner rf-i-0abc$/, /max runtime \(360 min\) in 5 h 56 min$/],
+    },
+    {
+      name: "completed",
+      job: { state: "completed", conclusion: "success", completedAt: at(300), instanceId: "i-0abc" },
+      expect: [/^completed \(success\) 5 min ago on i-0abc$/],
+    },
+    {
+      name: "failed",
+      job: { state: "failed", reason: "launch configuration error: InvalidLaunchTemplateId" },
+      expect: [/^failed 1 min ago: launch configuration error: InvalidLaunchTemplateId$/],
+    },
+    {
+      name: "timed out",
+      job: {
+        state: "timed-out",
+        reason: "no capacity within the queue timeout (60 min)",
+        completedAt: at(7200),
+      },
+      expect: [/^timed out 2 h ago: no capacity within the queue timeout \(60 min\)$/],
+    },
+    {
+      name: "timed out without a reason",
+      job: { state: "timed-out" },
+      expect: [/^timed out 1 min ago: no reason recorded$/],
+    },
+    {
+      name: "interrupted",
+      job: {
+        state: "interrupted",
+        instanceId: "i-0abc",
+        market: "spot",
+        interruptedAt: at(30),
+        reason: "spot interruption of i-0abc",
+      },
+      expect: [
+        /^interrupted 30 s ago on i-0abc \(spot\): spot interruption of i-0abc; waiting for GitHub's conclusion/,
+      ],
+    },
+  ];
+
+  it.each(cases)("$name", ({ job: overrides, limits, handoff, expect: patterns }) => {
+    const lines = explainJob(job(overrides), NOW, limits ?? LIMITS, handoff as never);
+    expect(lines[0]).toBe(
+      "job 4242 in acme/widgets (run 77, attempt 1), config " +
+        `${overrides.configName ?? "linux-x64-large"}, labels self-hosted, linux, x64, large`,
+    );
+    expect(lines.at(-1)).toMatch(/^last GitHub event: queued \(delivery d-1\); item updated 1 min ago$/);
+    for (const pattern of patterns)
+      expect(
+        lines.some((l) => pattern.test(l)),
+        `${pattern} in\n${lines.join("\n")}`,
+      ).toBe(true);
+  });
+
+  it("formats durations the way people read them", () => {
+    expect([0, 59, 60, 3599, 3600, 3660, 172_800, 180_000].map(formatDuration)).toEqual([
+      "0 s",
+      "59 s",
+      "1 min",
+      "59 min",
+      "1 h",
+      "1 h 1 min",
+      "2 d",
+      "2 d 2 h",
+    ]);
+  });
+});
+
+describe("the fleet summary", () => {
+  it("counts per state and config, ranks waiting jobs oldest first and failures newest first", () => {
+    const jobs = [
+      job({ jobId: "1", queuedAt: at(100) }),
+      job({ jobId: "2", queuedAt: at(900) }),
+      job({
+        jobId: "3",
+        state: "launching",
+        configName: "linux-arm64",
+        queuedAt: at(500),
+        launchingAt: at(10),
+      }),
+      job({ jobId: "4", state: "running", configName: "linux-arm64" }),
+      job({ jobId: "5", state: "failed", reason: "old", completedAt: at(5000) }),
+      job({ jobId: "6", state: "timed-out", reason: "new", completedAt: at(50) }),
+    ];
+    const { active: _, ...limits } = LIMITS;
+    const report = fleetReport(jobs, NOW, limits);
+    expect(report.counts).toEqual({
+      queued: { "linux-x64-large": 2 },
+      launching: { "linux-arm64": 1 },
+      running: { "linux-arm64": 1 },
+      failed: { "linux-x64-large": 1 },
+      "timed-out": { "linux-x64-large": 1 },
+    });
+    expect(report.active).toEqual({
+      total: 2,
+      limit: 30,
+      byConfig: [
+        { configName: "linux-arm64", active: 2, limit: 2 },
+        { configName: "linux-x64-large", active: 0, limit: 10 },
+      ],
+    });
+    expect(report.waiting.map((j) => j.jobId)).toEqual(["2", "3", "1"]);
+    expect(report.recentFailures.map((j) => [j.jobId, j.summary])).toEqual([
+      ["6", "new"],
+      ["5", "old"],
+    ]);
+    const text = renderReport(report).join("\n");
+    expect(text).toContain("linux-arm64              2/2  (at its limit)");
+    expect(text).toMatch(/2 acme\/widgets \[linux-x64-large\] 15 min: queued for 15 min:/);
+  });
+
+  it("reads limits from `pulumi config --json` with the schema's defaults", () => {
+    const limits = limitsFromConfig({
+      "runner-fleet:labelConfigs": {
+        value: "{}",
+        objectValue: {
+          small: { labels: ["small"], instanceTypes: ["m7i.large"], arch: "x64", spotPolicy: "spotOnly" },
+        },
+      },
+      "runner-fleet:limits": { value: JSON.stringify({ maxRunnersTotal: 7 }) },
+    });
+    expect(limits).toMatchObject({
+      maxRunnersTotal: 7,
+      queueTimeoutMinutes: 60,
+      configs: { small: { maxRunners: 10, spotPolicy: "spotOnly", spotFailuresBeforeOnDemand: 2 } },
+    });
+  });
+});
+
+describe("npm run status against a seeded ledger", () => {
+  let sandbox: Sandbox;
+  let restoreEnv: () => void;
+  let sources: StatusSources;
+  const now = new Date();
+  const ago = (s: number) => new Date(now.getTime() - s * 1000).toISOString();
+
+  beforeAll(async () => {
+    sandbox = await startSandbox();
+    restoreEnv = sandbox.useEnv();
+    const tables = await sandbox.createTables("status-test");
+    const { active: _, ...limits } = LIMITS;
+    sources = { jobsTable: tables.jobs, handoffTable: tables.handoff, limits, notes: [] };
+    const seeded: Partial<JobRecord>[] = [
+      { jobId: "101", queuedAt: ago(600), attempts: 2, spotFailures: 2, reason: "no spot capacity" },
+      { jobId: "102", state: "launched", instanceId: "i-0launched", market: "spot", launchedAt: ago(40) },
+      {
+        jobId: "103",
+        state: "running",
+        configName: "linux-arm64",
+        instanceId: "i-0running",
+        startedAt: ago(120),
+      },
+      {
+        jobId: "104",
+        state: "timed-out",
+        reason: "no capacity within the queue timeout",
+        completedAt: ago(30),
+      },
+      { jobId: "105", state: "completed", conclusion: "success", completedAt: ago(3000) },
+    ];
+    for (const s of seeded) {
+      expect(
+        await createJob({ ...job(s), createdAt: ago(700), updatedAt: ago(20), expiresAt: 0 }, tables.jobs),
+      ).toBe(true);
+    }
+    // The hand-off item of the launched instance: the instance took its config 10 s ago.
+    await sandbox.dynamodb.client.send(
+      new PutItemCommand({
+        TableName: tables.handoff,
+        Item: marshall({
+          handoffKey: "AROARUNNER:i-0launched",
+          instanceId: "i-0launched",
+          jobId: "102",
+          jitConfig: "c2VjcmV0LWppdC1jb25maWc=",
+          createdAt: ago(40),
+          fetchedAt: ago(10),
+        }),
+      }),
+    );
+  });
+  afterAll(async () => {
+    restoreEnv?.();
+    await sandbox?.close();
+  });
+
+  const run = async (options: Parameters<typeof runStatus>[0]) => {
+    const lines: string[] = [];
+    await runStatus({ now, ...options }, sources, (l) => lines.push(l));
+    return lines;
+  };
+
+  it("summarises the ledger", async () => {
+    const text = (await run({})).join("\n");
+    expect(text).toMatch(/queued {7}1 {2}\(linux-x64-large 1\)/);
+    expect(text).toMatch(/timed-out {4}1 {2}\(linux-x64-large 1\)/);
+    expect(text).toContain("active runners: 2/30");
+    expect(text).toMatch(
+      /101 acme\/widgets \[linux-x64-large\] 10 min: queued for 10 min: last: no spot capacity; 2 launch attempts; 2 spot failures; next: on-demand/,
+    );
+    expect(text).toMatch(
+      /104 acme\/widgets \[linux-x64-large\] timed-out 30 s ago: no capacity within the queue timeout/,
+    );
+  });
+
+  it("explains one job with its instance's hand-off report, never the JIT config", async () => {
+    const lines = await run({ job: "102" });
+    expect(lines[1]).toBe(
+      "launched on i-0launched (spot) 40 s ago, took its JIT config 10 s ago, runner not started yet",
+    );
+    const json = JSON.parse((await run({ job: "102", json: true }))[0]!);
+    expect(json).toMatchObject({ found: true, handoff: { instanceId: "i-0launched", fetchedAt: ago(10) } });
+    expect(JSON.stringify(json)).not.toContain("c2VjcmV0LWppdC1jb25maWc=");
+  });
+
+  it("says so when a job is not in the ledger, and when hand-off reports cannot be read", async () => {
+    expect((await run({ job: "999" }))[0]).toMatch(/^job 999 is not in the ledger: GitHub never sent it/);
+    const saved = sources.handoffTable;
+    sources.handoffTable = "no-such-table";
+    try {
+      const lines = await run({ job: "102" });
+      expect(lines[1]).toMatch(/runner progress unknown \(hand-off reports not read\)$/);
+      expect(lines.at(-1)).toMatch(/^note: hand-off reports not readable: ResourceNotFoundException/);
+    } finally {
+      sources.handoffTable = saved;
+    }
+  });
+
+  it("prints one JSON object with --json", async () => {
+    const lines = await run({ json: true });
+    expect(lines).toHaveLength(1);
+    const report = JSON.parse(lines[0]!);
+    expect(report.counts).toMatchObject({
+      queued: { "linux-x64-large": 1 },
+      completed: { "linux-x64-large": 1 },
+    });
+    expect(report.waiting.map((j: { jobId: string }) => j.jobId)).toEqual(["101"]);
+  });
+});
