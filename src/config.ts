@@ -602,12 +602,27 @@ export function configReferenceMarkdown(): string {
 }
 
 /**
+ * The stack name prefixes every resource name (`runner-fleet-<stack>-ec2-events` must fit Lambda's 64
+ * characters) and runner names, so it is held to what every one of those names accepts.
+ */
+export function checkStackName(stack: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,29}$/.test(stack))
+    throw new ConfigError(
+      [
+        `stack name: got ${JSON.stringify(stack)}; expected 1-30 letters, digits, "-" or "_" (it prefixes every resource name)`,
+      ],
+      `Pulumi.${stack}.yaml`,
+    );
+  return stack;
+}
+
+/**
  * Reads and validates this stack's config from the Pulumi runtime (every `<project>:*` key).
  * Throws ConfigError before anything is declared.
  */
 export function loadFleetSettings(): FleetSettings {
   const project = pulumi.getProject();
-  const stack = pulumi.getStack();
+  const stack = checkStackName(pulumi.getStack());
   const prefix = `${project}:`;
   const raw: Record<string, string> = {};
   for (const [key, value] of Object.entries(pulumi.runtime.allConfig())) {

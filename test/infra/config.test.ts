@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, githubApiUrlOf, isArm64InstanceType, parseStackConfig } from "../../src/config";
+import {
+  ConfigError,
+  checkStackName,
+  githubApiUrlOf,
+  isArm64InstanceType,
+  parseStackConfig,
+} from "../../src/config";
 import { devStackValues, PROJECT, projectKeys, TEST_SECRETS, withSecrets } from "./stack-config";
 
 // biome-ignore lint/suspicious/noExplicitAny: the YAML fixture is mutated freely, by path
@@ -313,6 +319,12 @@ describe("realistic config mistakes fail naming the key, the value and the expec
 });
 
 describe("derived values", () => {
+  it("accepts stack names every resource name can carry", () => {
+    expect(checkStackName("prod-eu_1")).toBe("prod-eu_1");
+    expect(() => checkStackName("team.prod")).toThrow(/stack name: got "team.prod"; expected 1-30 letters/);
+    expect(() => checkStackName("a".repeat(31))).toThrow(ConfigError);
+  });
+
   it("derives the API URL of github.com, GHES and GHE.com tenants", () => {
     expect(githubApiUrlOf("https://github.com")).toBe("https://api.github.com");
     expect(githubApiUrlOf("https://ghes.example.com/")).toBe("https://ghes.example.com/api/v3");

@@ -162,6 +162,7 @@ describe("runner role", () => {
       Effect: "Allow",
       Action: ["dynamodb:UpdateItem"],
       Resource: ["arn:aws:dynamodb:eu-west-1:123456789012:table/runner-fleet-dev-handoff"],
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the IAM policy variable, literally
       Condition: { "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": ["${aws:userid}"] } },
     });
     expect(JSON.parse(run.named(T.role, "runners").inputs.assumeRolePolicy).Statement[0].Principal).toEqual({

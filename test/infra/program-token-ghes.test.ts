@@ -1,7 +1,8 @@
 // biome-ignore-all lint/suspicious/noExplicitAny: resource inputs under mocks are untyped JSON
 /**
  * Token mode on GitHub Enterprise Server, repo scope: the program creates the repository webhooks
- * itself with the PAT, and the Lambdas talk to the GHES API.
+ * itself with the PAT, and the Lambdas talk to the GHES API. Runners sit in private subnets behind
+ * one NAT gateway.
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { isSecretValue, type ProgramRun, plain, runProgram } from "./mocks";
@@ -18,6 +19,7 @@ beforeAll(async () => {
     owner: "platform",
     repositories: ["api", "web"],
   };
+  values[`${PROJECT}:network`] = { natGateway: true, availabilityZones: 2 };
   const { config, secretKeys } = withSecrets(values, SECRETS);
   run = await runProgram(config, secretKeys);
 }, 120_000);
@@ -67,6 +69,20 @@ describe("token mode on GHES, repo scope", () => {
     expect(env.GITHUB_PRIVATE_KEY_PARAM).toBeUndefined();
     for (const f of run.ofType("aws:lambda/function:Function"))
       expect(JSON.stringify(f.inputs.environment)).not.toContain(SECRETS.githubToken);
+  });
+
+  it("puts runners in private subnets behind one NAT gateway, without public IPs", () => {
+    const [vpc] = run.ofType("awsx:ec2:Vpc");
+    expect(vpc!.inputs).toMatchObject({
+      numberOfAvailabilityZones: 2,
+      natGateways: { strategy: "Single" },
+      subnetSpecs: [{ type: "Public" }, { type: "Private" }],
+    });
+    expect(fnNamed("launcher").inputs.environment.variables.SUBNET_IDS).toBe(
+      "subnet-0bbbbbbbbbbbbbbb1,subnet-0bbbbbbbbbbbbbbb2",
+    );
+    for (const t of run.ofType("aws:ec2/launchTemplate:LaunchTemplate"))
+      expect(t.inputs.networkInterfaces[0].associatePublicIpAddress).toBe("false");
   });
 
   it("lets the janitor remove runners from each repository", () => {
