@@ -7,6 +7,7 @@
  *   npm run bench              human table (progress on stderr)
  *   npm run bench -- --json    one JSON object on stdout, nothing else
  *   --jobs N --scale K --deliveries N --cold-runs N --bootstrap-runs N --no-faults   (smaller runs)
+ *   --window S   the launcher event source's batching window instead of src/launcher.ts's (what-if)
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
@@ -84,6 +85,7 @@ function parseArgs(argv) {
     else if (a === "--cold-runs") args.coldRuns = next();
     else if (a === "--deliveries") args.deliveries = next();
     else if (a === "--no-faults") args.faults = false;
+    else if (a === "--window") args.windowSeconds = next();
     else if (a === "--bootstrap-runs") args.bootstrapRuns = next();
     else throw new Error(`unknown argument ${a}`);
   }
@@ -105,6 +107,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
       burstScale: args.scale,
       faults: args.faults,
       coldRuns: args.coldRuns,
+      windowSeconds: args.windowSeconds,
       bootstrap: args.bootstrapRuns > 0 ? () => bench.bootstrap.bootstrapMs(args.bootstrapRuns) : undefined,
       log,
     });

@@ -33,7 +33,12 @@ export function bundleOptions(name, outRoot = join(root, "dist")) {
     logLevel: "warning",
     // Lambda always hands a function its role's credentials in environment variables, so the SDK's
     // full default chain (SSO, INI files, IMDS, process, web identity: ~90 KiB) is dead weight.
-    alias: { "@aws-sdk/credential-provider-node": join(root, "lambda", "shared", "env-credentials.ts") },
+    alias: {
+      "@aws-sdk/credential-provider-node": join(root, "lambda", "shared", "env-credentials.ts"),
+      // Reached only in browsers / by event-stream operations: never loaded, yet ~47 KiB of chunks.
+      bowser: join(root, "lambda", "shared", "unreachable-sdk-parts.ts"),
+      "@smithy/core/event-streams": join(root, "lambda", "shared", "unreachable-sdk-parts.ts"),
+    },
     // Some CommonJS dependencies call require() for Node built-ins.
     banner: { js: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);" },
   };

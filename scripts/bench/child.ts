@@ -12,18 +12,25 @@ export interface ChildRequest {
   resultFile: string;
   scale: number;
   deliveries?: number;
+  /** Override of the launcher event source's batching window (seconds). */
+  windowSeconds?: number;
   burst?: import("./scenarios").BurstOptions;
 }
 
 const request = JSON.parse(process.argv[2] ?? "{}") as ChildRequest;
 installScaledClock(request.scale);
 const scenarios = await import("./scenarios");
+const { LAUNCHER_EVENT_SOURCE } = await import("./world");
+const eventSource = {
+  ...LAUNCHER_EVENT_SOURCE,
+  ...(request.windowSeconds !== undefined && { windowSeconds: request.windowSeconds }),
+};
 let result: unknown;
 try {
   if (request.scenario === "ack")
     result = await scenarios.ackLatency(request.bundleDir, request.deliveries ?? 200);
-  else if (request.scenario === "one-job") result = await scenarios.oneJob(request.bundleDir);
-  else result = await scenarios.burst(request.bundleDir, request.burst!);
+  else if (request.scenario === "one-job") result = await scenarios.oneJob(request.bundleDir, eventSource);
+  else result = await scenarios.burst(request.bundleDir, request.burst!, eventSource);
   writeFileSync(request.resultFile, JSON.stringify({ ok: true, result }));
 } catch (error) {
   writeFileSync(

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { ChildRequest } from "./child";
 import { bundleKiB, coldStart } from "./cold";
 import { type AckResult, type BurstOptions, type BurstResult, type OneJobResult, round } from "./scenarios";
-import { MODEL } from "./world";
+import { LAUNCHER_EVENT_SOURCE, MODEL } from "./world";
 
 export interface BenchOptions {
   /** buildLambdas' outRoot, with every Lambda bundled as it ships. */
@@ -27,6 +27,8 @@ export interface BenchOptions {
   coldRuns: number;
   /** Scenario 5 (the bootstrap script); off when the machine cannot run it. */
   bootstrap?: () => Promise<number>;
+  /** Override of the launcher event source's batching window (default: what src/launcher.ts sets). */
+  windowSeconds?: number;
   log?: (line: string) => void;
 }
 
@@ -59,7 +61,11 @@ export interface BenchResult {
 export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const log = options.log ?? (() => {});
   const child = <T>(request: Omit<ChildRequest, "bundleDir" | "resultFile">) =>
-    runChild<T>(options.benchDir, { ...request, bundleDir: options.bundleDir });
+    runChild<T>(options.benchDir, {
+      ...request,
+      bundleDir: options.bundleDir,
+      ...(options.windowSeconds !== undefined && { windowSeconds: options.windowSeconds }),
+    });
 
   log(`scenario 1: webhook ack over ${options.deliveries} deliveries`);
   const ack = await child<AckResult>({ scenario: "ack", scale: 1, deliveries: options.deliveries });
@@ -127,6 +133,10 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     details: {
       burstJobs: options.burstJobs,
       burstClockScale: options.burstScale,
+      launcherEventSource: {
+        ...LAUNCHER_EVENT_SOURCE,
+        ...(options.windowSeconds !== undefined && { windowSeconds: options.windowSeconds }),
+      },
       modeledPathMs: one.modeledPathMs,
       burst,
       ...(faulty && { faultBurst: faulty }),
@@ -245,3 +255,4 @@ export function runChild<T>(benchDir: string, request: Omit<ChildRequest, "resul
   });
 }
 export { coldStart } from "./cold";
+export { startWorld } from "./world";

@@ -3,7 +3,9 @@
  * figures; times are milliseconds or seconds of the process clock (scaled in long runs, see clock.ts).
  */
 import type { FaultRequest } from "../../test/sandbox/index";
-import { LaunchEventSource, MODEL, startWorld, type World } from "./world";
+import { LAUNCHER_EVENT_SOURCE, LaunchEventSource, MODEL, startWorld, type World } from "./world";
+
+type EventSourceSettings = { batchSize: number; windowSeconds: number; maxConcurrency: number };
 
 export interface AckResult {
   ackP50Ms: number;
@@ -49,9 +51,12 @@ export interface OneJobResult {
 }
 
 /** Scenario 1b: one job from its delivery to CreateFleet and to its JIT config in the hand-off table. */
-export async function oneJob(bundleDir: string): Promise<OneJobResult> {
+export async function oneJob(
+  bundleDir: string,
+  eventSource: EventSourceSettings = LAUNCHER_EVENT_SOURCE,
+): Promise<OneJobResult> {
   const world = await startWorld({ bundleDir });
-  const source = new LaunchEventSource(world);
+  const source = new LaunchEventSource(world, eventSource);
   try {
     const handler = await world.webhook();
     await source.start();
@@ -129,10 +134,14 @@ export interface BurstResult {
 }
 
 /** Scenarios 2 and 3: a burst of queued jobs over the label configs, until every one is handed off. */
-export async function burst(bundleDir: string, options: BurstOptions): Promise<BurstResult> {
+export async function burst(
+  bundleDir: string,
+  options: BurstOptions,
+  eventSource: EventSourceSettings = LAUNCHER_EVENT_SOURCE,
+): Promise<BurstResult> {
   const world = await startWorld({ bundleDir });
   if (options.faults) injectFleetFaults(world, options.faults);
-  const source = new LaunchEventSource(world);
+  const source = new LaunchEventSource(world, eventSource);
   try {
     const handler = await world.webhook();
     await handler(await world.queuedEvent(1)); // warm: the SDK chunks load once per environment
