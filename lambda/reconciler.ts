@@ -59,6 +59,8 @@ const MAX_INSTANCE_LOOKUPS = 200;
 /** Scopes (org or repo) whose runners are listed in one run. */
 const MAX_RUNNER_SCOPES = 10;
 const CONCURRENCY = 8;
+/** Runs of the reconciler (minutes) between two listings of the stack's runners on GitHub. */
+const RUNNER_SWEEP_MINUTES = 5;
 /** How far back the re-run step looks for interrupted jobs that completed (several runs' worth). */
 const RERUN_WINDOW_SECONDS = 30 * 60;
 const REDELIVERY = { maxAttempts: 6, baseBackoffSeconds: 60, maxPerRun: 50 };
@@ -100,7 +102,9 @@ export async function handler(_event: ScheduledEvent, context?: Context): Promis
 const sum = (counts: Record<string, number>) => Object.values(counts).reduce((a, b) => a + b, 0);
 
 /** One reconciler pass at `now`; stops starting new work after `deadline` (epoch ms). */
-export async function reconcile(options: { now?: Date; deadline?: number } = {}): Promise<ReconcileReport> {
+export async function reconcile(
+  options: { now?: Date; deadline?: number; sweepRunners?: boolean } = {},
+): Promise<ReconcileReport> {
   const now = options.now ?? new Date();
   const deadline = options.deadline ?? Date.now() + 50_000;
   const s = settings();
@@ -114,34 +118,36 @@ export async function reconcile(options: { now?: Date; deadline?: number } = {})
     unreadable: [],
   };
 
-  const jobs = (
-    await Promise.all(LIVE_STATES.map((state) => listJobsByState(state, { limit: MAX_JOBS_PER_STATE })))
-  ).flat();
-  const instances = await readInstances(s.stackName).catch((error: unknown) => {
-    logger.warn("could not read the stack's instances: instance rules skipped", error as Error);
-    report.unreadable.push("instances");
+  const skip = (part: string, what: string) => (error: unknown) => {
+    logger.warn(`could not read ${what}: its rules are skipped this run`, error as Error);
+    report.unreadable.push(part);
     return undefined;
-  });
+  };
+  // The reads are independent: in parallel, so a run stays short.
+  const [jobs, instances, handoffs = []] = await Promise.all([
+    Promise.all(LIVE_STATES.map((state) => listJobsByState(state, { limit: MAX_JOBS_PER_STATE }))).then(
+      (all) => all.flat(),
+    ),
+    readInstances(s.stackName).catch(skip("instances", "the stack's instances")),
+    listHandoffReports().catch(skip("handoffs", "the hand-off reports")),
+  ]);
   // Terminal jobs matter only for instances still up: "its job completed, the instance did not stop".
   const held = new Set(jobs.map((j) => j.instanceId).filter(Boolean));
   const unheld = (instances ?? []).filter(
     (i) => !held.has(i.instanceId) && (i.state === "running" || i.state === "pending"),
   );
-  const finished = await pMap(unheld.slice(0, MAX_INSTANCE_LOOKUPS), (i) => findJobByInstance(i.instanceId), {
-    concurrency: CONCURRENCY,
-  });
+  // Offline runners are harmless for a few minutes: list them every few runs (GitHub rate limits).
+  const sweepRunners =
+    options.sweepRunners ?? Math.floor(now.getTime() / 60_000) % RUNNER_SWEEP_MINUTES === 0;
+  const [finished, runners] = await Promise.all([
+    pMap(unheld.slice(0, MAX_INSTANCE_LOOKUPS), (i) => findJobByInstance(i.instanceId), {
+      concurrency: CONCURRENCY,
+    }),
+    sweepRunners
+      ? readRunners(runnerScopes(jobs), s.stackName).catch(skip("runners", "the stack's runners on GitHub"))
+      : undefined,
+  ]);
   for (const job of finished) if (job) jobs.push(job);
-  const handoffs = await listHandoffReports().catch((error: unknown) => {
-    logger.warn("could not read the hand-off reports", error as Error);
-    report.unreadable.push("handoffs");
-    return [];
-  });
-  const scopes = runnerScopes(jobs);
-  const runners = await readRunners(scopes, s.stackName).catch((error: unknown) => {
-    logger.warn("could not list the stack's runners on GitHub: runner cleanup skipped", error as Error);
-    report.unreadable.push("runners");
-    return undefined;
-  });
 
   const plan = planReconcile({
     jobs,
@@ -179,42 +185,46 @@ export async function reconcile(options: { now?: Date; deadline?: number } = {})
     }
   }
   const rest = plan.actions.filter((a) => a.kind !== "terminate");
-  await pMap(
-    rest,
-    async (action) => {
-      if (Date.now() > deadline) {
-        report.deferred++;
-        return;
-      }
-      try {
-        const outcome = await apply(action, ctx);
-        logAction(action, outcome, report);
-      } catch (error) {
-        report.failed++;
-        logger.error("reconcile action failed", {
-          action: describe(action),
-          error: (error as Error).message,
-        });
-      }
-    },
-    { concurrency: CONCURRENCY },
-  );
-  await sendLaunches(ctx, report);
-
-  if (Date.now() < deadline) {
+  const applyRest = async () => {
+    await pMap(
+      rest,
+      async (action) => {
+        if (Date.now() > deadline) {
+          report.deferred++;
+          return;
+        }
+        try {
+          const outcome = await apply(action, ctx);
+          logAction(action, outcome, report);
+        } catch (error) {
+          report.failed++;
+          logger.error("reconcile action failed", {
+            action: describe(action),
+            error: (error as Error).message,
+          });
+        }
+      },
+      { concurrency: CONCURRENCY },
+    );
+    await sendLaunches(ctx, report);
+  };
+  // Independent of the plan's actions: re-runs of interrupted jobs and webhook redelivery.
+  const rerunStep = async () => {
     report.rerun = await rerunInterruptedJobs(now).catch((error: unknown) => {
       logger.warn("re-run of interrupted jobs skipped", error as Error);
       report.unreadable.push("interrupted-jobs");
       return 0;
     });
-  }
-  if (s.githubAuthMode === "app" && Date.now() < deadline) {
+  };
+  const redeliveryStep = async () => {
+    if (s.githubAuthMode !== "app") return;
     report.redelivered = await redeliverFailedWebhooks(now).catch((error: unknown) => {
       logger.warn("webhook redelivery skipped", error as Error);
       report.unreadable.push("deliveries");
       return 0;
     });
-  }
+  };
+  await Promise.all([applyRest(), rerunStep(), redeliveryStep()]);
   return report;
 }
 

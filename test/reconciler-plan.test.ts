@@ -312,3 +312,53 @@ describe("jobs known by their runner name only", () => {
     expect(kinds(actions)).toEqual(["release:A@i-00000001"]);
   });
 });
+
+describe("a job that ran on another instance than the one launched for it", () => {
+  it("holds the instance its runner runs on, not the one it was launched on", () => {
+    // B was launched on i-2, but the runner of i-1 took it; A was launched on i-1.
+    const a = job("A", {
+      state: "launched",
+      instanceId: "i-00000001",
+      runnerName: "dev-i-00000001",
+      launchedAt: ago(700),
+    });
+    const b = job("B", {
+      state: "running",
+      instanceId: "i-00000002",
+      runnerName: "dev-i-00000001",
+      updatedAt: ago(60),
+    });
+    const reports = [
+      { instanceId: "i-00000001", runnerStartedAt: ago(650), jobStartedAt: ago(600) },
+      { instanceId: "i-00000002", runnerStartedAt: ago(650) },
+    ];
+    const { actions } = plan({
+      jobs: [a, b],
+      instances: [instance("i-00000001", 700), instance("i-00000002", 700)],
+      handoffs: reports,
+    });
+    // A gets a new launch at once; i-2, whose runner got no job, is idle; i-1 runs B.
+    expect(kinds(actions).sort()).toEqual(["release:A@i-00000001", "terminate:@i-00000002"]);
+  });
+});
+
+describe("an instance whose runner's job closed without the runner saying so", () => {
+  it("is terminated after the grace period once the job its runner took is closed", () => {
+    const report = { instanceId: "i-00000001", runnerStartedAt: ago(900), jobStartedAt: ago(800) };
+    const ran = job("B", {
+      state: "completed",
+      instanceId: "i-00000001",
+      runnerName: "dev-i-00000001",
+      startedAt: ago(800),
+      completedAt: ago(200),
+    });
+    expect(
+      kinds(plan({ jobs: [ran], instances: [instance("i-00000001", 1000)], handoffs: [report] }).actions),
+    ).toEqual(["terminate:B@i-00000001"]);
+    // A job that was launched for it but closed before any runner took it says nothing about what runs there.
+    const cancelled = { ...ran, startedAt: undefined };
+    expect(
+      plan({ jobs: [cancelled], instances: [instance("i-00000001", 1000)], handoffs: [report] }).actions,
+    ).toEqual([]);
+  });
+});

@@ -138,10 +138,11 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
   // The non-terminal job holding each instance, and the latest terminal job that ran on it.
   const holder = new Map<string, JobRecord>();
   const finished = new Map<string, JobRecord>();
-  // A job its runner took names that runner (`in_progress`), so its instance is known even when the
-  // webhook's follow-up that records instanceId did not run.
+  // Where a job runs: the runner named in its last event (`in_progress` names the runner that took
+  // it, which after a "stolen" runner is not the instance launched for it, and the webhook's follow-up
+  // that moves instanceId may not have run), else the instance launched for it.
   const instanceOf = (job: JobRecord) =>
-    job.instanceId ?? (job.runnerName ? instanceIdFromRunnerName(p.stackName, job.runnerName) : undefined);
+    (job.runnerName ? instanceIdFromRunnerName(p.stackName, job.runnerName) : undefined) ?? job.instanceId;
   for (const job of input.jobs) {
     const instanceId = instanceOf(job);
     if (!instanceId) continue;
@@ -180,7 +181,15 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
       continue;
     }
     if (job && (job.state === "running" || job.state === "interrupted")) continue;
-    if (report?.jobStartedAt && !report.jobFinishedAt) continue; // a job runs there (webhook not seen yet)
+    const done = finished.get(instanceId);
+    // A runner runs one job: once the job its runner took (in_progress named it) is closed, the
+    // instance has nothing left to do, even if it never reported the job finished (crashed runner).
+    const ranHere =
+      !job &&
+      done?.startedAt &&
+      done.runnerName &&
+      instanceIdFromRunnerName(p.stackName, done.runnerName) === instanceId;
+    if (report?.jobStartedAt && !report.jobFinishedAt && !ranHere) continue; // a job runs there (webhook not seen yet)
     if (report?.jobFinishedAt) {
       const after = seconds(report.jobFinishedAt, now);
       if (after > p.completedGraceSeconds) {
@@ -189,7 +198,6 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
       }
       continue;
     }
-    const done = finished.get(instanceId);
     if (!job && done) {
       const after = seconds(done.completedAt ?? done.updatedAt, now);
       if (after > p.completedGraceSeconds) {
