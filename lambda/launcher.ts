@@ -33,6 +33,7 @@ import {
   deleteRunner,
   generateJitConfig,
   githubForInstallation,
+  githubWriteBudget,
   type JitConfig,
   listRunners,
   type RunnerScope,
@@ -168,11 +169,27 @@ async function launchBatch(records: SQSRecord[], outcomes: Map<string, Outcome>)
     activeCounts(await listActiveJobs()),
     s.maxRunnersTotal,
   );
-  const admitted: Candidate[] = [];
+  const withinLimits: Candidate[] = [];
   for (const [configName, group] of byConfig) {
     const n = slots.get(configName) ?? 0;
-    admitted.push(...group.slice(0, n));
+    withinLimits.push(...group.slice(0, n));
     for (const waiting of group.slice(n)) outcomes.set(waiting.record.messageId, limitWait(waiting.record));
+  }
+
+  // No more instances than GitHub lets us register now (each needs one JIT registration): an
+  // instance waiting minutes for its registration costs money and may time out.
+  const budget = await githubWriteBudget();
+  withinLimits.sort((a, b) => queuedSince(a.job).localeCompare(queuedSince(b.job)));
+  const admitted = withinLimits.slice(0, budget.available);
+  withinLimits.slice(budget.available).forEach((waiting, i) => {
+    const seconds = Math.ceil(((i + 1) * 60) / budget.perMinute);
+    outcomes.set(waiting.record.messageId, {
+      kind: "retry",
+      delaySeconds: Math.min(300, Math.max(2, Math.round(seconds * (1 + Math.random() * 0.2)))),
+    });
+  });
+  if (admitted.length < withinLimits.length) {
+    logger.info("waiting for GitHub registration budget", { waiting: withinLimits.length - admitted.length });
   }
 
   // Claim: queued → launching. Losing the race means someone else has the job. The claim time is

@@ -540,6 +540,53 @@ describe("throttling and retries", () => {
   });
 });
 
+describe("GitHub registration budget", () => {
+  afterEach(() => {
+    process.env.GITHUB_WRITES_PER_MINUTE = "60000";
+  });
+
+  it("launches no more instances than can be registered now; the rest wait in the queue", async () => {
+    process.env.GITHUB_WRITES_PER_MINUTE = "3";
+    const jobs = await seedJobs(5);
+    const { response } = await runLauncher();
+    expect(response.batchItemFailures).toHaveLength(2);
+    expect(fleetParams(0).TargetCapacitySpecification.TotalTargetCapacity).toBe("3");
+    expect((await jobsOf(jobs)).map((j) => j?.state)).toEqual([
+      "launched",
+      "launched",
+      "launched",
+      "queued",
+      "queued",
+    ]);
+    expect(liveInstances()).toHaveLength(3);
+    // Waiting jobs were not claimed: no attempt counted.
+    expect((await getJob(jobs[4]!.jobId))?.attempts).toBeUndefined();
+  });
+
+  it("holds back new launches while GitHub asks to wait", async () => {
+    sandbox.faults.fail(
+      "github",
+      "actions/generate-runner-jitconfig-for-org",
+      githubErrors.secondaryRateLimit(3600),
+    );
+    const [first] = await seedJobs(1);
+    await runLauncher();
+    expect(await getJob(first!.jobId)).toMatchObject({
+      state: "queued",
+      reason: "JIT registration failed (HTTP 403)",
+    });
+    expect(liveInstances()).toEqual([]);
+    sandbox.faults.clear();
+
+    const [second] = await seedJobs(1);
+    sandbox.clock.advance(400_000);
+    const { response } = await runLauncher();
+    expect(response.batchItemFailures).toHaveLength(2);
+    expect(fleetCalls()).toHaveLength(1);
+    expect((await getJob(second!.jobId))?.state).toBe("queued");
+  });
+});
+
 describe("jobs that cannot register", () => {
   it("fail without more instances when GitHub refuses the registration (missing permission)", async () => {
     sandbox.faults.fail("github", "actions/generate-runner-jitconfig-for-org", {

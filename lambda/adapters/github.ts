@@ -52,6 +52,9 @@ const DEFAULT_TUNING: GitHubTuning = {
 let tuning: GitHubTuning = DEFAULT_TUNING;
 const clients = new Map<string, Promise<GitHub>>();
 let writeLimiter: { perMinute: number; group: Bottleneck.Group } | undefined;
+/** Until when GitHub asked this process to hold back (epoch ms): set by any rate-limit answer. */
+let holdBackUntil = 0;
+const LIMITER_ID = "runner-fleet";
 
 /** Overrides timing knobs (tests) and forgets every client. */
 export function tuneGitHub(overrides: Partial<GitHubTuning> = {}): void {
@@ -63,6 +66,19 @@ export function tuneGitHub(overrides: Partial<GitHubTuning> = {}): void {
 export function forgetGitHubClients(): void {
   clients.clear();
   writeLimiter = undefined;
+  holdBackUntil = 0;
+}
+
+/**
+ * How many JIT registrations this process can start now without waiting: the tokens left in the
+ * write bucket, and none while GitHub's last rate-limit answer says to hold back. The launcher
+ * launches no more instances than this, so it never starts instances it could not register soon.
+ */
+export async function githubWriteBudget(now = Date.now()): Promise<{ available: number; perMinute: number }> {
+  const perMinute = Math.max(1, settings().githubWritesPerMinute);
+  if (now < holdBackUntil) return { available: 0, perMinute };
+  const reservoir = await writeGroup().key(LIMITER_ID).currentReservoir();
+  return { available: Math.floor(reservoir ?? perMinute), perMinute };
 }
 
 /**
@@ -74,6 +90,8 @@ export function forgetGitHubClients(): void {
 function writeGroup(): Bottleneck.Group {
   const perMinute = Math.max(1, settings().githubWritesPerMinute);
   if (!writeLimiter || writeLimiter.perMinute !== perMinute) {
+    // A changed rate (tests) must not leave clients pacing on the old bucket.
+    if (writeLimiter) clients.clear();
     // Refill at least every 250 ms (Bottleneck's heartbeat), in proportional steps.
     const interval = Math.max(250, Math.floor(60_000 / perMinute));
     writeLimiter = {
@@ -95,6 +113,7 @@ function clientOptions() {
     (kind: string) =>
     (retryAfter: number, options: { method: string; url: string }, _o: unknown, retryCount: number) => {
       const again = retryCount < tuning.rateLimitRetries && retryAfter <= tuning.maxRetryAfterSeconds;
+      holdBackUntil = Math.max(holdBackUntil, Date.now() + retryAfter * tuning.retryAfterBaseValue);
       logger.warn("GitHub rate limit", {
         kind,
         method: options.method,
@@ -117,7 +136,7 @@ function clientOptions() {
     },
     retry: { retryAfterBaseValue: tuning.retryAfterBaseValue, retries: tuning.serverErrorRetries },
     throttle: {
-      id: "runner-fleet",
+      id: LIMITER_ID,
       Bottleneck,
       write: writeGroup(),
       retryAfterBaseValue: tuning.retryAfterBaseValue,
