@@ -13,19 +13,16 @@ import { Cleanup } from "./src/cleanup";
 import { loadFleetSettings } from "./src/config";
 import { createContext } from "./src/context";
 import { FleetEvents } from "./src/events";
+import { functionSpecs } from "./src/functions";
 import { GithubWiring } from "./src/github-wiring";
-import type { PolicyStatement } from "./src/iam";
-import { type Arch, ImagePipeline } from "./src/image";
+import { ImagePipeline, pipelineArches } from "./src/image";
 import { Intake } from "./src/intake";
 import { Launcher } from "./src/launcher";
 import { Ledger } from "./src/ledger";
 import { Network } from "./src/network";
 import { Observability } from "./src/observability";
-import * as policies from "./src/policies";
 import { Runners } from "./src/runners";
 import { GithubSecrets } from "./src/secrets";
-import { functionEnvironment } from "./src/settings-env";
-import { fleetSettingsEnvironment } from "./src/settings-values";
 
 // A bad config stops here, before anything is declared.
 const settings = loadFleetSettings();
@@ -37,15 +34,9 @@ const opts = { providers: [ctx.provider] };
 const network = new Network("network", { ctx }, opts);
 const ledger = new Ledger("ledger", { ctx }, opts);
 const secrets = new GithubSecrets("github-secrets", { ctx }, opts);
-const arches = [
-  ...new Set(
-    Object.values(ctx.config.labelConfigs)
-      .filter((l) => !l.amiId)
-      .map((l) => l.arch),
-  ),
-] as Arch[];
+const arches = pipelineArches(ctx.config);
 const image =
-  ctx.config.imagePipeline.enabled && arches.length > 0
+  arches.length > 0
     ? new ImagePipeline(
         "image",
         {
@@ -70,49 +61,32 @@ const runners = new Runners(
   opts,
 );
 
-const refs: policies.FleetRefs = {
-  ctx,
-  jobsTable: ledger.jobsTable,
-  handoffTable: ledger.handoffTable,
-  launchQueue: ledger.launchQueue,
-  runnerRole: runners.role,
-  launchTemplateArns: Object.values(runners.launchTemplates).map((t) => t.arn),
-  vpcId: network.vpcId,
-  securityGroupArn: network.securityGroup.arn,
-  amiParameterNames: image ? arches.map((a) => image.amiParameterNames[a]) : [],
-  githubCredentialParameter: secrets.credentialParameterName,
-};
-const available = fleetSettingsEnvironment(ctx, { ledger, network, runners, secrets });
-const fn = (name: keyof typeof bundles, statements: (r: policies.FleetRefs) => PolicyStatement[]) => ({
-  bundleDir: bundles[name],
-  environment: functionEnvironment(bundles[name], available, secrets.revision),
-  statements: statements(refs),
-});
+const lambdas = functionSpecs(ctx, bundles, { ledger, network, runners, secrets, image });
 
 const cleanup = new Cleanup(
   "cleanup",
   {
     ctx,
-    ...fn("janitor", policies.janitorStatements),
-    amiParameterNames: refs.amiParameterNames,
+    ...lambdas.janitor,
+    amiParameterNames: image?.parameterNamesInUse ?? [],
     runsBefore: [network, runners, ...(image ? [image] : [])],
   },
   opts,
 );
 // Launches and schedules depend on the cleanup, so on destroy they stop before it runs.
 const afterCleanup = [cleanup.invocation];
-const intake = new Intake("intake", { ctx, ...fn("webhook", policies.webhookStatements) }, opts);
+const intake = new Intake("intake", { ctx, ...lambdas.webhook }, opts);
 const launcher = new Launcher(
   "launcher",
-  { ctx, ...fn("launcher", policies.launcherStatements), launchQueue: ledger.launchQueue, afterCleanup },
+  { ctx, ...lambdas.launcher, launchQueue: ledger.launchQueue, afterCleanup },
   opts,
 );
 const events = new FleetEvents(
   "events",
   {
     ctx,
-    ec2Events: fn("ec2-events", policies.ec2EventsStatements),
-    reconciler: fn("reconciler", policies.reconcilerStatements),
+    ec2Events: lambdas["ec2-events"],
+    reconciler: lambdas.reconciler,
     afterCleanup,
   },
   opts,

@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import type { StackConfig } from "./config";
 import { parameterNames, STACK_TAG, type StackContext } from "./context";
 import { assumedBy } from "./iam";
 import {
@@ -33,9 +34,17 @@ function contentVersion(...parts: string[]): string {
   return `1.${hash.readUInt16BE(0)}.${hash.readUInt16BE(2)}`;
 }
 
+/** Arches the pipeline builds for: those of label configs without their own AMI (none if disabled). */
+export function pipelineArches(config: StackConfig): Arch[] {
+  if (!config.imagePipeline.enabled) return [];
+  return ARCHES.filter((arch) => Object.values(config.labelConfigs).some((l) => l.arch === arch && !l.amiId));
+}
+
 export class ImagePipeline extends pulumi.ComponentResource {
   /** SSM parameter name holding the current AMI id, per arch. */
   readonly amiParameterNames: Record<Arch, string>;
+  /** The AMI parameters of the arches built here. */
+  readonly parameterNamesInUse: string[];
   /** Build images of the first deploy, per arch; launch templates wait for them. */
   readonly initialImages: aws.imagebuilder.Image[] = [];
   readonly pipelines: aws.imagebuilder.ImagePipeline[] = [];
@@ -56,6 +65,7 @@ export class ImagePipeline extends pulumi.ComponentResource {
     const { imagePipeline } = ctx.config;
     const names = parameterNames(ctx);
     this.amiParameterNames = { x64: names.ami("x64"), arm64: names.ami("arm64") };
+    this.parameterNamesInUse = args.arches.map((arch) => this.amiParameterNames[arch]);
 
     const role = new aws.iam.Role(
       `${name}-build`,

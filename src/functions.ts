@@ -1,0 +1,67 @@
+/**
+ * What each Lambda is deployed with, besides its component: its bundle, the settings its code reads
+ * (and nothing secret), and its least-privilege statements (src/policies.ts).
+ */
+import type { LambdaName } from "./bundles";
+import type { StackContext } from "./context";
+import type { PolicyStatement } from "./iam";
+import type { ImagePipeline } from "./image";
+import type { Ledger } from "./ledger";
+import type { Network } from "./network";
+import * as policies from "./policies";
+import type { Runners } from "./runners";
+import type { GithubSecrets } from "./secrets";
+import { functionEnvironment } from "./settings-env";
+import { fleetSettingsEnvironment } from "./settings-values";
+
+export interface FunctionSpec {
+  bundleDir: string;
+  environment: ReturnType<typeof functionEnvironment>;
+  statements: PolicyStatement[];
+}
+
+const STATEMENTS: Record<LambdaName, (refs: policies.FleetRefs) => PolicyStatement[]> = {
+  webhook: policies.webhookStatements,
+  launcher: policies.launcherStatements,
+  reconciler: policies.reconcilerStatements,
+  "ec2-events": policies.ec2EventsStatements,
+  janitor: policies.janitorStatements,
+};
+
+export function functionSpecs(
+  ctx: StackContext,
+  bundles: Record<LambdaName, string>,
+  parts: {
+    ledger: Ledger;
+    network: Network;
+    runners: Runners;
+    secrets: GithubSecrets;
+    image?: ImagePipeline;
+  },
+): Record<LambdaName, FunctionSpec> {
+  const refs: policies.FleetRefs = {
+    ctx,
+    jobsTable: parts.ledger.jobsTable,
+    handoffTable: parts.ledger.handoffTable,
+    launchQueue: parts.ledger.launchQueue,
+    runnerRole: parts.runners.role,
+    launchTemplateArns: Object.values(parts.runners.launchTemplates).map((t) => t.arn),
+    vpcId: parts.network.vpcId,
+    securityGroupArn: parts.network.securityGroup.arn,
+    amiParameterNames: parts.image?.parameterNamesInUse ?? [],
+    githubCredentialParameter: parts.secrets.credentialParameterName,
+  };
+  const available = fleetSettingsEnvironment(ctx, parts);
+  const spec = (name: LambdaName): FunctionSpec => ({
+    bundleDir: bundles[name],
+    environment: functionEnvironment(bundles[name], available, parts.secrets.revision),
+    statements: STATEMENTS[name](refs),
+  });
+  return {
+    webhook: spec("webhook"),
+    launcher: spec("launcher"),
+    reconciler: spec("reconciler"),
+    "ec2-events": spec("ec2-events"),
+    janitor: spec("janitor"),
+  };
+}
