@@ -45,7 +45,7 @@ export async function afterInProgress(
   const relaunched: string[] = [];
   for (const release of decision.release) {
     const job = await releaseToQueue(release.jobId, {
-      from: "launched",
+      from: release.from,
       instanceId,
       reason: release.reason,
       now,
