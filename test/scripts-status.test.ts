@@ -274,7 +274,7 @@ describe("the fleet summary", () => {
     ]);
     const text = renderReport(report).join("\n");
     expect(text).toContain("linux-arm64              2/2  (at its limit)");
-    expect(text).toMatch(/2 acme\/widgets \[linux-x64-large\] 15 min: queued for 15 min:/);
+    expect(text).toMatch(/2 acme\/widgets \[linux-x64-large\]: queued for 15 min:/);
   });
 
   it("reads limits from `pulumi config --json` with the schema's defaults", () => {
@@ -363,7 +363,7 @@ describe("npm run status against a seeded ledger", () => {
     expect(text).toMatch(/timed-out {4}1 {2}\(linux-x64-large 1\)/);
     expect(text).toContain("active runners: 2/30");
     expect(text).toMatch(
-      /101 acme\/widgets \[linux-x64-large\] 10 min: queued for 10 min: last: no spot capacity; 2 launch attempts; 2 spot failures; next: on-demand/,
+      /101 acme\/widgets \[linux-x64-large\]: queued for 10 min: last: no spot capacity; 2 launch attempts; 2 spot failures; next: on-demand/,
     );
     expect(text).toMatch(
       /104 acme\/widgets \[linux-x64-large\] timed-out 30 s ago: no capacity within the queue timeout/,

@@ -341,7 +341,7 @@ export function renderReport(report: FleetReport): string[] {
   lines.push("", "oldest waiting jobs:");
   if (report.waiting.length === 0) lines.push("  none");
   for (const j of report.waiting) {
-    lines.push(`  ${j.jobId} ${j.repo} [${j.configName}] ${formatDuration(j.ageSeconds)}: ${j.summary}`);
+    lines.push(`  ${j.jobId} ${j.repo} [${j.configName}]: ${j.summary}`);
   }
   lines.push("", "recent failures:");
   if (report.recentFailures.length === 0) lines.push("  none");
