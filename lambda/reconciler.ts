@@ -34,10 +34,10 @@ import { loadLabelConfigs } from "./adapters/label-configs";
 import { enqueueLaunches } from "./adapters/launch-queue";
 import {
   createRetryMarker,
-  deleteRetryMarker,
   listHandoffReports,
   listInterruptedCompletions,
   readRedeliveryState,
+  releaseRetryMarker,
   releaseToQueue,
   transitionIf,
   writeRedeliveryState,
@@ -76,8 +76,12 @@ export interface ReconcileReport {
   redelivered: number;
   /** Interrupted jobs re-run on on-demand capacity (retryOnInterruption). */
   rerun: number;
+  /** Stack instances pending or running (the RunnerInstances metric; undefined when EC2 was unreadable). */
+  instances?: number;
   /** Parts that could not be read this run (their rules were skipped). */
   unreadable: string[];
+  /** The stack's instances pending or running when the run started (the running-instances alarm). */
+  liveInstances?: number;
 }
 
 export async function handler(_event: ScheduledEvent, context?: Context): Promise<ReconcileReport> {
@@ -93,7 +97,12 @@ export async function handler(_event: ScheduledEvent, context?: Context): Promis
   metrics.addMetric("ReconcileFailed", MetricUnit.Count, report.failed);
   metrics.addMetric("ReconcileDeferred", MetricUnit.Count, report.deferred);
   metrics.addMetric("WebhooksRedelivered", MetricUnit.Count, report.redelivered);
+  // Gauge for the running-instances alarm (src/observability.ts).
+  if (report.liveInstances !== undefined)
+    metrics.addMetric("RunnerInstances", MetricUnit.Count, report.liveInstances);
   metrics.addMetric("InterruptedJobsRerun", MetricUnit.Count, report.rerun);
+  if (report.instances !== undefined)
+    metrics.addMetric("RunnerInstances", MetricUnit.Count, report.instances);
   metrics.publishStoredMetrics();
   logger.info("reconciled", { ...report });
   return report;
@@ -131,6 +140,8 @@ export async function reconcile(
     readInstances(s.stackName).catch(skip("instances", "the stack's instances")),
     listHandoffReports().catch(skip("handoffs", "the hand-off reports")),
   ]);
+  if (instances)
+    report.liveInstances = instances.filter((i) => i.state === "pending" || i.state === "running").length;
   // Terminal jobs matter only for instances still up: "its job completed, the instance did not stop".
   const held = new Set(jobs.map((j) => j.instanceId).filter(Boolean));
   const unheld = (instances ?? []).filter(
@@ -148,6 +159,7 @@ export async function reconcile(
       : undefined,
   ]);
   for (const job of finished) if (job) jobs.push(job);
+  report.instances = instances?.filter((i) => i.state === "pending" || i.state === "running").length;
 
   const plan = planReconcile({
     jobs,
@@ -409,7 +421,7 @@ async function rerunInterruptedJobs(now: Date): Promise<number> {
       await rerunJob(await githubForInstallation(job.installationId), job.repo, Number(job.jobId));
     } catch (error) {
       // Give the marker back: the next run tries again (GitHub refuses while the run is still going).
-      await deleteRetryMarker(job.repo, job.runId);
+      await releaseRetryMarker(job.repo, job.runId, now);
       logger.warn("could not re-run an interrupted job", {
         jobId: job.jobId,
         error: (error as Error).message,
