@@ -36,6 +36,7 @@ import {
   githubWriteBudget,
   type JitConfig,
   listRunners,
+  prepareGitHub,
   type RunnerScope,
   scopeFor,
 } from "./adapters/github";
@@ -210,18 +211,20 @@ async function launchBatch(records: SQSRecord[], outcomes: Map<string, Outcome>)
     { concurrency: IO_CONCURRENCY },
   );
 
-  // Limits after claiming: a concurrent launcher may have claimed too. Give back our newest claims.
+  // Limits after claiming: a concurrent launcher may have claimed too. Give back ours ranked over a limit.
   const keep = await enforceLimitsAfterClaim(claimed, outcomes);
 
   await Promise.all(
     [...groupByConfig(keep, configOf).values()].map(async (group) => {
       const config = group[0]!.config;
       try {
-        for (const [messageId, outcome] of await launchGroup(config, group)) outcomes.set(messageId, outcome);
+        await launchGroup(config, group, outcomes);
       } catch (error) {
-        // Unexpected (DynamoDB or EC2 unreachable…): give the claims back so the retry can claim again.
+        // Unexpected, before any instance (no subnets configured, …): give back the claims not
+        // settled yet, so the retry can claim them again.
         logger.error("launch failed", { config: config.name, error: String(error) });
-        await pMap(group, (c) => releaseForRetry(c, `launch failed: ${String(error)}`, 30, outcomes), {
+        const unsettled = group.filter((c) => !outcomes.has(c.record.messageId));
+        await pMap(unsettled, (c) => releaseForRetry(c, `launch failed: ${String(error)}`, 30, outcomes), {
           concurrency: IO_CONCURRENCY,
         });
       }
@@ -336,14 +339,16 @@ async function enforceLimitsAfterClaim(
  * Launches a config's claimed jobs: spot first (or on-demand, per policy and past spot failures),
  * then on-demand for the jobs the spot fallback moved there in this invocation.
  */
-async function launchGroup(config: LabelConfig, group: Candidate[]): Promise<Map<string, Outcome>> {
-  const outcomes = new Map<string, Outcome>();
+async function launchGroup(
+  config: LabelConfig,
+  group: Candidate[],
+  outcomes: Map<string, Outcome>,
+): Promise<void> {
   const byMarket: Record<Market, Candidate[]> = { spot: [], "on-demand": [] };
   for (const c of group) byMarket[initialMarket(config, c.job.spotFailures ?? 0)].push(c);
 
   const fallback = await launchOnMarket(config, "spot", byMarket.spot, outcomes);
   await launchOnMarket(config, "on-demand", [...byMarket["on-demand"], ...fallback], outcomes);
-  return outcomes;
 }
 
 /** One CreateFleet for `jobs` on `market`; returns the jobs to launch on-demand now. */
@@ -369,6 +374,8 @@ async function launchOnMarket(
 
   let instances: LaunchedInstance[] = [];
   let failure: { class: FailureClass; detail: string } | undefined;
+  // Registration follows the fleet: get GitHub ready while EC2 answers.
+  prepareGitHub(jobs.map((c) => c.job.installationId));
   try {
     const fleet = await createFleet(request);
     instances = await withZones(fleet.instances);
@@ -406,8 +413,15 @@ async function launchOnMarket(
   await Promise.all([
     pMap(
       assigned,
-      async ({ job, instance }) =>
-        outcomes.set(job.record.messageId, await registerInstance(config, job, instance)),
+      async ({ job, instance }) => {
+        const outcome = await registerInstance(config, job, instance).catch(async (error: unknown) => {
+          // Unexpected (each step handles its own failures): no instance stays unregistered.
+          logger.error("registration failed unexpectedly", { jobId: job.job.jobId, error: String(error) });
+          await terminateQuietly([instance.instanceId], "unexpected error");
+          return releaseAfterRegistrationFailure(job, "registration failed unexpectedly");
+        });
+        outcomes.set(job.record.messageId, outcome);
+      },
       { concurrency: REGISTER_CONCURRENCY },
     ),
     pMap(
@@ -421,8 +435,14 @@ async function launchOnMarket(
           attempts: c.job.attempts ?? 1,
           detail: failure?.detail,
         });
-        const next = await applyStep(c, step, market, outcomes);
-        if (next) fallback.push(next);
+        try {
+          const next = await applyStep(c, step, market, outcomes);
+          if (next) fallback.push(next);
+        } catch (error) {
+          // The ledger write failed: the job stays `launching` until the reconciler releases it.
+          logger.error("could not record a failed launch", { jobId: c.job.jobId, error: String(error) });
+          outcomes.set(c.record.messageId, { kind: "retry", delaySeconds: 60 });
+        }
       },
       { concurrency: IO_CONCURRENCY },
     ),

@@ -170,6 +170,21 @@ export function githubApp(): Promise<GitHub> {
   return githubForInstallation(undefined);
 }
 
+/**
+ * Starts getting what registering runners for these installations needs (the App key, the client,
+ * an installation token: ~0.5 s the first time), so that it overlaps other work (CreateFleet)
+ * instead of following it. Best effort: a failure here is met again, and reported, by the call.
+ */
+export function prepareGitHub(installationIds: (number | undefined)[]): void {
+  const app = settings().githubAuthMode === "app";
+  for (const id of new Set(app ? installationIds : [undefined])) {
+    if (app && !id) continue;
+    githubForInstallation(id)
+      .then((gh) => (app ? gh.auth({ type: "installation" }) : undefined))
+      .catch(() => undefined);
+  }
+}
+
 async function createClient(installationId: number | undefined): Promise<GitHub> {
   const s = settings();
   if (s.githubAuthMode === "token") {
