@@ -17,7 +17,7 @@ import { forgetSecrets } from "../lambda/adapters/secrets";
 import { TAGS } from "../lambda/core/fleet";
 import type { JobRecord } from "../lambda/shared/job";
 import type { LabelConfig } from "../lambda/shared/label-config";
-import { type Sandbox, type SandboxQueue, startSandbox } from "./sandbox";
+import { EC2_THROTTLE, type Sandbox, type SandboxQueue, startSandbox } from "./sandbox";
 import { type GitHubFake, githubErrors, startGitHubFake } from "./sandbox/github";
 
 type Handler = (event: { Records: SQSRecord[] }) => Promise<SQSBatchResponse>;
@@ -653,6 +653,9 @@ describe("limits", () => {
     };
     putConfigs(small, big);
     process.env.MAX_RUNNERS_TOTAL = "80";
+    // EC2's documented request buckets, on the sandbox clock (which this test does not advance).
+    sandbox.faults.throttle("ec2", "mutating", EC2_THROTTLE.mutating);
+    sandbox.faults.throttle("ec2", "DescribeInstances", EC2_THROTTLE.nonMutating);
     const smallJobs = await seedJobs(100, small);
     const bigJobs = await seedJobs(100, big);
 
