@@ -216,7 +216,7 @@ describe.each<GitHubFlavour>(["dotcom", "ghes"])("with the GitHub fake (%s)", (f
     const notDeployed = new FakePulumi();
     await expect(
       setWebhook({ apiUrl: fake.url }, { pulumi: pulumiCli({ run: notDeployed.run }), log }),
-    ).rejects.toThrow(/pulumi/);
+    ).rejects.toThrow(/cannot read the stack outputs .*run `pulumi up` first/);
     const token = new FakePulumi({ webhookUrl: "https://h/webhook" }).set(
       "runner-fleet:github.authMode",
       "token",

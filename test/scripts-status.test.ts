@@ -91,6 +91,13 @@ describe("explainJob", () => {
       expect: [/no launch message sent yet \(the reconciler re-sends a lost one\)/],
     },
     {
+      name: "queued with a launch message nothing took",
+      job: { enqueuedAt: at(660), queuedAt: at(660) },
+      expect: [
+        /its launch message was sent 11 min ago and nothing launched: the reconciler asks GitHub and sends it again/,
+      ],
+    },
+    {
       name: "queued past the queue timeout",
       job: { queuedAt: at(3700) },
       expect: [
@@ -142,8 +149,11 @@ describe("explainJob", () => {
     {
       name: "launched, runner up",
       job: { state: "launched", instanceId: "i-0abc", launchedAt: at(90) },
-      handoff: { instanceId: "i-0abc", fetchedAt: at(60), runnerStartedAt: at(20) },
-      expect: [/runner started 20 s ago, waiting for GitHub to assign the job/],
+      handoff: { instanceId: "i-0abc", fetchedAt: at(60), runnerStartedAt: at(120) },
+      limits: { ...LIMITS, idleTimeoutMinutes: 10 },
+      expect: [
+        /runner started 2 min ago, waiting for GitHub to assign the job \(terminated as idle in 8 min without one, idleTimeoutMinutes 10\)$/,
+      ],
     },
     {
       name: "launched, hand-off not read",

@@ -170,6 +170,7 @@ export async function runDemo(out: (line: string) => void = console.log): Promis
       maxRunnersTotal: 20,
       queueTimeoutMinutes: 60,
       maxRuntimeMinutes: 360,
+      idleTimeoutMinutes: 10,
       configs: Object.fromEntries(CONFIGS.map((c) => [c.name, c])),
     };
     const sources = { jobsTable: tables.jobs, handoffTable: tables.handoff, limits, notes: [] };

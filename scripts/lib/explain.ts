@@ -19,6 +19,9 @@ export interface FleetLimits {
   maxRunnersTotal?: number;
   queueTimeoutMinutes?: number;
   maxRuntimeMinutes?: number;
+  idleTimeoutMinutes?: number;
+  /** After how long the reconciler re-sends a launch message nothing took (REQUEUE_AFTER_SECONDS, default 600). */
+  requeueAfterSeconds?: number;
   /** How long the reconciler lets a job stay `launching` (its LAUNCHING_TIMEOUT_SECONDS, default 300). */
   launchingTimeoutSeconds?: number;
   configs?: Record<string, ConfigLimits>;
@@ -108,7 +111,15 @@ function queuedLines(job: JobRecord, now: Date, limits: FleetLimits): string[] {
   if (job.reason) parts.push(`last: ${job.reason}`);
   else if (attempts > 0) parts.push("no capacity yet");
   else if (!job.enqueuedAt) parts.push("no launch message sent yet (the reconciler re-sends a lost one)");
-  else parts.push("waiting for the launcher");
+  else {
+    const sent = secondsSince(job.enqueuedAt, now) ?? 0;
+    const requeueAfter = limits.requeueAfterSeconds ?? 600;
+    parts.push(
+      sent > requeueAfter
+        ? `its launch message was sent ${formatDuration(sent)} ago and nothing launched: the reconciler asks GitHub and sends it again`
+        : "waiting for the launcher",
+    );
+  }
   if (attempts > 0) parts.push(plural(attempts, "launch attempt"));
   if (spotFailures > 0) parts.push(plural(spotFailures, "spot failure"));
   parts.push(nextLaunch(job, limits.configs?.[job.configName]));
@@ -128,12 +139,20 @@ function queuedLines(job: JobRecord, now: Date, limits: FleetLimits): string[] {
   return lines;
 }
 
-function runnerProgress(handoff: HandoffLookup, now: Date): string {
+function runnerProgress(handoff: HandoffLookup, now: Date, limits: FleetLimits): string {
   if (handoff === undefined) return "runner progress unknown (hand-off reports not read)";
   if (handoff === null) return "no hand-off item (the instance removed it, or it expired)";
   if (handoff.jobStartedAt) return `the job started ${ago(handoff.jobStartedAt, now)}`;
-  if (handoff.runnerStartedAt)
-    return `runner started ${ago(handoff.runnerStartedAt, now)}, waiting for GitHub to assign the job`;
+  if (handoff.runnerStartedAt) {
+    const idle = secondsSince(handoff.runnerStartedAt, now) ?? 0;
+    const idleLimit = limits.idleTimeoutMinutes;
+    return (
+      `runner started ${ago(handoff.runnerStartedAt, now)}, waiting for GitHub to assign the job` +
+      (idleLimit === undefined
+        ? ""
+        : ` (terminated as idle in ${formatDuration(idleLimit * 60 - idle)} without one, idleTimeoutMinutes ${idleLimit})`)
+    );
+  }
   if (handoff.fetchedAt) return `took its JIT config ${ago(handoff.fetchedAt, now)}, runner not started yet`;
   return "runner not started yet (the instance has not taken its JIT config: still booting?)";
 }
@@ -172,7 +191,7 @@ export function explainJob(
     }
     case "launched":
       lines.push(
-        `launched on ${instanceText(job)} ${ago(job.launchedAt ?? job.updatedAt, now)}, ${runnerProgress(handoff, now)}`,
+        `launched on ${instanceText(job)} ${ago(job.launchedAt ?? job.updatedAt, now)}, ${runnerProgress(handoff, now, limits)}`,
       );
       break;
     case "running": {

@@ -59,6 +59,7 @@ export function limitsFromConfig(
     maxRunnersTotal: limits.maxRunnersTotal,
     queueTimeoutMinutes: limits.queueTimeoutMinutes,
     maxRuntimeMinutes: limits.maxRuntimeMinutes,
+    idleTimeoutMinutes: limits.idleTimeoutMinutes,
     configs: Object.fromEntries(
       Object.entries(labelConfigs).map(([name, l]) => [
         name,

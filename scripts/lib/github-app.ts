@@ -205,7 +205,9 @@ export async function setWebhook(
   deps: { pulumi: Pulumi; log: Log },
 ): Promise<WebhookConfig> {
   const { pulumi, log } = deps;
-  const outputs = await pulumi.stackOutputs();
+  const outputs = await pulumi.stackOutputs().catch((error: Error) => {
+    throw new Error(`cannot read the stack outputs (${error.message}): run \`pulumi up\` first`);
+  });
   const url = outputs.webhookUrl;
   if (typeof url !== "string" || !url) {
     throw new Error("the stack has no webhookUrl output: run `pulumi up` first");
