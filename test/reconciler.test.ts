@@ -159,6 +159,7 @@ describe("instances", () => {
 
     const report = await reconciler.reconcile();
     expect(report.applied.terminate).toBe(4);
+    expect(report.instances).toBe(6); // RunnerInstances: the stack's live instances this run saw
     expect([overAge, idle, orphan, done].map(stateOf)).toEqual([
       "terminated",
       "terminated",
@@ -323,6 +324,32 @@ describe("re-run on interruption", () => {
     const next = { jobId: "999", repo: job.repo, runId: job.runId, runAttempt: 2, configName: "linux-x64" };
     const overrides = await store.launchMarketOverrides([next], linuxConfig);
     expect(overrides.get("999")).toMatchObject({ market: "on-demand" });
+  });
+
+  it("tries again on the next run when GitHub refused the re-run", async () => {
+    const job = await seed(
+      {
+        state: "completed",
+        conclusion: "failure",
+        interruptedAt: ago(3 * MIN),
+        market: "spot",
+        completedAt: ago(MIN),
+      },
+      { status: "completed", conclusion: "failure" },
+    );
+    world.sandbox.faults.fail(
+      "github",
+      "actions/re-run-job-for-workflow-run",
+      { code: "forbidden", status: 403 },
+      { times: 1 },
+    );
+    expect((await reconciler.reconcile()).rerun).toBe(0);
+    // Given back: the launcher must not send the run's next attempt to on-demand for a re-run that never happened.
+    const next = { jobId: "999", repo: job.repo, runId: job.runId, runAttempt: 2, configName: "linux-x64" };
+    expect((await store.launchMarketOverrides([next], linuxConfig)).size).toBe(0);
+    expect((await reconciler.reconcile()).rerun).toBe(1);
+    expect(world.github.state.reruns.map((r) => String(r.jobId))).toEqual([job.jobId]);
+    expect((await store.launchMarketOverrides([next], linuxConfig)).get("999")?.market).toBe("on-demand");
   });
 
   it("leaves alone a job that succeeded despite the interruption, or whose config does not ask", async () => {

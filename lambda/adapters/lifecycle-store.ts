@@ -11,7 +11,6 @@
  */
 import {
   ConditionalCheckFailedException,
-  DeleteItemCommand,
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
@@ -189,13 +188,16 @@ async function putReserved(
   version: number | undefined,
   expiresAt: number,
   table: string,
+  /** For a new item (no version): an existing one that matches this may be replaced. */
+  replaceIf?: string,
 ): Promise<boolean> {
+  const create = replaceIf ? `attribute_not_exists(jobId) OR ${replaceIf}` : "attribute_not_exists(jobId)";
   try {
     await dynamoClient().send(
       new PutItemCommand({
         TableName: table,
         Item: marshall({ ...value, jobId: key, version: (version ?? 0) + 1, expiresAt }, marshallOptions),
-        ConditionExpression: version === undefined ? "attribute_not_exists(jobId)" : "version = :v",
+        ConditionExpression: version === undefined ? create : "version = :v",
         ExpressionAttributeValues: version === undefined ? undefined : marshall({ ":v": version }),
       }),
     );
@@ -233,11 +235,23 @@ export async function recordSpotInterruption(
   }
 }
 
-export function getRetryMarker(repo: string, runId: number, table = settings().jobsTable) {
-  return getReserved<RetryMarker>(RESERVED_KEYS.retry(repo, runId), table);
+/** The run's re-run marker, unless there is none or it was given back. */
+export async function getRetryMarker(
+  repo: string,
+  runId: number,
+  table = settings().jobsTable,
+): Promise<RetryMarker | undefined> {
+  const marker = await getReserved<RetryMarker & { releasedAt?: string }>(
+    RESERVED_KEYS.retry(repo, runId),
+    table,
+  );
+  return marker && !marker.releasedAt ? marker : undefined;
 }
 
-/** Creates the run's re-run marker unless one exists (a run is re-run on-demand once). */
+/**
+ * Creates the run's re-run marker unless a live one exists (a run is re-run on-demand once); a marker
+ * given back (releaseRetryMarker) may be taken again.
+ */
 export function createRetryMarker(
   marker: RetryMarker,
   now: Date,
@@ -249,17 +263,28 @@ export function createRetryMarker(
     undefined,
     expiryFor(now),
     table,
+    "attribute_exists(releasedAt)",
   );
 }
 
-/** Removes a run's re-run marker (the re-run request failed: a redelivered `completed` may try again). */
-export async function deleteRetryMarker(
+/**
+ * Gives a run's re-run marker back (the re-run request failed), so the next reconciler run tries again.
+ * An update, not a delete: the reconciler's role may write reserved items but not delete job items.
+ */
+export async function releaseRetryMarker(
   repo: string,
   runId: number,
+  now: Date,
   table = settings().jobsTable,
 ): Promise<void> {
   await dynamoClient().send(
-    new DeleteItemCommand({ TableName: table, Key: marshall({ jobId: RESERVED_KEYS.retry(repo, runId) }) }),
+    new UpdateItemCommand({
+      TableName: table,
+      Key: marshall({ jobId: RESERVED_KEYS.retry(repo, runId) }),
+      UpdateExpression: "SET releasedAt = :now",
+      ConditionExpression: "attribute_exists(jobId)",
+      ExpressionAttributeValues: marshall({ ":now": now.toISOString() }),
+    }),
   );
 }
 
