@@ -154,7 +154,8 @@ export class ImagePipeline extends pulumi.ComponentResource {
           securityGroupIds: [args.securityGroupId],
           terminateInstanceOnFailure: true,
           instanceMetadataOptions: { httpTokens: "required", httpPutResponseHopLimit: 1 },
-          resourceTags: ctx.tags,
+          // Not the stack tag: the reconciler would take a build instance for an orphaned runner.
+          resourceTags: { "runner-fleet:image-build": ctx.stack },
         },
         { parent: this },
       );

@@ -435,6 +435,8 @@ describe("image pipeline", () => {
       });
       expect(infra.inputs.subnetId).toBe("subnet-0aaaaaaaaaaaaaaa1");
       expect(infra.inputs.securityGroupIds).toHaveLength(1);
+      // Build instances must not look like the stack's runners (the reconciler reaps those).
+      expect(infra.inputs.resourceTags).not.toHaveProperty("runner-fleet:stack");
     }
   });
 
