@@ -285,6 +285,9 @@ describe("the fleet summary", () => {
     const text = renderReport(report).join("\n");
     expect(text).toContain("linux-arm64              2/2  (at its limit)");
     expect(text).toMatch(/2 acme\/widgets \[linux-x64-large\]: queued for 15 min:/);
+    expect(text).toMatch(
+      /3 acme\/widgets \[linux-arm64\]: queued 8 min ago, launching for 10 s: a launcher is creating/,
+    );
   });
 
   it("reads limits from `pulumi config --json` with the schema's defaults", () => {

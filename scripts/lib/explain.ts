@@ -360,7 +360,9 @@ export function renderReport(report: FleetReport): string[] {
   lines.push("", "oldest waiting jobs:");
   if (report.waiting.length === 0) lines.push("  none");
   for (const j of report.waiting) {
-    lines.push(`  ${j.jobId} ${j.repo} [${j.configName}]: ${j.summary}`);
+    // A queued job's summary starts with its age; a launching one's with the launch's.
+    const age = j.state === "queued" ? "" : ` queued ${formatDuration(j.ageSeconds)} ago,`;
+    lines.push(`  ${j.jobId} ${j.repo} [${j.configName}]:${age} ${j.summary}`);
   }
   lines.push("", "recent failures:");
   if (report.recentFailures.length === 0) lines.push("  none");
