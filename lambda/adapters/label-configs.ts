@@ -6,6 +6,7 @@
 import { GetParametersByPathCommand } from "@aws-sdk/client-ssm";
 import { z } from "zod";
 import type { LabelConfig } from "../shared/label-config";
+import { logger } from "../shared/observability";
 import { settings } from "../shared/settings";
 import { ssmClient } from "./secrets";
 
@@ -38,15 +39,21 @@ async function fetchConfigs(path: string): Promise<Map<string, LabelConfig>> {
       new GetParametersByPathCommand({ Path: path, Recursive: true, NextToken: nextToken, MaxResults: 10 }),
     );
     for (const parameter of page.Parameters ?? []) {
+      // One broken parameter must not stop the launches of every other config: skip it, loudly.
       let raw: unknown;
       try {
         raw = JSON.parse(parameter.Value ?? "");
       } catch {
-        throw new Error(`label config parameter ${parameter.Name} is not JSON`);
+        logger.error("label config parameter is not JSON", { parameter: parameter.Name });
+        continue;
       }
       const parsed = labelConfigSchema.safeParse(raw);
       if (!parsed.success) {
-        throw new Error(`label config parameter ${parameter.Name} is invalid: ${parsed.error.message}`);
+        logger.error("label config parameter is invalid", {
+          parameter: parameter.Name,
+          problem: parsed.error.message,
+        });
+        continue;
       }
       configs.set(parsed.data.name, parsed.data);
     }

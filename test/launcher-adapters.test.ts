@@ -1,0 +1,107 @@
+/**
+ * The launcher's small adapters against the sandbox: label configs from SSM (defaults, a broken
+ * parameter, the cache) and the JIT config hand-off item.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { deleteHandoff, readHandoff, writeHandoff } from "../lambda/adapters/handoff";
+import {
+  forgetLabelConfigs,
+  LABEL_CONFIG_CACHE_MS,
+  loadLabelConfigs,
+} from "../lambda/adapters/label-configs";
+import { type Sandbox, startSandbox } from "./sandbox";
+
+let sandbox: Sandbox;
+let restoreEnv: () => void;
+const PATH = "/runner-fleet/adapters/label-configs";
+
+beforeAll(async () => {
+  sandbox = await startSandbox();
+  const tables = await sandbox.createTables();
+  restoreEnv = sandbox.useEnv({
+    HANDOFF_TABLE: tables.handoff,
+    LABEL_CONFIG_PATH: PATH,
+    RUNNER_ROLE_ID: "AROAADAPTERS",
+    HANDOFF_TTL_SECONDS: "600",
+    POWERTOOLS_LOG_LEVEL: "CRITICAL",
+  });
+});
+
+afterAll(async () => {
+  restoreEnv?.();
+  await sandbox?.close();
+});
+
+beforeEach(async () => {
+  await sandbox.reset();
+  forgetLabelConfigs();
+});
+
+const minimal = {
+  name: "linux-x64",
+  labels: ["self-hosted", "linux", "x64"],
+  arch: "x64",
+  instanceTypes: ["m7i.large"],
+  launchTemplateId: "lt-0123",
+  maxRunners: 5,
+};
+
+describe("loadLabelConfigs", () => {
+  it("reads every config under the path (all pages) with the documented defaults", async () => {
+    for (let i = 0; i < 12; i++) {
+      sandbox.ssm.put(`${PATH}/c${i}`, JSON.stringify({ ...minimal, name: `c${i}` }));
+    }
+    sandbox.ssm.put("/elsewhere/other", JSON.stringify({ ...minimal, name: "other" }));
+    const configs = await loadLabelConfigs();
+    expect([...configs.keys()].sort()).toEqual(Array.from({ length: 12 }, (_, i) => `c${i}`).sort());
+    expect(configs.get("c0")).toMatchObject({
+      spotPolicy: "spotPreferred",
+      spotFailuresBeforeOnDemand: 1,
+      allocationStrategy: "capacity-optimized",
+      runnerGroupId: 1,
+      retryOnInterruption: true,
+    });
+  });
+
+  it("skips a broken parameter instead of failing every config", async () => {
+    sandbox.ssm.put(`${PATH}/good`, JSON.stringify(minimal));
+    sandbox.ssm.put(`${PATH}/not-json`, "{oops");
+    sandbox.ssm.put(`${PATH}/bad`, JSON.stringify({ ...minimal, name: "bad", spotPolicy: "sometimes" }));
+    const configs = await loadLabelConfigs();
+    expect([...configs.keys()]).toEqual(["linux-x64"]);
+  });
+
+  it("asks SSM once per cache period", async () => {
+    sandbox.ssm.put(`${PATH}/good`, JSON.stringify(minimal));
+    const now = Date.now();
+    await loadLabelConfigs(now);
+    await loadLabelConfigs(now + 1_000);
+    expect(sandbox.callsTo("ssm", "GetParametersByPath")).toHaveLength(1);
+    await loadLabelConfigs(now + LABEL_CONFIG_CACHE_MS + 1);
+    expect(sandbox.callsTo("ssm", "GetParametersByPath")).toHaveLength(2);
+  });
+});
+
+describe("hand-off", () => {
+  it("writes the item under <role id>:<instance id> with its expiry, and deletes it", async () => {
+    const now = new Date("2026-11-23T20:00:00Z");
+    await writeHandoff({
+      instanceId: "i-0abc",
+      jobId: "7",
+      jitConfig: "secret-config",
+      runnerName: "test-i-0abc",
+      now,
+    });
+    expect(await readHandoff("i-0abc")).toEqual({
+      handoffKey: "AROAADAPTERS:i-0abc",
+      instanceId: "i-0abc",
+      jobId: "7",
+      jitConfig: "secret-config",
+      runnerName: "test-i-0abc",
+      createdAt: now.toISOString(),
+      expiresAt: Math.floor(now.getTime() / 1000) + 600,
+    });
+    await deleteHandoff("i-0abc");
+    expect(await readHandoff("i-0abc")).toBeUndefined();
+  });
+});
