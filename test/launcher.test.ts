@@ -623,6 +623,23 @@ describe("jobs that cannot register", () => {
   });
 });
 
+describe("a failed hand-off", () => {
+  it("terminates the instance, removes its runner registration and requeues the job", async () => {
+    sandbox.faults.fail(
+      "dynamodb",
+      "PutItem",
+      { code: "InternalServerError", status: 500 },
+      { when: (r) => (r.params as { TableName?: string }).TableName === process.env.HANDOFF_TABLE },
+    );
+    const [job] = await seedJobs(1);
+    const { response } = await runLauncher();
+    expect(response.batchItemFailures).toHaveLength(1);
+    expect(liveInstances()).toEqual([]);
+    expect(github.state.listRunners()).toEqual([]);
+    expect(await getJob(job!.jobId)).toMatchObject({ state: "queued", reason: "hand-off write failed" });
+  });
+});
+
 describe("GitHub flavours and scopes", () => {
   it("registers repository runners on GHES", async () => {
     useGitHub(ghes, "repo");
