@@ -593,12 +593,14 @@ export function configReferenceRows(): ReferenceRow[] {
 
 /** The README's configuration reference table (between its markers), generated from the schema. */
 export function configReferenceMarkdown(): string {
-  const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
-  return [
-    line(["key", "type", "default", "meaning"]),
-    line(["---", "---", "---", "---"]),
-    ...configReferenceRows().map((r) => line([r.key, r.type, r.default, r.description])),
-  ].join("\n");
+  // Laid out as Biome formats Markdown tables (cells padded to the column's width), so lint agrees.
+  const rows = [
+    ["key", "type", "default", "meaning"],
+    ...configReferenceRows().map((r) => [r.key, r.type, r.default, r.description]),
+  ];
+  const widths = rows[0]!.map((_, c) => Math.max(3, ...rows.map((r) => r[c]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((cell, c) => cell.padEnd(widths[c]!)).join(" | ")} |`;
+  return [line(rows[0]!), line(widths.map((w) => "-".repeat(w))), ...rows.slice(1).map(line)].join("\n");
 }
 
 /**
