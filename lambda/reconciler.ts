@@ -80,8 +80,6 @@ export interface ReconcileReport {
   instances?: number;
   /** Parts that could not be read this run (their rules were skipped). */
   unreadable: string[];
-  /** The stack's instances pending or running when the run started (the running-instances alarm). */
-  liveInstances?: number;
 }
 
 export async function handler(_event: ScheduledEvent, context?: Context): Promise<ReconcileReport> {
@@ -97,9 +95,6 @@ export async function handler(_event: ScheduledEvent, context?: Context): Promis
   metrics.addMetric("ReconcileFailed", MetricUnit.Count, report.failed);
   metrics.addMetric("ReconcileDeferred", MetricUnit.Count, report.deferred);
   metrics.addMetric("WebhooksRedelivered", MetricUnit.Count, report.redelivered);
-  // Gauge for the running-instances alarm (src/observability.ts).
-  if (report.liveInstances !== undefined)
-    metrics.addMetric("RunnerInstances", MetricUnit.Count, report.liveInstances);
   metrics.addMetric("InterruptedJobsRerun", MetricUnit.Count, report.rerun);
   if (report.instances !== undefined)
     metrics.addMetric("RunnerInstances", MetricUnit.Count, report.instances);
@@ -140,8 +135,6 @@ export async function reconcile(
     readInstances(s.stackName).catch(skip("instances", "the stack's instances")),
     listHandoffReports().catch(skip("handoffs", "the hand-off reports")),
   ]);
-  if (instances)
-    report.liveInstances = instances.filter((i) => i.state === "pending" || i.state === "running").length;
   // Terminal jobs matter only for instances still up: "its job completed, the instance did not stop".
   const held = new Set(jobs.map((j) => j.instanceId).filter(Boolean));
   const unheld = (instances ?? []).filter(
