@@ -196,10 +196,17 @@ export class Observability extends pulumi.ComponentResource {
               [{ expression: search("Webhook", "Sum"), id: "webhook" }],
               [
                 {
+                  expression: search('MetricName="JobsLaunched" OR MetricName="JobsRelaunched"', "Sum"),
+                  id: "launched",
+                },
+              ],
+              [
+                {
                   expression: search('MetricName="JobsTimedOut" OR MetricName="ReconcileExpire"', "Sum"),
                   id: "timedout",
                 },
               ],
+              [{ expression: search('MetricName="JobsInterrupted"', "Sum"), id: "interrupted" }],
             ]),
             widget("Launch latency (queued → instance launched), ms", [
               [{ expression: search('MetricName="LaunchLatency"', "p50"), id: "p50" }],
