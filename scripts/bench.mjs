@@ -45,6 +45,7 @@ export async function prepareBench() {
       main: join(root, "scripts", "bench", "main.ts"),
       child: join(root, "scripts", "bench", "child.ts"),
       bootstrap: join(root, "scripts", "bench", "bootstrap.ts"),
+      "lambda-worker": join(root, "scripts", "bench", "lambda-worker.ts"),
     },
     outdir: benchDir,
     bundle: true,

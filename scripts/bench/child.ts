@@ -26,12 +26,21 @@ const eventSource = {
   ...(request.windowSeconds !== undefined && { windowSeconds: request.windowSeconds }),
 };
 let result: unknown;
+const cpuBefore = process.cpuUsage();
+const modelBefore = Date.now();
 try {
   if (request.scenario === "ack")
     result = await scenarios.ackLatency(request.bundleDir, request.deliveries ?? 200);
   else if (request.scenario === "one-job") result = await scenarios.oneJob(request.bundleDir, eventSource);
   else result = await scenarios.burst(request.bundleDir, request.burst!, eventSource);
-  writeFileSync(request.resultFile, JSON.stringify({ ok: true, result }));
+  // CPU seconds of this process (every thread) against its wall seconds: a scenario whose CPU nears
+  // the wall time was bound by this machine, not by the modeled services.
+  const cpu = process.cpuUsage(cpuBefore);
+  const usage = {
+    cpuSeconds: Math.round((cpu.user + cpu.system) / 1e4) / 100,
+    wallSeconds: Math.round((Date.now() - modelBefore) / 10 / request.scale) / 100,
+  };
+  writeFileSync(request.resultFile, JSON.stringify({ ok: true, result: { ...(result as object), usage } }));
 } catch (error) {
   writeFileSync(
     request.resultFile,

@@ -1,27 +1,29 @@
 /**
- * A scaled clock for long scenarios: in a process that installs it, `Date`, `performance.now()`,
+ * A scaled clock for long scenarios: in a thread that installs it, `Date`, `performance.now()`,
  * `setTimeout` and `setInterval` run `scale` times faster than the wall clock. Everything that waits
- * or measures in that process (the sandbox's modeled latencies and token buckets, SQS visibility
- * timeouts, Octokit's Retry-After waits and Bottleneck pacing, the launcher's own timers) keeps its
- * production numbers and simply passes faster, so figures read in model time stay comparable with
- * the real service limits. CPU work is not sped up: it costs `scale` times more model time, so a
- * scaled run can only look worse than reality, never better.
+ * or measures there (the sandbox's modeled latencies and token buckets, SQS visibility timeouts,
+ * Octokit's Retry-After waits and Bottleneck pacing, the launcher's own timers) keeps its production
+ * numbers and simply passes faster, so figures read in model time compare with the real service
+ * limits. CPU work is not sped up: it costs `scale` times more model time, so a scaled run can only
+ * look worse than reality, never better.
  */
 
-let installed = 1;
+const state = { scale: 1, origin: 0 };
 
-export function installScaledClock(scale: number): void {
-  if (scale === 1 || installed !== 1) return;
-  installed = scale;
+/**
+ * `origin` (wall-clock epoch ms, default now) is where model time and wall time agree: the threads
+ * of one scenario pass the same origin so that they share one model clock.
+ */
+export function installScaledClock(scale: number, origin = Date.now()): void {
+  if (scale === 1 || state.scale !== 1) return;
+  state.scale = scale;
+  state.origin = origin;
   const RealDate = Date;
   const realNow = RealDate.now.bind(RealDate);
-  const origin = realNow();
   const now = () => Math.floor(origin + (realNow() - origin) * scale);
   globalThis.Date = new Proxy(RealDate, {
     construct(target, args, newTarget) {
-      return args.length === 0
-        ? Reflect.construct(target, [now()], newTarget)
-        : Reflect.construct(target, args, newTarget);
+      return Reflect.construct(target, args.length === 0 ? [now()] : args, newTarget);
     },
     apply() {
       return new RealDate(now()).toString();
@@ -32,7 +34,7 @@ export function installScaledClock(scale: number): void {
   });
 
   const perfNow = performance.now.bind(performance);
-  const perfOrigin = perfNow();
+  const perfOrigin = origin - performance.timeOrigin;
   performance.now = () => perfOrigin + (perfNow() - perfOrigin) * scale;
 
   const realSetTimeout = globalThis.setTimeout;
@@ -43,7 +45,7 @@ export function installScaledClock(scale: number): void {
     realSetInterval(fn, (ms ?? 0) / scale, ...args)) as typeof setInterval;
 }
 
-/** The scale installed in this process (1: wall time). */
-export function clockScale(): number {
-  return installed;
+/** The clock of this thread: scale 1 is wall time. */
+export function currentClock(): { scale: number; origin: number } {
+  return { ...state };
 }

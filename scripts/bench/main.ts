@@ -4,6 +4,7 @@
  */
 import { spawn } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import type { ChildRequest } from "./child";
 import { bundleKiB, coldStart } from "./cold";
@@ -60,6 +61,8 @@ export interface BenchResult {
 
 export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const log = options.log ?? (() => {});
+  // Other work on the machine slows every scenario (and scaled ones `scale` times over): say how busy it was.
+  const loadBefore = loadavg()[0]!;
   const child = <T>(request: Omit<ChildRequest, "bundleDir" | "resultFile">) =>
     runChild<T>(options.benchDir, {
       ...request,
@@ -140,6 +143,12 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       modeledPathMs: one.modeledPathMs,
       burst,
       ...(faulty && { faultBurst: faulty }),
+      machine: {
+        cpus: cpus().length,
+        cpuModel: cpus()[0]?.model,
+        node: process.version,
+        loadAverage1m: { before: round(loadBefore, 2), after: round(loadavg()[0]!, 2) },
+      },
       ackDeliveries: ack.deliveries,
       ackNon2xx: ack.non2xx,
       coldRuns: cold?.runs ?? 0,
@@ -255,4 +264,4 @@ export function runChild<T>(benchDir: string, request: Omit<ChildRequest, "resul
   });
 }
 export { coldStart } from "./cold";
-export { startWorld } from "./world";
+export { LaunchEventSource, startWorld } from "./world";

@@ -18,16 +18,15 @@ export interface AckResult {
 export async function ackLatency(bundleDir: string, deliveries: number): Promise<AckResult> {
   const world = await startWorld({ bundleDir });
   try {
-    const handler = await world.webhook();
+    const webhook = await world.webhook();
     // One warm-up delivery: the first pays for the lazily loaded SDK chunks (scenario 4 measures it).
-    await handler(await world.queuedEvent(1));
+    await webhook.invoke(await world.queuedEvent(1));
     const times: number[] = [];
     let non2xx = 0;
     for (let i = 0; i < deliveries; i++) {
       const event = await world.queuedEvent(10_000 + i, i);
-      const started = performance.now();
-      const response = await handler(event);
-      times.push(performance.now() - started);
+      const { result: response, ms } = await webhook.invokeTimed(event);
+      times.push(ms);
       if (!response.statusCode || response.statusCode >= 300) non2xx++;
     }
     return {
@@ -58,11 +57,11 @@ export async function oneJob(
   const world = await startWorld({ bundleDir });
   const source = new LaunchEventSource(world, eventSource);
   try {
-    const handler = await world.webhook();
+    const webhook = await world.webhook();
     await source.start();
     const event = await world.queuedEvent(4242);
     const queuedAt = Date.now();
-    const response = await handler(event);
+    const response = await webhook.invoke(event);
     if (response.statusCode !== 202) throw new Error(`webhook answered ${response.statusCode}`);
     await waitFor(() => world.handoffWrites() >= 1, 60_000);
     const fleet = world.sandbox.callsTo("ec2", "CreateFleet")[0];
@@ -143,8 +142,8 @@ export async function burst(
   if (options.faults) injectFleetFaults(world, options.faults);
   const source = new LaunchEventSource(world, eventSource);
   try {
-    const handler = await world.webhook();
-    await handler(await world.queuedEvent(1)); // warm: the SDK chunks load once per environment
+    const webhook = await world.webhook();
+    await webhook.invoke(await world.queuedEvent(1)); // warm: the SDK chunks load once per environment
     await source.start();
     world.sandbox.faults.clearCalls();
     const events = await Promise.all(
@@ -155,7 +154,7 @@ export async function burst(
     const acks = events.map(async (event, i) => {
       await sleepUntil(started + i * spacing);
       // GitHub redelivers nothing by itself; a failed delivery is lost unless the reconciler finds it.
-      return handler(event);
+      return webhook.invoke(event);
     });
     const responses = await Promise.all(acks);
     const rejected = responses.filter((r) => r.statusCode !== 202).length;

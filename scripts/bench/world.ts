@@ -5,9 +5,9 @@
  * queue feeds the launcher through `LaunchEventSource`, which does what Lambda's SQS event source
  * mapping does with the settings the program configures.
  */
-import { cpSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { Worker } from "node:worker_threads";
 import { ScanCommand } from "@aws-sdk/client-dynamodb";
 import {
   DeleteMessageBatchCommand,
@@ -26,6 +26,7 @@ import type {
 import { signedApiGatewayEvent, workflowJobEvent } from "../../test/fixtures/webhooks";
 import { startGitHubFake } from "../../test/sandbox/github";
 import { EC2_THROTTLE, type Sandbox, startSandbox } from "../../test/sandbox/index";
+import { currentClock } from "./clock";
 
 /**
  * Modeled service behaviour (README "Performance" says where each number comes from). Latencies are
@@ -61,8 +62,70 @@ const OWNER = "Codertocat";
 const INSTALLATION_ID = 3456996;
 export const ROLE_ID = "AROABENCHRUNNERROLE01";
 
-type WebhookHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
-type LauncherHandler = (event: SQSEvent) => Promise<SQSBatchResponse>;
+export type WebhookLambda = LambdaWorker<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>;
+export type LauncherLambda = LambdaWorker<SQSEvent, SQSBatchResponse>;
+
+/**
+ * A Lambda execution environment on its own thread (lambda-worker.ts): its own module state (SDK
+ * clients, caches, the GitHub write pacing) and its own CPU, apart from the sandbox's services.
+ */
+export class LambdaWorker<Event, Result> {
+  private readonly worker: Worker;
+  private readonly pending = new Map<
+    number,
+    { resolve(r: { result: Result; ms: number }): void; reject(e: Error): void }
+  >();
+  private next = 0;
+  readonly ready: Promise<void>;
+
+  constructor(bundleDir: string, name: string) {
+    const bundleUrl = pathToFileURL(join(bundleDir, name, "index.mjs")).href;
+    // The environment is process.env as it is now (the world's settings and endpoints).
+    this.worker = new Worker(new URL("./lambda-worker.mjs", import.meta.url), {
+      workerData: { bundleUrl, clock: currentClock() },
+      stdout: true,
+      stderr: true,
+    });
+    // The Lambda's logs (CloudWatch's business): read and dropped.
+    this.worker.stdout.resume();
+    this.worker.stderr.resume();
+    this.ready = new Promise((resolve, reject) => {
+      this.worker.once("error", reject);
+      this.worker.on(
+        "message",
+        (message: { ready?: true; id: number; result?: Result; ms?: number; error?: string }) => {
+          if (message.ready) return resolve();
+          const waiter = this.pending.get(message.id);
+          this.pending.delete(message.id);
+          if (message.error !== undefined) waiter?.reject(new Error(message.error));
+          else waiter?.resolve({ result: message.result as Result, ms: message.ms ?? Number.NaN });
+        },
+      );
+    });
+    this.worker.on("error", (error) => {
+      for (const waiter of this.pending.values()) waiter.reject(error);
+      this.pending.clear();
+    });
+  }
+
+  /** Invokes the handler; `ms` is the time it took, measured on the Lambda's own thread. */
+  async invokeTimed(event: Event): Promise<{ result: Result; ms: number }> {
+    await this.ready;
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ id, event });
+    });
+  }
+
+  async invoke(event: Event): Promise<Result> {
+    return (await this.invokeTimed(event)).result;
+  }
+
+  terminate(): Promise<number> {
+    return this.worker.terminate();
+  }
+}
 
 export interface WorldOptions {
   /** Directory holding `<lambda>/index.mjs` bundles (buildLambdas' outRoot). */
@@ -140,10 +203,8 @@ export async function startWorld(options: WorldOptions) {
 
   if (modeled) applyModel(sandbox);
 
-  const importBundle = async (dir: string) =>
-    (await import(pathToFileURL(join(dir, "index.mjs")).href)) as { handler: unknown };
-
-  let webhook: WebhookHandler | undefined;
+  let webhook: WebhookLambda | undefined;
+  const workers: LambdaWorker<never, unknown>[] = [];
   const world = {
     sandbox,
     github,
@@ -151,19 +212,21 @@ export async function startWorld(options: WorldOptions) {
     queue,
     env,
     secret: SECRET,
-    /** The webhook bundle, imported on first use (its init starts fetching the webhook secret). */
-    async webhook(): Promise<WebhookHandler> {
-      webhook ??= (await importBundle(join(options.bundleDir, "webhook"))).handler as WebhookHandler;
+    /** The webhook's environment, started on first use (its init starts fetching the webhook secret). */
+    async webhook(): Promise<WebhookLambda> {
+      if (!webhook) {
+        webhook = new LambdaWorker(options.bundleDir, "webhook");
+        workers.push(webhook as LambdaWorker<never, unknown>);
+      }
+      await webhook.ready;
       return webhook;
     },
-    /**
-     * A launcher execution environment: its own copy of the bundle, so module state (SDK clients,
-     * the GitHub write pacing, caches) is per environment as on Lambda.
-     */
-    async launcherEnvironment(index: number): Promise<LauncherHandler> {
-      const dir = join(options.bundleDir, `launcher-env-${index}`);
-      if (!existsSync(dir)) cpSync(join(options.bundleDir, "launcher"), dir, { recursive: true });
-      return (await importBundle(dir)).handler as LauncherHandler;
+    /** A new launcher execution environment. */
+    async launcherEnvironment(): Promise<LauncherLambda> {
+      const launcher: LauncherLambda = new LambdaWorker(options.bundleDir, "launcher");
+      workers.push(launcher as LambdaWorker<never, unknown>);
+      await launcher.ready;
+      return launcher;
     },
     /** A signed `workflow_job` delivery of a queued job, as API Gateway hands it to the webhook. */
     queuedEvent(jobId: number, configIndex = 0, deliveryId?: string): Promise<APIGatewayProxyEventV2> {
@@ -201,6 +264,7 @@ export async function startWorld(options: WorldOptions) {
         .length;
     },
     async close(): Promise<void> {
+      await Promise.all(workers.map((w) => w.terminate()));
       restoreEnv();
       await github.close();
       await sandbox.close();
@@ -273,8 +337,8 @@ export class LaunchEventSource {
   async start(): Promise<void> {
     this.running = true;
     for (let i = 0; i < this.settings.maxConcurrency; i++) {
-      const handler = await this.world.launcherEnvironment(i);
-      this.loops.push(this.poll(handler));
+      const launcher = await this.world.launcherEnvironment();
+      this.loops.push(this.poll(launcher));
     }
   }
 
@@ -296,7 +360,7 @@ export class LaunchEventSource {
     return Messages;
   }
 
-  private async poll(handler: LauncherHandler): Promise<void> {
+  private async poll(launcher: LauncherLambda): Promise<void> {
     const { batchSize, windowSeconds } = this.settings;
     while (this.running) {
       const batch = await this.receive(batchSize, 1);
@@ -307,11 +371,11 @@ export class LaunchEventSource {
         if (more.length) batch.push(...more);
         else await new Promise((resolve) => setTimeout(resolve, 50));
       }
-      await this.invoke(handler, batch);
+      await this.invoke(launcher, batch);
     }
   }
 
-  private async invoke(handler: LauncherHandler, messages: Message[]): Promise<void> {
+  private async invoke(launcher: LauncherLambda, messages: Message[]): Promise<void> {
     this.invocations++;
     const records: SQSRecord[] = messages.map((m) => ({
       messageId: m.MessageId!,
@@ -332,7 +396,7 @@ export class LaunchEventSource {
     }));
     let failed: Set<string>;
     try {
-      const response = await handler({ Records: records });
+      const response = await launcher.invoke({ Records: records });
       failed = new Set((response?.batchItemFailures ?? []).map((f) => f.itemIdentifier));
     } catch {
       // The whole batch comes back after the visibility timeout, as on Lambda.
