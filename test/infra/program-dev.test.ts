@@ -567,7 +567,11 @@ describe("IAM matches what each Lambda's code calls", () => {
       .filter((f) => f.endsWith(".mjs"))
       .map((f) => readFileSync(join(dir, f), "utf8"))
       .join("\n");
-    const ops = [...code.matchAll(/class extends [\w$]+\([\w$]+,[\w$]+,"(\w+)",/g)].map((m) => m[1]!);
+    const ops = [
+      ...[...code.matchAll(/class extends [\w$]+\([\w$]+,[\w$]+,"(\w+)",/g)].map((m) => m[1]!),
+      // Calls signed by hand (no SDK client): the JSON protocol's X-Amz-Target.
+      ...[...code.matchAll(/"(?:AmazonSSM|DynamoDB_20120810|AmazonSQS)\.(\w+)"/g)].map((m) => m[1]!),
+    ];
     // DescribeEndpoints: the DynamoDB client's endpoint discovery, unused with regional endpoints.
     return new Set(ops.filter((op) => op !== "DescribeEndpoints"));
   }
@@ -634,13 +638,24 @@ describe("settings", () => {
   }
   // Set per auth mode: app mode sets the App's, token mode the token's.
   const MODE_DEPENDENT = ["GITHUB_APP_ID", "GITHUB_PRIVATE_KEY_PARAM", "GITHUB_TOKEN_PARAM"];
+  /** Set by the Lambda runtime itself (and reserved: a function may not set them). */
+  const LAMBDA_RUNTIME = [
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+  ];
 
   it.each(["webhook", "launcher", "reconciler", "ec2-events", "janitor"])(
     "%s gets every required setting its code reads",
     (name) => {
       const env = fnNamed(name).inputs.environment.variables;
       const missing = [...settingsReadBy(join(ROOT, "dist", name))].filter(
-        (v) => requiredVariables().has(v) && !MODE_DEPENDENT.includes(v) && env[v] === undefined,
+        (v) =>
+          requiredVariables().has(v) &&
+          !MODE_DEPENDENT.includes(v) &&
+          !LAMBDA_RUNTIME.includes(v) &&
+          env[v] === undefined,
       );
       expect(missing).toEqual([]);
     },
@@ -650,6 +665,16 @@ describe("settings", () => {
     for (const name of ["webhook", "launcher", "reconciler", "janitor"])
       expect(fnNamed(name).inputs.environment.variables).toHaveProperty("SECRETS_REVISION");
     expect(fnNamed("ec2-events").inputs.environment.variables).not.toHaveProperty("SECRETS_REVISION");
+  });
+
+  it("no function sets a variable Lambda reserves", () => {
+    for (const f of run.ofType(T.fn)) {
+      const names = Object.keys(f.inputs.environment.variables);
+      expect(
+        names.filter((n) => LAMBDA_RUNTIME.includes(n) || /^(AWS_|_|LAMBDA_)/.test(n)),
+        f.inputs.name,
+      ).toEqual([]);
+    }
   });
 
   it("each function gets only the settings its code reads", () => {
