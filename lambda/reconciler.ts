@@ -37,6 +37,7 @@ import {
   listHandoffReports,
   listInterruptedCompletions,
   readRedeliveryState,
+  recentlyClosedJobScopes,
   releaseRetryMarker,
   releaseToQueue,
   transitionIf,
@@ -61,6 +62,8 @@ const MAX_RUNNER_SCOPES = 10;
 const CONCURRENCY = 8;
 /** Runs of the reconciler (minutes) between two listings of the stack's runners on GitHub. */
 const RUNNER_SWEEP_MINUTES = 5;
+/** The sweep also covers the scopes of jobs closed this recently (leftovers of an idle fleet). */
+const SWEEP_LOOKBACK_SECONDS = 2 * 3600;
 /** How far back the re-run step looks for interrupted jobs that completed (several runs' worth). */
 const RERUN_WINDOW_SECONDS = 30 * 60;
 const REDELIVERY = { maxAttempts: 6, baseBackoffSeconds: 60, maxPerRun: 50 };
@@ -148,7 +151,9 @@ export async function reconcile(
       concurrency: CONCURRENCY,
     }),
     sweepRunners
-      ? readRunners(runnerScopes(jobs), s.stackName).catch(skip("runners", "the stack's runners on GitHub"))
+      ? recentlyClosedJobScopes(new Date(now.getTime() - SWEEP_LOOKBACK_SECONDS * 1000))
+          .then((recent) => readRunners(runnerScopes([...jobs, ...recent]), s.stackName))
+          .catch(skip("runners", "the stack's runners on GitHub"))
       : undefined,
   ]);
   for (const job of finished) if (job) jobs.push(job);
@@ -252,7 +257,9 @@ async function readInstances(stackName: string): Promise<StackInstance[]> {
 }
 
 /** The runner scopes (org or repo) of the jobs in view, with an installation to ask each one through. */
-function runnerScopes(jobs: JobRecord[]): { scope: RunnerScope; installationId?: number }[] {
+function runnerScopes(
+  jobs: Pick<JobRecord, "owner" | "repo" | "installationId">[],
+): { scope: RunnerScope; installationId?: number }[] {
   const scopes = new Map<string, { scope: RunnerScope; installationId?: number }>();
   for (const job of jobs) {
     const scope = scopeFor(job);
@@ -330,6 +337,15 @@ async function apply(action: ReconcileAction, ctx: ApplyContext): Promise<Outcom
     }
     case "check":
       return (await closedOnGitHub(action.jobId, ctx)) ? "applied" : "skipped";
+    case "interrupt": {
+      const job = await transitionIf(action.jobId, {
+        from: "running",
+        to: "interrupted",
+        set: { interruptedAt: action.interruptedAt, reason: action.reason },
+        now,
+      });
+      return job ? "applied" : "skipped";
+    }
     case "delete-handoff":
       await deleteHandoff(action.instanceId);
       return "applied";

@@ -362,3 +362,32 @@ describe("an instance whose runner's job closed without the runner saying so", (
     ).toEqual([]);
   });
 });
+
+describe("a spot interruption the instance saw first", () => {
+  it("marks the running job interrupted from the hand-off report (EventBridge warning lost)", () => {
+    const j = job("1", { state: "running", instanceId: "i-00000001" });
+    const report = {
+      instanceId: "i-00000001",
+      runnerStartedAt: ago(300),
+      jobStartedAt: ago(200),
+      interruptedAt: ago(30),
+    };
+    const { actions } = plan({ jobs: [j], instances: [instance("i-00000001", 400)], handoffs: [report] });
+    expect(actions).toEqual([
+      expect.objectContaining({
+        kind: "interrupt",
+        jobId: "1",
+        instanceId: "i-00000001",
+        interruptedAt: ago(30),
+      }),
+    ]);
+    // Already interrupted: nothing more.
+    expect(
+      plan({
+        jobs: [{ ...j, state: "interrupted" }],
+        instances: [instance("i-00000001", 400)],
+        handoffs: [report],
+      }).actions,
+    ).toEqual([]);
+  });
+});

@@ -179,6 +179,21 @@ describe("instances", () => {
     expect(messages()).toEqual([{ jobId: idleJob.jobId, configName: "linux-x64" }]);
   });
 
+  it("marks a running job interrupted when its instance reported the spot notice and the event was lost", async () => {
+    const id = instance(10 * MIN);
+    const job = await seed({ state: "running", instanceId: id }, { status: "in_progress" });
+    await handoff.writeHandoff({ instanceId: id, jobId: job.jobId, jitConfig: "secret" });
+    const noticed = ago(30_000);
+    await reportProgress(id, {
+      runnerStartedAt: ago(9 * MIN),
+      jobStartedAt: ago(8 * MIN),
+      interruptedAt: noticed,
+    });
+    await reconciler.reconcile();
+    expect(await get(job.jobId)).toMatchObject({ state: "interrupted", interruptedAt: noticed });
+    expect(stateOf(id)).toBe("running"); // AWS reclaims it; the job's completion comes from GitHub
+  });
+
   it("relaunches a launched job whose instance died, and closes a running one GitHub says completed", async () => {
     const dead = instance(5 * MIN, "terminated");
     const launched = await seed({ state: "launched", instanceId: dead, launchedAt: ago(4 * MIN) });
@@ -244,6 +259,31 @@ describe("runners and hand-offs", () => {
     expect(world.github.state.runners.get(stale.runnerId)?.deleted).toBe(true);
     expect(await handoff.readHandoff(dead)).toBeUndefined();
     expect(await handoff.readHandoff(alive)).toBeDefined();
+  });
+});
+
+describe("an idle fleet", () => {
+  it("still sweeps the runners of the scopes of recently closed jobs", async () => {
+    const gh = await github.githubForInstallation(world.github.installationId);
+    const dead = instance(30 * MIN, "terminated");
+    await github.generateJitConfig(
+      gh,
+      { kind: "org", org: world.github.org },
+      {
+        name: `${STACK}-${dead}`,
+        runnerGroupId: 1,
+        labels: ["self-hosted"],
+      },
+    );
+    await seed({
+      state: "completed",
+      conclusion: "success",
+      updatedAt: ago(40 * MIN),
+      completedAt: ago(40 * MIN),
+    });
+    const report = await reconciler.reconcile({ sweepRunners: true });
+    expect(report.applied["delete-runner"]).toBe(1);
+    expect(world.github.state.listRunners()).toEqual([]);
   });
 });
 

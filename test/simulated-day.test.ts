@@ -281,6 +281,8 @@ it("a simulated day ends with every job closed with a reason and no instance run
           at(now + rnd.between(60_000, 15 * 60_000), async () => {
             if (world.sandbox.ec2.instance(instanceId)?.state !== "running") return;
             stats.interrupted++;
+            // The bootstrap sees the notice in IMDS too and reports it on its hand-off item.
+            await report(instanceId, "interruptedAt");
             await ec2Event(interruptionWarning(instanceId, new Date(now)));
             at(now + 120_000, async () => {
               if (world.sandbox.ec2.instance(instanceId)?.state === "running") {
@@ -433,6 +435,7 @@ it("a simulated day ends with every job closed with a reason and no instance run
   const summary = {
     ...stats,
     jobs: jobs.length,
+    instances: machines.size,
     byState,
     settledAfterMinutes: settledAt && (settledAt - START) / 60_000,
   };
@@ -451,6 +454,9 @@ it("a simulated day ends with every job closed with a reason and no instance run
     world.sandbox.ec2.instances({ state: ["pending", "running"], tag: { [TAGS.stack]: STACK } }),
   ).toEqual([]);
   expect(gh.listRunners().filter((r) => r.name.startsWith(`${STACK}-`))).toEqual([]);
+  // No launch storm: an instance per job, plus the relaunches that stolen runners, broken instances
+  // and interruptions call for.
+  expect(machines.size).toBeLessThan(jobs.length * 1.5);
   // The day had what it was meant to have.
   expect(stats.webhooksLost).toBeGreaterThan(0);
   expect(stats.interrupted).toBeGreaterThan(0);

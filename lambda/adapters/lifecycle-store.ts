@@ -22,7 +22,7 @@ import type { BreakerPolicy, BreakerState, RetryMarker } from "../core/lifecycle
 import { marketOverride, recordInterruption } from "../core/lifecycle";
 import type { HandoffReport } from "../core/reconcile";
 import type { RedeliveryState } from "../core/redelivery";
-import type { JobRecord, JobState, Market } from "../shared/job";
+import { type JobRecord, type JobState, type Market, TERMINAL_STATES } from "../shared/job";
 import type { LabelConfig } from "../shared/label-config";
 import { settings } from "../shared/settings";
 import { dynamoClient } from "./dynamodb";
@@ -168,6 +168,45 @@ export async function listInterruptedCompletions(
     startKey = page.LastEvaluatedKey;
   } while (startKey);
   return jobs;
+}
+
+/**
+ * Where recently closed jobs ran (owner, repo, installation), since `since`: the runner scopes to sweep
+ * for leftovers when no live job names them any more (an idle fleet still has runners to clean up).
+ */
+export async function recentlyClosedJobScopes(
+  since: Date,
+  table = settings().jobsTable,
+): Promise<Pick<JobRecord, "owner" | "repo" | "installationId">[]> {
+  const seen = new Map<string, Pick<JobRecord, "owner" | "repo" | "installationId">>();
+  for (const state of TERMINAL_STATES) {
+    let startKey: Record<string, import("@aws-sdk/client-dynamodb").AttributeValue> | undefined;
+    do {
+      const page = await dynamoClient().send(
+        new QueryCommand({
+          TableName: table,
+          IndexName: "byState",
+          KeyConditionExpression: "#state = :state AND #updatedAt > :since",
+          ProjectionExpression: "#owner, #repo, #installationId",
+          ExpressionAttributeNames: {
+            "#state": "state",
+            "#updatedAt": "updatedAt",
+            "#owner": "owner",
+            "#repo": "repo",
+            "#installationId": "installationId",
+          },
+          ExpressionAttributeValues: marshall({ ":state": state, ":since": since.toISOString() }),
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? []) {
+        const job = unmarshall(item) as Pick<JobRecord, "owner" | "repo" | "installationId">;
+        seen.set(`${job.owner}|${job.repo}|${job.installationId ?? ""}`, job);
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+  }
+  return [...seen.values()];
 }
 
 // ---- Reserved items --------------------------------------------------------------------------------

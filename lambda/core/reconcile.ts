@@ -82,6 +82,8 @@ export type ReconcileAction =
     }
   /** Fail a job that never got capacity, or ran past the max runtime (state `timed-out`). */
   | { kind: "expire"; jobId: string; from: JobState; reason: string }
+  /** Mark a running job interrupted: its instance reported a spot interruption notice. */
+  | { kind: "interrupt"; jobId: string; instanceId: string; interruptedAt: string; reason: string }
   /** Ask GitHub whether a job whose instance is gone finished (a lost `completed` webhook). */
   | { kind: "check"; jobId: string; reason: string }
   | { kind: "terminate"; instanceId: string; jobId?: string; reason: string }
@@ -180,7 +182,19 @@ export function planReconcile(input: ReconcileInput): ReconcilePlan {
       }
       continue;
     }
-    if (job && (job.state === "running" || job.state === "interrupted")) continue;
+    if (job && (job.state === "running" || job.state === "interrupted")) {
+      // The instance saw the spot notice (IMDS) but the EventBridge warning never reached ec2-events.
+      if (job.state === "running" && report?.interruptedAt) {
+        actions.push({
+          kind: "interrupt",
+          jobId: job.jobId,
+          instanceId,
+          interruptedAt: report.interruptedAt,
+          reason: `spot interruption of ${instanceId} (reported by the instance)`,
+        });
+      }
+      continue;
+    }
     const done = finished.get(instanceId);
     // A runner runs one job: once the job its runner took (in_progress named it) is closed, the
     // instance has nothing left to do, even if it never reported the job finished (crashed runner).
