@@ -64,6 +64,20 @@ describe("spot interruption warning", () => {
     expect(launchMessages(sandbox, queueUrl)).toEqual([]);
   });
 
+  it("relaunches at once a job whose runner had not started, and terminates the doomed instance", async () => {
+    const id = sandbox.ec2.addInstance({ market: "spot", tags: { "runner-fleet:stack": "test" } });
+    await seed("111", { state: "launched", instanceId: id, launchedAt: new Date().toISOString() });
+    const result = await ec2Events.handler(interruptionWarning(id));
+    expect(result).toMatchObject({ decision: "relaunch", applied: true });
+    expect(await jobsTable.getJob("111")).toMatchObject({
+      state: "queued",
+      reason: expect.stringMatching(/before the job started/),
+    });
+    expect(launchMessages(sandbox, queueUrl)).toEqual([{ jobId: "111", configName: "linux-x64" }]);
+    // Its runner must not take a job in the two minutes left.
+    expect(sandbox.ec2.instance(id)?.state).toBe("terminated");
+  });
+
   it("changes nothing on a job that completed first (interruption after completion), but still counts", async () => {
     await seed("102", { state: "completed", instanceId: "i-0aaaaaaaaaaaaaaa2", conclusion: "success" });
     const result = await ec2Events.handler(interruptionWarning("i-0aaaaaaaaaaaaaaa2"));
@@ -131,6 +145,19 @@ describe("instance state change", () => {
     const again = await ec2Events.handler(stateChange("i-0ddddddddddddddd1", "terminated"));
     expect(again.applied).toBe(false);
     expect(launchMessages(sandbox, queueUrl)).toHaveLength(1);
+  });
+
+  it("terminates a stopped instance whose job had not started, and relaunches the job", async () => {
+    const id = sandbox.ec2.addInstance({
+      market: "on-demand",
+      tags: { "runner-fleet:stack": "test" },
+      state: "stopped",
+    });
+    await seed("404", { state: "launched", instanceId: id });
+    const result = await ec2Events.handler(stateChange(id, "stopped"));
+    expect(result).toMatchObject({ decision: "relaunch", applied: true });
+    expect(sandbox.ec2.instance(id)?.state).toBe("terminated");
+    expect(launchMessages(sandbox, queueUrl)).toEqual([{ jobId: "404", configName: "linux-x64" }]);
   });
 
   it("does not touch a running job (its completion comes from GitHub) nor a job relaunched elsewhere since", async () => {
