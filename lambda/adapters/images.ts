@@ -12,7 +12,7 @@ import { DeleteParameterCommand } from "@aws-sdk/client-ssm";
 import type { ImageInfo } from "../core/cleanup";
 import { TAGS } from "../core/fleet";
 import { ec2Client, ec2ErrorCode } from "./ec2";
-import { ssmClient } from "./secrets";
+import { ssmClient } from "./ssm";
 
 const stackFilter = (stackName: string) => [{ Name: `tag:${TAGS.stack}`, Values: [stackName] }];
 

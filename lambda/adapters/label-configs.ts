@@ -8,7 +8,7 @@ import { z } from "zod";
 import type { LabelConfig } from "../shared/label-config";
 import { logger } from "../shared/observability";
 import { settings } from "../shared/settings";
-import { ssmClient } from "./secrets";
+import { ssmClient } from "./ssm";
 
 export const LABEL_CONFIG_CACHE_MS = 60_000;
 

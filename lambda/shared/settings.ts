@@ -181,6 +181,14 @@ export function loadSettings(env: Env = process.env) {
     get spotBreakerCooldownMinutes() {
       return r.int("SPOT_BREAKER_COOLDOWN_MINUTES", 60);
     },
+    /** The Lambda's region (Lambda sets AWS_REGION), for the requests made without an SDK client. */
+    get awsRegion() {
+      return r.str("AWS_REGION");
+    },
+    /** The SDK's endpoint override for SSM, if any (AWS_ENDPOINT_URL_SSM, else AWS_ENDPOINT_URL). */
+    get ssmEndpointUrl() {
+      return r.raw("AWS_ENDPOINT_URL_SSM") ?? r.raw("AWS_ENDPOINT_URL");
+    },
     /** Reconciler, App mode: how far back its first run looks for failed webhook deliveries. */
     get redeliveryLookbackHours() {
       return r.int("REDELIVERY_LOOKBACK_HOURS", 6);
