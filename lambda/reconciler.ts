@@ -299,7 +299,7 @@ async function apply(action: ReconcileAction, ctx: ApplyContext): Promise<Outcom
   const { now } = ctx;
   switch (action.kind) {
     case "enqueue": {
-      if (action.check && (await closedOnGitHub(action.jobId, ctx))) return "applied";
+      if (action.check && (await settledOnGitHub(action.jobId, ctx))) return "applied";
       // Only while unchanged since the plan read it: a job launched, or enqueued by another reconciler
       // or the webhook meanwhile, needs no message.
       const job = await transitionIf(action.jobId, {
@@ -315,7 +315,7 @@ async function apply(action: ReconcileAction, ctx: ApplyContext): Promise<Outcom
       return "applied";
     }
     case "release": {
-      if (action.check && (await closedOnGitHub(action.jobId, ctx))) return "applied";
+      if (action.check && (await settledOnGitHub(action.jobId, ctx))) return "applied";
       const job = await releaseToQueue(action.jobId, {
         from: action.from,
         instanceId: action.instanceId,
@@ -336,7 +336,7 @@ async function apply(action: ReconcileAction, ctx: ApplyContext): Promise<Outcom
       return job ? "applied" : "skipped";
     }
     case "check":
-      return (await closedOnGitHub(action.jobId, ctx)) ? "applied" : "skipped";
+      return (await settledOnGitHub(action.jobId, ctx)) ? "applied" : "skipped";
     case "interrupt": {
       const job = await transitionIf(action.jobId, {
         from: "running",
@@ -362,23 +362,41 @@ async function apply(action: ReconcileAction, ctx: ApplyContext): Promise<Outcom
 }
 
 /**
- * Asks GitHub about a job (its `completed` webhook may be lost); closes it in the ledger when GitHub
- * says it completed, or when GitHub no longer knows it. Returns whether the job was closed.
+ * Asks GitHub about a job whose webhooks may be lost, and records what GitHub knows: completed →
+ * closed with GitHub's conclusion; unknown to GitHub → failed; taken by a runner while the ledger
+ * still waits for one → running on that runner (no new launch for it). Returns whether the job was
+ * settled that way (false: GitHub still has it queued, or in progress where the ledger says so too).
  */
-async function closedOnGitHub(jobId: string, ctx: ApplyContext): Promise<boolean> {
+async function settledOnGitHub(jobId: string, ctx: ApplyContext): Promise<boolean> {
   const job = ctx.byId.get(jobId) ?? (await getJob(jobId));
   if (!job) return false;
   const gh = await githubForInstallation(job.installationId);
   const remote = await getWorkflowJob(gh, job.repo, Number(job.jobId));
+  const now = ctx.now.toISOString();
+  if (remote?.status === "in_progress" && !["running", "interrupted"].includes(job.state)) {
+    const running = await transitionIf(jobId, {
+      from: job.state,
+      to: "running",
+      set: {
+        runnerName: remote.runnerName ?? undefined,
+        runnerId: remote.runnerId ?? undefined,
+        startedAt: now,
+        lastAction: "in_progress",
+        reason: "in progress on GitHub (read by the reconciler: the in_progress webhook was not seen)",
+      },
+      now: ctx.now,
+    });
+    return !!running;
+  }
   if (remote && remote.status !== "completed") return false;
   const set: Partial<JobRecord> = remote
     ? {
         conclusion: remote.conclusion ?? undefined,
-        completedAt: ctx.now.toISOString(),
+        completedAt: now,
         lastAction: "completed",
         reason: "completed on GitHub (read by the reconciler: the completed webhook was not seen)",
       }
-    : { completedAt: ctx.now.toISOString(), reason: "GitHub no longer knows this job" };
+    : { completedAt: now, reason: "GitHub no longer knows this job" };
   const closed = await transitionIf(jobId, {
     from: job.state,
     to: remote ? "completed" : "failed",

@@ -115,6 +115,22 @@ describe("jobs without a launch", () => {
     expect(world.sandbox.callsTo("github", "actions/get-job-for-workflow-run")).toHaveLength(2);
   });
 
+  it("records as running a job GitHub has in progress whose webhooks were lost, instead of launching it again", async () => {
+    const job = await seed({ enqueuedAt: ago(11 * MIN), updatedAt: ago(11 * MIN), queuedAt: ago(11 * MIN) });
+    Object.assign(world.github.state.jobs.get(Number(job.jobId))!, {
+      status: "in_progress",
+      runner_name: `${STACK}-i-0123456789abcdef0`,
+      runner_id: 5,
+    });
+    await reconciler.reconcile();
+    expect(await get(job.jobId)).toMatchObject({
+      state: "running",
+      runnerName: `${STACK}-i-0123456789abcdef0`,
+      reason: expect.stringMatching(/in_progress webhook was not seen/),
+    });
+    expect(messages()).toEqual([]);
+  });
+
   it("releases a job whose launcher died mid-launch and enqueues it again", async () => {
     const job = await seed({ state: "launching", launchingAt: ago(6 * MIN), updatedAt: ago(6 * MIN) });
     const live = await seed({ state: "launching", launchingAt: ago(30_000), updatedAt: ago(30_000) });
