@@ -6,6 +6,13 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackContext } from "./context";
 import type { PolicyStatement } from "./iam";
+
+/** Launcher invocations at most at once (the SQS event source's maximum concurrency). */
+export const LAUNCHER_MAX_CONCURRENCY = 5;
+
+/** GitHub registers about 180 JIT runners a minute per App: each launcher paces itself to its share. */
+export const GITHUB_JIT_PER_MINUTE_PER_APP = 180;
+
 import { LambdaFunction } from "./lambda-function";
 import { LAUNCHER_TIMEOUT_SECONDS } from "./ledger";
 
@@ -50,7 +57,7 @@ export class Launcher extends pulumi.ComponentResource {
         maximumBatchingWindowInSeconds: 2,
         functionResponseTypes: ["ReportBatchItemFailures"],
         // EC2 mutating calls are throttled per account: a few launchers in parallel are plenty.
-        scalingConfig: { maximumConcurrency: 5 },
+        scalingConfig: { maximumConcurrency: LAUNCHER_MAX_CONCURRENCY },
       },
       { parent: this, dependsOn: args.afterCleanup },
     );

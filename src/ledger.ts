@@ -11,6 +11,17 @@ import type { StackContext } from "./context";
 /** Launcher timeout; the queue's visibility timeout is six times it, as Lambda advises for SQS sources. */
 export const LAUNCHER_TIMEOUT_SECONDS = 60;
 
+/**
+ * Receives before a launch message goes to the DLQ. The launcher re-delays a message it cannot serve
+ * yet (runner limits, no capacity, throttling) by at least 5 s each time, and fails the job itself
+ * once the queue timeout passes, so a healthy waiting job may be received up to queue timeout / 5 s
+ * times; only a message the launcher keeps failing on outright should reach the DLQ. SQS allows 1000.
+ */
+export function launchMaxReceiveCount(queueTimeoutMinutes: number): number {
+  const MIN_REDELAY_SECONDS = 5;
+  return Math.min(1000, Math.ceil((queueTimeoutMinutes * 60) / MIN_REDELAY_SECONDS) + 10);
+}
+
 function tableArgs(
   schema: TableSchema,
 ): Pick<aws.dynamodb.TableArgs, "hashKey" | "attributes" | "ttl" | "globalSecondaryIndexes" | "billingMode"> {
@@ -75,7 +86,10 @@ export class Ledger extends pulumi.ComponentResource {
         // The launcher re-delays a message it cannot serve yet (limits, no capacity); only a message
         // that keeps failing outright should reach the DLQ.
         redrivePolicy: this.deadLetterQueue.arn.apply((arn) =>
-          JSON.stringify({ deadLetterTargetArn: arn, maxReceiveCount: 30 }),
+          JSON.stringify({
+            deadLetterTargetArn: arn,
+            maxReceiveCount: launchMaxReceiveCount(args.ctx.config.limits.queueTimeoutMinutes),
+          }),
         ),
       },
       { parent: this },

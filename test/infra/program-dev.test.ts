@@ -203,7 +203,8 @@ describe("ledger and queue", () => {
     expect(dlq.inputs.sqsManagedSseEnabled).toBe(true);
     expect(JSON.parse(queue.inputs.redrivePolicy)).toEqual({
       deadLetterTargetArn: dlq.state.arn,
-      maxReceiveCount: 30,
+      // Pulumi.dev.yaml: queueTimeoutMinutes 60 → up to 720 re-delays of 5 s, plus slack.
+      maxReceiveCount: 730,
     });
     expect(queue.inputs.visibilityTimeoutSeconds).toBe(6 * fnNamed("launcher").inputs.timeout);
   });
@@ -215,6 +216,15 @@ describe("ledger and queue", () => {
       functionResponseTypes: ["ReportBatchItemFailures"],
     });
     expect(mapping!.inputs.maximumBatchingWindowInSeconds).toBeGreaterThan(0);
+  });
+
+  it("splits GitHub's JIT budget per App among the launchers that may run at once", () => {
+    const [mapping] = run.ofType("aws:lambda/eventSourceMapping:EventSourceMapping");
+    const concurrency = mapping!.inputs.scalingConfig.maximumConcurrency;
+    const perLauncher = Number(fnNamed("launcher").inputs.environment.variables.GITHUB_WRITES_PER_MINUTE);
+    expect(concurrency).toBeGreaterThanOrEqual(2);
+    expect(perLauncher * concurrency).toBeLessThanOrEqual(180);
+    expect(perLauncher * concurrency).toBeGreaterThan(170);
   });
 });
 
