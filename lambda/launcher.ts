@@ -610,6 +610,12 @@ async function registerInstance(
     logger.info("job moved on before launched was recorded", { jobId, instanceId });
   }
   metrics.addMetric("JobsLaunched", MetricUnit.Count, 1);
+  // Queued (recorded by the webhook) to JIT config handed off: what a workflow author waits for,
+  // less the instance's boot. The dashboard shows its p50/p95.
+  const queuedAt = Date.parse(c.job.queuedAt ?? c.job.createdAt);
+  if (Number.isFinite(queuedAt)) {
+    metrics.addMetric("LaunchLatency", MetricUnit.Milliseconds, Math.max(0, Date.now() - queuedAt));
+  }
   return DONE;
 }
 

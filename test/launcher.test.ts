@@ -269,6 +269,26 @@ describe("a queued job", () => {
       vi.restoreAllMocks();
     }
   });
+  it("publishes the queued-to-handed-off latency of each launched job as an EMF metric", async () => {
+    const lines: string[] = [];
+    vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
+      lines.push(String(chunk));
+      return true;
+    });
+    try {
+      await seedJobs(2);
+      await runLauncher();
+    } finally {
+      vi.restoreAllMocks();
+    }
+    const latencies = lines
+      .flatMap((chunk) => chunk.split("\n"))
+      .filter((line) => line.includes('"_aws"'))
+      .map((line) => JSON.parse(line) as { LaunchLatency?: number | number[] })
+      .flatMap((doc) => (doc.LaunchLatency === undefined ? [] : [doc.LaunchLatency].flat()));
+    expect(latencies).toHaveLength(2);
+    for (const ms of latencies) expect(ms).toBeGreaterThanOrEqual(0);
+  });
 });
 
 describe("batching", () => {
