@@ -427,6 +427,25 @@ describe("re-run on interruption", () => {
   });
 });
 
+describe("the Lambda entry", () => {
+  it("stops starting actions when the invocation's time budget is spent, and defers them", async () => {
+    await Promise.all(
+      Array.from({ length: 5 }, () =>
+        seed({ state: "launching", launchingAt: ago(6 * MIN), updatedAt: ago(6 * MIN) }),
+      ),
+    );
+    const context = { getRemainingTimeInMillis: () => 10_000 } as import("aws-lambda").Context;
+    // Past its deadline a run plans but acts no more: everything is deferred to the next run.
+    const spent = await reconciler.reconcile({ deadline: Date.now() - 1 });
+    expect(spent.deferred).toBe(5);
+    expect(messages()).toEqual([]);
+    // The handler's budget is the invocation's remaining time less 10 s, at least 5 s.
+    const report = await reconciler.handler({} as import("aws-lambda").ScheduledEvent, context);
+    expect(report.applied.release).toBe(5);
+    expect(messages()).toHaveLength(5);
+  });
+});
+
 describe("races", () => {
   it("two reconcilers at once launch each stuck job once", async () => {
     const stuck = await Promise.all(
