@@ -220,6 +220,7 @@ export async function reconcile(
   };
   // Independent of the plan's actions: re-runs of interrupted jobs and webhook redelivery.
   const rerunStep = async () => {
+    if (Date.now() > deadline) return;
     report.rerun = await rerunInterruptedJobs(now).catch((error: unknown) => {
       logger.warn("re-run of interrupted jobs skipped", error as Error);
       report.unreadable.push("interrupted-jobs");
@@ -227,7 +228,7 @@ export async function reconcile(
     });
   };
   const redeliveryStep = async () => {
-    if (s.githubAuthMode !== "app") return;
+    if (s.githubAuthMode !== "app" || Date.now() > deadline) return;
     report.redelivered = await redeliverFailedWebhooks(now).catch((error: unknown) => {
       logger.warn("webhook redelivery skipped", error as Error);
       report.unreadable.push("deliveries");
