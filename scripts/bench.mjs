@@ -8,6 +8,7 @@
  *   npm run bench -- --json    one JSON object on stdout, nothing else
  *   --jobs N --scale K --deliveries N --cold-runs N --bootstrap-runs N --no-faults   (smaller runs)
  *   --window S   the launcher event source's batching window instead of src/launcher.ts's (what-if)
+ *   --env KEY=VALUE   an extra Lambda setting, e.g. GITHUB_WRITES_PER_MINUTE=36 (what-if; repeatable)
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { readFile } from "node:fs/promises";
@@ -87,7 +88,10 @@ function parseArgs(argv) {
     else if (a === "--deliveries") args.deliveries = next();
     else if (a === "--no-faults") args.faults = false;
     else if (a === "--window") args.windowSeconds = next();
-    else if (a === "--bootstrap-runs") args.bootstrapRuns = next();
+    else if (a === "--env") {
+      const [key, ...value] = String(argv[++i]).split("=");
+      args.env = { ...args.env, [key]: value.join("=") };
+    } else if (a === "--bootstrap-runs") args.bootstrapRuns = next();
     else throw new Error(`unknown argument ${a}`);
   }
   return args;
@@ -109,6 +113,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
       faults: args.faults,
       coldRuns: args.coldRuns,
       windowSeconds: args.windowSeconds,
+      env: args.env,
       bootstrap: args.bootstrapRuns > 0 ? () => bench.bootstrap.bootstrapMs(args.bootstrapRuns) : undefined,
       log,
     });

@@ -12,6 +12,8 @@ export interface ChildRequest {
   resultFile: string;
   scale: number;
   deliveries?: number;
+  /** Extra Lambda settings (what-if runs). */
+  env?: Record<string, string>;
   /** Override of the launcher event source's batching window (seconds). */
   windowSeconds?: number;
   burst?: import("./scenarios").BurstOptions;
@@ -30,9 +32,10 @@ const cpuBefore = process.cpuUsage();
 const modelBefore = Date.now();
 try {
   if (request.scenario === "ack")
-    result = await scenarios.ackLatency(request.bundleDir, request.deliveries ?? 200);
-  else if (request.scenario === "one-job") result = await scenarios.oneJob(request.bundleDir, eventSource);
-  else result = await scenarios.burst(request.bundleDir, request.burst!, eventSource);
+    result = await scenarios.ackLatency(request.bundleDir, request.deliveries ?? 200, request.env);
+  else if (request.scenario === "one-job")
+    result = await scenarios.oneJob(request.bundleDir, eventSource, request.env);
+  else result = await scenarios.burst(request.bundleDir, request.burst!, eventSource, request.env);
   // CPU seconds of this process (every thread) against its wall seconds: a scenario whose CPU nears
   // the wall time was bound by this machine, not by the modeled services.
   const cpu = process.cpuUsage(cpuBefore);

@@ -30,6 +30,8 @@ export interface BenchOptions {
   bootstrap?: () => Promise<number>;
   /** Override of the launcher event source's batching window (default: what src/launcher.ts sets). */
   windowSeconds?: number;
+  /** Extra Lambda settings for every scenario but the cold starts (what-if runs). */
+  env?: Record<string, string>;
   log?: (line: string) => void;
 }
 
@@ -68,6 +70,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
       ...request,
       bundleDir: options.bundleDir,
       ...(options.windowSeconds !== undefined && { windowSeconds: options.windowSeconds }),
+      ...(options.env && { env: options.env }),
     });
 
   log(`scenario 1: webhook ack over ${options.deliveries} deliveries`);
@@ -136,6 +139,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
     details: {
       burstJobs: options.burstJobs,
       burstClockScale: options.burstScale,
+      ...(options.env && { lambdaEnvOverrides: options.env }),
       launcherEventSource: {
         ...LAUNCHER_EVENT_SOURCE,
         ...(options.windowSeconds !== undefined && { windowSeconds: options.windowSeconds }),

@@ -5,6 +5,8 @@
 import type { FaultRequest } from "../../test/sandbox/index";
 import { LAUNCHER_EVENT_SOURCE, LaunchEventSource, MODEL, startWorld, type World } from "./world";
 
+const FIRST_BURST_JOB = 100_000;
+
 type EventSourceSettings = { batchSize: number; windowSeconds: number; maxConcurrency: number };
 
 export interface AckResult {
@@ -15,8 +17,12 @@ export interface AckResult {
 }
 
 /** Scenario 1a: webhook answer times over `deliveries` sequential signed deliveries of new jobs. */
-export async function ackLatency(bundleDir: string, deliveries: number): Promise<AckResult> {
-  const world = await startWorld({ bundleDir });
+export async function ackLatency(
+  bundleDir: string,
+  deliveries: number,
+  env?: Record<string, string>,
+): Promise<AckResult> {
+  const world = await startWorld({ bundleDir, env });
   try {
     const webhook = await world.webhook();
     // One warm-up delivery: the first pays for the lazily loaded SDK chunks (scenario 4 measures it).
@@ -53,8 +59,9 @@ export interface OneJobResult {
 export async function oneJob(
   bundleDir: string,
   eventSource: EventSourceSettings = LAUNCHER_EVENT_SOURCE,
+  env?: Record<string, string>,
 ): Promise<OneJobResult> {
-  const world = await startWorld({ bundleDir });
+  const world = await startWorld({ bundleDir, env });
   const source = new LaunchEventSource(world, eventSource);
   try {
     const webhook = await world.webhook();
@@ -63,7 +70,7 @@ export async function oneJob(
     const queuedAt = Date.now();
     const response = await webhook.invoke(event);
     if (response.statusCode !== 202) throw new Error(`webhook answered ${response.statusCode}`);
-    await waitFor(() => world.handoffWrites() >= 1, 60_000);
+    await waitFor(() => world.handedOffJobs() >= 1, 60_000);
     const fleet = world.sandbox.callsTo("ec2", "CreateFleet")[0];
     const { handoffs } = await world.snapshot();
     const handoff = handoffs[0];
@@ -128,6 +135,8 @@ export interface BurstResult {
   launcherInvocations: number;
   secondaryRateLimits: number;
   ec2Throttled: number;
+  /** Jobs without a hand-off at the end (at most 10): where they stopped, and why. */
+  unfinished: { jobId: string; state: string; reason?: string; attempts?: number; spotFailures?: number }[];
   /** Seconds after the first delivery by which 10 %, 50 %, 90 % and all jobs were handed off. */
   handoffProgress: Record<string, number>;
 }
@@ -137,8 +146,9 @@ export async function burst(
   bundleDir: string,
   options: BurstOptions,
   eventSource: EventSourceSettings = LAUNCHER_EVENT_SOURCE,
+  env?: Record<string, string>,
 ): Promise<BurstResult> {
-  const world = await startWorld({ bundleDir });
+  const world = await startWorld({ bundleDir, env });
   if (options.faults) injectFleetFaults(world, options.faults);
   const source = new LaunchEventSource(world, eventSource);
   try {
@@ -147,7 +157,7 @@ export async function burst(
     await source.start();
     world.sandbox.faults.clearCalls();
     const events = await Promise.all(
-      Array.from({ length: options.jobs }, (_, i) => world.queuedEvent(100_000 + i, i)),
+      Array.from({ length: options.jobs }, (_, i) => world.queuedEvent(FIRST_BURST_JOB + i, i)),
     );
     const started = Date.now();
     const spacing = (options.arrivalSeconds * 1000) / options.jobs;
@@ -159,7 +169,10 @@ export async function burst(
     const responses = await Promise.all(acks);
     const rejected = responses.filter((r) => r.statusCode !== 202).length;
     const deadline = started + options.timeoutSeconds * 1000;
-    await waitFor(() => world.handoffWrites() >= options.jobs, deadline - Date.now()).catch(() => undefined);
+    const inBurst = (jobId: string) => Number(jobId) >= FIRST_BURST_JOB;
+    await waitFor(() => world.handedOffJobs(inBurst) >= options.jobs, deadline - Date.now()).catch(
+      () => undefined,
+    );
     // Let in-flight launcher invocations finish, so nothing is counted half done.
     await source.stop();
     return await summarize(world, options, started, source, rejected);
@@ -187,16 +200,16 @@ async function summarize(
     set.add(h.instanceId);
     handoffsByJob.set(h.jobId, set);
   }
-  const burstJobs = jobs.filter((j) => Number(j.jobId) >= 100_000);
+  const burstJobs = jobs.filter((j) => Number(j.jobId) >= FIRST_BURST_JOB);
   const handedOff = burstJobs.filter((j) => handoffsByJob.has(j.jobId));
   const duplicates = [...handoffsByJob.values()].reduce((n, s) => n + Math.max(0, s.size - 1), 0);
   const withHandoff = new Set([...handoffsByJob.values()].flatMap((s) => [...s]));
   const orphans = [...live].filter((id) => !withHandoff.has(id)).length;
   const lastHandoff = Math.max(
-    ...handoffs.filter((h) => Number(h.jobId) >= 100_000).map((h) => Date.parse(h.createdAt)),
+    ...handoffs.filter((h) => Number(h.jobId) >= FIRST_BURST_JOB).map((h) => Date.parse(h.createdAt)),
   );
   const handoffTimes = handoffs
-    .filter((h) => Number(h.jobId) >= 100_000 && live.has(h.instanceId))
+    .filter((h) => Number(h.jobId) >= FIRST_BURST_JOB && live.has(h.instanceId))
     .map((h) => (Date.parse(h.createdAt) - started) / 1000);
   const handoffProgress = Object.fromEntries(
     [10, 50, 90, 100].map((p) => [`p${p}`, round(percentile(handoffTimes, p), 1)]),
@@ -219,6 +232,16 @@ async function summarize(
     secondaryRateLimits: github.filter((c) => c.errorCode === "secondary_rate_limit").length,
     ec2Throttled: world.sandbox.callsTo("ec2").filter((c) => c.errorCode === "RequestLimitExceeded").length,
     handoffProgress,
+    unfinished: burstJobs
+      .filter((j) => !handoffsByJob.has(j.jobId))
+      .slice(0, 10)
+      .map(({ jobId, state, reason, attempts, spotFailures }) => ({
+        jobId,
+        state,
+        reason,
+        attempts,
+        spotFailures,
+      })),
   };
 }
 

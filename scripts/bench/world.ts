@@ -134,6 +134,8 @@ export interface WorldOptions {
   modeled?: boolean;
   /** Per label config; high enough that limits never hold a burst back. */
   maxRunners?: number;
+  /** Extra Lambda settings (what-if runs, e.g. GITHUB_WRITES_PER_MINUTE). */
+  env?: Record<string, string>;
 }
 
 export type World = Awaited<ReturnType<typeof startWorld>>;
@@ -199,7 +201,7 @@ export async function startWorld(options: WorldOptions) {
     MAX_RUNNERS_TOTAL: String(maxRunners * CONFIGS.length),
     POWERTOOLS_METRICS_NAMESPACE: "runner-fleet-bench",
   };
-  const restoreEnv = sandbox.useEnv(env);
+  const restoreEnv = sandbox.useEnv({ ...env, ...options.env });
 
   if (modeled) applyModel(sandbox);
 
@@ -256,12 +258,15 @@ export async function startWorld(options: WorldOptions) {
       const [jobs, handoffs] = await Promise.all([scan(tables.jobs), scan(tables.handoff)]);
       return { jobs: jobs as unknown as BenchJob[], handoffs: handoffs as unknown as BenchHandoff[] };
     },
-    /** Hand-off writes so far (from the call record: cheap to poll). */
-    handoffWrites(): number {
-      return sandbox
-        .callsTo("dynamodb", "PutItem")
-        .filter((c) => c.status === 200 && (c.params as { TableName?: string }).TableName === tables.handoff)
-        .length;
+    /** Jobs (those `counts`) with a hand-off written so far (from the call record: cheap to poll). */
+    handedOffJobs(counts: (jobId: string) => boolean = () => true): number {
+      const jobs = new Set<string>();
+      for (const call of sandbox.callsTo("dynamodb", "PutItem")) {
+        const params = call.params as { TableName?: string; Item?: { jobId?: { S?: string } } };
+        const jobId = params.Item?.jobId?.S ?? "";
+        if (call.status === 200 && params.TableName === tables.handoff && counts(jobId)) jobs.add(jobId);
+      }
+      return jobs.size;
     },
     async close(): Promise<void> {
       await Promise.all(workers.map((w) => w.terminate()));
@@ -279,6 +284,9 @@ export interface BenchJob {
   configName: string;
   instanceId?: string;
   market?: string;
+  reason?: string;
+  attempts?: number;
+  spotFailures?: number;
   createdAt: string;
   launchedAt?: string;
 }
