@@ -45,8 +45,18 @@ export const MODEL = {
   ec2: EC2_THROTTLE,
 } as const;
 
-/** The launcher's event source mapping as src/launcher.ts configures it. */
+/**
+ * What the program configures for the launcher (src/launcher.ts: its event source mapping and
+ * LAUNCHER_MAX_CONCURRENCY; src/settings-values.ts: GitHub's per-App JIT budget split among the
+ * concurrent launchers). Mirrored here: src/ loads Pulumi.
+ */
 export const LAUNCHER_EVENT_SOURCE = { batchSize: 10, windowSeconds: 2, maxConcurrency: 5 } as const;
+const GITHUB_JIT_PER_MINUTE_PER_APP = 180;
+const LAUNCHER_SETTINGS = {
+  GITHUB_WRITES_PER_MINUTE: String(
+    Math.floor(GITHUB_JIT_PER_MINUTE_PER_APP / LAUNCHER_EVENT_SOURCE.maxConcurrency),
+  ),
+};
 
 export const CONFIGS = [
   { name: "linux-x64-large", labels: ["linux", "x64", "large"], arch: "x64" as const },
@@ -199,6 +209,7 @@ export async function startWorld(options: WorldOptions) {
     RUNNER_ROLE_ID: ROLE_ID,
     SUBNET_IDS: SUBNETS.join(","),
     MAX_RUNNERS_TOTAL: String(maxRunners * CONFIGS.length),
+    ...LAUNCHER_SETTINGS,
     POWERTOOLS_METRICS_NAMESPACE: "runner-fleet-bench",
   };
   const restoreEnv = sandbox.useEnv({ ...env, ...options.env });
