@@ -7,13 +7,8 @@ import * as pulumi from "@pulumi/pulumi";
 import type { StackContext } from "./context";
 import type { PolicyStatement } from "./iam";
 
-/** Launcher invocations at most at once (the SQS event source's maximum concurrency). */
-export const LAUNCHER_MAX_CONCURRENCY = 5;
-
-/** GitHub registers about 180 JIT runners a minute per App: each launcher paces itself to its share. */
-export const GITHUB_JIT_PER_MINUTE_PER_APP = 180;
-
 import { LambdaFunction } from "./lambda-function";
+import { LAUNCHER_EVENT_SOURCE } from "./launcher-tuning";
 import { LAUNCHER_TIMEOUT_SECONDS } from "./ledger";
 
 export class Launcher extends pulumi.ComponentResource {
@@ -52,12 +47,10 @@ export class Launcher extends pulumi.ComponentResource {
       {
         eventSourceArn: args.launchQueue.arn,
         functionName: this.function.arn,
-        batchSize: 10,
-        // Collect a burst of queued jobs into one invocation: fewer, larger CreateFleet calls.
-        maximumBatchingWindowInSeconds: 2,
+        batchSize: LAUNCHER_EVENT_SOURCE.batchSize,
+        maximumBatchingWindowInSeconds: LAUNCHER_EVENT_SOURCE.windowSeconds,
         functionResponseTypes: ["ReportBatchItemFailures"],
-        // EC2 mutating calls are throttled per account: a few launchers in parallel are plenty.
-        scalingConfig: { maximumConcurrency: LAUNCHER_MAX_CONCURRENCY },
+        scalingConfig: { maximumConcurrency: LAUNCHER_EVENT_SOURCE.maxConcurrency },
       },
       { parent: this, dependsOn: args.afterCleanup },
     );

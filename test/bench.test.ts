@@ -57,7 +57,8 @@ it("runs every scenario at small scale and prints one JSON object", { timeout: 1
   expect(result.targets).toHaveProperty("ackP99Ms");
   expect(result.targets).toHaveProperty("burst1000Seconds");
 
-  // The burst: every job handed off exactly once, in few fleets (one per config per batch).
+  // The burst: every job handed off exactly once, batched into fleets (one per config per batch;
+  // with no batching window a small burst forms smaller batches than a large one).
   const burst = result.details.burst;
   expect(burst.handedOff).toBe(jobs);
   expect(burst.rejected).toBe(0);
@@ -65,7 +66,7 @@ it("runs every scenario at small scale and prints one JSON object", { timeout: 1
   expect(result.duplicates).toBe(0);
   expect(burst.orphans).toBe(0);
   expect(result.fleetCalls).toBeGreaterThanOrEqual(2);
-  expect(result.fleetCalls).toBeLessThanOrEqual(jobs / 2);
+  expect(result.fleetCalls).toBeLessThan(jobs * 0.75);
   // One JIT registration per job, plus an installation token per launcher environment.
   expect(result.githubCallsPerJob).toBeGreaterThanOrEqual(1);
   expect(result.burst1000Seconds).toBeGreaterThan(0);

@@ -23,6 +23,7 @@ import type {
   SQSEvent,
   SQSRecord,
 } from "aws-lambda";
+import { githubWritesPerLauncher, LAUNCHER_EVENT_SOURCE } from "../../src/launcher-tuning";
 import { signedApiGatewayEvent, workflowJobEvent } from "../../test/fixtures/webhooks";
 import { startGitHubFake } from "../../test/sandbox/github";
 import { EC2_THROTTLE, type Sandbox, startSandbox } from "../../test/sandbox/index";
@@ -45,18 +46,10 @@ export const MODEL = {
   ec2: EC2_THROTTLE,
 } as const;
 
-/**
- * What the program configures for the launcher (src/launcher.ts: its event source mapping and
- * LAUNCHER_MAX_CONCURRENCY; src/settings-values.ts: GitHub's per-App JIT budget split among the
- * concurrent launchers). Mirrored here: src/ loads Pulumi.
- */
-export const LAUNCHER_EVENT_SOURCE = { batchSize: 10, windowSeconds: 2, maxConcurrency: 5 } as const;
-const GITHUB_JIT_PER_MINUTE_PER_APP = 180;
-const LAUNCHER_SETTINGS = {
-  GITHUB_WRITES_PER_MINUTE: String(
-    Math.floor(GITHUB_JIT_PER_MINUTE_PER_APP / LAUNCHER_EVENT_SOURCE.maxConcurrency),
-  ),
-};
+// What the program configures for the launcher: the same values (src/launcher-tuning.ts).
+export { LAUNCHER_EVENT_SOURCE };
+
+const LAUNCHER_SETTINGS = { GITHUB_WRITES_PER_MINUTE: String(githubWritesPerLauncher()) };
 
 export const CONFIGS = [
   { name: "linux-x64-large", labels: ["linux", "x64", "large"], arch: "x64" as const },
