@@ -173,9 +173,24 @@ async function record(intake: Extract<Intake, { kind: "record" }>): Promise<Outc
       (await jobs.updateJobFields(job.jobId, { set: plan.update.set, inStates: plan.update.inStates })) !==
       undefined;
   }
+  // Also after a duplicate: a late in_progress (after completed) still tells whose runner was taken.
+  if (intake.action === "in_progress") await followInProgress(job.jobId, plan.transition?.set.runnerName);
   return changed
     ? { status: "recorded", jobId: job.jobId, reason: intake.action }
     : { status: "duplicate", jobId: job.jobId, reason: `${intake.action}: job unknown or already past it` };
+}
+
+/**
+ * `in_progress` follow-up (adapters/job-lifecycle.ts): point the job at its runner's instance, and
+ * relaunch at once the job that runner was launched for if it took this one instead. Idempotent; a
+ * failure is logged, not answered with a 5xx: the reconciler does the same within a minute.
+ */
+async function followInProgress(jobId: string, runnerName: string | undefined): Promise<void> {
+  try {
+    await (await import("./adapters/job-lifecycle")).afterInProgress({ jobId, runnerName });
+  } catch (error) {
+    logger.warn("in_progress follow-up failed; the reconciler catches up", error as Error);
+  }
 }
 
 /** API Gateway v2 lower-cases header names; other sources may not. */

@@ -78,6 +78,12 @@ export function webhookStatements(refs: FleetRefs): PolicyStatement[] {
       Action: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
       Resource: tableItems(refs.jobsTable),
     },
+    {
+      // in_progress follow-up: the jobs launched on the instance whose runner took this job.
+      Sid: "FindJobsByInstance",
+      Action: ["dynamodb:Query"],
+      Resource: [pulumi.interpolate`${refs.jobsTable.arn}/index/byInstance`],
+    },
     sendToLaunchQueue(refs),
     ...readSecretParameters(refs.ctx, [parameterNames(refs.ctx).webhookSecret]),
   ];
