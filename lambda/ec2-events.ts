@@ -11,6 +11,7 @@
  * (EventBridge delivers at least once) changes nothing.
  */
 import type { EventBridgeEvent } from "aws-lambda";
+import { terminateInstances } from "./adapters/ec2";
 import { deleteHandoff } from "./adapters/handoff";
 import { markJobEnqueued } from "./adapters/jobs-table";
 import { enqueueLaunches } from "./adapters/launch-queue";
@@ -142,8 +143,7 @@ async function applyDecision(
     reason: decision.reason,
     now,
   });
-  // The EC2 client (most of this bundle) is loaded only on the rare path that needs it.
-  if (decision.terminate) await (await import("./adapters/ec2")).terminateInstances([instanceId]);
+  if (decision.terminate) await terminateInstances([instanceId]);
   if (!released) return { ...base, applied: false };
   await enqueueLaunches([{ jobId: released.jobId, configName: released.configName }]);
   await markJobEnqueued(released.jobId, { now });
