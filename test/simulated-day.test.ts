@@ -36,6 +36,7 @@ import {
 import type { Delivery } from "./sandbox/github-state";
 
 const SEED = 0x5eed_2026;
+// SIM_JOBS / SIM_HOURS shrink or grow the day; SIM_TRACE=1 prints progress and handler time every 10 min.
 const JOBS = Number(process.env.SIM_JOBS ?? 200);
 const ARRIVAL_HOURS = Number(process.env.SIM_HOURS ?? 2);
 const STEP_MS = 10_000;
