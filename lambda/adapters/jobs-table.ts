@@ -9,6 +9,7 @@ import {
   GetItemCommand,
   PutItemCommand,
   QueryCommand,
+  type QueryCommandInput,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
@@ -68,7 +69,7 @@ export async function transitionJob(
   to: JobState,
   options: UpdateOptions = {},
 ): Promise<JobRecord | undefined> {
-  return updateJob(jobId, { ...options, state: to, fromStates: ALLOWED_FROM[to] });
+  return conditionalJobUpdate(jobId, { ...options, state: to, fromStates: ALLOWED_FROM[to] });
 }
 
 /**
@@ -79,12 +80,27 @@ export async function updateJobFields(
   jobId: string,
   options: UpdateOptions & { inStates?: readonly JobState[] },
 ): Promise<JobRecord | undefined> {
-  return updateJob(jobId, { ...options, fromStates: options.inStates });
+  return conditionalJobUpdate(jobId, { ...options, fromStates: options.inStates });
 }
 
-async function updateJob(
+/** The conditions of one job write: allowed current states and, optionally, what must be unchanged. */
+export interface JobWriteConditions {
+  state?: JobState;
+  fromStates?: readonly JobState[];
+  /** The job must still name this instance. */
+  expectInstanceId?: string;
+  /** The job must not have changed since it was read (its `updatedAt` then). */
+  expectUpdatedAt?: string;
+}
+
+/**
+ * The one conditional UpdateItem every job write goes through: sets fields (and the state), keeps
+ * `updatedAt`/`expiresAt` current, and applies only under the given conditions. Returns the updated
+ * item, or undefined when the job is missing or a condition failed.
+ */
+export async function conditionalJobUpdate(
   jobId: string,
-  options: UpdateOptions & { state?: JobState; fromStates?: readonly JobState[] },
+  options: UpdateOptions & JobWriteConditions,
 ): Promise<JobRecord | undefined> {
   const now = options.now ?? new Date();
   const names: Record<string, string> = { "#jobId": "jobId" };
@@ -124,6 +140,16 @@ async function updateJob(
     });
     condition += ` AND #state IN (${placeholders.join(", ")})`;
   }
+  if (options.expectInstanceId) {
+    names["#instanceId"] = "instanceId";
+    values[":instanceId"] = options.expectInstanceId;
+    condition += " AND #instanceId = :instanceId";
+  }
+  if (options.expectUpdatedAt) {
+    names["#seenUpdatedAt"] = "updatedAt";
+    values[":seenUpdatedAt"] = options.expectUpdatedAt;
+    condition += " AND #seenUpdatedAt = :seenUpdatedAt";
+  }
   const expression = [
     `SET ${sets.join(", ")}`,
     adds.length ? `ADD ${adds.join(", ")}` : "",
@@ -150,69 +176,47 @@ async function updateJob(
   }
 }
 
+/** Every item of a Query, page by page, up to `limit` items. */
+export async function queryAll<T>(input: QueryCommandInput, limit = Number.POSITIVE_INFINITY): Promise<T[]> {
+  const items: T[] = [];
+  let startKey: QueryCommandInput["ExclusiveStartKey"];
+  do {
+    const page = await dynamoClient().send(
+      new QueryCommand({
+        ...input,
+        ExclusiveStartKey: startKey,
+        Limit: Number.isFinite(limit) ? Math.min(limit - items.length, 1000) : input.Limit,
+      }),
+    );
+    for (const item of page.Items ?? []) items.push(unmarshall(item) as T);
+    startKey = page.LastEvaluatedKey;
+  } while (startKey && items.length < limit);
+  return items;
+}
+
 /**
  * Jobs in `state`, oldest change first (`newestFirst`: newest first), optionally only those last
  * changed before `updatedBefore`.
  */
-export async function listJobsByState(
+export function listJobsByState(
   state: JobState,
   options: { updatedBefore?: Date; limit?: number; table?: string; newestFirst?: boolean } = {},
 ): Promise<JobRecord[]> {
-  const jobs: JobRecord[] = [];
-  let startKey: Record<string, import("@aws-sdk/client-dynamodb").AttributeValue> | undefined;
-  const limit = options.limit ?? 1000;
-  do {
-    const result = await dynamoClient().send(
-      new QueryCommand({
-        TableName: options.table ?? settings().jobsTable,
-        IndexName: "byState",
-        KeyConditionExpression: options.updatedBefore
-          ? "#state = :state AND #u < :before"
-          : "#state = :state",
-        ExpressionAttributeNames: {
-          "#state": "state",
-          ...(options.updatedBefore ? { "#u": "updatedAt" } : {}),
-        },
-        ExpressionAttributeValues: marshall({
-          ":state": state,
-          ...(options.updatedBefore ? { ":before": options.updatedBefore.toISOString() } : {}),
-        }),
-        ExclusiveStartKey: startKey,
-        Limit: Math.min(limit - jobs.length, 1000),
-        ScanIndexForward: !options.newestFirst,
+  const before = options.updatedBefore;
+  return queryAll<JobRecord>(
+    {
+      TableName: options.table ?? settings().jobsTable,
+      IndexName: "byState",
+      KeyConditionExpression: before ? "#state = :state AND #u < :before" : "#state = :state",
+      ExpressionAttributeNames: { "#state": "state", ...(before ? { "#u": "updatedAt" } : {}) },
+      ExpressionAttributeValues: marshall({
+        ":state": state,
+        ...(before ? { ":before": before.toISOString() } : {}),
       }),
-    );
-    for (const item of result.Items ?? []) jobs.push(unmarshall(item) as JobRecord);
-    startKey = result.LastEvaluatedKey;
-  } while (startKey && jobs.length < limit);
-  return jobs;
-}
-
-/** Jobs holding an instance (launching, launched, running), per config: what the launch limits count. */
-export async function countActiveJobsByConfig(table = settings().jobsTable): Promise<Map<string, number>> {
-  const counts = new Map<string, number>();
-  for (const state of ACTIVE_STATES) {
-    let startKey: Record<string, import("@aws-sdk/client-dynamodb").AttributeValue> | undefined;
-    do {
-      const result = await dynamoClient().send(
-        new QueryCommand({
-          TableName: table,
-          IndexName: "byState",
-          KeyConditionExpression: "#state = :state",
-          ProjectionExpression: "configName",
-          ExpressionAttributeNames: { "#state": "state" },
-          ExpressionAttributeValues: marshall({ ":state": state }),
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const item of result.Items ?? []) {
-        const { configName } = unmarshall(item) as { configName: string };
-        counts.set(configName, (counts.get(configName) ?? 0) + 1);
-      }
-      startKey = result.LastEvaluatedKey;
-    } while (startKey);
-  }
-  return counts;
+      ScanIndexForward: !options.newestFirst,
+    },
+    options.limit ?? 1000,
+  );
 }
 
 /** The job whose instance is `instanceId`, if any (byInstance index, eventually consistent). */
@@ -293,24 +297,17 @@ export type ActiveJob = Pick<JobRecord, "jobId" | "configName" | "state" | "laun
  * launcher ranks concurrent claims by it so racing launchers agree on who stays within a limit.
  */
 export async function listActiveJobs(table = settings().jobsTable): Promise<ActiveJob[]> {
-  const jobs: ActiveJob[] = [];
-  for (const state of ACTIVE_STATES) {
-    let startKey: Record<string, import("@aws-sdk/client-dynamodb").AttributeValue> | undefined;
-    do {
-      const result = await dynamoClient().send(
-        new QueryCommand({
-          TableName: table,
-          IndexName: "byState",
-          KeyConditionExpression: "#state = :state",
-          ProjectionExpression: "jobId, configName, #state, launchingAt",
-          ExpressionAttributeNames: { "#state": "state" },
-          ExpressionAttributeValues: marshall({ ":state": state }),
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const item of result.Items ?? []) jobs.push(unmarshall(item) as ActiveJob);
-      startKey = result.LastEvaluatedKey;
-    } while (startKey);
-  }
-  return jobs;
+  const perState = await Promise.all(
+    ACTIVE_STATES.map((state) =>
+      queryAll<ActiveJob>({
+        TableName: table,
+        IndexName: "byState",
+        KeyConditionExpression: "#state = :state",
+        ProjectionExpression: "jobId, configName, #state, launchingAt",
+        ExpressionAttributeNames: { "#state": "state" },
+        ExpressionAttributeValues: marshall({ ":state": state }),
+      }),
+    ),
+  );
+  return perState.flat();
 }

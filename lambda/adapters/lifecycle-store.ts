@@ -26,7 +26,7 @@ import { type JobRecord, type JobState, type Market, TERMINAL_STATES } from "../
 import type { LabelConfig } from "../shared/label-config";
 import { settings } from "../shared/settings";
 import { dynamoClient } from "./dynamodb";
-import { expiryFor } from "./jobs-table";
+import { conditionalJobUpdate, expiryFor, queryAll } from "./jobs-table";
 
 const marshallOptions = { removeUndefinedValues: true, convertClassInstanceToMap: false };
 
@@ -54,54 +54,17 @@ export interface ConditionalTransition {
  * Moves a job `from` → `to` if it is still in `from` (and still on `instanceId`), in one conditional
  * UpdateItem. Returns the new item, or undefined when someone else changed the job first.
  */
-export async function transitionIf(jobId: string, t: ConditionalTransition): Promise<JobRecord | undefined> {
-  const fields: Record<string, unknown> = {
-    ...t.set,
+export function transitionIf(jobId: string, t: ConditionalTransition): Promise<JobRecord | undefined> {
+  return conditionalJobUpdate(jobId, {
     state: t.to,
-    updatedAt: t.now.toISOString(),
-    expiresAt: expiryFor(t.now),
-  };
-  const names: Record<string, string> = { "#state": "state" };
-  const values: Record<string, unknown> = { ":from": t.from };
-  const sets: string[] = [];
-  Object.entries(fields).forEach(([key, value], i) => {
-    if (value === undefined) return;
-    names[`#f${i}`] = key;
-    values[`:f${i}`] = value;
-    sets.push(`#f${i} = :f${i}`);
+    fromStates: [t.from],
+    expectInstanceId: t.instanceId,
+    expectUpdatedAt: t.updatedAt,
+    set: t.set,
+    remove: t.remove,
+    now: t.now,
+    table: t.table,
   });
-  const removes = (t.remove ?? []).map((key, i) => {
-    names[`#r${i}`] = key;
-    return `#r${i}`;
-  });
-  let condition = "#state = :from";
-  if (t.instanceId) {
-    names["#instanceId"] = "instanceId";
-    values[":instanceId"] = t.instanceId;
-    condition += " AND #instanceId = :instanceId";
-  }
-  if (t.updatedAt) {
-    names["#seenUpdatedAt"] = "updatedAt";
-    values[":seenUpdatedAt"] = t.updatedAt;
-    condition += " AND #seenUpdatedAt = :seenUpdatedAt";
-  }
-  try {
-    const { Attributes } = await dynamoClient().send(
-      new UpdateItemCommand({
-        TableName: t.table ?? settings().jobsTable,
-        Key: marshall({ jobId }),
-        UpdateExpression: `SET ${sets.join(", ")}${removes.length ? ` REMOVE ${removes.join(", ")}` : ""}`,
-        ConditionExpression: condition,
-        ExpressionAttributeNames: names,
-        ExpressionAttributeValues: marshall(values, marshallOptions),
-        ReturnValues: "ALL_NEW",
-      }),
-    );
-    return Attributes ? (unmarshall(Attributes) as JobRecord) : undefined;
-  } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return undefined;
-    throw error;
-  }
 }
 
 /**
@@ -142,32 +105,19 @@ export async function jobsOnInstance(instanceId: string, table = settings().jobs
  * Jobs closed as `completed` since `since` that a spot interruption hit (candidates for the re-run on
  * interruption). Reads the byState index for the window, returning only items with `interruptedAt`.
  */
-export async function listInterruptedCompletions(
-  since: Date,
-  table = settings().jobsTable,
-): Promise<JobRecord[]> {
-  const jobs: JobRecord[] = [];
-  let startKey: Record<string, import("@aws-sdk/client-dynamodb").AttributeValue> | undefined;
-  do {
-    const page = await dynamoClient().send(
-      new QueryCommand({
-        TableName: table,
-        IndexName: "byState",
-        KeyConditionExpression: "#state = :completed AND #updatedAt > :since",
-        FilterExpression: "attribute_exists(#interruptedAt)",
-        ExpressionAttributeNames: {
-          "#state": "state",
-          "#updatedAt": "updatedAt",
-          "#interruptedAt": "interruptedAt",
-        },
-        ExpressionAttributeValues: marshall({ ":completed": "completed", ":since": since.toISOString() }),
-        ExclusiveStartKey: startKey,
-      }),
-    );
-    for (const item of page.Items ?? []) jobs.push(unmarshall(item) as JobRecord);
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
-  return jobs;
+export function listInterruptedCompletions(since: Date, table = settings().jobsTable): Promise<JobRecord[]> {
+  return queryAll<JobRecord>({
+    TableName: table,
+    IndexName: "byState",
+    KeyConditionExpression: "#state = :completed AND #updatedAt > :since",
+    FilterExpression: "attribute_exists(#interruptedAt)",
+    ExpressionAttributeNames: {
+      "#state": "state",
+      "#updatedAt": "updatedAt",
+      "#interruptedAt": "interruptedAt",
+    },
+    ExpressionAttributeValues: marshall({ ":completed": "completed", ":since": since.toISOString() }),
+  });
 }
 
 /**
@@ -178,34 +128,27 @@ export async function recentlyClosedJobScopes(
   since: Date,
   table = settings().jobsTable,
 ): Promise<Pick<JobRecord, "owner" | "repo" | "installationId">[]> {
-  const seen = new Map<string, Pick<JobRecord, "owner" | "repo" | "installationId">>();
-  for (const state of TERMINAL_STATES) {
-    let startKey: Record<string, import("@aws-sdk/client-dynamodb").AttributeValue> | undefined;
-    do {
-      const page = await dynamoClient().send(
-        new QueryCommand({
-          TableName: table,
-          IndexName: "byState",
-          KeyConditionExpression: "#state = :state AND #updatedAt > :since",
-          ProjectionExpression: "#owner, #repo, #installationId",
-          ExpressionAttributeNames: {
-            "#state": "state",
-            "#updatedAt": "updatedAt",
-            "#owner": "owner",
-            "#repo": "repo",
-            "#installationId": "installationId",
-          },
-          ExpressionAttributeValues: marshall({ ":state": state, ":since": since.toISOString() }),
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const item of page.Items ?? []) {
-        const job = unmarshall(item) as Pick<JobRecord, "owner" | "repo" | "installationId">;
-        seen.set(`${job.owner}|${job.repo}|${job.installationId ?? ""}`, job);
-      }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
-  }
+  type Scope = Pick<JobRecord, "owner" | "repo" | "installationId">;
+  const perState = await Promise.all(
+    TERMINAL_STATES.map((state) =>
+      queryAll<Scope>({
+        TableName: table,
+        IndexName: "byState",
+        KeyConditionExpression: "#state = :state AND #updatedAt > :since",
+        ProjectionExpression: "#owner, #repo, #installationId",
+        ExpressionAttributeNames: {
+          "#state": "state",
+          "#updatedAt": "updatedAt",
+          "#owner": "owner",
+          "#repo": "repo",
+          "#installationId": "installationId",
+        },
+        ExpressionAttributeValues: marshall({ ":state": state, ":since": since.toISOString() }),
+      }),
+    ),
+  );
+  const seen = new Map<string, Scope>();
+  for (const job of perState.flat()) seen.set(`${job.owner}|${job.repo}|${job.installationId ?? ""}`, job);
   return [...seen.values()];
 }
 
