@@ -13,8 +13,10 @@
  * launcher's claims are visible; claims are ranked by claim time (core/fleet.ts claimsOverLimits)
  * so racing invocations agree on which claims are over a limit and only those are given back.
  * What remains is the byState index's replication lag (usually well under a second). The event
- * source's MaximumConcurrency (a few) keeps races rare and bounds the GitHub write rate, which is
- * paced per process (GITHUB_WRITES_PER_MINUTE).
+ * source's MaximumConcurrency (a few) keeps races rare. GitHub's JIT registrations are paced by one
+ * budget shared by every launcher (adapters/github-budget.ts, GITHUB_WRITES_PER_MINUTE per App): a
+ * batch launches only as many instances as it was granted registrations, gives back what it did not
+ * use, and a rate-limit answer to any launcher holds them all back.
  *
  * Crash points (each leaves a state the reconciler finishes):
  *  1. after a claim, before CreateFleet: job `launching` without instanceId → released after the
@@ -33,13 +35,15 @@ import {
   deleteRunner,
   generateJitConfig,
   githubForInstallation,
-  githubWriteBudget,
+  githubHeldUntil,
   type JitConfig,
   listRunners,
+  onGitHubHold,
   prepareGitHub,
   type RunnerScope,
   scopeFor,
 } from "./adapters/github";
+import { holdGitHubWrites, returnGitHubTokens, takeGitHubTokens } from "./adapters/github-budget";
 import { writeHandoff } from "./adapters/handoff";
 import { getJob, listActiveJobs, transitionJob, updateJobFields } from "./adapters/jobs-table";
 import { loadLabelConfigs } from "./adapters/label-configs";
@@ -90,6 +94,15 @@ interface Candidate extends Entry {
 }
 
 const configOf = (c: Candidate) => c.config.name;
+
+/** JIT registrations an invocation was granted, and how many it started. */
+interface Registrations {
+  granted: number;
+  started: number;
+}
+
+// GitHub's rate-limit answer to this launcher holds every launcher back.
+onGitHubHold((until) => holdGitHubWrites(until));
 
 export async function handler(event: SQSEvent): Promise<SQSBatchResponse> {
   const outcomes = new Map<string, Outcome>();
@@ -156,6 +169,20 @@ async function launchBatch(records: SQSRecord[], outcomes: Map<string, Outcome>)
   );
   if (candidates.length === 0) return;
 
+  // No more instances than GitHub lets us register now (each needs one JIT registration): an
+  // instance waiting minutes for its registration costs money and may time out. The budget is
+  // GitHub's per App, shared with the other launchers (taken while the limits are read: one round
+  // trip less; what the limits leave unused is given back below). A hold GitHub told this process
+  // of counts even if it could not be recorded for the others.
+  const takenAt = Date.now();
+  const [active, grant] = await Promise.all([
+    listActiveJobs(),
+    takenAt < githubHeldUntil()
+      ? { granted: 0, perMinute: s.githubWritesPerMinute, nextAt: githubHeldUntil() }
+      : takeGitHubTokens(candidates.length, takenAt),
+  ]);
+  const registrations: Registrations = { granted: grant.granted, started: 0 };
+
   // Limits before claiming: jobs beyond them wait in the queue.
   const byConfig = groupByConfig(
     candidates.sort((a, b) => queuedSince(a.job).localeCompare(queuedSince(b.job))),
@@ -167,7 +194,7 @@ async function launchBatch(records: SQSRecord[], outcomes: Map<string, Outcome>)
       maxRunners: group[0]!.config.maxRunners,
       wanted: group.length,
     })),
-    activeCounts(await listActiveJobs()),
+    activeCounts(active),
     s.maxRunnersTotal,
   );
   const withinLimits: Candidate[] = [];
@@ -177,13 +204,12 @@ async function launchBatch(records: SQSRecord[], outcomes: Map<string, Outcome>)
     for (const waiting of group.slice(n)) outcomes.set(waiting.record.messageId, limitWait(waiting.record));
   }
 
-  // No more instances than GitHub lets us register now (each needs one JIT registration): an
-  // instance waiting minutes for its registration costs money and may time out.
-  const budget = await githubWriteBudget();
+  // Within the limits, the jobs beyond the grant wait for about the time the budget needs.
+  const waitSeconds = Math.max(0, grant.nextAt - takenAt) / 1000;
   withinLimits.sort((a, b) => queuedSince(a.job).localeCompare(queuedSince(b.job)));
-  const admitted = withinLimits.slice(0, budget.available);
-  withinLimits.slice(budget.available).forEach((waiting, i) => {
-    const seconds = Math.ceil(((i + 1) * 60) / budget.perMinute);
+  const admitted = withinLimits.slice(0, grant.granted);
+  withinLimits.slice(grant.granted).forEach((waiting, i) => {
+    const seconds = Math.ceil(waitSeconds + ((i + 1) * 60) / Math.max(1, grant.perMinute));
     outcomes.set(waiting.record.messageId, {
       kind: "retry",
       delaySeconds: Math.min(300, Math.max(2, Math.round(seconds * (1 + Math.random() * 0.2)))),
@@ -218,7 +244,7 @@ async function launchBatch(records: SQSRecord[], outcomes: Map<string, Outcome>)
     [...groupByConfig(keep, configOf).values()].map(async (group) => {
       const config = group[0]!.config;
       try {
-        await launchGroup(config, group, outcomes);
+        await launchGroup(config, group, outcomes, registrations);
       } catch (error) {
         // Unexpected, before any instance (no subnets configured, …): give back the claims not
         // settled yet, so the retry can claim them again.
@@ -230,6 +256,12 @@ async function launchBatch(records: SQSRecord[], outcomes: Map<string, Outcome>)
       }
     }),
   );
+
+  // Registrations granted for jobs that got no instance (claims lost or over the limits, no
+  // capacity) go back to the other launchers now rather than at the next refill: one write, only
+  // when some are left.
+  const unused = registrations.granted - registrations.started;
+  if (unused > 0) await returnGitHubTokens(unused);
 }
 
 function parseMessage(body: string): LaunchMessage | undefined {
@@ -343,12 +375,13 @@ async function launchGroup(
   config: LabelConfig,
   group: Candidate[],
   outcomes: Map<string, Outcome>,
+  registrations: Registrations,
 ): Promise<void> {
   const byMarket: Record<Market, Candidate[]> = { spot: [], "on-demand": [] };
   for (const c of group) byMarket[initialMarket(config, c.job.spotFailures ?? 0)].push(c);
 
-  const fallback = await launchOnMarket(config, "spot", byMarket.spot, outcomes);
-  await launchOnMarket(config, "on-demand", [...byMarket["on-demand"], ...fallback], outcomes);
+  const fallback = await launchOnMarket(config, "spot", byMarket.spot, outcomes, registrations);
+  await launchOnMarket(config, "on-demand", [...byMarket["on-demand"], ...fallback], outcomes, registrations);
 }
 
 /** One CreateFleet for `jobs` on `market`; returns the jobs to launch on-demand now. */
@@ -357,6 +390,7 @@ async function launchOnMarket(
   market: Market,
   jobs: Candidate[],
   outcomes: Map<string, Outcome>,
+  registrations: Registrations,
 ): Promise<Candidate[]> {
   if (jobs.length === 0) return [];
   const s = settings();
@@ -403,6 +437,9 @@ async function launchOnMarket(
   );
 
   const { assigned, unserved, surplus } = assignInstances(jobs, instances);
+  // Each instance given a job is registered (or, when its job moved on, not: a token or two
+  // left to the refill).
+  registrations.started += assigned.length;
   if (surplus.length)
     await terminateQuietly(
       surplus.map((i) => i.instanceId),

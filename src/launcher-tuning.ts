@@ -16,10 +16,8 @@ export const LAUNCHER_EVENT_SOURCE = {
   maxConcurrency: 5,
 } as const;
 
-/** GitHub registers about 180 JIT runners a minute per App. */
+/**
+ * GitHub registers about 180 JIT runners a minute per App: the rate of the one budget every
+ * launcher takes from (lambda/adapters/github-budget.ts), whatever their number.
+ */
 export const GITHUB_JIT_PER_MINUTE_PER_APP = 180;
-
-/** Each launcher paces its own JIT writes, so each gets its share of the per-App budget. */
-export function githubWritesPerLauncher(): number {
-  return Math.floor(GITHUB_JIT_PER_MINUTE_PER_APP / LAUNCHER_EVENT_SOURCE.maxConcurrency);
-}

@@ -5,7 +5,7 @@
 import type * as pulumi from "@pulumi/pulumi";
 import { labelRoutesOf, REQUIRED_LABEL } from "./config";
 import { parameterNames, type StackContext } from "./context";
-import { githubWritesPerLauncher } from "./launcher-tuning";
+import { GITHUB_JIT_PER_MINUTE_PER_APP } from "./launcher-tuning";
 import type { Ledger } from "./ledger";
 import type { Network } from "./network";
 import type { Runners } from "./runners";
@@ -32,7 +32,7 @@ export function fleetSettingsEnvironment(
     GITHUB_PRIVATE_KEY_PARAM: app ? names.githubAppPrivateKey : undefined,
     GITHUB_TOKEN_PARAM: app ? undefined : names.githubToken,
     WEBHOOK_SECRET_PARAM: names.webhookSecret,
-    GITHUB_WRITES_PER_MINUTE: String(githubWritesPerLauncher()),
+    GITHUB_WRITES_PER_MINUTE: String(GITHUB_JIT_PER_MINUTE_PER_APP),
     RUNNER_SCOPE: config.github.scope,
     RUNNER_ROLE_ID: parts.runners.role.uniqueId,
     SUBNET_IDS: parts.network.subnetIds.apply((ids) => ids.join(",")),

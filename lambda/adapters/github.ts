@@ -8,9 +8,11 @@
  *
  * Resilience: `@octokit/plugin-retry` retries 5xx and network errors (after 1 s, then 4 s);
  * `@octokit/plugin-throttling` waits out primary and secondary rate limits (Retry-After) within
- * the budget below, and paces write requests (JIT registrations) with a token bucket of
- * `settings().githubWritesPerMinute`, a few in flight at once. A request still failing after
- * that throws a RequestError with `status`; the caller decides (the launcher releases the job).
+ * the budget below, and paces this process's write requests with a token bucket of
+ * `settings().githubWritesPerMinute` (GitHub's per-App rate), a few in flight at once. The launcher
+ * admits only the registrations the budget shared by all launchers grants (github-budget.ts), and
+ * hears of every rate-limit answer (onGitHubHold) to hold them all back. A request still failing
+ * after that throws a RequestError with `status`; the caller decides (the launcher releases the job).
  *
  * Every function is small and typed: the reconciler reuses them.
  */
@@ -69,16 +71,20 @@ export function forgetGitHubClients(): void {
   holdBackUntil = 0;
 }
 
+/** Until when (epoch ms) GitHub's last rate-limit answer to this process says to hold back. */
+export function githubHeldUntil(): number {
+  return holdBackUntil;
+}
+
+type HoldListener = (untilMs: number) => Promise<void> | void;
+let holdListener: HoldListener | undefined;
+
 /**
- * How many JIT registrations this process can start now without waiting: the tokens left in the
- * write bucket, and none while GitHub's last rate-limit answer says to hold back. The launcher
- * launches no more instances than this, so it never starts instances it could not register soon.
+ * Who else must hear that GitHub asked to wait (the launcher: every launcher, through the shared
+ * budget). Awaited before the request is retried or fails; a failing listener is ignored.
  */
-export async function githubWriteBudget(now = Date.now()): Promise<{ available: number; perMinute: number }> {
-  const perMinute = Math.max(1, settings().githubWritesPerMinute);
-  if (now < holdBackUntil) return { available: 0, perMinute };
-  const reservoir = await writeGroup().key(LIMITER_ID).currentReservoir();
-  return { available: Math.floor(reservoir ?? perMinute), perMinute };
+export function onGitHubHold(listener: HoldListener | undefined): void {
+  holdListener = listener;
 }
 
 /**
@@ -111,9 +117,11 @@ function writeGroup(): Bottleneck.Group {
 function clientOptions() {
   const retryWithin =
     (kind: string) =>
-    (retryAfter: number, options: { method: string; url: string }, _o: unknown, retryCount: number) => {
+    async (retryAfter: number, options: { method: string; url: string }, _o: unknown, retryCount: number) => {
       const again = retryCount < tuning.rateLimitRetries && retryAfter <= tuning.maxRetryAfterSeconds;
-      holdBackUntil = Math.max(holdBackUntil, Date.now() + retryAfter * tuning.retryAfterBaseValue);
+      const until = Date.now() + retryAfter * tuning.retryAfterBaseValue;
+      holdBackUntil = Math.max(holdBackUntil, until);
+      await Promise.resolve(holdListener?.(until)).catch(() => undefined);
       logger.warn("GitHub rate limit", {
         kind,
         method: options.method,

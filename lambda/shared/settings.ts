@@ -116,8 +116,9 @@ export function loadSettings(env: Env = process.env) {
       return r.str("WEBHOOK_SECRET_PARAM");
     },
     /**
-     * GitHub write requests (generate-jitconfig) per minute this process allows itself; GitHub
-     * throttles JIT registration per App (about 180/min), and answers more with secondary limits.
+     * GitHub's JIT registrations (generate-jitconfig) per minute per App (about 180/min; more are
+     * answered with secondary rate limits): the rate of the budget every launcher shares
+     * (adapters/github-budget.ts, which holds as many at once), and each process's write pacing.
      */
     get githubWritesPerMinute() {
       return r.int("GITHUB_WRITES_PER_MINUTE", 180);

@@ -23,7 +23,7 @@ import type {
   SQSEvent,
   SQSRecord,
 } from "aws-lambda";
-import { githubWritesPerLauncher, LAUNCHER_EVENT_SOURCE } from "../../src/launcher-tuning";
+import { GITHUB_JIT_PER_MINUTE_PER_APP, LAUNCHER_EVENT_SOURCE } from "../../src/launcher-tuning";
 import { signedApiGatewayEvent, workflowJobEvent } from "../../test/fixtures/webhooks";
 import { startGitHubFake } from "../../test/sandbox/github";
 import { EC2_THROTTLE, type Sandbox, startSandbox } from "../../test/sandbox/index";
@@ -49,7 +49,7 @@ export const MODEL = {
 // What the program configures for the launcher: the same values (src/launcher-tuning.ts).
 export { LAUNCHER_EVENT_SOURCE };
 
-const LAUNCHER_SETTINGS = { GITHUB_WRITES_PER_MINUTE: String(githubWritesPerLauncher()) };
+const LAUNCHER_SETTINGS = { GITHUB_WRITES_PER_MINUTE: String(GITHUB_JIT_PER_MINUTE_PER_APP) };
 
 export const CONFIGS = [
   { name: "linux-x64-large", labels: ["linux", "x64", "large"], arch: "x64" as const },
