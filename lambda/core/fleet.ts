@@ -85,11 +85,15 @@ export interface ActiveClaim {
 
 /**
  * After claiming, which of `mine` (this invocation's claims) must be given back so the limits
- * hold even when launchers race. Jobs already `launched`/`running` always count; `launching` jobs
- * are ranked by claim time (then id) and only the first ones within both limits stay. Every
- * launcher ranks the same way, so racing launchers agree on whose claims are over the limit:
- * one that counted before another's claims existed ranks first (its claims are older), and the
- * later one gives back its own.
+ * hold even when launchers race. Jobs already `launched`/`running` and every other launcher's
+ * `launching` claims count first; then this invocation's claims, oldest first, stay while both
+ * limits hold.
+ *
+ * Why the others go first rather than a shared ranking by claim time: a claim's time is taken before
+ * its write, so launcher B can see launcher A's claims as older than its own although A checked the
+ * limits before B's claims were visible. Ranked by time, B would keep its own "older" claims and A
+ * would already have kept its own: over the limit. With the others first, whoever sees both gives
+ * way; when both see both, both may give some back (those jobs wait a little; the limit holds).
  */
 export function claimsOverLimits(
   active: ActiveClaim[],
@@ -97,27 +101,27 @@ export function claimsOverLimits(
   maxRunnersOf: (configName: string) => number,
   maxRunnersTotal: number,
 ): Set<string> {
-  const kept = new Map<string, number>();
+  const counted = new Map<string, number>();
   let total = 0;
-  const launching: ActiveClaim[] = [];
+  const myClaims: ActiveClaim[] = [];
   for (const job of active) {
-    if (job.state === "launching") launching.push(job);
+    if (job.state === "launching" && mine.has(job.jobId)) myClaims.push(job);
     else {
-      kept.set(job.configName, (kept.get(job.configName) ?? 0) + 1);
+      counted.set(job.configName, (counted.get(job.configName) ?? 0) + 1);
       total++;
     }
   }
-  launching.sort(
+  myClaims.sort(
     (a, b) => (a.launchingAt ?? "").localeCompare(b.launchingAt ?? "") || a.jobId.localeCompare(b.jobId),
   );
   const giveBack = new Set<string>();
-  for (const job of launching) {
-    const n = kept.get(job.configName) ?? 0;
+  for (const job of myClaims) {
+    const n = counted.get(job.configName) ?? 0;
     if (n >= maxRunnersOf(job.configName) || total >= maxRunnersTotal) {
-      if (mine.has(job.jobId)) giveBack.add(job.jobId);
+      giveBack.add(job.jobId);
       continue;
     }
-    kept.set(job.configName, n + 1);
+    counted.set(job.configName, n + 1);
     total++;
   }
   return giveBack;
