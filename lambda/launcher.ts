@@ -48,6 +48,7 @@ import { writeHandoff } from "./adapters/handoff";
 import { getJob, listActiveJobs, transitionJob, updateJobFields } from "./adapters/jobs-table";
 import { loadLabelConfigs } from "./adapters/label-configs";
 import { delayMessage } from "./adapters/launch-queue";
+import { launchMarketOverrides } from "./adapters/lifecycle-store";
 import {
   allocateSlots,
   assignInstances,
@@ -378,10 +379,41 @@ async function launchGroup(
   registrations: Registrations,
 ): Promise<void> {
   const byMarket: Record<Market, Candidate[]> = { spot: [], "on-demand": [] };
-  for (const c of group) byMarket[initialMarket(config, c.job.spotFailures ?? 0)].push(c);
+  const overrides = await marketOverridesFor(config, group);
+  for (const c of group) {
+    const override = overrides.get(c.job.jobId);
+    if (override) {
+      logger.info("launching on-demand despite the spot policy", {
+        jobId: c.job.jobId,
+        reason: override.reason,
+      });
+      metrics.addMetric("OnDemandOverrides", MetricUnit.Count, 1);
+    }
+    byMarket[override?.market ?? initialMarket(config, c.job.spotFailures ?? 0)].push(c);
+  }
 
   const fallback = await launchOnMarket(config, "spot", byMarket.spot, outcomes, registrations);
   await launchOnMarket(config, "on-demand", [...byMarket["on-demand"], ...fallback], outcomes, registrations);
+}
+
+/**
+ * Jobs that must launch on-demand whatever the config's spot policy says: the re-run of a job a spot
+ * interruption failed, and a spotPreferred config whose spot circuit breaker is open (both decided in
+ * core/lifecycle.ts). If the ledger cannot say, the config's own policy applies.
+ */
+async function marketOverridesFor(
+  config: LabelConfig,
+  group: Candidate[],
+): Promise<Map<string, { market: Market; reason: string }>> {
+  try {
+    return await launchMarketOverrides(
+      group.map((c) => c.job),
+      config,
+    );
+  } catch (error) {
+    logger.warn("market overrides unreadable; using the spot policy", { error: String(error) });
+    return new Map();
+  }
 }
 
 /** One CreateFleet for `jobs` on `market`; returns the jobs to launch on-demand now. */

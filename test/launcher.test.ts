@@ -13,6 +13,7 @@ import { tuneGitHub } from "../lambda/adapters/github";
 import { readHandoff } from "../lambda/adapters/handoff";
 import { createJob, getJob, updateJobFields } from "../lambda/adapters/jobs-table";
 import { forgetLabelConfigs } from "../lambda/adapters/label-configs";
+import { createRetryMarker, recordSpotInterruption } from "../lambda/adapters/lifecycle-store";
 import { forgetSecrets } from "../lambda/adapters/secrets";
 import { TAGS } from "../lambda/core/fleet";
 import type { JobRecord } from "../lambda/shared/job";
@@ -348,6 +349,38 @@ describe("spot policy", () => {
       expect(job).toMatchObject({ state: "launched", market: "on-demand", spotFailures: 1, attempts: 2 });
     }
     expect(liveInstances().map((i) => i.market)).toEqual(["on-demand", "on-demand", "on-demand"]);
+  });
+
+  it("goes straight to on-demand while the config's spot circuit breaker is open", async () => {
+    const policy = { threshold: 1, windowSeconds: 600, cooldownSeconds: 600 };
+    expect((await recordSpotInterruption(baseConfig.name, new Date(), policy)).opened).toBe(true);
+    const jobs = await seedJobs(2);
+    expect((await runLauncher()).response.batchItemFailures).toEqual([]);
+    expect(
+      fleetCalls().map((_, i) => fleetParams(i).TargetCapacitySpecification.DefaultTargetCapacityType),
+    ).toEqual(["on-demand"]);
+    for (const job of await jobsOf(jobs))
+      expect(job).toMatchObject({ state: "launched", market: "on-demand" });
+  });
+
+  it("launches the on-demand re-run of a spot-interrupted job on-demand, and its other jobs on spot", async () => {
+    const now = new Date();
+    const repo = `${github.repo.owner}/${github.repo.name}`;
+    const marker = {
+      repo,
+      runId: 4242,
+      fromAttempt: 1,
+      jobId: "999",
+      configName: baseConfig.name,
+      reason: "spot interruption",
+      createdAt: now.toISOString(),
+    };
+    expect(await createRetryMarker(marker, now)).toBe(true);
+    const [rerun] = await seedJobs(1, baseConfig, github, { runId: 4242, runAttempt: 2 });
+    const [other] = await seedJobs(1, baseConfig, github, { runId: 4343, runAttempt: 2 });
+    expect((await runLauncher()).response.batchItemFailures).toEqual([]);
+    expect(await getJob(rerun!.jobId)).toMatchObject({ state: "launched", market: "on-demand" });
+    expect(await getJob(other!.jobId)).toMatchObject({ state: "launched", market: "spot" });
   });
 
   it("spotOnly retries with backoff, never on-demand, then times out cleanly", async () => {
@@ -696,7 +729,14 @@ describe("limits", () => {
     const smallJobs = await seedJobs(100, small);
     const bigJobs = await seedJobs(100, big);
 
+    // Racing launchers may both give way (never both keep): jobs given back wait out their backoff
+    // and come again until the limits are full.
     await drain(10, 4);
+    for (let round = 0; round < 10 && liveInstances().length < 80; round++) {
+      sandbox.clock.advance(130_000);
+      await drain(10, 4);
+      expect(liveInstances().length).toBeLessThanOrEqual(80);
+    }
     const states = await jobsOf([...smallJobs, ...bigJobs]);
     const launched = states.filter((j) => j?.state === "launched");
     expect(launched.filter((j) => j?.configName === "small").length).toBeLessThanOrEqual(30);
