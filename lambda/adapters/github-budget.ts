@@ -11,11 +11,17 @@
  * throttling), and registrations delayed apart by up to that much still fit in GitHub's bucket
  * (measured: with the same burst as GitHub's, a 1,000-job burst met 250 secondary rate limits).
  *
- * The item: `tokens` (fractional) as of `refilledAt` (epoch ms), `holdUntil` (epoch ms: GitHub asked
- * to wait), and `version` for optimistic updates. Nothing of it lives in this module: every call reads
- * the item, so any number of processes share one bucket. A take never overdraws: on a conflict it
- * reads again (a few times), and when it cannot write (conflicts, a DynamoDB error) it grants none,
- * so the jobs wait in the queue rather than risk GitHub's secondary rate limits.
+ * The item holds the bucket as one time, `emptyAt` (epoch ms; the generic cell rate algorithm): the
+ * bucket holds (now − emptyAt) ÷ (one token's time) tokens, at most the burst. Taking g tokens moves
+ * `emptyAt` g tokens' time later, in a conditional UpdateItem that adds to it ("only if at least g
+ * tokens are there"), so launchers taking at once do not conflict: each write is checked against
+ * the item as it is when written. (A first version rewrote the level under a version check: its
+ * conflicts and retries spread racing launchers' claims apart enough to break the launcher tests'
+ * limit race.) Only a full bucket is set outright (its level is capped). Plus
+ * `holdUntil` (epoch ms: GitHub asked to wait). Nothing of it lives in this module: every call reads
+ * the item, so any number of processes share one bucket. A take never overdraws: when its condition
+ * fails it reads again (a few times), and when it cannot write (a DynamoDB error) it grants none, so
+ * the jobs wait in the queue rather than risk GitHub's secondary rate limits.
  */
 import { ConditionalCheckFailedException, GetItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
@@ -26,7 +32,7 @@ import { dynamoClient } from "./dynamodb";
 /** The bucket's key in the jobs table (see lifecycle-store.ts RESERVED_KEYS for the others). */
 export const GITHUB_BUDGET_KEY = "#github#jit-budget";
 
-/** Reads and writes of one take before it gives up (each conflict means another launcher took). */
+/** Reads and writes of one take before it gives up (a failed condition: others took the tokens read). */
 const ATTEMPTS = 4;
 /** An idle bucket is full again within a minute; its item may go after a day without a write. */
 const KEEP_SECONDS = 86_400;
@@ -48,10 +54,8 @@ export interface GitHubGrant {
 }
 
 interface BucketItem {
-  tokens?: number;
-  refilledAt?: number;
+  emptyAt?: number;
   holdUntil?: number;
-  version?: number;
 }
 
 export interface BudgetOptions {
@@ -64,13 +68,11 @@ function rateOf(options: BudgetOptions): number {
   return Math.max(1, options.perMinute ?? settings().githubWritesPerMinute);
 }
 
-/** Tokens in the bucket at `now`: refilled since `refilledAt`, up to the burst (a new bucket is full). */
+/** Tokens in the bucket at `now` (fractional; a new bucket is full). */
 function tokensAt(item: BucketItem | undefined, now: number, perMinute: number): number {
   const burst = githubBurst(perMinute);
-  if (item?.tokens === undefined || item.refilledAt === undefined) return burst;
-  // Lambdas' clocks differ a little: time never runs backwards for the bucket.
-  const elapsed = Math.max(0, now - item.refilledAt);
-  return Math.min(burst, item.tokens + (elapsed * perMinute) / 60_000);
+  if (item?.emptyAt === undefined) return burst;
+  return Math.min(burst, Math.max(0, ((now - item.emptyAt) * perMinute) / 60_000));
 }
 
 async function readBucket(table: string): Promise<BucketItem | undefined> {
@@ -85,30 +87,36 @@ async function readBucket(table: string): Promise<BucketItem | undefined> {
 }
 
 /**
- * Writes the bucket's new level if no one else wrote it since `seen` was read (holdUntil is left
- * alone: a hold recorded meanwhile stays). False on a conflict.
+ * Takes `count` tokens (negative: gives back) at `now`, or returns false when the bucket no longer
+ * allows it. From a full bucket: sets `emptyAt` outright, only while the bucket is still full. Else
+ * moves `emptyAt` by their time, only while that leaves it within [empty, full] at `now`.
  */
-async function writeBucket(
-  table: string,
-  seen: BucketItem | undefined,
-  tokens: number,
-  refilledAt: number,
-): Promise<boolean> {
-  const values: Record<string, number> = {
-    ":tokens": tokens,
-    ":at": refilledAt,
-    ":next": (seen?.version ?? 0) + 1,
-    ":expires": Math.floor(refilledAt / 1000) + KEEP_SECONDS,
-  };
-  if (seen?.version !== undefined) values[":seen"] = seen.version;
+async function moveBucket(table: string, count: number, now: number, perMinute: number, full: boolean) {
+  const tokenMs = 60_000 / perMinute;
+  const fullAt = now - githubBurst(perMinute) * tokenMs;
+  const values: Record<string, number> = { ":expires": Math.floor(now / 1000) + KEEP_SECONDS };
+  let update: string;
+  let condition: string;
+  if (full) {
+    values[":emptyAt"] = fullAt + count * tokenMs;
+    values[":fullAt"] = fullAt + SLACK_TOKENS * tokenMs + 0.01;
+    update = "SET emptyAt = :emptyAt, expiresAt = :expires";
+    condition = "attribute_not_exists(emptyAt) OR emptyAt <= :fullAt";
+  } else {
+    values[":move"] = count * tokenMs;
+    // After the move: emptyAt ≤ now (that many tokens were there) and emptyAt ≥ fullAt (not above full).
+    values[":latest"] = now - count * tokenMs + SLACK_TOKENS * tokenMs + 0.01;
+    values[":earliest"] = fullAt - count * tokenMs - SLACK_TOKENS * tokenMs - 0.01;
+    update = "SET emptyAt = emptyAt + :move, expiresAt = :expires";
+    condition = "emptyAt <= :latest AND emptyAt >= :earliest";
+  }
   try {
     await dynamoClient().send(
       new UpdateItemCommand({
         TableName: table,
         Key: marshall({ jobId: GITHUB_BUDGET_KEY }),
-        UpdateExpression: "SET tokens = :tokens, refilledAt = :at, version = :next, expiresAt = :expires",
-        ConditionExpression:
-          seen?.version === undefined ? "attribute_not_exists(version)" : "version = :seen",
+        UpdateExpression: update,
+        ConditionExpression: condition,
         ExpressionAttributeValues: marshall(values),
       }),
     );
@@ -118,6 +126,13 @@ async function writeBucket(
     throw error;
   }
 }
+
+/**
+ * Whole tokens in a level: a level computed from epoch milliseconds (a double's step there is
+ * ~0.0002 ms) as 2.99999 is 3, and the conditions allow as much.
+ */
+const SLACK_TOKENS = 1e-4;
+const whole = (level: number) => Math.floor(level + SLACK_TOKENS);
 
 /**
  * Takes up to `want` registrations from the shared bucket: none while GitHub's hold lasts, else
@@ -138,16 +153,16 @@ export async function takeGitHubTokens(
       const item = await readBucket(table);
       if (item?.holdUntil !== undefined && now < item.holdUntil) return none(item.holdUntil);
       const available = tokensAt(item, now, perMinute);
-      const granted = Math.min(want, Math.floor(available));
+      const granted = Math.min(want, whole(available));
       // Nothing to take: no write (the level is a function of the item and the time).
       if (granted === 0) return none(now + Math.ceil((1 - available) * tokenMs));
-      const left = available - granted;
-      if (await writeBucket(table, item, left, Math.max(now, item?.refilledAt ?? now))) {
+      const full = available >= githubBurst(perMinute) - SLACK_TOKENS;
+      if (await moveBucket(table, granted, now, perMinute, full)) {
+        const left = available - granted;
         const nextAt = granted < want ? now + Math.ceil((1 - (left % 1)) * tokenMs) : now;
         return { granted, perMinute, nextAt };
       }
-      // Another launcher took meanwhile: a short random pause spreads the next reads apart.
-      await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 20));
+      // Others took meanwhile (fewer tokens than read): read again.
     }
     logger.warn("GitHub registration budget: too many concurrent takes; the jobs wait", { want });
   } catch (error) {
@@ -171,8 +186,10 @@ export async function returnGitHubTokens(
   const table = options.table ?? settings().jobsTable;
   try {
     const item = await readBucket(table);
-    const level = Math.min(githubBurst(perMinute), tokensAt(item, now, perMinute) + count);
-    return await writeBucket(table, item, level, Math.max(now, item?.refilledAt ?? now));
+    const room = githubBurst(perMinute) - tokensAt(item, now, perMinute);
+    // A bucket with no room for them is (nearly) full anyway.
+    const back = Math.min(count, room);
+    return back > 0 ? await moveBucket(table, -back, now, perMinute, false) : true;
   } catch (error) {
     logger.warn("could not give GitHub registrations back", { count, error: String(error) });
     return false;
