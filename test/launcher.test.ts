@@ -18,6 +18,7 @@ import { forgetSecrets } from "../lambda/adapters/secrets";
 import { TAGS } from "../lambda/core/fleet";
 import type { JobRecord } from "../lambda/shared/job";
 import type { LabelConfig } from "../lambda/shared/label-config";
+import { CONFIG_PATH, KEY_PARAM, linuxConfig, ROLE_ID } from "./lifecycle-support";
 import { EC2_THROTTLE, type Sandbox, type SandboxQueue, startSandbox } from "./sandbox";
 import { type GitHubFake, githubErrors, startGitHubFake } from "./sandbox/github";
 
@@ -30,24 +31,8 @@ let queue: SandboxQueue;
 let restoreEnv: () => void;
 let handler: Handler;
 
-const CONFIG_PATH = "/runner-fleet/test/label-configs";
-const KEY_PARAM = "/runner-fleet/test/github-app-key";
 const PAT_PARAM = "/runner-fleet/test/github-pat";
-const ROLE_ID = "AROATESTRUNNERROLE";
-
-const baseConfig: LabelConfig = {
-  name: "linux-x64",
-  labels: ["self-hosted", "linux", "x64"],
-  arch: "x64",
-  instanceTypes: ["m7i.large", "m6i.large"],
-  launchTemplateId: "lt-0linux0x640000000",
-  spotPolicy: "spotPreferred",
-  spotFailuresBeforeOnDemand: 1,
-  allocationStrategy: "capacity-optimized",
-  maxRunners: 50,
-  retryOnInterruption: true,
-  runnerGroupId: 1,
-};
+const baseConfig: LabelConfig = linuxConfig;
 
 function putConfigs(...configs: LabelConfig[]) {
   for (const config of configs) sandbox.ssm.put(`${CONFIG_PATH}/${config.name}`, JSON.stringify(config));
