@@ -192,3 +192,33 @@ export function isSecretValue(value: unknown): boolean {
 export function plain<T = any>(value: unknown): T {
   return (isSecretValue(value) ? (value as { value: unknown }).value : value) as T;
 }
+
+/**
+ * Runs the program with `config` expecting it to refuse: returns its error and the resource types it
+ * declared before failing (a refused config must declare none). One run per test file, as above.
+ */
+export async function runRefusedProgram(
+  config: Record<string, string>,
+  secretKeys: string[],
+): Promise<{ failure: Error | undefined; declared: string[] }> {
+  const declared: string[] = [];
+  await pulumi.runtime.setMocks(
+    {
+      newResource: (args) => {
+        declared.push(args.type);
+        return { id: `${args.name}-id`, state: args.inputs };
+      },
+      call: () => ({}),
+    },
+    PROJECT,
+    "dev",
+  );
+  pulumi.runtime.setAllConfig(config, secretKeys);
+  const failure = await import("../../index").then(
+    () => undefined,
+    (error: Error) => error,
+  );
+  // Resource registrations are asynchronous: give any that were started time to arrive.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  return { failure, declared };
+}

@@ -2,8 +2,8 @@
 /**
  * A bad config fails the program before it declares anything, with the key, value and shape.
  */
-import * as pulumi from "@pulumi/pulumi";
 import { expect, it } from "vitest";
+import { runRefusedProgram } from "./mocks";
 import { devStackValues, PROJECT, TEST_SECRETS, withSecrets } from "./stack-config";
 
 it("fails before any resource is declared", async () => {
@@ -14,26 +14,13 @@ it("fails before any resource is declared", async () => {
     githubAppPrivateKey: TEST_SECRETS.githubAppPrivateKey,
     webhookSecret: TEST_SECRETS.webhookSecret,
   });
-  const declared: string[] = [];
-  await pulumi.runtime.setMocks(
-    {
-      newResource: (args) => {
-        declared.push(args.type);
-        return { id: `${args.name}-id`, state: args.inputs };
-      },
-      call: () => ({}),
-    },
-    PROJECT,
-    "dev",
-  );
-  pulumi.runtime.setAllConfig(config, secretKeys);
-  await expect(import("../../index")).rejects.toThrow(
+  const { failure, declared } = await runRefusedProgram(config, secretKeys);
+  expect(failure?.message).toBe(
     [
       "Invalid stack config in Pulumi.dev.yaml (2 problems):",
       '  - runner-fleet:labelConfigs.linux-arm64-medium.arch: got "aarch64"; expected one of "x64"|"arm64"',
       '  - runner-fleet:limits.maxRuntimeMinutes: got "6h"; expected number, received string',
     ].join("\n"),
   );
-  await new Promise((resolve) => setTimeout(resolve, 200));
   expect(declared).toEqual([]);
 });
