@@ -10,8 +10,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { CleanupRequest } from "../lambda/core/cleanup";
 import type { StackContext } from "./context";
-import type { PolicyStatement } from "./iam";
-import { LambdaFunction } from "./lambda-function";
+import { type LambdaDeployment, LambdaFunction } from "./lambda-function";
 
 export class Cleanup extends pulumi.ComponentResource {
   readonly janitor: LambdaFunction;
@@ -19,11 +18,8 @@ export class Cleanup extends pulumi.ComponentResource {
 
   constructor(
     name: string,
-    args: {
+    args: LambdaDeployment & {
       ctx: StackContext;
-      bundleDir: string;
-      environment: Record<string, pulumi.Input<string>>;
-      statements: PolicyStatement[];
       amiParameterNames: string[];
       /** Everything that must outlive the cleanup (deleted only after it ran). */
       runsBefore: pulumi.Resource[];

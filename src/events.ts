@@ -6,14 +6,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackContext } from "./context";
-import type { PolicyStatement } from "./iam";
-import { LambdaFunction } from "./lambda-function";
-
-interface FunctionArgs {
-  bundleDir: string;
-  environment: Record<string, pulumi.Input<string>>;
-  statements: PolicyStatement[];
-}
+import { type LambdaDeployment, LambdaFunction } from "./lambda-function";
 
 export class FleetEvents extends pulumi.ComponentResource {
   readonly ec2Events: LambdaFunction;
@@ -23,8 +16,8 @@ export class FleetEvents extends pulumi.ComponentResource {
     name: string,
     args: {
       ctx: StackContext;
-      ec2Events: FunctionArgs;
-      reconciler: FunctionArgs;
+      ec2Events: LambdaDeployment;
+      reconciler: LambdaDeployment;
       /** What the event targets wait for (and that, on destroy, outlives them): the cleanup. */
       afterCleanup: pulumi.Resource[];
     },

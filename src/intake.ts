@@ -5,8 +5,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackContext } from "./context";
-import type { PolicyStatement } from "./iam";
-import { LambdaFunction } from "./lambda-function";
+import { type LambdaDeployment, LambdaFunction } from "./lambda-function";
 
 export class Intake extends pulumi.ComponentResource {
   readonly api: aws.apigatewayv2.Api;
@@ -17,11 +16,8 @@ export class Intake extends pulumi.ComponentResource {
 
   constructor(
     name: string,
-    args: {
+    args: LambdaDeployment & {
       ctx: StackContext;
-      bundleDir: string;
-      environment: Record<string, pulumi.Input<string>>;
-      statements: PolicyStatement[];
     },
     opts?: pulumi.ComponentResourceOptions,
   ) {

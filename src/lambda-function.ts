@@ -25,6 +25,9 @@ export interface LambdaFunctionArgs {
   reservedConcurrency?: number;
 }
 
+/** What a component gets to deploy one of the Lambdas (src/functions.ts prepares it). */
+export type LambdaDeployment = Pick<LambdaFunctionArgs, "bundleDir" | "environment" | "statements">;
+
 export class LambdaFunction extends pulumi.ComponentResource {
   readonly function: aws.lambda.Function;
   readonly role: aws.iam.Role;

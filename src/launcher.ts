@@ -5,9 +5,8 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackContext } from "./context";
-import type { PolicyStatement } from "./iam";
 
-import { LambdaFunction } from "./lambda-function";
+import { type LambdaDeployment, LambdaFunction } from "./lambda-function";
 import { LAUNCHER_EVENT_SOURCE } from "./launcher-tuning";
 import { LAUNCHER_TIMEOUT_SECONDS } from "./ledger";
 
@@ -16,11 +15,8 @@ export class Launcher extends pulumi.ComponentResource {
 
   constructor(
     name: string,
-    args: {
+    args: LambdaDeployment & {
       ctx: StackContext;
-      bundleDir: string;
-      environment: Record<string, pulumi.Input<string>>;
-      statements: PolicyStatement[];
       launchQueue: aws.sqs.Queue;
       /** Resources the queue mapping waits for (and that, on destroy, outlive it): the cleanup. */
       afterCleanup: pulumi.Resource[];
