@@ -12,11 +12,11 @@ import type { LabelRoute } from "./shared/label-config";
 import { logger, MetricUnit, metrics } from "./shared/observability";
 import { settings } from "./shared/settings";
 
-// The AWS SDK clients live in chunks of their own (together ~340 KiB, ~50 ms of CPU to load), loaded
-// in the background from here on, so importing this module stays cheap. The SSM one comes first: every
-// request needs the secret, which is fetched as soon as it can be (once per process: readSecret caches
-// it; a failure is not cached, so the first request that needs it tries again and reports it). The
-// DynamoDB and SQS code loads while that fetch is on the wire.
+// The AWS adapters (the JSON-protocol client with its SigV4 signer, ~55 KiB: no SDK client) load in
+// the background from here on, so importing this module stays cheap. The secret comes first: every
+// request needs it, so it is fetched as soon as it can be (once per process: readSecret caches it; a
+// failure is not cached, so the first request that needs it tries again and reports it). The ledger
+// and queue code loads while that fetch is on the wire.
 const noop = () => {};
 const secrets = import("./adapters/secrets");
 secrets.then((s) => s.readSecret(settings().webhookSecretParam)).catch(noop);

@@ -1,6 +1,6 @@
 /**
  * `npm run status`: `explainJob` for every state (pure, table-driven), the fleet summary, and the
- * whole tool against a seeded ledger in the sandbox (dynalite) with the real DynamoDB client.
+ * whole tool against a seeded ledger in the sandbox (dynalite) with the Lambdas' own DynamoDB adapters.
  */
 import { PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";

@@ -1,5 +1,5 @@
 /**
- * The webhook Lambda against the sandbox (dynalite, SQS and SSM fakes) with the real SDK clients:
+ * The webhook Lambda against the sandbox (dynalite, SQS and SSM fakes) with its real clients:
  * signed API Gateway v2 events built from real workflow_job payloads, and assertions on the items,
  * messages and calls they produce.
  */

@@ -1,12 +1,40 @@
 /**
- * The process's one DynamoDB client, created on first use. Its endpoint follows the SDK's own
- * AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_DYNAMODB variables (how the sandbox is reached in tests).
+ * DynamoDB, called over its JSON protocol (aws-json.ts explains why not the SDK client). Inputs and
+ * outputs are the SDK's types; items go in and out through @aws-sdk/util-dynamodb's marshall.
  */
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import type {
+  DeleteItemInput,
+  DeleteItemOutput,
+  GetItemInput,
+  GetItemOutput,
+  PutItemInput,
+  PutItemOutput,
+  QueryInput,
+  QueryOutput,
+  ScanInput,
+  ScanOutput,
+  UpdateItemInput,
+  UpdateItemOutput,
+} from "@aws-sdk/client-dynamodb";
+import { isServiceError, jsonService } from "./aws-json";
 
-let client: DynamoDBClient | undefined;
+export type DynamoDBOperations = {
+  GetItem: [GetItemInput, GetItemOutput];
+  PutItem: [PutItemInput, PutItemOutput];
+  UpdateItem: [UpdateItemInput, UpdateItemOutput];
+  DeleteItem: [DeleteItemInput, DeleteItemOutput];
+  Query: [QueryInput, QueryOutput];
+  Scan: [ScanInput, ScanOutput];
+};
 
-export function dynamoClient(): DynamoDBClient {
-  client ??= new DynamoDBClient({});
-  return client;
+/** `dynamodb("PutItem", input)`: one DynamoDB call. */
+export const dynamodb = jsonService<DynamoDBOperations>({
+  signingName: "dynamodb",
+  targetPrefix: "DynamoDB_20120810",
+  jsonVersion: "1.0",
+});
+
+/** A conditional write whose condition did not hold (someone else got there first). */
+export function isConditionalCheckFailed(error: unknown): boolean {
+  return isServiceError(error, "ConditionalCheckFailedException");
 }

@@ -23,11 +23,10 @@
  * fails it reads again (a few times), and when it cannot write (a DynamoDB error) it grants none, so
  * the jobs wait in the queue rather than risk GitHub's secondary rate limits.
  */
-import { ConditionalCheckFailedException, GetItemCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import { logger } from "../shared/observability";
 import { settings } from "../shared/settings";
-import { dynamoClient } from "./dynamodb";
+import { dynamodb, isConditionalCheckFailed } from "./dynamodb";
 
 /** The bucket's key in the jobs table (see lifecycle-store.ts RESERVED_KEYS for the others). */
 export const GITHUB_BUDGET_KEY = "#github#jit-budget";
@@ -76,13 +75,11 @@ function tokensAt(item: BucketItem | undefined, now: number, perMinute: number):
 }
 
 async function readBucket(table: string): Promise<BucketItem | undefined> {
-  const { Item } = await dynamoClient().send(
-    new GetItemCommand({
-      TableName: table,
-      Key: marshall({ jobId: GITHUB_BUDGET_KEY }),
-      ConsistentRead: true,
-    }),
-  );
+  const { Item } = await dynamodb("GetItem", {
+    TableName: table,
+    Key: marshall({ jobId: GITHUB_BUDGET_KEY }),
+    ConsistentRead: true,
+  });
   return Item ? (unmarshall(Item) as BucketItem) : undefined;
 }
 
@@ -111,18 +108,16 @@ async function moveBucket(table: string, count: number, now: number, perMinute: 
     condition = "emptyAt <= :latest AND emptyAt >= :earliest";
   }
   try {
-    await dynamoClient().send(
-      new UpdateItemCommand({
-        TableName: table,
-        Key: marshall({ jobId: GITHUB_BUDGET_KEY }),
-        UpdateExpression: update,
-        ConditionExpression: condition,
-        ExpressionAttributeValues: marshall(values),
-      }),
-    );
+    await dynamodb("UpdateItem", {
+      TableName: table,
+      Key: marshall({ jobId: GITHUB_BUDGET_KEY }),
+      UpdateExpression: update,
+      ConditionExpression: condition,
+      ExpressionAttributeValues: marshall(values),
+    });
     return true;
   } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
+    if (isConditionalCheckFailed(error)) return false;
     throw error;
   }
 }
@@ -203,20 +198,18 @@ export async function returnGitHubTokens(
  */
 export async function holdGitHubWrites(until: number, options: BudgetOptions = {}): Promise<void> {
   try {
-    await dynamoClient().send(
-      new UpdateItemCommand({
-        TableName: options.table ?? settings().jobsTable,
-        Key: marshall({ jobId: GITHUB_BUDGET_KEY }),
-        UpdateExpression: "SET holdUntil = :until, expiresAt = :expires",
-        ConditionExpression: "attribute_not_exists(holdUntil) OR holdUntil < :until",
-        ExpressionAttributeValues: marshall({
-          ":until": until,
-          ":expires": Math.floor(until / 1000) + KEEP_SECONDS,
-        }),
+    await dynamodb("UpdateItem", {
+      TableName: options.table ?? settings().jobsTable,
+      Key: marshall({ jobId: GITHUB_BUDGET_KEY }),
+      UpdateExpression: "SET holdUntil = :until, expiresAt = :expires",
+      ConditionExpression: "attribute_not_exists(holdUntil) OR holdUntil < :until",
+      ExpressionAttributeValues: marshall({
+        ":until": until,
+        ":expires": Math.floor(until / 1000) + KEEP_SECONDS,
       }),
-    );
+    });
   } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return;
+    if (isConditionalCheckFailed(error)) return;
     logger.warn("could not record GitHub's hold for the other launchers", { error: String(error) });
   }
 }

@@ -4,11 +4,10 @@
  * pins it to that key with dynamodb:LeadingKeys) and strips the config. TTL removes what nobody
  * read. The JIT config is a credential: it is never logged, tagged or put in user data.
  */
-import { DeleteItemCommand, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import { settings } from "../shared/settings";
 import { handoffKeyFor } from "../shared/tables";
-import { dynamoClient } from "./dynamodb";
+import { dynamodb } from "./dynamodb";
 
 export interface HandoffItem {
   handoffKey: string;
@@ -46,21 +45,21 @@ export async function writeHandoff(write: HandoffWrite, table = settings().hando
     createdAt: now.toISOString(),
     expiresAt: Math.floor(now.getTime() / 1000) + settings().handoffTtlSeconds,
   };
-  await dynamoClient().send(
-    new PutItemCommand({ TableName: table, Item: marshall(item, { removeUndefinedValues: true }) }),
-  );
+  await dynamodb("PutItem", { TableName: table, Item: marshall(item, { removeUndefinedValues: true }) });
 }
 
 export async function readHandoff(
   instanceId: string,
   table = settings().handoffTable,
 ): Promise<HandoffItem | undefined> {
-  const { Item } = await dynamoClient().send(
-    new GetItemCommand({ TableName: table, Key: marshall(keyOf(instanceId)), ConsistentRead: true }),
-  );
+  const { Item } = await dynamodb("GetItem", {
+    TableName: table,
+    Key: marshall(keyOf(instanceId)),
+    ConsistentRead: true,
+  });
   return Item ? (unmarshall(Item) as HandoffItem) : undefined;
 }
 
 export async function deleteHandoff(instanceId: string, table = settings().handoffTable): Promise<void> {
-  await dynamoClient().send(new DeleteItemCommand({ TableName: table, Key: marshall(keyOf(instanceId)) }));
+  await dynamodb("DeleteItem", { TableName: table, Key: marshall(keyOf(instanceId)) });
 }

@@ -8,11 +8,10 @@ import {
   DescribeImagesCommand,
   DescribeSnapshotsCommand,
 } from "@aws-sdk/client-ec2";
-import { DeleteParameterCommand } from "@aws-sdk/client-ssm";
 import type { ImageInfo } from "../core/cleanup";
 import { TAGS } from "../core/fleet";
 import { ec2Client, ec2ErrorCode } from "./ec2";
-import { ssmClient } from "./ssm";
+import { ssm } from "./ssm";
 
 const stackFilter = (stackName: string) => [{ Name: `tag:${TAGS.stack}`, Values: [stackName] }];
 
@@ -78,7 +77,7 @@ export async function deleteSnapshot(snapshotId: string): Promise<void> {
 /** Deletes an SSM parameter; one that does not exist is fine. */
 export async function deleteParameter(name: string): Promise<boolean> {
   try {
-    await ssmClient().send(new DeleteParameterCommand({ Name: name }));
+    await ssm("DeleteParameter", { Name: name });
     return true;
   } catch (error) {
     if ((error as { name?: string }).name === "ParameterNotFound") return false;

@@ -4,18 +4,11 @@
  * job (webhook, launcher, reconciler, events) cannot both win, and a late event cannot move a job
  * backwards.
  */
-import {
-  ConditionalCheckFailedException,
-  GetItemCommand,
-  PutItemCommand,
-  QueryCommand,
-  type QueryCommandInput,
-  UpdateItemCommand,
-} from "@aws-sdk/client-dynamodb";
+import type { QueryInput } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import { ACTIVE_STATES, ALLOWED_FROM, type JobRecord, type JobState } from "../shared/job";
 import { settings } from "../shared/settings";
-import { dynamoClient } from "./dynamodb";
+import { dynamodb, isConditionalCheckFailed } from "./dynamodb";
 
 const marshallOptions = { removeUndefinedValues: true, convertClassInstanceToMap: false };
 
@@ -27,24 +20,24 @@ export function expiryFor(now: Date, ttlDays = settings().jobTtlDays): number {
 /** Creates the job item unless one with this id exists. Returns false for a duplicate. */
 export async function createJob(job: JobRecord, table = settings().jobsTable): Promise<boolean> {
   try {
-    await dynamoClient().send(
-      new PutItemCommand({
-        TableName: table,
-        Item: marshall(job, marshallOptions),
-        ConditionExpression: "attribute_not_exists(jobId)",
-      }),
-    );
+    await dynamodb("PutItem", {
+      TableName: table,
+      Item: marshall(job, marshallOptions),
+      ConditionExpression: "attribute_not_exists(jobId)",
+    });
     return true;
   } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
+    if (isConditionalCheckFailed(error)) return false;
     throw error;
   }
 }
 
 export async function getJob(jobId: string, table = settings().jobsTable): Promise<JobRecord | undefined> {
-  const { Item } = await dynamoClient().send(
-    new GetItemCommand({ TableName: table, Key: marshall({ jobId }), ConsistentRead: true }),
-  );
+  const { Item } = await dynamodb("GetItem", {
+    TableName: table,
+    Key: marshall({ jobId }),
+    ConsistentRead: true,
+  });
   return Item ? (unmarshall(Item) as JobRecord) : undefined;
 }
 
@@ -158,36 +151,32 @@ export async function conditionalJobUpdate(
     .filter(Boolean)
     .join(" ");
   try {
-    const { Attributes } = await dynamoClient().send(
-      new UpdateItemCommand({
-        TableName: options.table ?? settings().jobsTable,
-        Key: marshall({ jobId }),
-        UpdateExpression: expression,
-        ConditionExpression: condition,
-        ExpressionAttributeNames: names,
-        ExpressionAttributeValues: marshall(values, marshallOptions),
-        ReturnValues: "ALL_NEW",
-      }),
-    );
+    const { Attributes } = await dynamodb("UpdateItem", {
+      TableName: options.table ?? settings().jobsTable,
+      Key: marshall({ jobId }),
+      UpdateExpression: expression,
+      ConditionExpression: condition,
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: marshall(values, marshallOptions),
+      ReturnValues: "ALL_NEW",
+    });
     return Attributes ? (unmarshall(Attributes) as JobRecord) : undefined;
   } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return undefined;
+    if (isConditionalCheckFailed(error)) return undefined;
     throw error;
   }
 }
 
 /** Every item of a Query, page by page, up to `limit` items. */
-export async function queryAll<T>(input: QueryCommandInput, limit = Number.POSITIVE_INFINITY): Promise<T[]> {
+export async function queryAll<T>(input: QueryInput, limit = Number.POSITIVE_INFINITY): Promise<T[]> {
   const items: T[] = [];
-  let startKey: QueryCommandInput["ExclusiveStartKey"];
+  let startKey: QueryInput["ExclusiveStartKey"];
   do {
-    const page = await dynamoClient().send(
-      new QueryCommand({
-        ...input,
-        ExclusiveStartKey: startKey,
-        Limit: Number.isFinite(limit) ? Math.min(limit - items.length, 1000) : input.Limit,
-      }),
-    );
+    const page = await dynamodb("Query", {
+      ...input,
+      ExclusiveStartKey: startKey,
+      Limit: Number.isFinite(limit) ? Math.min(limit - items.length, 1000) : input.Limit,
+    });
     for (const item of page.Items ?? []) items.push(unmarshall(item) as T);
     startKey = page.LastEvaluatedKey;
   } while (startKey && items.length < limit);
@@ -224,15 +213,13 @@ export async function findJobByInstance(
   instanceId: string,
   table = settings().jobsTable,
 ): Promise<JobRecord | undefined> {
-  const result = await dynamoClient().send(
-    new QueryCommand({
-      TableName: table,
-      IndexName: "byInstance",
-      KeyConditionExpression: "instanceId = :id",
-      ExpressionAttributeValues: marshall({ ":id": instanceId }),
-      Limit: 1,
-    }),
-  );
+  const result = await dynamodb("Query", {
+    TableName: table,
+    IndexName: "byInstance",
+    KeyConditionExpression: "instanceId = :id",
+    ExpressionAttributeValues: marshall({ ":id": instanceId }),
+    Limit: 1,
+  });
   const item = result.Items?.[0];
   return item ? (unmarshall(item) as JobRecord) : undefined;
 }
@@ -247,29 +234,27 @@ export async function claimJobEnqueue(
   options: { now: Date; staleBefore: Date; table?: string },
 ): Promise<boolean> {
   try {
-    await dynamoClient().send(
-      new UpdateItemCommand({
-        TableName: options.table ?? settings().jobsTable,
-        Key: marshall({ jobId }),
-        UpdateExpression: "SET #claim = :now",
-        ConditionExpression:
-          "#state = :queued AND attribute_not_exists(#enqueued) AND " +
-          "(attribute_not_exists(#claim) OR #claim < :stale)",
-        ExpressionAttributeNames: {
-          "#state": "state",
-          "#enqueued": "enqueuedAt",
-          "#claim": "enqueueClaimedAt",
-        },
-        ExpressionAttributeValues: marshall({
-          ":queued": "queued",
-          ":now": options.now.toISOString(),
-          ":stale": options.staleBefore.toISOString(),
-        }),
+    await dynamodb("UpdateItem", {
+      TableName: options.table ?? settings().jobsTable,
+      Key: marshall({ jobId }),
+      UpdateExpression: "SET #claim = :now",
+      ConditionExpression:
+        "#state = :queued AND attribute_not_exists(#enqueued) AND " +
+        "(attribute_not_exists(#claim) OR #claim < :stale)",
+      ExpressionAttributeNames: {
+        "#state": "state",
+        "#enqueued": "enqueuedAt",
+        "#claim": "enqueueClaimedAt",
+      },
+      ExpressionAttributeValues: marshall({
+        ":queued": "queued",
+        ":now": options.now.toISOString(),
+        ":stale": options.staleBefore.toISOString(),
       }),
-    );
+    });
     return true;
   } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
+    if (isConditionalCheckFailed(error)) return false;
     throw error;
   }
 }

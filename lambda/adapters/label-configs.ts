@@ -3,12 +3,11 @@
  * read with GetParametersByPath and kept for a short time, so a burst of launcher invocations makes
  * one SSM call a minute rather than one per batch, and a `pulumi up` is live within that minute.
  */
-import { GetParametersByPathCommand } from "@aws-sdk/client-ssm";
 import { z } from "zod";
 import type { LabelConfig } from "../shared/label-config";
 import { logger } from "../shared/observability";
 import { settings } from "../shared/settings";
-import { ssmClient } from "./ssm";
+import { ssm } from "./ssm";
 
 export const LABEL_CONFIG_CACHE_MS = 60_000;
 
@@ -35,9 +34,12 @@ async function fetchConfigs(path: string): Promise<Map<string, LabelConfig>> {
   const configs = new Map<string, LabelConfig>();
   let nextToken: string | undefined;
   do {
-    const page = await ssmClient().send(
-      new GetParametersByPathCommand({ Path: path, Recursive: true, NextToken: nextToken, MaxResults: 10 }),
-    );
+    const page = await ssm("GetParametersByPath", {
+      Path: path,
+      Recursive: true,
+      NextToken: nextToken,
+      MaxResults: 10,
+    });
     for (const parameter of page.Parameters ?? []) {
       // One broken parameter must not stop the launches of every other config: skip it, loudly.
       let raw: unknown;

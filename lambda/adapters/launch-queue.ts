@@ -2,16 +2,26 @@
  * The SQS launch queue: the webhook and the reconciler enqueue job ids; the launcher consumes them in
  * batches and delays a message it cannot serve yet (limits, throttling) by changing its visibility.
  */
-import { ChangeMessageVisibilityCommand, SendMessageBatchCommand, SQSClient } from "@aws-sdk/client-sqs";
+import type {
+  ChangeMessageVisibilityRequest,
+  SendMessageBatchRequest,
+  SendMessageBatchResult,
+} from "@aws-sdk/client-sqs";
 import type { LaunchMessage } from "../shared/job";
 import { settings } from "../shared/settings";
+import { jsonService } from "./aws-json";
 
-let client: SQSClient | undefined;
-
-export function sqsClient(): SQSClient {
-  client ??= new SQSClient({});
-  return client;
-}
+/** SQS over its JSON protocol (aws-json.ts explains why not the SDK client). */
+export const sqs = jsonService<{
+  SendMessageBatch: [SendMessageBatchRequest, SendMessageBatchResult];
+  ChangeMessageVisibility: [ChangeMessageVisibilityRequest, object];
+}>({
+  signingName: "sqs",
+  targetPrefix: "AmazonSQS",
+  jsonVersion: "1.0",
+  // As the SDK does: error codes as SQS's query API names them.
+  headers: { "x-amzn-query-mode": "true" },
+});
 
 /**
  * Enqueues launch requests, 10 per SendMessageBatch. Throws if any entry failed, naming the jobs, so
@@ -24,16 +34,14 @@ export async function enqueueLaunches(
   const queueUrl = options.queueUrl ?? settings().launchQueueUrl;
   for (let start = 0; start < messages.length; start += 10) {
     const chunk = messages.slice(start, start + 10);
-    const { Failed } = await sqsClient().send(
-      new SendMessageBatchCommand({
-        QueueUrl: queueUrl,
-        Entries: chunk.map((message, i) => ({
-          Id: String(i),
-          MessageBody: JSON.stringify(message),
-          DelaySeconds: options.delaySeconds,
-        })),
-      }),
-    );
+    const { Failed } = await sqs("SendMessageBatch", {
+      QueueUrl: queueUrl,
+      Entries: chunk.map((message, i) => ({
+        Id: String(i),
+        MessageBody: JSON.stringify(message),
+        DelaySeconds: options.delaySeconds,
+      })),
+    });
     if (Failed?.length) {
       const jobs = Failed.map((f) => chunk[Number(f.Id)]?.jobId).join(", ");
       throw new Error(`SQS refused launch messages for jobs ${jobs}: ${Failed[0]?.Code ?? "unknown"}`);
@@ -47,11 +55,9 @@ export async function delayMessage(
   seconds: number,
   queueUrl = settings().launchQueueUrl,
 ) {
-  await sqsClient().send(
-    new ChangeMessageVisibilityCommand({
-      QueueUrl: queueUrl,
-      ReceiptHandle: receiptHandle,
-      VisibilityTimeout: Math.max(0, Math.min(43_200, Math.round(seconds))),
-    }),
-  );
+  await sqs("ChangeMessageVisibility", {
+    QueueUrl: queueUrl,
+    ReceiptHandle: receiptHandle,
+    VisibilityTimeout: Math.max(0, Math.min(43_200, Math.round(seconds))),
+  });
 }

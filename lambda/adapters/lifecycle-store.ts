@@ -9,14 +9,7 @@
  *   run, and the reconciler's webhook-redelivery bookmark;
  * - the hand-off reports (progress times the instances write), read without the JIT config.
  */
-import {
-  ConditionalCheckFailedException,
-  GetItemCommand,
-  PutItemCommand,
-  QueryCommand,
-  ScanCommand,
-  UpdateItemCommand,
-} from "@aws-sdk/client-dynamodb";
+import type { ScanOutput } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import type { BreakerPolicy, BreakerState, RetryMarker } from "../core/lifecycle";
 import { marketOverride, recordInterruption } from "../core/lifecycle";
@@ -25,7 +18,7 @@ import type { RedeliveryState } from "../core/redelivery";
 import { type JobRecord, type JobState, type Market, TERMINAL_STATES } from "../shared/job";
 import type { LabelConfig } from "../shared/label-config";
 import { settings } from "../shared/settings";
-import { dynamoClient } from "./dynamodb";
+import { dynamodb, isConditionalCheckFailed } from "./dynamodb";
 import { conditionalJobUpdate, expiryFor, queryAll } from "./jobs-table";
 
 const marshallOptions = { removeUndefinedValues: true, convertClassInstanceToMap: false };
@@ -90,14 +83,12 @@ export function releaseToQueue(
 
 /** Every job the ledger maps to `instanceId` (byInstance index; a stolen runner maps two). */
 export async function jobsOnInstance(instanceId: string, table = settings().jobsTable): Promise<JobRecord[]> {
-  const result = await dynamoClient().send(
-    new QueryCommand({
-      TableName: table,
-      IndexName: "byInstance",
-      KeyConditionExpression: "instanceId = :id",
-      ExpressionAttributeValues: marshall({ ":id": instanceId }),
-    }),
-  );
+  const result = await dynamodb("Query", {
+    TableName: table,
+    IndexName: "byInstance",
+    KeyConditionExpression: "instanceId = :id",
+    ExpressionAttributeValues: marshall({ ":id": instanceId }),
+  });
   return (result.Items ?? []).map((item) => unmarshall(item) as JobRecord);
 }
 
@@ -155,9 +146,11 @@ export async function recentlyClosedJobScopes(
 // ---- Reserved items --------------------------------------------------------------------------------
 
 async function getReserved<T>(key: string, table: string): Promise<(T & { version?: number }) | undefined> {
-  const { Item } = await dynamoClient().send(
-    new GetItemCommand({ TableName: table, Key: marshall({ jobId: key }), ConsistentRead: true }),
-  );
+  const { Item } = await dynamodb("GetItem", {
+    TableName: table,
+    Key: marshall({ jobId: key }),
+    ConsistentRead: true,
+  });
   if (!Item) return undefined;
   const { jobId: _key, expiresAt: _ttl, ...rest } = unmarshall(Item);
   return rest as T & { version?: number };
@@ -175,17 +168,15 @@ async function putReserved(
 ): Promise<boolean> {
   const create = replaceIf ? `attribute_not_exists(jobId) OR ${replaceIf}` : "attribute_not_exists(jobId)";
   try {
-    await dynamoClient().send(
-      new PutItemCommand({
-        TableName: table,
-        Item: marshall({ ...value, jobId: key, version: (version ?? 0) + 1, expiresAt }, marshallOptions),
-        ConditionExpression: version === undefined ? create : "version = :v",
-        ExpressionAttributeValues: version === undefined ? undefined : marshall({ ":v": version }),
-      }),
-    );
+    await dynamodb("PutItem", {
+      TableName: table,
+      Item: marshall({ ...value, jobId: key, version: (version ?? 0) + 1, expiresAt }, marshallOptions),
+      ConditionExpression: version === undefined ? create : "version = :v",
+      ExpressionAttributeValues: version === undefined ? undefined : marshall({ ":v": version }),
+    });
     return true;
   } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
+    if (isConditionalCheckFailed(error)) return false;
     throw error;
   }
 }
@@ -259,15 +250,13 @@ export async function releaseRetryMarker(
   now: Date,
   table = settings().jobsTable,
 ): Promise<void> {
-  await dynamoClient().send(
-    new UpdateItemCommand({
-      TableName: table,
-      Key: marshall({ jobId: RESERVED_KEYS.retry(repo, runId) }),
-      UpdateExpression: "SET releasedAt = :now",
-      ConditionExpression: "attribute_exists(jobId)",
-      ExpressionAttributeValues: marshall({ ":now": now.toISOString() }),
-    }),
-  );
+  await dynamodb("UpdateItem", {
+    TableName: table,
+    Key: marshall({ jobId: RESERVED_KEYS.retry(repo, runId) }),
+    UpdateExpression: "SET releasedAt = :now",
+    ConditionExpression: "attribute_exists(jobId)",
+    ExpressionAttributeValues: marshall({ ":now": now.toISOString() }),
+  });
 }
 
 export async function readRedeliveryState(
@@ -300,7 +289,7 @@ export function writeRedeliveryState(
  */
 export async function listHandoffReports(table = settings().handoffTable): Promise<HandoffReport[]> {
   const reports: HandoffReport[] = [];
-  let startKey: Record<string, import("@aws-sdk/client-dynamodb").AttributeValue> | undefined;
+  let startKey: ScanOutput["LastEvaluatedKey"];
   const fields = [
     "instanceId",
     "createdAt",
@@ -311,14 +300,12 @@ export async function listHandoffReports(table = settings().handoffTable): Promi
     "interruptedAt",
   ];
   do {
-    const page = await dynamoClient().send(
-      new ScanCommand({
-        TableName: table,
-        ProjectionExpression: fields.map((_, i) => `#p${i}`).join(", "),
-        ExpressionAttributeNames: Object.fromEntries(fields.map((f, i) => [`#p${i}`, f])),
-        ExclusiveStartKey: startKey,
-      }),
-    );
+    const page = await dynamodb("Scan", {
+      TableName: table,
+      ProjectionExpression: fields.map((_, i) => `#p${i}`).join(", "),
+      ExpressionAttributeNames: Object.fromEntries(fields.map((f, i) => [`#p${i}`, f])),
+      ExclusiveStartKey: startKey,
+    });
     for (const item of page.Items ?? []) {
       const report = unmarshall(item) as HandoffReport;
       if (report.instanceId) reports.push(report);

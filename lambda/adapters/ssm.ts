@@ -1,12 +1,26 @@
 /**
- * The SSM client, for the Lambdas that need more of SSM than reading a secret (label configs, image
- * parameters). Secrets are read without it (secrets.ts), so the webhook does not ship it.
+ * SSM Parameter Store, called over its JSON protocol (aws-json.ts explains why not the SDK client):
+ * secrets (secrets.ts), label configs, image parameters. Inputs and outputs are the SDK's types.
  */
-import { SSMClient } from "@aws-sdk/client-ssm";
+import type {
+  DeleteParameterRequest,
+  DeleteParameterResult,
+  GetParameterRequest,
+  GetParameterResult,
+  GetParametersByPathRequest,
+  GetParametersByPathResult,
+} from "@aws-sdk/client-ssm";
+import { jsonService } from "./aws-json";
 
-let client: SSMClient | undefined;
+export type SsmOperations = {
+  GetParameter: [GetParameterRequest, GetParameterResult];
+  GetParametersByPath: [GetParametersByPathRequest, GetParametersByPathResult];
+  DeleteParameter: [DeleteParameterRequest, DeleteParameterResult];
+};
 
-export function ssmClient(): SSMClient {
-  client ??= new SSMClient({});
-  return client;
-}
+/** `ssm("GetParameter", input)`: one SSM call. */
+export const ssm = jsonService<SsmOperations>({
+  signingName: "ssm",
+  targetPrefix: "AmazonSSM",
+  jsonVersion: "1.1",
+});

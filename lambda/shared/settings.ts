@@ -3,7 +3,7 @@
  * them). Values are parsed when first read, so a Lambda only needs the variables it uses, and a
  * missing or malformed one fails with its name. Secrets are never here: only the names of the SSM
  * SecureString parameters that hold them. AWS endpoints come from the SDK's own AWS_ENDPOINT_URL*
- * variables, not from here.
+ * variables (awsEndpointUrl reads them for the calls made without an SDK client).
  */
 import type { LabelRoute } from "./label-config";
 
@@ -182,13 +182,19 @@ export function loadSettings(env: Env = process.env) {
     get spotBreakerCooldownMinutes() {
       return r.int("SPOT_BREAKER_COOLDOWN_MINUTES", 60);
     },
-    /** The Lambda's region (Lambda sets AWS_REGION), for the requests made without an SDK client. */
+    /**
+     * The region of the calls made without an SDK client: AWS_REGION (Lambda sets it), else
+     * AWS_DEFAULT_REGION (an operator's shell, for the scripts that reuse the adapters).
+     */
     get awsRegion() {
-      return r.str("AWS_REGION");
+      return r.str("AWS_REGION", r.raw("AWS_DEFAULT_REGION"));
     },
-    /** The SDK's endpoint override for SSM, if any (AWS_ENDPOINT_URL_SSM, else AWS_ENDPOINT_URL). */
-    get ssmEndpointUrl() {
-      return r.raw("AWS_ENDPOINT_URL_SSM") ?? r.raw("AWS_ENDPOINT_URL");
+    /**
+     * The SDK's endpoint override for a service, if any: AWS_ENDPOINT_URL_<SERVICE> (e.g.
+     * AWS_ENDPOINT_URL_DYNAMODB), else AWS_ENDPOINT_URL. Read for the calls made without an SDK client.
+     */
+    awsEndpointUrl(service: string) {
+      return r.raw(`AWS_ENDPOINT_URL_${service.toUpperCase()}`) ?? r.raw("AWS_ENDPOINT_URL");
     },
     /** Reconciler, App mode: how far back its first run looks for failed webhook deliveries. */
     get redeliveryLookbackHours() {

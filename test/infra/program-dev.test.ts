@@ -5,6 +5,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { decode } from "@jridgewell/sourcemap-codec";
 import { beforeAll, describe, expect, it } from "vitest";
 import { HANDOFF_TABLE, JOBS_TABLE } from "../../lambda/shared/tables";
 import { settingsReadBy } from "../../src/settings-env";
@@ -570,37 +571,43 @@ describe("tags, GitHub wiring, cleanup and outputs", () => {
 });
 
 describe("IAM matches what each Lambda's code calls", () => {
-  /** AWS API operations in a shipped bundle (the SDK's command classes survive minification by op name). */
-  function operationsIn(name: string): Set<string> {
+  /**
+   * IAM actions a shipped bundle calls: EC2 through the SDK (its command classes survive
+   * minification by operation name); DynamoDB, SQS and SSM through the JSON-protocol client
+   * (adapters/aws-json.ts), found as `dynamodb("PutItem", …)` in the lambda/ sources, counted only
+   * where the source map shows the call made it into the bundle (not tree-shaken away).
+   */
+  function actionsIn(name: string): Set<string> {
     const dir = join(ROOT, "dist", name);
-    const code = readdirSync(dir)
-      .filter((f) => f.endsWith(".mjs"))
-      .map((f) => readFileSync(join(dir, f), "utf8"))
-      .join("\n");
-    const ops = [
-      ...[...code.matchAll(/class extends [\w$]+\([\w$]+,[\w$]+,"(\w+)",/g)].map((m) => m[1]!),
-      // Calls signed by hand (no SDK client): the JSON protocol's X-Amz-Target.
-      ...[...code.matchAll(/"(?:AmazonSSM|DynamoDB_20120810|AmazonSQS)\.(\w+)"/g)].map((m) => m[1]!),
-    ];
-    // DescribeEndpoints: the DynamoDB client's endpoint discovery, unused with regional endpoints.
-    return new Set(ops.filter((op) => op !== "DescribeEndpoints"));
+    const files = readdirSync(dir);
+    const actions = new Set<string>();
+    for (const file of files.filter((f) => f.endsWith(".mjs"))) {
+      const code = readFileSync(join(dir, file), "utf8");
+      for (const m of code.matchAll(/class extends [\w$]+\([\w$]+,[\w$]+,"(\w+)",/g))
+        actions.add(`ec2:${m[1]}`);
+      const map = JSON.parse(readFileSync(join(dir, `${file}.map`), "utf8")) as {
+        sources: string[];
+        sourcesContent: string[];
+        mappings: string;
+      };
+      const bundledLines = new Set(
+        decode(map.mappings).flatMap((segments) =>
+          segments.filter((s) => s.length >= 4).map((s) => `${s[1]}:${s[2]}`),
+        ),
+      );
+      map.sources.forEach((source, index) => {
+        if (source.includes("node_modules") || !/(^|\/)lambda\//.test(source)) return;
+        const content = map.sourcesContent[index] ?? "";
+        for (const m of content.matchAll(/\b(dynamodb|sqs|ssm)\(\s*"(\w+)"/g)) {
+          const line = content.slice(0, m.index).split("\n").length - 1;
+          if (bundledLines.has(`${index}:${line}`)) actions.add(`${m[1]}:${m[2]}`);
+        }
+      });
+    }
+    // Batch APIs are authorized as their single forms.
+    return new Set([...actions].map((action) => action.replace(/Batch$/, "")));
   }
-  const SERVICE: Record<string, string> = {
-    GetItem: "dynamodb",
-    PutItem: "dynamodb",
-    UpdateItem: "dynamodb",
-    DeleteItem: "dynamodb",
-    Query: "dynamodb",
-    Scan: "dynamodb",
-    SendMessageBatch: "sqs",
-    ChangeMessageVisibility: "sqs",
-    GetParameter: "ssm",
-    GetParametersByPath: "ssm",
-    DeleteParameter: "ssm",
-  };
-  /** IAM action of an API operation (batch APIs are authorized as their single forms). */
-  const actionOf = (op: string) => `${SERVICE[op] ?? "ec2"}:${op.replace(/Batch$/, "")}`;
-  /** Operations bundled from a shared adapter module that this function never calls. */
+  /** Operations of a module a function imports dynamically (so all its exports are bundled) but never calls. */
   const NOT_CALLED: Record<string, string[]> = {
     webhook: ["sqs:ChangeMessageVisibility"],
   };
@@ -623,9 +630,7 @@ describe("IAM matches what each Lambda's code calls", () => {
     "%s: every call is allowed, nothing else is",
     (name) => {
       const granted = new Set(statementsOfFunction(name).flatMap((s) => s.Action as string[]));
-      const used = new Set(
-        [...operationsIn(name)].map(actionOf).filter((a) => !(NOT_CALLED[name] ?? []).includes(a)),
-      );
+      const used = new Set([...actionsIn(name)].filter((a) => !(NOT_CALLED[name] ?? []).includes(a)));
       expect(
         [...used].filter((a) => !granted.has(a)),
         "called but not allowed",

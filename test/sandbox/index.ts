@@ -1,7 +1,8 @@
 /**
- * The local sandbox: AWS (and GitHub) on 127.0.0.1, random ports, in-process. The real SDK clients
- * reach it only through the SDK's own endpoint variables (`env` / `useEnv()`), so requests are
- * serialized, signed and parsed for real.
+ * The local sandbox: AWS (and GitHub) on 127.0.0.1, random ports, in-process. The Lambdas' clients
+ * (the EC2 SDK client, the JSON-protocol client for DynamoDB, SQS and SSM) reach it only through the
+ * SDK's own endpoint variables (`env` / `useEnv()`), so requests are serialized, signed and parsed
+ * for real.
  *
  *   const sandbox = await startSandbox();          // beforeAll
  *   const restore = sandbox.useEnv({ JOBS_TABLE: (await sandbox.createTables()).jobs });
@@ -117,8 +118,8 @@ export async function startSandbox(options: SandboxOptions = {}) {
     },
     /**
      * Sets `env` (and `extra`) in process.env, hiding AWS_PROFILE; returns the function that puts
-     * back what was there. Set it before the code under test creates its SDK clients: the adapters
-     * create theirs once per process.
+     * back what was there. Set it before the code under test makes its first EC2 call: the EC2
+     * client is created once per process (the JSON-protocol client reads the variables per call).
      */
     useEnv(extra: Record<string, string> = {}): () => void {
       const values: Record<string, string | undefined> = { ...env, ...extra, AWS_PROFILE: undefined };

@@ -1,0 +1,151 @@
+/**
+ * The JSON-protocol client (lambda/adapters/aws-json.ts) against the sandbox: the request the SDK
+ * would send (target, JSON body, a SigV4 signature AWS accepts), the SDK's error names, and retries
+ * exactly where the SDK's standard mode retries.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { AwsServiceError, isServiceError } from "../lambda/adapters/aws-json";
+import { dynamodb, isConditionalCheckFailed } from "../lambda/adapters/dynamodb";
+import { createJob, getJob, listJobsByState, transitionJob } from "../lambda/adapters/jobs-table";
+import { enqueueLaunches } from "../lambda/adapters/launch-queue";
+import { forgetSecrets, readSecret } from "../lambda/adapters/secrets";
+import { ssm } from "../lambda/adapters/ssm";
+import { type SigV4Proxy, startSigV4Proxy } from "./bootstrap/sigv4-proxy";
+import { jobRecord } from "./lifecycle-support";
+import { type Sandbox, startSandbox } from "./sandbox";
+
+let sandbox: Sandbox;
+let restoreEnv: () => void;
+let jobsTable: string;
+
+beforeAll(async () => {
+  sandbox = await startSandbox();
+  jobsTable = (await sandbox.createTables()).jobs;
+  restoreEnv = sandbox.useEnv({ JOBS_TABLE: jobsTable });
+});
+
+afterAll(async () => {
+  restoreEnv?.();
+  await sandbox?.close();
+});
+
+beforeEach(async () => {
+  await sandbox.reset();
+  forgetSecrets();
+});
+
+describe("SSM", () => {
+  it("reads and decrypts a SecureString with a signed GetParameter", async () => {
+    sandbox.ssm.put("/rf/test/secret", "s3cr3t value", { type: "SecureString" });
+    expect(await readSecret("/rf/test/secret")).toBe("s3cr3t value");
+    const [call] = sandbox.callsTo("ssm", "GetParameter");
+    expect(call?.params).toMatchObject({ Name: "/rf/test/secret", WithDecryption: true });
+    expect(call?.status).toBe(200);
+  });
+
+  it("names a missing parameter as the SDK does and does not retry it", async () => {
+    const error = await ssm("GetParameter", { Name: "/rf/test/missing" }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AwsServiceError);
+    expect(isServiceError(error, "ParameterNotFound")).toBe(true);
+    expect((error as AwsServiceError).$metadata.httpStatusCode).toBe(400);
+    expect(sandbox.callsTo("ssm", "GetParameter")).toHaveLength(1);
+  });
+
+  it("retries a throttled or 5xx answer, up to three attempts", async () => {
+    sandbox.ssm.put("/rf/test/secret", "v", { type: "SecureString" });
+    sandbox.faults.fail("ssm", "GetParameter", { code: "ThrottlingException", status: 400 }, { times: 1 });
+    sandbox.faults.fail("ssm", "GetParameter", { code: "InternalServerError", status: 500 }, { times: 1 });
+    expect(await readSecret("/rf/test/secret")).toBe("v");
+    expect(sandbox.callsTo("ssm", "GetParameter")).toHaveLength(3);
+
+    forgetSecrets();
+    sandbox.faults.fail("ssm", "GetParameter", { code: "InternalServerError", status: 500 });
+    await expect(readSecret("/rf/test/secret")).rejects.toMatchObject({ name: "InternalServerError" });
+    expect(sandbox.callsTo("ssm", "GetParameter")).toHaveLength(6);
+  });
+
+  it("does not cache a failed secret read: the next call asks again", async () => {
+    await expect(readSecret("/rf/test/later")).rejects.toMatchObject({ name: "ParameterNotFound" });
+    sandbox.ssm.put("/rf/test/later", "now here", { type: "SecureString" });
+    expect(await readSecret("/rf/test/later")).toBe("now here");
+  });
+});
+
+describe("DynamoDB", () => {
+  let proxy: SigV4Proxy;
+  let restoreEndpoint: () => void;
+
+  beforeAll(async () => {
+    // A proxy that recomputes every signature from the request as received, as AWS does.
+    const env = sandbox.env;
+    proxy = await startSigV4Proxy({
+      target: env.AWS_ENDPOINT_URL_DYNAMODB!,
+      credentials: {
+        AccessKeyId: env.AWS_ACCESS_KEY_ID!,
+        SecretAccessKey: env.AWS_SECRET_ACCESS_KEY!,
+        Token: env.AWS_SESSION_TOKEN!,
+      },
+      region: env.AWS_REGION!,
+    });
+    restoreEndpoint = sandbox.useEnv({ JOBS_TABLE: jobsTable, AWS_ENDPOINT_URL_DYNAMODB: proxy.url });
+  });
+
+  afterAll(async () => {
+    restoreEndpoint?.();
+    await proxy?.close();
+  });
+
+  it("signs every call as AWS checks it, session token included", async () => {
+    const job = jobRecord("9001");
+    expect(await createJob(job)).toBe(true);
+    expect(await transitionJob("9001", "launching")).toMatchObject({ state: "launching" });
+    expect(await listJobsByState("launching")).toEqual([expect.objectContaining({ jobId: "9001" })]);
+    expect(await getJob("9001")).toMatchObject({ jobId: "9001", state: "launching" });
+    expect(proxy.records.map((r) => r.target)).toEqual([
+      "DynamoDB_20120810.PutItem",
+      "DynamoDB_20120810.UpdateItem",
+      "DynamoDB_20120810.Query",
+      "DynamoDB_20120810.GetItem",
+    ]);
+    for (const record of proxy.records) {
+      expect(record.problem).toBeUndefined();
+      expect(record.signedHeaders).toEqual(expect.arrayContaining(["x-amz-target", "x-amz-security-token"]));
+    }
+  });
+
+  it("names a failed condition ConditionalCheckFailedException", async () => {
+    await createJob(jobRecord("9002"));
+    const error = await dynamodb("PutItem", {
+      TableName: jobsTable,
+      Item: { jobId: { S: "9002" } },
+      ConditionExpression: "attribute_not_exists(jobId)",
+    }).catch((e: unknown) => e);
+    expect(isConditionalCheckFailed(error)).toBe(true);
+    expect(error).toMatchObject({ $fault: "client", $metadata: { httpStatusCode: 400 } });
+    expect(await createJob(jobRecord("9002"))).toBe(false);
+  });
+
+  it("answers a validation error at once, without retrying it", async () => {
+    const before = proxy.records.length;
+    await expect(
+      dynamodb("GetItem", { TableName: jobsTable, Key: { nope: { S: "x" } } }),
+    ).rejects.toMatchObject({ name: "ValidationException", $fault: "client" });
+    expect(proxy.records.length - before).toBe(1);
+  });
+});
+
+describe("network failures", () => {
+  it("retries a refused connection like the SDK, then throws the network error", async () => {
+    const restore = sandbox.useEnv({
+      LAUNCH_QUEUE_URL: "http://127.0.0.1:9/000000000000/q",
+      AWS_ENDPOINT_URL_SQS: "http://127.0.0.1:9",
+    });
+    try {
+      await expect(enqueueLaunches([{ jobId: "1", configName: "c" }])).rejects.toMatchObject({
+        code: "ECONNREFUSED",
+      });
+    } finally {
+      restore();
+    }
+  });
+});
