@@ -5,7 +5,8 @@
  *   launch queue ─▶ Launcher ─ CreateFleet from Runners' launch templates (AMI from ImagePipeline)
  *                            └ JIT config ─▶ hand-off table ─▶ the instance (runner role: own item only)
  *   FleetEvents: EC2 events ─▶ ec2-events fn; every minute ─▶ reconciler fn
- *   Observability (dashboard, alarms, budget) · GithubWiring (token mode webhook) · Cleanup (destroy)
+ *   GithubWiring (token mode: webhooks ─▶ Intake; their failed deliveries redelivered by the reconciler)
+ *   Observability (dashboard, alarms, budget) · Cleanup (destroy)
  */
 import * as pulumi from "@pulumi/pulumi";
 import { ensureBundles } from "./src/bundles";
@@ -13,7 +14,7 @@ import { Cleanup } from "./src/cleanup";
 import { loadFleetSettings } from "./src/config";
 import { createContext } from "./src/context";
 import { FleetEvents } from "./src/events";
-import { functionSpecs } from "./src/functions";
+import { functionSpecs, withSettings } from "./src/functions";
 import { GithubWiring } from "./src/github-wiring";
 import { ImagePipeline, pipelineArches } from "./src/image";
 import { Intake } from "./src/intake";
@@ -81,12 +82,23 @@ const launcher = new Launcher(
   { ctx, ...lambdas.launcher, launchQueue: ledger.launchQueue, afterCleanup },
   opts,
 );
+// Token mode: the program points GitHub at the webhook URL itself; the reconciler redelivers what
+// those webhooks failed to deliver.
+const githubWiring =
+  ctx.config.github.authMode === "token"
+    ? new GithubWiring("github", {
+        ctx,
+        webhookUrl: intake.webhookUrl,
+        webhookSecret: secrets.webhookSecretValue,
+        token: secrets.tokenValue!,
+      })
+    : undefined;
 const events = new FleetEvents(
   "events",
   {
     ctx,
     ec2Events: lambdas["ec2-events"],
-    reconciler: lambdas.reconciler,
+    reconciler: withSettings(lambdas.reconciler, { GITHUB_WEBHOOKS: githubWiring?.webhooksSetting }),
     afterCleanup,
   },
   opts,
@@ -106,15 +118,6 @@ const observability = new Observability(
   },
   opts,
 );
-if (ctx.config.github.authMode === "token") {
-  new GithubWiring("github", {
-    ctx,
-    webhookUrl: intake.webhookUrl,
-    webhookSecret: secrets.webhookSecretValue,
-    token: secrets.tokenValue!,
-  });
-}
-
 export const webhookUrl = intake.webhookUrl;
 export const dashboardUrl = observability.dashboardUrl;
 export const jobsTableName = ledger.jobsTable.name;

@@ -2,8 +2,8 @@
  * The reconciler Lambda (EventBridge schedule, every minute): reads the ledger, the stack's instances,
  * its runners on GitHub and the hand-off reports; plans with lambda/core/reconcile.ts; applies each
  * action as a conditional write or an idempotent API call, so two runs at once, or a run racing the
- * launcher, cannot launch a job twice or lose one. Then, in App mode, asks GitHub to redeliver failed
- * `workflow_job` webhooks. Work is bounded (actions per run, GitHub look-ups, a time budget); every
+ * launcher, cannot launch a job twice or lose one. Then asks GitHub to redeliver failed
+ * `workflow_job` webhooks (the App's webhook, or in token mode the ones the program created). Work is bounded (actions per run, GitHub look-ups, a time budget); every
  * count is a metric, and every decision is logged with its reason.
  */
 import type { Context, ScheduledEvent } from "aws-lambda";
@@ -21,6 +21,7 @@ import {
   redeliver,
   rerunJob,
   scopeFor,
+  webhookSource,
 } from "./adapters/github";
 import { deleteHandoff } from "./adapters/handoff";
 import {
@@ -46,10 +47,10 @@ import {
 import { ENQUEUE_CLAIM_SECONDS } from "./core/intake";
 import { decideRetryOnInterruption } from "./core/lifecycle";
 import { type GithubRunner, planReconcile, type ReconcileAction, type StackInstance } from "./core/reconcile";
-import { planRedeliveries, readSince } from "./core/redelivery";
+import { planRedeliveries, readSince, webhooksToScan } from "./core/redelivery";
 import type { JobRecord, JobState } from "./shared/job";
 import { logger, MetricUnit, metrics } from "./shared/observability";
-import { settings } from "./shared/settings";
+import { type GitHubWebhook, settings } from "./shared/settings";
 
 /** The states the reconciler reads from the ledger (terminal jobs come in only via their instance). */
 const LIVE_STATES: readonly JobState[] = ["queued", "launching", "launched", "running", "interrupted"];
@@ -67,6 +68,12 @@ const SWEEP_LOOKBACK_SECONDS = 2 * 3600;
 /** How far back the re-run step looks for interrupted jobs that completed (several runs' worth). */
 const RERUN_WINDOW_SECONDS = 30 * 60;
 const REDELIVERY = { maxAttempts: 6, baseBackoffSeconds: 60, maxPerRun: 50 };
+/**
+ * Token mode, repository scope: webhooks whose deliveries one run reads (one GitHub call each). With
+ * more, each is read every few minutes (core/redelivery.ts webhooksToScan): 5 a minute is 300 of the
+ * token's 5,000 calls an hour.
+ */
+const WEBHOOKS_PER_RUN = 5;
 
 export interface ReconcileReport {
   /** Actions applied, by kind. */
@@ -228,12 +235,19 @@ export async function reconcile(
     });
   };
   const redeliveryStep = async () => {
-    if (s.githubAuthMode !== "app" || Date.now() > deadline) return;
-    report.redelivered = await redeliverFailedWebhooks(now).catch((error: unknown) => {
-      logger.warn("webhook redelivery skipped", error as Error);
-      report.unreadable.push("deliveries");
-      return 0;
-    });
+    if (Date.now() > deadline) return;
+    // One webhook that cannot be read (say, the token lost its Webhooks permission) skips only itself.
+    const counts = await pMap(
+      webhooksToRead(now),
+      async (webhook) =>
+        redeliverFailedWebhooks(webhook, now).catch((error: unknown) => {
+          logger.warn("webhook redelivery skipped", { ...webhookFields(webhook), error: String(error) });
+          if (!report.unreadable.includes("deliveries")) report.unreadable.push("deliveries");
+          return 0;
+        }),
+      { concurrency: 2 },
+    );
+    report.redelivered = counts.reduce((sum, n) => sum + n, 0);
   };
   await Promise.all([applyRest(), rerunStep(), redeliveryStep()]);
   return report;
@@ -467,13 +481,33 @@ async function rerunInterruptedJobs(now: Date): Promise<number> {
   return rerun;
 }
 
-/** Redelivers failed `workflow_job` deliveries of the App (see core/redelivery.ts). Returns how many. */
-async function redeliverFailedWebhooks(now: Date): Promise<number> {
+/**
+ * Whose deliveries this run reads (core/redelivery.ts): the App's webhook (`undefined`) in App mode;
+ * in token mode the webhooks the program created, a rotating share of them per run.
+ */
+function webhooksToRead(now: Date): (GitHubWebhook | undefined)[] {
+  const s = settings();
+  if (s.githubAuthMode === "app") return [undefined];
+  return webhooksToScan(s.githubWebhooks, Math.floor(now.getTime() / 60_000), WEBHOOKS_PER_RUN);
+}
+
+function webhookFields(webhook: GitHubWebhook | undefined) {
+  return webhook
+    ? { hookId: webhook.hookId, hookOwner: webhook.repo ? `${webhook.owner}/${webhook.repo}` : webhook.owner }
+    : { hookId: "app" };
+}
+
+/**
+ * Redelivers one webhook's failed `workflow_job` deliveries: reads its failures since the bookmark,
+ * saves the plan, asks GitHub. Returns how many it asked for.
+ */
+async function redeliverFailedWebhooks(webhook: GitHubWebhook | undefined, now: Date): Promise<number> {
   const policy = { ...REDELIVERY, lookbackSeconds: settings().redeliveryLookbackHours * 3600 };
-  const stored = await readRedeliveryState();
+  const source = webhookSource(webhook);
+  const stored = await readRedeliveryState(webhook);
   const { version, ...state } = stored ?? { version: undefined, pending: {} };
-  const gh = await githubApp();
-  const failed = await listFailedDeliveries(gh, readSince(stored, now, policy));
+  const gh = webhook ? await githubForInstallation() : await githubApp();
+  const failed = await listFailedDeliveries(gh, readSince(stored, now, policy), source);
   const plan = planRedeliveries(
     stored ? state : undefined,
     failed.map((d) => ({
@@ -489,18 +523,24 @@ async function redeliverFailedWebhooks(now: Date): Promise<number> {
     policy,
   );
   // Save first: a crash after asking GitHub must not ask again at once.
-  if (!(await writeRedeliveryState(plan.state, version, now))) return 0; // another run got there
+  if (!(await writeRedeliveryState(webhook, plan.state, version, now))) return 0; // another run got there
   let sent = 0;
+  const hook = webhookFields(webhook);
   for (const { id, guid, attempt } of plan.redeliver) {
     try {
-      await redeliver(gh, id);
+      await redeliver(gh, id, source);
       sent++;
-      logger.info("webhook redelivered", { deliveryId: id, guid, attempt });
+      logger.info("webhook redelivered", { deliveryId: id, guid, attempt, ...hook });
     } catch (error) {
-      logger.warn("webhook redelivery failed", { deliveryId: id, guid, error: (error as Error).message });
+      logger.warn("webhook redelivery failed", {
+        deliveryId: id,
+        guid,
+        error: (error as Error).message,
+        ...hook,
+      });
     }
   }
-  for (const guid of plan.gaveUp) logger.warn("gave up redelivering a webhook", { guid });
+  for (const guid of plan.gaveUp) logger.warn("gave up redelivering a webhook", { guid, ...hook });
   return sent;
 }
 

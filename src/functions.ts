@@ -2,6 +2,7 @@
  * What each Lambda is deployed with, besides its component: its bundle, the settings its code reads
  * (and nothing secret), and its least-privilege statements (src/policies.ts).
  */
+import type * as pulumi from "@pulumi/pulumi";
 import type { LambdaName } from "./bundles";
 import type { StackContext } from "./context";
 import type { PolicyStatement } from "./iam";
@@ -11,7 +12,7 @@ import type { Network } from "./network";
 import * as policies from "./policies";
 import type { Runners } from "./runners";
 import type { GithubSecrets } from "./secrets";
-import { functionEnvironment } from "./settings-env";
+import { environmentFor, functionEnvironment } from "./settings-env";
 import { fleetSettingsEnvironment } from "./settings-values";
 
 export interface FunctionSpec {
@@ -64,4 +65,15 @@ export function functionSpecs(
     "ec2-events": spec("ec2-events"),
     janitor: spec("janitor"),
   };
+}
+
+/**
+ * `spec` with settings whose values exist only later in the program (the token-mode webhooks' ids
+ * come from webhooks that need the API's URL); as for the others, only those its bundle reads.
+ */
+export function withSettings(
+  spec: FunctionSpec,
+  later: Record<string, pulumi.Input<string> | undefined>,
+): FunctionSpec {
+  return { ...spec, environment: { ...spec.environment, ...environmentFor(spec.bundleDir, later) } };
 }

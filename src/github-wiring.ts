@@ -1,15 +1,25 @@
 /**
  * Token (PAT) mode: the program itself points GitHub at the webhook URL — an organization webhook
  * (org scope) or one per repository (repo scope), for `workflow_job` only, signed with the stack's
- * secret — so `pulumi up` is the whole setup. App mode needs nothing here: the App's own webhook is
- * set by the App setup tooling.
+ * secret — so `pulumi up` is the whole setup. Their ids go to the reconciler, which redelivers their
+ * failed deliveries (lambda/core/redelivery.ts). App mode needs nothing here: the App's own webhook
+ * is set by the App setup tooling.
  */
 import * as github from "@pulumi/github";
 import * as pulumi from "@pulumi/pulumi";
+import type { GitHubWebhook } from "../lambda/shared/settings";
 import type { StackContext } from "./context";
+
+function hookIdOf(id: string): number {
+  const hookId = Number(id);
+  if (!Number.isSafeInteger(hookId) || hookId <= 0) throw new Error(`unexpected GitHub webhook id "${id}"`);
+  return hookId;
+}
 
 export class GithubWiring extends pulumi.ComponentResource {
   readonly webhooks: (github.OrganizationWebhook | github.RepositoryWebhook)[] = [];
+  /** The reconciler's GITHUB_WEBHOOKS setting: each webhook's owner, repository and id, as JSON. */
+  readonly webhooksSetting: pulumi.Output<string>;
 
   constructor(
     name: string,
@@ -39,25 +49,29 @@ export class GithubWiring extends pulumi.ComponentResource {
       secret: args.webhookSecret,
       insecureSsl: false,
     };
+    const { owner } = ctx.config.github;
+    // A webhook's resource id is GitHub's hook id (the provider sets it so).
+    const refs: pulumi.Output<GitHubWebhook>[] = [];
     if (ctx.config.github.scope === "org") {
-      this.webhooks.push(
-        new github.OrganizationWebhook(
-          name,
-          { active: true, events: ["workflow_job"], configuration },
-          { parent: this, provider },
-        ),
+      const hook = new github.OrganizationWebhook(
+        name,
+        { active: true, events: ["workflow_job"], configuration },
+        { parent: this, provider },
       );
+      this.webhooks.push(hook);
+      refs.push(hook.id.apply((id) => ({ owner, hookId: hookIdOf(id) })));
     } else {
       for (const repository of ctx.config.github.repositories) {
-        this.webhooks.push(
-          new github.RepositoryWebhook(
-            `${name}-${repository}`,
-            { repository, active: true, events: ["workflow_job"], configuration },
-            { parent: this, provider },
-          ),
+        const hook = new github.RepositoryWebhook(
+          `${name}-${repository}`,
+          { repository, active: true, events: ["workflow_job"], configuration },
+          { parent: this, provider },
         );
+        this.webhooks.push(hook);
+        refs.push(hook.id.apply((id) => ({ owner, repo: repository, hookId: hookIdOf(id) })));
       }
     }
-    this.registerOutputs({});
+    this.webhooksSetting = pulumi.all(refs).apply((list) => JSON.stringify(list));
+    this.registerOutputs({ webhooksSetting: this.webhooksSetting });
   }
 }

@@ -16,6 +16,7 @@ import {
   rerunJob,
   scopeFor,
   tuneGitHub,
+  webhookSource,
 } from "../lambda/adapters/github";
 import { forgetSecrets } from "../lambda/adapters/secrets";
 import { type Sandbox, startSandbox } from "./sandbox";
@@ -254,4 +255,37 @@ describe("runners, jobs and deliveries", () => {
     await redeliver(gh, failed.id);
     expect(dotcom.state.redeliveryAttempts.map((a) => a.deliveryId)).toContain(failed.id);
   });
+
+  it.each([
+    ["dotcom", () => dotcom],
+    ["GHES", () => ghes],
+  ])(
+    "token mode (%s): reads and redelivers an org's and a repository's webhook, each its own",
+    async (_, fakeOf) => {
+      const fake = fakeOf();
+      useFake(fake, "token");
+      const gh = await githubForInstallation();
+      const since = new Date(fake.state.now() - 60_000);
+      const orgHook = fake.state.addWebhook({ owner: fake.org });
+      const repoHook = fake.state.addWebhook({ owner: fake.repo.owner, repo: fake.repo.name });
+      const failing = { event: "workflow_job", status: "Invalid HTTP Response: 502", status_code: 502 };
+      const atOrg = fake.state.seedDelivery({ ...failing, hookId: orgHook });
+      const atRepo = fake.state.seedDelivery({ ...failing, hookId: repoHook });
+      const atApp = fake.state.seedDelivery(failing);
+      const org = webhookSource({ owner: fake.org, hookId: orgHook });
+      const repo = webhookSource({ owner: fake.repo.owner, repo: fake.repo.name, hookId: repoHook });
+      expect(org).toEqual({ kind: "org", org: fake.org, hookId: orgHook });
+      expect((await listFailedDeliveries(gh, since, org)).map((d) => d.id)).toEqual([atOrg.id]);
+      expect((await listFailedDeliveries(gh, since, repo)).map((d) => d.id)).toEqual([atRepo.id]);
+      const before = fake.state.redeliveryAttempts.length;
+      await redeliver(gh, atOrg.id, org);
+      await redeliver(gh, atRepo.id, repo);
+      const attempts = fake.state.redeliveryAttempts.slice(before).map((a) => a.deliveryId);
+      expect(attempts).toEqual([atOrg.id, atRepo.id]);
+      // A delivery of another webhook is not found through this one (GitHub answers 404).
+      await expect(redeliver(gh, atApp.id, org)).rejects.toMatchObject({ status: 404 });
+      // Both attempts are the hooks' own deliveries now: read back as delivered.
+      expect(await listFailedDeliveries(gh, since, org)).toEqual([]);
+    },
+  );
 });

@@ -14,6 +14,7 @@ import {
   planRedeliveries,
   type RedeliveryPolicy,
   readSince,
+  webhooksToScan,
 } from "../lambda/core/redelivery";
 import type { JobRecord } from "../lambda/shared/job";
 
@@ -291,6 +292,16 @@ describe("webhook redelivery", () => {
     expect(r.redeliver).toEqual([]);
     expect(r.gaveUp).toEqual(["g1"]);
     expect(r.state.pending).toEqual({});
+  });
+
+  it("reads every webhook each run when few; else each in turn, every one within a full rotation", () => {
+    expect(webhooksToScan(["a", "b"], 7, 5)).toEqual(["a", "b"]);
+    const hooks = Array.from({ length: 12 }, (_, i) => `repo-${i}`);
+    const runs = [100, 101, 102].map((minute) => webhooksToScan(hooks, minute, 5));
+    // ceil(12 / 5) = 3 turns: no run reads more than 5, and three consecutive runs read all 12 once.
+    for (const run of runs) expect(run.length).toBeLessThanOrEqual(5);
+    expect(runs.flat().sort()).toEqual([...hooks].sort());
+    expect(webhooksToScan(hooks, 103, 5)).toEqual(runs[0]);
   });
 
   it("drops a pending event once a later read shows it delivered", () => {

@@ -712,6 +712,61 @@ describe.each<GitHubFlavour>(["dotcom", "ghes"])("GitHub fake (%s)", (flavour) =
       });
       expect(response.status).toBe(401);
     });
+    it("keeps an org's and a repository's webhook deliveries apart, and redelivers each through its own webhook", async () => {
+      const pat = tokenClient(fake, fake.pat);
+      const { owner, name: repo } = fake.repo;
+      const orgHook = fake.state.addWebhook({ owner: fake.org });
+      const repoHook = fake.state.addWebhook({ owner, repo });
+      const failing = { event: "workflow_job", status: "Invalid HTTP Response: 502", status_code: 502 };
+      const atOrg = fake.state.seedDelivery({ ...failing, hookId: orgHook });
+      const atRepo = fake.state.seedDelivery({ ...failing, hookId: repoHook });
+      fake.state.seedDelivery(failing); // the App's
+
+      const orgList = await pat.request("GET /orgs/{org}/hooks/{hook_id}/deliveries", {
+        org: fake.org,
+        hook_id: orgHook,
+      });
+      expect(orgList.data.map((d) => d.id)).toEqual([atOrg.id]);
+      const repoList = await pat.request("GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries", {
+        owner,
+        repo,
+        hook_id: repoHook,
+      });
+      expect(repoList.data.map((d) => d.id)).toEqual([atRepo.id]);
+
+      const viaOrg = await pat.request("POST /orgs/{org}/hooks/{hook_id}/deliveries/{delivery_id}/attempts", {
+        org: fake.org,
+        hook_id: orgHook,
+        delivery_id: atOrg.id,
+      });
+      expect(viaOrg.status).toBe(202);
+      const viaRepo = await pat.request(
+        "POST /repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery_id}/attempts",
+        { owner, repo, hook_id: repoHook, delivery_id: atRepo.id },
+      );
+      expect(viaRepo.status).toBe(202);
+      const newest = await pat.request("GET /orgs/{org}/hooks/{hook_id}/deliveries", {
+        org: fake.org,
+        hook_id: orgHook,
+        per_page: 1,
+      });
+      expect(newest.data[0]).toMatchObject({ guid: atOrg.guid, redelivery: true, status: "OK" });
+
+      // Another webhook's delivery, a hook of another owner, an unknown hook: 404, as on GitHub.
+      await expect(
+        pat.request("POST /orgs/{org}/hooks/{hook_id}/deliveries/{delivery_id}/attempts", {
+          org: fake.org,
+          hook_id: orgHook,
+          delivery_id: atRepo.id,
+        }),
+      ).rejects.toMatchObject({ status: 404 });
+      await expect(
+        pat.request("GET /orgs/{org}/hooks/{hook_id}/deliveries", { org: fake.org, hook_id: repoHook }),
+      ).rejects.toMatchObject({ status: 404 });
+      await expect(
+        pat.request("GET /orgs/{org}/hooks/{hook_id}/deliveries", { org: fake.org, hook_id: 1 }),
+      ).rejects.toMatchObject({ status: 404 });
+    });
   });
 
   describe("App setup (manifest conversion, webhook config)", () => {

@@ -22,7 +22,7 @@ import { retry } from "@octokit/plugin-retry";
 import { throttling } from "@octokit/plugin-throttling";
 import Bottleneck from "bottleneck/light.js";
 import { logger } from "../shared/observability";
-import { settings } from "../shared/settings";
+import { type GitHubWebhook, settings } from "../shared/settings";
 import { readSecret } from "./secrets";
 
 const FleetOctokit = Octokit.plugin(retry, throttling);
@@ -373,7 +373,22 @@ export async function rerunJob(gh: GitHub, repo: string, jobId: number): Promise
 }
 
 // ---------------------------------------------------------------------------------------------
-// App webhook deliveries (App JWT: use githubApp())
+// Webhook deliveries: the App's (App JWT: use githubApp()), or a webhook the program created in
+// token mode (the PAT's client), an organization's or a repository's.
+
+/** Whose deliveries: the App's webhook, or an organization's or repository's (by hook id). */
+export type WebhookSource =
+  | { kind: "app" }
+  | { kind: "org"; org: string; hookId: number }
+  | { kind: "repo"; owner: string; repo: string; hookId: number };
+
+/** The source of a token-mode webhook (settings().githubWebhooks); none: the App's. */
+export function webhookSource(webhook?: GitHubWebhook): WebhookSource {
+  if (!webhook) return { kind: "app" };
+  return webhook.repo
+    ? { kind: "repo", owner: webhook.owner, repo: webhook.repo, hookId: webhook.hookId }
+    : { kind: "org", org: webhook.owner, hookId: webhook.hookId };
+}
 
 export interface Delivery {
   id: number;
@@ -386,19 +401,42 @@ export interface Delivery {
   action: string | null;
 }
 
+/** One page of a webhook's deliveries, newest first. */
+function deliveriesPage(gh: GitHub, source: WebhookSource, cursor: string | undefined) {
+  const page = { per_page: 100, ...(cursor ? { cursor } : {}) };
+  switch (source.kind) {
+    case "app":
+      return gh.request("GET /app/hook/deliveries", page);
+    case "org":
+      return gh.request("GET /orgs/{org}/hooks/{hook_id}/deliveries", {
+        org: source.org,
+        hook_id: source.hookId,
+        ...page,
+      });
+    case "repo":
+      return gh.request("GET /repos/{owner}/{repo}/hooks/{hook_id}/deliveries", {
+        owner: source.owner,
+        repo: source.repo,
+        hook_id: source.hookId,
+        ...page,
+      });
+  }
+}
+
 /**
- * The App's webhook deliveries that failed (status code not 2xx) since `since`, newest first.
- * A delivery that was later redelivered successfully appears with its guid on a success too:
- * the result leaves out guids that have any successful delivery in the window.
+ * A webhook's deliveries that failed (status code not 2xx) since `since`, newest first. A delivery
+ * that was later redelivered successfully appears with its guid on a success too: the result leaves
+ * out guids that have any successful delivery in the window.
  */
-export async function listFailedDeliveries(gh: GitHub, since: Date): Promise<Delivery[]> {
+export async function listFailedDeliveries(
+  gh: GitHub,
+  since: Date,
+  source: WebhookSource = { kind: "app" },
+): Promise<Delivery[]> {
   const all: Delivery[] = [];
   let cursor: string | undefined;
   for (;;) {
-    const response = await gh.request("GET /app/hook/deliveries", {
-      per_page: 100,
-      ...(cursor ? { cursor } : {}),
-    });
+    const response = await deliveriesPage(gh, source, cursor);
     let reachedSince = false;
     for (const d of response.data) {
       if (Date.parse(d.delivered_at) < since.getTime()) {
@@ -425,6 +463,29 @@ export async function listFailedDeliveries(gh: GitHub, since: Date): Promise<Del
 }
 
 /** Asks GitHub to deliver a webhook delivery again. */
-export async function redeliver(gh: GitHub, deliveryId: number): Promise<void> {
-  await gh.request("POST /app/hook/deliveries/{delivery_id}/attempts", { delivery_id: deliveryId });
+export async function redeliver(
+  gh: GitHub,
+  deliveryId: number,
+  source: WebhookSource = { kind: "app" },
+): Promise<void> {
+  switch (source.kind) {
+    case "app":
+      await gh.request("POST /app/hook/deliveries/{delivery_id}/attempts", { delivery_id: deliveryId });
+      return;
+    case "org":
+      await gh.request("POST /orgs/{org}/hooks/{hook_id}/deliveries/{delivery_id}/attempts", {
+        org: source.org,
+        hook_id: source.hookId,
+        delivery_id: deliveryId,
+      });
+      return;
+    case "repo":
+      await gh.request("POST /repos/{owner}/{repo}/hooks/{hook_id}/deliveries/{delivery_id}/attempts", {
+        owner: source.owner,
+        repo: source.repo,
+        hook_id: source.hookId,
+        delivery_id: deliveryId,
+      });
+      return;
+  }
 }

@@ -17,7 +17,7 @@ import type { HandoffReport } from "../core/reconcile";
 import type { RedeliveryState } from "../core/redelivery";
 import { type JobRecord, type JobState, type Market, TERMINAL_STATES } from "../shared/job";
 import type { LabelConfig } from "../shared/label-config";
-import { settings } from "../shared/settings";
+import { type GitHubWebhook, settings } from "../shared/settings";
 import { dynamodb, isConditionalCheckFailed } from "./dynamodb";
 import { conditionalJobUpdate, expiryFor, queryAll } from "./jobs-table";
 
@@ -26,7 +26,11 @@ const marshallOptions = { removeUndefinedValues: true, convertClassInstanceToMap
 export const RESERVED_KEYS = {
   breaker: (configName: string) => `#spot-breaker#${configName}`,
   retry: (repo: string, runId: number) => `#rerun-on-demand#${repo}#${runId}`,
-  redelivery: "#reconciler#webhook-redelivery",
+  /** The App's webhook: "#reconciler#webhook-redelivery"; a token-mode webhook: "…#<owner>[/<repo>]#<hook id>". */
+  redelivery: (webhook?: GitHubWebhook) =>
+    webhook
+      ? `#reconciler#webhook-redelivery#${webhook.owner}${webhook.repo ? `/${webhook.repo}` : ""}#${webhook.hookId}`
+      : "#reconciler#webhook-redelivery",
 } as const;
 
 export interface ConditionalTransition {
@@ -259,21 +263,24 @@ export async function releaseRetryMarker(
   });
 }
 
+/** The redelivery bookmark of the App's webhook, or of a token-mode webhook. */
 export async function readRedeliveryState(
+  webhook?: GitHubWebhook,
   table = settings().jobsTable,
 ): Promise<(RedeliveryState & { version?: number }) | undefined> {
-  return getReserved<RedeliveryState>(RESERVED_KEYS.redelivery, table);
+  return getReserved<RedeliveryState>(RESERVED_KEYS.redelivery(webhook), table);
 }
 
 /** Saves the bookmark unless another reconciler saved one since it was read (then this run's is dropped). */
 export function writeRedeliveryState(
+  webhook: GitHubWebhook | undefined,
   state: RedeliveryState,
   version: number | undefined,
   now: Date,
   table = settings().jobsTable,
 ): Promise<boolean> {
   return putReserved(
-    RESERVED_KEYS.redelivery,
+    RESERVED_KEYS.redelivery(webhook),
     state,
     version,
     Math.floor(now.getTime() / 1000) + 7 * 86_400,

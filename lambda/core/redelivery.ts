@@ -1,10 +1,11 @@
 /**
- * Missed webhooks (GitHub App mode): GitHub does not redeliver a failed delivery by itself, so a
- * `workflow_job` delivery lost to an outage of the webhook endpoint would strand its job. The
- * reconciler reads the App's recent deliveries (`GET /app/hook/deliveries`, newest first) and asks
- * GitHub to redeliver (`POST /app/hook/deliveries/{id}/attempts`) each failed `workflow_job` delivery
- * that no later attempt of the same event (same `guid`, `redelivery: true`) delivered, with a backoff
- * and an attempt limit. This module is the pure bookkeeping; the state is one small item.
+ * Missed webhooks: GitHub does not redeliver a failed delivery by itself, so a `workflow_job`
+ * delivery lost to an outage of the webhook endpoint would strand its job. The reconciler reads a
+ * webhook's recent deliveries (newest first: the App's `GET /app/hook/deliveries` in App mode; in
+ * token mode those of the organization's or each repository's webhook the program created) and asks
+ * GitHub to redeliver (`POST …/deliveries/{id}/attempts`) each failed `workflow_job` delivery that no
+ * later attempt of the same event (same `guid`, `redelivery: true`) delivered, with a backoff and an
+ * attempt limit. This module is the pure bookkeeping; the state is one small item per webhook.
  */
 
 /** One entry of `GET /app/hook/deliveries` (the fields used here). */
@@ -119,4 +120,17 @@ export function planRedeliveries(
     pending[guid] = { ...p, attempts: p.attempts + 1, lastAt: now.toISOString() };
   }
   return { state: { scannedUntil: now.toISOString(), pending }, redeliver, gaveUp };
+}
+
+/**
+ * The webhooks one reconciler run reads (token mode, repository scope: one webhook per repository,
+ * one GitHub call each to list its deliveries): all of them when they fit `perRun`, else the run's
+ * turn of a rotation (`runIndex`: the run's minute), so each is read every ceil(n / perRun) runs and
+ * the calls stay a small share of the token's hourly rate limit.
+ */
+export function webhooksToScan<T>(webhooks: readonly T[], runIndex: number, perRun: number): T[] {
+  if (webhooks.length <= perRun) return [...webhooks];
+  const turns = Math.ceil(webhooks.length / perRun);
+  const turn = ((runIndex % turns) + turns) % turns;
+  return webhooks.filter((_, i) => i % turns === turn);
 }

@@ -7,6 +7,13 @@
  */
 import type { LabelRoute } from "./label-config";
 
+/** A webhook the program created in token mode: an organization's (no `repo`) or a repository's. */
+export interface GitHubWebhook {
+  owner: string;
+  repo?: string;
+  hookId: number;
+}
+
 type Env = Record<string, string | undefined>;
 
 export class SettingsError extends Error {
@@ -196,9 +203,16 @@ export function loadSettings(env: Env = process.env) {
     awsEndpointUrl(service: string) {
       return r.raw(`AWS_ENDPOINT_URL_${service.toUpperCase()}`) ?? r.raw("AWS_ENDPOINT_URL");
     },
-    /** Reconciler, App mode: how far back its first run looks for failed webhook deliveries. */
+    /** Reconciler: how far back its first run looks for failed webhook deliveries. */
     get redeliveryLookbackHours() {
       return r.int("REDELIVERY_LOOKBACK_HOURS", 6);
+    },
+    /**
+     * Reconciler, token mode: the webhooks the program created (the organization's, or one per
+     * repository), whose failed deliveries it redelivers. App mode uses the App's own webhook.
+     */
+    get githubWebhooks() {
+      return r.json<GitHubWebhook[]>("GITHUB_WEBHOOKS", []);
     },
   };
 }

@@ -82,6 +82,8 @@ function computed(type: string, name: string, inputs: Record<string, any>): Reco
 function physicalId(type: string, name: string): string {
   if (type === "aws:ec2/launchTemplate:LaunchTemplate") return `lt-${hex(name, 17)}`;
   if (type === "aws:ec2/securityGroup:SecurityGroup") return `sg-${hex(name, 17)}`;
+  // GitHub's hook id, as the provider sets a webhook's id.
+  if (/^github:index\/\w+Webhook:/.test(type)) return String(Number.parseInt(hex(name, 8), 16));
   return `${name}-id`;
 }
 

@@ -676,6 +676,11 @@ describe("settings", () => {
     },
   );
 
+  it("App mode: the reconciler redelivers through the App's webhook, so it gets no webhook list", () => {
+    expect(fnNamed("reconciler").inputs.environment.variables.GITHUB_AUTH_MODE).toBe("app");
+    expect(fnNamed("reconciler").inputs.environment.variables).not.toHaveProperty("GITHUB_WEBHOOKS");
+  });
+
   it("functions reading secrets restart when a secret's version changes; others do not", () => {
     for (const name of ["webhook", "launcher", "reconciler", "janitor"])
       expect(fnNamed(name).inputs.environment.variables).toHaveProperty("SECRETS_REVISION");

@@ -43,6 +43,20 @@ describe("token mode on GHES, repo scope", () => {
     expect(run.ofType("github:index/organizationWebhook:OrganizationWebhook")).toEqual([]);
   });
 
+  it("tells the reconciler, and only it, which webhooks to redeliver failed deliveries of", () => {
+    const hooks = run.ofType("github:index/repositoryWebhook:RepositoryWebhook");
+    const expected = hooks
+      .map((h) => ({ owner: "platform", repo: h.inputs.repository, hookId: Number(h.id) }))
+      .sort((a, b) => a.repo.localeCompare(b.repo));
+    for (const ref of expected) expect(ref.hookId).toBeGreaterThan(0);
+    const setting = plain<string>(fnNamed("reconciler").inputs.environment.variables.GITHUB_WEBHOOKS);
+    expect(
+      JSON.parse(setting).sort((a: { repo: string }, b: { repo: string }) => a.repo.localeCompare(b.repo)),
+    ).toEqual(expected);
+    for (const name of ["webhook", "launcher", "ec2-events", "janitor"])
+      expect(fnNamed(name).inputs.environment.variables).not.toHaveProperty("GITHUB_WEBHOOKS");
+  });
+
   it("uses the PAT against the GHES API", () => {
     const [provider] = run.ofType("pulumi:providers:github");
     expect(provider!.inputs).toMatchObject({

@@ -86,6 +86,15 @@ export interface Delivery {
   repository_id: number | null;
   throttled_at: string | null;
   payload: Record<string, unknown>;
+  /** The organization or repository webhook it was sent by (`addWebhook`); none: the App's webhook. */
+  hookId?: number;
+}
+
+/** An organization's webhook (no `repo`) or a repository's, as created in token mode. */
+export interface Webhook {
+  id: number;
+  owner: string;
+  repo?: string;
 }
 
 export interface TokenRecord {
@@ -155,6 +164,8 @@ export class GitHubState {
   readonly runners = new Map<number, Runner>();
   readonly jobs = new Map<number, Job>();
   readonly deliveries: Delivery[] = [];
+  /** Organization and repository webhooks (token mode), by id; they stay across `reset()`. */
+  readonly webhooks = new Map<number, Webhook>();
   readonly redeliveryAttempts: { deliveryId: number; newDeliveryId: number; at: number }[] = [];
   readonly reruns: { owner: string; repo: string; jobId: number; at: number }[] = [];
   readonly violations: Violation[] = [];
@@ -345,6 +356,13 @@ export class GitHubState {
     };
     this.jobs.set(full.id, full);
     return full;
+  }
+
+  /** An organization's webhook (`{ owner }`) or a repository's (`{ owner, repo }`); returns its id. */
+  addWebhook(target: { owner: string; repo?: string }): number {
+    const id = this.id();
+    this.webhooks.set(id, { id, ...target });
+    return id;
   }
 
   seedDelivery(delivery: Partial<Delivery> & { event: string }): Delivery {

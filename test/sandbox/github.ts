@@ -430,15 +430,64 @@ function jobBody(ctx: Ctx, job: Job) {
   };
 }
 
-function findDelivery(ctx: Ctx): Delivery {
-  const delivery = ctx.state.deliveries.find((d) => d.id === Number(ctx.params.delivery_id));
+/** The webhook a route names: the App's (no `hook_id`), or an organization's or repository's. */
+function hookOf(ctx: Ctx): number | undefined {
+  if (ctx.params.hook_id === undefined) return undefined;
+  const hook = ctx.state.webhooks.get(Number(ctx.params.hook_id));
+  const { org, owner, repo } = ctx.params as { org?: string; owner?: string; repo?: string };
+  const same = (a: string | undefined, b: string | undefined) => a?.toLowerCase() === b?.toLowerCase();
+  if (
+    !hook ||
+    !(org ? same(hook.owner, org) && !hook.repo : same(hook.owner, owner) && same(hook.repo, repo))
+  )
+    throw notFound();
+  return hook.id;
+}
+
+/** Organization webhooks need `organization_hooks`, repository webhooks `repository_hooks` (a PAT: its own). */
+function requireHookAccess(ctx: Ctx, level: Permission): number | undefined {
+  const { org } = ctx.params as { org?: string };
+  if (org) requireAccount(ctx, org, "organization_hooks", level);
+  else if (ctx.params.repo) requireRepo(ctx, "repository_hooks", level);
+  return hookOf(ctx);
+}
+
+function findDelivery(ctx: Ctx, hookId: number | undefined): Delivery {
+  const delivery = ctx.state.deliveries.find(
+    (d) => d.id === Number(ctx.params.delivery_id) && d.hookId === hookId,
+  );
   if (!delivery) throw notFound();
   return delivery;
 }
 
 function deliverySummary(delivery: Delivery) {
-  const { payload: _payload, ...summary } = delivery;
+  const { payload: _payload, hookId: _hook, ...summary } = delivery;
   return summary;
+}
+
+/** A webhook's deliveries, newest first; the cursor is opaque to clients (GitHub's are too) and only followed via Link. */
+function listDeliveries(ctx: Ctx, hookId: number | undefined): Reply {
+  const perPage = Math.min(Math.max(Number(ctx.query.per_page ?? 30), 1), 100);
+  const status = ctx.query.status as "success" | "failure" | undefined;
+  let list = ctx.state.deliveries
+    .filter((d) => d.hookId === hookId)
+    .sort((a, b) => b.id - a.id)
+    .filter((d) => !status || (status === "success") === (d.status === "OK"));
+  const cursor = ctx.query.cursor as string | undefined;
+  if (cursor) {
+    const match = /^v1_(\d+)$/.exec(cursor);
+    if (!match) throw new HttpError(422, "Invalid cursor", "validation");
+    list = list.filter((d) => d.id < Number(match[1]));
+  }
+  const page = list.slice(0, perPage);
+  const headers: Record<string, string> = {};
+  if (list.length > perPage) {
+    const next = new URL(ctx.requestUrl);
+    next.searchParams.set("per_page", String(perPage));
+    next.searchParams.set("cursor", `v1_${page[page.length - 1]!.id}`);
+    headers.link = `<${next.toString()}>; rel="next"`;
+  }
+  return { status: 200, headers, body: page.map(deliverySummary) };
 }
 
 const HANDLERS: Record<string, Handler> = {
@@ -595,32 +644,12 @@ const HANDLERS: Record<string, Handler> = {
     return { status: 201, body: {} };
   },
 
-  "apps/list-webhook-deliveries": (ctx) => {
-    // Newest first; the cursor is opaque to clients (GitHub's are too) and only followed via Link.
-    const perPage = Math.min(Math.max(Number(ctx.query.per_page ?? 30), 1), 100);
-    const status = ctx.query.status as "success" | "failure" | undefined;
-    let list = [...ctx.state.deliveries]
-      .sort((a, b) => b.id - a.id)
-      .filter((d) => !status || (status === "success") === (d.status === "OK"));
-    const cursor = ctx.query.cursor as string | undefined;
-    if (cursor) {
-      const match = /^v1_(\d+)$/.exec(cursor);
-      if (!match) throw new HttpError(422, "Invalid cursor", "validation");
-      list = list.filter((d) => d.id < Number(match[1]));
-    }
-    const page = list.slice(0, perPage);
-    const headers: Record<string, string> = {};
-    if (list.length > perPage) {
-      const next = new URL(ctx.requestUrl);
-      next.searchParams.set("per_page", String(perPage));
-      next.searchParams.set("cursor", `v1_${page[page.length - 1]!.id}`);
-      headers.link = `<${next.toString()}>; rel="next"`;
-    }
-    return { status: 200, headers, body: page.map(deliverySummary) };
-  },
+  "apps/list-webhook-deliveries": (ctx) => listDeliveries(ctx, undefined),
+  "orgs/list-webhook-deliveries": (ctx) => listDeliveries(ctx, requireHookAccess(ctx, "read")),
+  "repos/list-webhook-deliveries": (ctx) => listDeliveries(ctx, requireHookAccess(ctx, "read")),
 
   "apps/get-webhook-delivery": (ctx) => {
-    const delivery = findDelivery(ctx);
+    const delivery = findDelivery(ctx, undefined);
     return {
       status: 200,
       body: {
@@ -641,7 +670,15 @@ const HANDLERS: Record<string, Handler> = {
   },
 
   "apps/redeliver-webhook-delivery": (ctx) => {
-    ctx.state.redeliver(findDelivery(ctx));
+    ctx.state.redeliver(findDelivery(ctx, undefined));
+    return { status: 202, body: {} };
+  },
+  "orgs/redeliver-webhook-delivery": (ctx) => {
+    ctx.state.redeliver(findDelivery(ctx, requireHookAccess(ctx, "write")));
+    return { status: 202, body: {} };
+  },
+  "repos/redeliver-webhook-delivery": (ctx) => {
+    ctx.state.redeliver(findDelivery(ctx, requireHookAccess(ctx, "write")));
     return { status: 202, body: {} };
   },
 };
