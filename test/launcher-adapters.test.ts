@@ -67,6 +67,9 @@ describe("loadLabelConfigs", () => {
     sandbox.ssm.put(`${PATH}/good`, JSON.stringify(minimal));
     sandbox.ssm.put(`${PATH}/not-json`, "{oops");
     sandbox.ssm.put(`${PATH}/bad`, JSON.stringify({ ...minimal, name: "bad", spotPolicy: "sometimes" }));
+    sandbox.ssm.put(`${PATH}/negative`, JSON.stringify({ ...minimal, name: "negative", maxRunners: -1 }));
+    sandbox.ssm.put(`${PATH}/no-types`, JSON.stringify({ ...minimal, name: "no-types", instanceTypes: [] }));
+    sandbox.ssm.put(`${PATH}/fraction`, JSON.stringify({ ...minimal, name: "fraction", runnerGroupId: 1.5 }));
     const configs = await loadLabelConfigs();
     expect([...configs.keys()]).toEqual(["linux-x64"]);
   });
