@@ -149,3 +149,39 @@ describe("network failures", () => {
     }
   });
 });
+
+describe("error answers from something other than the service's JSON body", () => {
+  it("takes the code from X-Amzn-ErrorType, and a bare status when there is none", async () => {
+    const { createServer } = await import("node:http");
+    const answers = [
+      {
+        status: 400,
+        headers: { "x-amzn-errortype": "AccessDeniedException:http://internal.amazon.com/" },
+        body: "{}",
+      },
+      { status: 403, headers: {}, body: "<html>Forbidden</html>" },
+    ];
+    const server = createServer((req, res) => {
+      req.resume();
+      const answer = answers.shift()!;
+      res.writeHead(answer.status, answer.headers);
+      res.end(answer.body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as { port: number };
+    const restore = sandbox.useEnv({ AWS_ENDPOINT_URL_SSM: `http://127.0.0.1:${port}` });
+    try {
+      await expect(ssm("GetParameter", { Name: "/x" })).rejects.toMatchObject({
+        name: "AccessDeniedException",
+        $metadata: { httpStatusCode: 400 },
+      });
+      await expect(ssm("GetParameter", { Name: "/x" })).rejects.toMatchObject({
+        name: "HTTP403",
+        $fault: "client",
+      });
+    } finally {
+      restore();
+      server.close();
+    }
+  });
+});

@@ -153,7 +153,7 @@ async function callOnce(spec: JsonServiceSpec, operation: string, body: string):
     },
     body,
   });
-  const { status, text, requestId } = await post(
+  const { status, text, requestId, errorType } = await post(
     url,
     signed.headers,
     body,
@@ -166,9 +166,12 @@ async function callOnce(spec: JsonServiceSpec, operation: string, body: string):
     // Not JSON: an error page from something in between; the status still tells what happened.
   }
   if (status >= 200 && status < 300) return parsed;
-  const { __type, message, Message, ...members } = parsed;
-  // "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException" → the code after '#'.
-  const code = typeof __type === "string" ? (__type.split("#").pop() ?? __type) : `HTTP${status}`;
+  const { __type, code: bodyCode, message, Message, ...members } = parsed;
+  // Where the SDK's JSON-RPC protocols look, in their order: the body's `__type`, its `code`, the
+  // X-Amzn-ErrorType header; "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException" or
+  // "ThrottlingException:http://…" → the name alone.
+  const raw = [__type, bodyCode, errorType].find((v): v is string => typeof v === "string" && v !== "");
+  const code = raw ? raw.split(",")[0]!.split(":")[0]!.split("#").pop()! : `HTTP${status}`;
   const errorMessage = (message ?? Message ?? `${operation} answered HTTP ${status}`) as string;
   throw new AwsServiceError(code, errorMessage, status, { ...members, requestId });
 }
@@ -178,7 +181,7 @@ function post(
   headers: Record<string, string>,
   body: string,
   target: string,
-): Promise<{ status: number; text: string; requestId?: string }> {
+): Promise<{ status: number; text: string; requestId?: string; errorType?: string }> {
   return new Promise((resolve, reject) => {
     const send = url.protocol === "http:" ? httpRequest : httpsRequest;
     // Node's global agents keep connections alive, so a warm Lambda reuses its TLS session.
@@ -190,6 +193,7 @@ function post(
           status: res.statusCode ?? 0,
           text: Buffer.concat(chunks).toString("utf8"),
           requestId: res.headers["x-amzn-requestid"] as string | undefined,
+          errorType: res.headers["x-amzn-errortype"] as string | undefined,
         }),
       );
       res.on("error", reject);
