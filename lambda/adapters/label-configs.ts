@@ -29,7 +29,7 @@ export const labelConfigSchema = z.object({
   maxRunners: z.int().check(z.minimum(0)),
   retryOnInterruption: z._default(z.boolean(), true),
   runnerGroupId: z._default(z.int().check(z.minimum(1)), 1),
-}) satisfies z.ZodType<LabelConfig, unknown>;
+}) satisfies z.ZodMiniType<LabelConfig, unknown>;
 
 let cached: { path: string; at: number; configs: Promise<Map<string, LabelConfig>> } | undefined;
 
