@@ -9,11 +9,11 @@
  * hand-off table. A message comes back (batchItemFailures, after a visibility delay) only when its
  * job was released to `queued` for a later try.
  *
- * Limits and concurrency: limits are checked before claiming and again after, when every racing
- * launcher's claims are visible; claims are ranked by claim time (core/fleet.ts claimsOverLimits)
- * so racing invocations agree on which claims are over a limit and only those are given back.
- * What remains is the byState index's replication lag (usually well under a second). The event
- * source's MaximumConcurrency (a few) keeps races rare. GitHub's JIT registrations are paced by one
+ * Limits and concurrency: limits are checked before claiming and again after, counting the byState
+ * index's active jobs plus the launchers' register of recent claims (enforceLimitsAfterClaim), which
+ * shows racing launchers' claims the lagging index does not yet; the others' claims count first
+ * (core/fleet.ts claimsOverLimits), so whoever sees both gives way. The event source's
+ * MaximumConcurrency (a few) keeps races rare. GitHub's JIT registrations are paced by one
  * budget shared by every launcher (adapters/github-budget.ts, GITHUB_WRITES_PER_MINUTE per App): a
  * batch launches only as many instances as it was granted registrations, gives back what it did not
  * use, and a rate-limit answer to any launcher holds them all back.
@@ -48,7 +48,7 @@ import { writeHandoff } from "./adapters/handoff";
 import { getJob, listActiveJobs, transitionJob, updateJobFields } from "./adapters/jobs-table";
 import { loadLabelConfigs } from "./adapters/label-configs";
 import { delayMessage } from "./adapters/launch-queue";
-import { launchMarketOverrides } from "./adapters/lifecycle-store";
+import { launchMarketOverrides, registerClaims, unregisterClaims } from "./adapters/lifecycle-store";
 import {
   allocateSlots,
   assignInstances,
@@ -67,6 +67,7 @@ import {
   type NextStep,
   queueTimedOut,
   runnerNameFor,
+  withRecentClaims,
 } from "./core/fleet";
 import type { JobRecord, LaunchMessage, Market } from "./shared/job";
 import type { LabelConfig } from "./shared/label-config";
@@ -258,6 +259,9 @@ async function launchBatch(records: SQSRecord[], outcomes: Map<string, Outcome>)
     }),
   );
 
+  // Claims released for a later try stop counting against the limits now, not when they expire.
+  await forgetClaims(keep.filter((c) => outcomes.get(c.record.messageId)?.kind === "retry"));
+
   // Registrations granted for jobs that got no instance (claims lost or over the limits, no
   // capacity) go back to the other launchers now rather than at the next refill: one write, only
   // when some are left.
@@ -335,14 +339,34 @@ function limitWait(record: SQSRecord): Outcome {
   return { kind: "retry", delaySeconds: backoffSeconds(receives, { baseSeconds: 10, capSeconds: 120 }) };
 }
 
+/**
+ * Limits after claiming. The byState index may not show the latest claims yet (its own or other
+ * launchers'), so the claims also go into the launchers' register, which returns every recent claim
+ * in the same atomic write: of two launchers claiming at once, the later writer sees the earlier's
+ * claims and, counting the others' first (claimsOverLimits), gives way. Without the register (a failed
+ * write) the index alone is used, as the best remaining view.
+ */
 async function enforceLimitsAfterClaim(
   claimed: Candidate[],
   outcomes: Map<string, Outcome>,
 ): Promise<Candidate[]> {
   if (claimed.length === 0) return claimed;
   const maxRunners = new Map(claimed.map((c) => [c.config.name, c.config.maxRunners]));
+  const claims = claimed.map((c) => ({
+    jobId: c.job.jobId,
+    configName: c.config.name,
+    state: "launching" as const,
+    launchingAt: c.job.launchingAt,
+  }));
+  const [indexed, registered] = await Promise.all([
+    listActiveJobs(),
+    registerClaims(claims, new Date()).catch((error: unknown) => {
+      logger.warn("could not register claims; limits from the index alone", { error: String(error) });
+      return [];
+    }),
+  ]);
   const giveBack = claimsOverLimits(
-    await listActiveJobs(),
+    withRecentClaims(indexed, registered),
     new Set(claimed.map((c) => c.job.jobId)),
     (configName) => maxRunners.get(configName) ?? Number.POSITIVE_INFINITY,
     settings().maxRunnersTotal,
@@ -362,7 +386,15 @@ async function enforceLimitsAfterClaim(
     { concurrency: IO_CONCURRENCY },
   );
   logger.info("gave back claims over the runner limits", { count: back.length });
+  await forgetClaims(back);
   return claimed.filter((c) => !giveBack.has(c.job.jobId));
+}
+
+/** Takes claims given back or released out of the register (best effort: they expire anyway). */
+async function forgetClaims(candidates: Candidate[]): Promise<void> {
+  await unregisterClaims(candidates.map((c) => c.job.jobId)).catch((error: unknown) => {
+    logger.warn("could not take released claims out of the register; they expire", { error: String(error) });
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

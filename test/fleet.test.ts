@@ -16,6 +16,7 @@ import {
   queueTimedOut,
   readFleetResult,
   TAGS,
+  withRecentClaims,
 } from "../lambda/core/fleet";
 import type { LabelConfig } from "../lambda/shared/label-config";
 
@@ -318,6 +319,17 @@ describe("queueTimedOut", () => {
     const now = new Date("2026-01-01T01:00:00Z");
     expect(queueTimedOut("2026-01-01T00:00:01Z", now, 60)).toBe(false);
     expect(queueTimedOut("2026-01-01T00:00:00Z", new Date("2026-01-01T01:00:01Z"), 60)).toBe(true);
+  });
+});
+
+describe("withRecentClaims", () => {
+  it("adds the registered claims the index does not show yet, and counts a job once", () => {
+    const indexed = [{ jobId: "a", configName: "c", state: "launched" }];
+    const registered = [
+      { jobId: "a", configName: "c", state: "launching", launchingAt: "2026-01-01T00:00:01Z" },
+      { jobId: "b", configName: "c", state: "launching", launchingAt: "2026-01-01T00:00:02Z" },
+    ];
+    expect(withRecentClaims(indexed, registered)).toEqual([indexed[0], registered[1]]);
   });
 });
 

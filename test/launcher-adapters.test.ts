@@ -1,7 +1,8 @@
 /**
  * The launcher's small adapters against the sandbox: label configs from SSM (defaults, a broken
- * parameter, the cache) and the JIT config hand-off item.
+ * parameter, the cache), the JIT config hand-off item and the register of recent claims.
  */
+import { GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { deleteHandoff, readHandoff, writeHandoff } from "../lambda/adapters/handoff";
 import {
@@ -9,6 +10,12 @@ import {
   LABEL_CONFIG_CACHE_MS,
   loadLabelConfigs,
 } from "../lambda/adapters/label-configs";
+import {
+  CLAIM_REGISTER_SECONDS,
+  RESERVED_KEYS,
+  registerClaims,
+  unregisterClaims,
+} from "../lambda/adapters/lifecycle-store";
 import { type Sandbox, startSandbox } from "./sandbox";
 
 let sandbox: Sandbox;
@@ -19,6 +26,7 @@ beforeAll(async () => {
   sandbox = await startSandbox();
   const tables = await sandbox.createTables();
   restoreEnv = sandbox.useEnv({
+    JOBS_TABLE: tables.jobs,
     HANDOFF_TABLE: tables.handoff,
     LABEL_CONFIG_PATH: PATH,
     RUNNER_ROLE_ID: "AROAADAPTERS",
@@ -106,5 +114,51 @@ describe("hand-off", () => {
     });
     await deleteHandoff("i-0abc");
     expect(await readHandoff("i-0abc")).toBeUndefined();
+  });
+});
+
+describe("the register of recent claims", () => {
+  const claim = (jobId: string, configName: string, launchingAt: Date) => ({
+    jobId,
+    configName,
+    state: "launching" as const,
+    launchingAt: launchingAt.toISOString(),
+  });
+  const registerItem = async () =>
+    (
+      await sandbox.dynamodb.client.send(
+        new GetItemCommand({
+          TableName: process.env.JOBS_TABLE,
+          Key: { jobId: { S: RESERVED_KEYS.claims } },
+          ConsistentRead: true,
+        }),
+      )
+    ).Item;
+
+  it("returns every recent claim, the others' and these, from the write that adds these", async () => {
+    const t0 = new Date();
+    expect(await registerClaims([claim("1", "a", t0), claim("2", "a", t0)], t0)).toHaveLength(2);
+    const seen = await registerClaims([claim("3", "b", t0)], t0);
+    expect(seen.map((c) => c.jobId).sort()).toEqual(["1", "2", "3"]);
+    expect(seen.find((c) => c.jobId === "3")).toEqual(claim("3", "b", t0));
+  });
+
+  it("stops counting claims older than its window, and the next write removes them", async () => {
+    const t0 = new Date();
+    await registerClaims([claim("old", "a", t0)], t0);
+    const later = new Date(t0.getTime() + (CLAIM_REGISTER_SECONDS + 1) * 1000);
+    expect((await registerClaims([claim("new", "a", later)], later)).map((c) => c.jobId)).toEqual(["new"]);
+    expect(Object.keys((await registerItem()) ?? {})).toContain("claim:old");
+    await registerClaims([], later);
+    expect(Object.keys((await registerItem()) ?? {})).not.toContain("claim:old");
+  });
+
+  it("forgets claims given back, and creates nothing when there is no register", async () => {
+    await unregisterClaims(["1"]);
+    expect(await registerItem()).toBeUndefined();
+    const t0 = new Date();
+    await registerClaims([claim("1", "a", t0), claim("2", "a", t0)], t0);
+    await unregisterClaims(["1"]);
+    expect((await registerClaims([], t0)).map((c) => c.jobId)).toEqual(["2"]);
   });
 });

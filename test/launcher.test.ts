@@ -736,4 +736,22 @@ describe("limits", () => {
     );
     expect(requested).toBe(80);
   });
+
+  it("hold while the byState index lags behind the claims (the launchers' own and each other's)", async () => {
+    const lagged: LabelConfig = { ...baseConfig, name: "lagged", maxRunners: 12 };
+    putConfigs(lagged);
+    // Every write of this round stays out of the index until the sandbox clock moves on.
+    sandbox.dynamodb.indexLag(5_000);
+    const jobs = await seedJobs(60, lagged);
+    await drain(10, 4);
+    expect(liveInstances().length).toBeLessThanOrEqual(12);
+    for (let round = 0; round < 6 && liveInstances().length < 12; round++) {
+      sandbox.clock.advance(130_000);
+      await drain(10, 4);
+      expect(liveInstances().length).toBeLessThanOrEqual(12);
+    }
+    const states = await jobsOf(jobs);
+    expect(states.filter((j) => j?.state === "launched")).toHaveLength(12);
+    expect(states.filter((j) => j?.state === "queued")).toHaveLength(48);
+  });
 });

@@ -3,10 +3,10 @@
  * - narrow conditional transitions ("move job X from launched to queued only if it still names
  *   instance I"), so a decision made from a stale view (reconciler, events, a late webhook) can never
  *   undo a newer launch;
- * - three kinds of small items in the jobs table under reserved keys starting with `#` (GitHub job
- *   ids are numbers, so they never collide; the items have no `state` or `instanceId`, so they are in
- *   neither index): the per-config spot circuit breaker, the re-run-on-demand marker of a workflow
- *   run, and the reconciler's webhook-redelivery bookmark;
+ * - small items in the jobs table under reserved keys starting with `#` (GitHub job ids are numbers,
+ *   so they never collide; the items have no `state` or `instanceId`, so they are in neither index):
+ *   the per-config spot circuit breaker, the re-run-on-demand marker of a workflow run, the
+ *   reconciler's webhook-redelivery bookmarks, and the launchers' register of recent claims;
  * - the hand-off reports (progress times the instances write), read without the JIT config.
  */
 import type { ScanOutput } from "@aws-sdk/client-dynamodb";
@@ -19,11 +19,12 @@ import { type JobRecord, type JobState, type Market, TERMINAL_STATES } from "../
 import type { LabelConfig } from "../shared/label-config";
 import { type GitHubWebhook, settings } from "../shared/settings";
 import { dynamodb, isConditionalCheckFailed } from "./dynamodb";
-import { conditionalJobUpdate, expiryFor, queryAll } from "./jobs-table";
+import { type ActiveJob, conditionalJobUpdate, expiryFor, queryAll } from "./jobs-table";
 
 const marshallOptions = { removeUndefinedValues: true, convertClassInstanceToMap: false };
 
 export const RESERVED_KEYS = {
+  claims: "#launcher#recent-claims",
   breaker: (configName: string) => `#spot-breaker#${configName}`,
   retry: (repo: string, runId: number) => `#rerun-on-demand#${repo}#${runId}`,
   /** The App's webhook: "#reconciler#webhook-redelivery"; a token-mode webhook: "…#<owner>[/<repo>]#<hook id>". */
@@ -320,6 +321,87 @@ export async function listHandoffReports(table = settings().handoffTable): Promi
     startKey = page.LastEvaluatedKey;
   } while (startKey);
   return reports;
+}
+
+// ---- The launchers' register of recent claims ------------------------------------------------------
+
+/**
+ * How long a claim stays in the register: far longer than the byState index takes to show it (DynamoDB
+ * replicates global secondary indexes asynchronously, usually within a second).
+ */
+export const CLAIM_REGISTER_SECONDS = 60;
+/** Most expired entries one write removes (an update expression is at most 4 KB). */
+const REGISTER_TRIM_PER_WRITE = 100;
+const CLAIM_PREFIX = "claim:";
+
+/** Entries this process saw expire at its last register write: the next write removes them. */
+let expiredClaims: string[] = [];
+
+/**
+ * Adds `claims` to the launchers' register of recent claims and returns every claim the register
+ * holds from the last CLAIM_REGISTER_SECONDS, the others' and these, read in the same write. The
+ * write is atomic, so of two launchers that claim at once, the one registering second sees the
+ * first's claims even while the byState index does not show them yet (README "Launching": limits).
+ */
+export async function registerClaims(
+  claims: ActiveJob[],
+  now: Date,
+  table = settings().jobsTable,
+): Promise<ActiveJob[]> {
+  const names: Record<string, string> = { "#expires": "expiresAt" };
+  const values: Record<string, unknown> = {
+    ":expires": Math.floor(now.getTime() / 1000) + 2 * CLAIM_REGISTER_SECONDS,
+  };
+  const sets = ["#expires = :expires"];
+  claims.forEach((claim, i) => {
+    names[`#c${i}`] = `${CLAIM_PREFIX}${claim.jobId}`;
+    values[`:c${i}`] = { configName: claim.configName, launchingAt: claim.launchingAt ?? now.toISOString() };
+    sets.push(`#c${i} = :c${i}`);
+  });
+  const setting = new Set(Object.values(names));
+  const removes = expiredClaims
+    .filter((name) => !setting.has(name))
+    .slice(0, REGISTER_TRIM_PER_WRITE)
+    .map((name, i) => {
+      names[`#r${i}`] = name;
+      return `#r${i}`;
+    });
+  const { Attributes } = await dynamodb("UpdateItem", {
+    TableName: table,
+    Key: marshall({ jobId: RESERVED_KEYS.claims }),
+    UpdateExpression: `SET ${sets.join(", ")}${removes.length ? ` REMOVE ${removes.join(", ")}` : ""}`,
+    ExpressionAttributeNames: names,
+    ExpressionAttributeValues: marshall(values),
+    ReturnValues: "ALL_NEW",
+  });
+  const since = now.getTime() - CLAIM_REGISTER_SECONDS * 1000;
+  const recent: ActiveJob[] = [];
+  expiredClaims = [];
+  for (const [name, value] of Object.entries(Attributes ? unmarshall(Attributes) : {})) {
+    if (!name.startsWith(CLAIM_PREFIX)) continue;
+    const { configName, launchingAt } = value as { configName: string; launchingAt: string };
+    if (Date.parse(launchingAt) < since) expiredClaims.push(name);
+    else recent.push({ jobId: name.slice(CLAIM_PREFIX.length), configName, state: "launching", launchingAt });
+  }
+  return recent;
+}
+
+/** Takes claims given back (the jobs are `queued` again) out of the register, so they stop counting. */
+export async function unregisterClaims(jobIds: string[], table = settings().jobsTable): Promise<void> {
+  if (jobIds.length === 0) return;
+  const names = Object.fromEntries(jobIds.map((jobId, i) => [`#c${i}`, `${CLAIM_PREFIX}${jobId}`]));
+  try {
+    await dynamodb("UpdateItem", {
+      TableName: table,
+      Key: marshall({ jobId: RESERVED_KEYS.claims }),
+      UpdateExpression: `REMOVE ${Object.keys(names).join(", ")}`,
+      // Only an existing register: an update would otherwise create an item without an expiry.
+      ConditionExpression: "attribute_exists(jobId)",
+      ExpressionAttributeNames: names,
+    });
+  } catch (error) {
+    if (!isConditionalCheckFailed(error)) throw error;
+  }
 }
 
 // ---- What the launcher asks ------------------------------------------------------------------------

@@ -84,6 +84,16 @@ export interface ActiveClaim {
 }
 
 /**
+ * The active jobs the limits count: the byState index's, plus the claims in the launchers' register
+ * (adapters/lifecycle-store.ts registerClaims) that the index does not show yet. The index lags its
+ * table; the register is read in the very write that adds this launcher's claims.
+ */
+export function withRecentClaims(indexed: ActiveClaim[], registered: ActiveClaim[]): ActiveClaim[] {
+  const seen = new Set(indexed.map((job) => job.jobId));
+  return [...indexed, ...registered.filter((claim) => !seen.has(claim.jobId))];
+}
+
+/**
  * After claiming, which of `mine` (this invocation's claims) must be given back so the limits
  * hold even when launchers race. Jobs already `launched`/`running` and every other launcher's
  * `launching` claims count first; then this invocation's claims, oldest first, stay while both

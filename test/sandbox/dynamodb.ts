@@ -17,7 +17,7 @@ import {
 import dynalite from "dynalite";
 import { HANDOFF_TABLE, JOBS_TABLE, type TableSchema } from "../../lambda/shared/tables";
 import type { FaultError, Faults } from "./faults";
-import { type LocalServer, listen, readBody, send, sleep } from "./http";
+import { type Clock, type LocalServer, listen, readBody, send, sleep } from "./http";
 
 const THROTTLE: FaultError = {
   code: "ThrottlingException",
@@ -28,6 +28,7 @@ const STATUS: Record<string, number> = { InternalServerError: 500, ServiceUnavai
 
 export interface DynamoFakeOptions {
   faults: Faults;
+  clock: Clock;
   region: string;
   credentials: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 }
@@ -39,7 +40,17 @@ export interface SandboxTables {
 
 export type DynamoFake = Awaited<ReturnType<typeof startDynamoFake>>;
 
-export async function startDynamoFake({ faults, region, credentials }: DynamoFakeOptions) {
+export async function startDynamoFake({ faults, clock, region, credentials }: DynamoFakeOptions) {
+  const tables = new Map<string, TableSchema>();
+  // Index replication lag (`indexLag`): when each item was last written, by table and hash key.
+  let indexLagMs = 0;
+  const lastWrite = new Map<string, number>();
+  const itemKey = (table: unknown, item: unknown): string | undefined => {
+    const schema = typeof table === "string" ? tables.get(table) : undefined;
+    const value = schema && (item as Record<string, { S?: string }> | undefined)?.[schema.hashKey]?.S;
+    return value === undefined ? undefined : `${table}\u0000${value}`;
+  };
+
   // Tables become ACTIVE at once; dynalite's default keeps them CREATING for 500 ms.
   const db = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
   const dynaliteHandler = db.listeners("request")[0] as (req: IncomingMessage, res: ServerResponse) => void;
@@ -70,9 +81,30 @@ export async function startDynamoFake({ faults, region, credentials }: DynamoFak
       });
       return;
     }
+    const request = params as
+      | { TableName?: string; Item?: unknown; Key?: unknown; IndexName?: string }
+      | undefined;
+    if (/^(PutItem|UpdateItem|DeleteItem)$/.test(operation)) {
+      const key = itemKey(request?.TableName, request?.Item ?? request?.Key);
+      if (key) lastWrite.set(key, clock.now());
+    }
+    const lagged = operation === "Query" && request?.IndexName !== undefined && indexLagMs > 0;
     // Record the outcome as dynalite answers it (status, and the error's __type).
     const end = res.end.bind(res) as (chunk?: unknown) => ServerResponse;
     res.end = ((chunk?: unknown) => {
+      if (lagged && res.statusCode === 200 && chunk) {
+        // The index has not caught up with the latest writes: they are not in it yet.
+        const page = JSON.parse(String(chunk)) as { Items?: unknown[]; Count?: number };
+        const seenBefore = clock.now() - indexLagMs;
+        page.Items = (page.Items ?? []).filter((item) => {
+          const key = itemKey(request?.TableName, item);
+          return !key || (lastWrite.get(key) ?? 0) <= seenBefore;
+        });
+        page.Count = page.Items.length;
+        chunk = JSON.stringify(page);
+        res.removeHeader("x-amz-crc32");
+        res.setHeader("Content-Length", Buffer.byteLength(String(chunk)));
+      }
       let errorCode: string | undefined;
       if (res.statusCode >= 400 && chunk) {
         try {
@@ -93,7 +125,6 @@ export async function startDynamoFake({ faults, region, credentials }: DynamoFak
   });
 
   const client = new DynamoDBClient({ region, endpoint: server.url, credentials, maxAttempts: 1 });
-  const tables = new Map<string, TableSchema>();
 
   const createTable = async (name: string, schema: TableSchema) => {
     const attributeDefinitions: AttributeDefinition[] = schema.attributes.map((a) => ({
@@ -146,8 +177,17 @@ export async function startDynamoFake({ faults, region, credentials }: DynamoFak
       await Promise.all([createTable(names.jobs, JOBS_TABLE), createTable(names.handoff, HANDOFF_TABLE)]);
       return names;
     },
-    /** Deletes every item of every table created through `createTables`, keeping the tables. */
+    /**
+     * Global secondary indexes replicate `ms` (sandbox clock) behind the table, as DynamoDB's may: an
+     * index query leaves out the items written within the last `ms`. 0 (the default) turns it off.
+     */
+    indexLag(ms: number): void {
+      indexLagMs = ms;
+    },
+    /** Deletes every item of every table created through `createTables`, keeping the tables; no index lag. */
     async reset(): Promise<void> {
+      indexLagMs = 0;
+      lastWrite.clear();
       for (const [table, { hashKey: key }] of tables) {
         let startKey: Record<string, import("@aws-sdk/client-dynamodb").AttributeValue> | undefined;
         do {

@@ -65,7 +65,7 @@ export async function startSandbox(options: SandboxOptions = {}) {
   const clock = new Clock();
   const faults = new Faults(clock);
   const [dynamodb, sqs, ssm, ec2] = await Promise.all([
-    startDynamoFake({ faults, region, credentials: CREDENTIALS }),
+    startDynamoFake({ faults, clock, region, credentials: CREDENTIALS }),
     startSqsFake({ faults, clock, region }),
     startSsmFake({ faults, clock, region }),
     startEc2Fake({ faults, clock, region, ...options.ec2 }),
