@@ -7,7 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { AwsServiceError, isServiceError } from "../lambda/adapters/aws-json";
 import { dynamodb, isConditionalCheckFailed } from "../lambda/adapters/dynamodb";
 import { createJob, getJob, listJobsByState, transitionJob } from "../lambda/adapters/jobs-table";
-import { enqueueLaunches } from "../lambda/adapters/launch-queue";
+import { enqueueLaunches, sqs } from "../lambda/adapters/launch-queue";
 import { forgetSecrets, readSecret } from "../lambda/adapters/secrets";
 import { ssm } from "../lambda/adapters/ssm";
 import { type SigV4Proxy, startSigV4Proxy } from "./bootstrap/sigv4-proxy";
@@ -182,6 +182,62 @@ describe("error answers from something other than the service's JSON body", () =
     } finally {
       restore();
       server.close();
+    }
+  });
+});
+
+describe("the same request as the SDK client", () => {
+  it("sends the body the SDK's own clients send for the same input, to the same operation", async () => {
+    const { DynamoDBClient, UpdateItemCommand } = await import("@aws-sdk/client-dynamodb");
+    const { SQSClient, SendMessageBatchCommand, CreateQueueCommand } = await import("@aws-sdk/client-sqs");
+    const { SSMClient, GetParametersByPathCommand } = await import("@aws-sdk/client-ssm");
+    const sdk = { region: sandbox.env.AWS_REGION!, credentials: sandbox.credentials, maxAttempts: 1 };
+    const update = {
+      TableName: jobsTable,
+      Key: { jobId: { S: "4242" } },
+      UpdateExpression: "SET #s = :s, #n = :n, #l = :l, #m = :m ADD #a :one REMOVE #r",
+      ExpressionAttributeNames: {
+        "#s": "state",
+        "#n": "attempts",
+        "#l": "labels",
+        "#m": "meta",
+        "#a": "x",
+        "#r": "y",
+      },
+      ExpressionAttributeValues: {
+        ":s": { S: "queued" },
+        ":n": { N: "3" },
+        ":l": { L: [{ S: "linux" }, { S: "x64" }] },
+        ":m": { M: { ok: { BOOL: true }, none: { NULL: true }, tags: { SS: ["a", "b"] } } },
+        ":one": { N: "1" },
+      },
+      ReturnValues: "ALL_NEW" as const,
+    };
+    const { QueueUrl } = await new SQSClient({ ...sdk, endpoint: sandbox.endpoints.sqs }).send(
+      new CreateQueueCommand({ QueueName: "same-request" }),
+    );
+    const batch = { QueueUrl, Entries: [{ Id: "0", MessageBody: '{"jobId":"1"}', DelaySeconds: 5 }] };
+    const byPath = { Path: "/rf", Recursive: true, MaxResults: 10 };
+
+    await new DynamoDBClient({ ...sdk, endpoint: sandbox.endpoints.dynamodb }).send(
+      new UpdateItemCommand(update),
+    );
+    await dynamodb("UpdateItem", update);
+    await new SQSClient({ ...sdk, endpoint: sandbox.endpoints.sqs }).send(new SendMessageBatchCommand(batch));
+    await sqs("SendMessageBatch", batch);
+    await new SSMClient({ ...sdk, endpoint: sandbox.endpoints.ssm }).send(
+      new GetParametersByPathCommand(byPath),
+    );
+    await ssm("GetParametersByPath", byPath);
+
+    for (const [service, operation] of [
+      ["dynamodb", "UpdateItem"],
+      ["sqs", "SendMessageBatch"],
+      ["ssm", "GetParametersByPath"],
+    ] as const) {
+      const [viaSdk, viaClient] = sandbox.callsTo(service, operation);
+      expect(viaClient?.status).toBe(200);
+      expect(viaClient?.params).toEqual(viaSdk?.params);
     }
   });
 });
