@@ -3,8 +3,9 @@
  * its runners on GitHub and the hand-off reports; plans with lambda/core/reconcile.ts; applies each
  * action as a conditional write or an idempotent API call, so two runs at once, or a run racing the
  * launcher, cannot launch a job twice or lose one. Then asks GitHub to redeliver failed
- * `workflow_job` webhooks (the App's webhook, or in token mode the ones the program created). Work is bounded (actions per run, GitHub look-ups, a time budget); every
- * count is a metric, and every decision is logged with its reason.
+ * `workflow_job` webhooks (the App's webhook, or in token mode the ones the program created). Work
+ * is bounded (actions per run, GitHub look-ups, a time budget); every count is a metric, and every
+ * decision is logged with its reason.
  */
 import type { Context, ScheduledEvent } from "aws-lambda";
 import pMap from "p-map";

@@ -10,6 +10,7 @@ import {
 } from "@aws-sdk/client-ec2";
 import type { ImageInfo } from "../core/cleanup";
 import { TAGS } from "../core/fleet";
+import { isServiceError } from "./aws-json";
 import { ec2Client, ec2ErrorCode } from "./ec2";
 import { ssm } from "./ssm";
 
@@ -80,7 +81,7 @@ export async function deleteParameter(name: string): Promise<boolean> {
     await ssm("DeleteParameter", { Name: name });
     return true;
   } catch (error) {
-    if ((error as { name?: string }).name === "ParameterNotFound") return false;
+    if (isServiceError(error, "ParameterNotFound")) return false;
     throw error;
   }
 }

@@ -27,7 +27,7 @@ export const RESERVED_KEYS = {
   claims: "#launcher#recent-claims",
   breaker: (configName: string) => `#spot-breaker#${configName}`,
   retry: (repo: string, runId: number) => `#rerun-on-demand#${repo}#${runId}`,
-  /** The App's webhook: "#reconciler#webhook-redelivery"; a token-mode webhook: "…#<owner>[/<repo>]#<hook id>". */
+  /** The App's webhook: "#reconciler#webhook-redelivery"; a token mode one: "…#<owner>[/<repo>]#<hook id>". */
   redelivery: (webhook?: GitHubWebhook) =>
     webhook
       ? `#reconciler#webhook-redelivery#${webhook.owner}${webhook.repo ? `/${webhook.repo}` : ""}#${webhook.hookId}`
