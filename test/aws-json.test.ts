@@ -148,6 +148,29 @@ describe("network failures", () => {
       restore();
     }
   });
+  it("retries a request whose connection is reset before any answer, as when an idle socket is dropped", async () => {
+    const { createServer } = await import("node:http");
+    let requests = 0;
+    const server = createServer((req, res) => {
+      req.resume();
+      // The first request dies with its connection, the way a reused keep-alive socket the server
+      // just closed does; the second is answered.
+      if (++requests === 1) return req.socket.destroy();
+      res.writeHead(200, { "content-type": "application/x-amz-json-1.1" });
+      res.end(JSON.stringify({ Parameter: { Name: "/x", Value: "v" } }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as { port: number };
+    const restore = sandbox.useEnv({ AWS_ENDPOINT_URL_SSM: `http://127.0.0.1:${port}` });
+    try {
+      await expect(ssm("GetParameter", { Name: "/x" })).resolves.toMatchObject({ Parameter: { Value: "v" } });
+      expect(requests).toBe(2);
+    } finally {
+      restore();
+      server.close();
+      server.closeAllConnections();
+    }
+  });
 });
 
 describe("error answers from something other than the service's JSON body", () => {

@@ -23,7 +23,10 @@ export async function listen(handler: RequestHandler): Promise<LocalServer> {
       res.end(`sandbox fake failed: ${error instanceof Error ? error.stack : String(error)}`);
     });
   });
-  server.keepAliveTimeout = 5_000;
+  // Idle keep-alive connections stay open until close(). With a timeout, a client that reuses a
+  // socket just as the server drops it gets ECONNRESET; the Lambdas' clients retry that (tested in
+  // aws-json.test.ts), but the harness's own no-retry clients (table reset) would fail a test at random.
+  server.keepAliveTimeout = 0;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(0, "127.0.0.1", () => resolve());
