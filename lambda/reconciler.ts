@@ -51,7 +51,7 @@ import { type GithubRunner, planReconcile, type ReconcileAction, type StackInsta
 import { planRedeliveries, readSince, webhooksToScan } from "./core/redelivery";
 import type { JobRecord, JobState } from "./shared/job";
 import { logger, MetricUnit, metrics } from "./shared/observability";
-import { type GitHubWebhook, settings } from "./shared/settings";
+import { type GitHubWebhook, settings, webhookOwner } from "./shared/settings";
 
 /** The states the reconciler reads from the ledger (terminal jobs come in only via their instance). */
 const LIVE_STATES: readonly JobState[] = ["queued", "launching", "launched", "running", "interrupted"];
@@ -493,9 +493,7 @@ function webhooksToRead(now: Date): (GitHubWebhook | undefined)[] {
 }
 
 function webhookFields(webhook: GitHubWebhook | undefined) {
-  return webhook
-    ? { hookId: webhook.hookId, hookOwner: webhook.repo ? `${webhook.owner}/${webhook.repo}` : webhook.owner }
-    : { hookId: "app" };
+  return webhook ? { hookId: webhook.hookId, hookOwner: webhookOwner(webhook) } : { hookId: "app" };
 }
 
 /**

@@ -17,7 +17,7 @@ import type { HandoffReport } from "../core/reconcile";
 import type { RedeliveryState } from "../core/redelivery";
 import { type JobRecord, type JobState, type Market, TERMINAL_STATES } from "../shared/job";
 import type { LabelConfig } from "../shared/label-config";
-import { type GitHubWebhook, settings } from "../shared/settings";
+import { type GitHubWebhook, settings, webhookOwner } from "../shared/settings";
 import { dynamodb, isConditionalCheckFailed } from "./dynamodb";
 import { type ActiveJob, conditionalJobUpdate, expiryFor, queryAll } from "./jobs-table";
 
@@ -30,7 +30,7 @@ export const RESERVED_KEYS = {
   /** The App's webhook: "#reconciler#webhook-redelivery"; a token mode one: "…#<owner>[/<repo>]#<hook id>". */
   redelivery: (webhook?: GitHubWebhook) =>
     webhook
-      ? `#reconciler#webhook-redelivery#${webhook.owner}${webhook.repo ? `/${webhook.repo}` : ""}#${webhook.hookId}`
+      ? `#reconciler#webhook-redelivery#${webhookOwner(webhook)}#${webhook.hookId}`
       : "#reconciler#webhook-redelivery",
 } as const;
 

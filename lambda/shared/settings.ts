@@ -14,6 +14,10 @@ export interface GitHubWebhook {
   hookId: number;
 }
 
+/** Where a token-mode webhook lives: "owner" or "owner/repo". */
+export const webhookOwner = (webhook: GitHubWebhook): string =>
+  webhook.repo ? `${webhook.owner}/${webhook.repo}` : webhook.owner;
+
 type Env = Record<string, string | undefined>;
 
 export class SettingsError extends Error {
