@@ -13,6 +13,7 @@ import { ssm } from "../lambda/adapters/ssm";
 import { type SigV4Proxy, startSigV4Proxy } from "./bootstrap/sigv4-proxy";
 import { jobRecord } from "./lifecycle-support";
 import { type Sandbox, startSandbox } from "./sandbox";
+import { listen, type RequestHandler } from "./sandbox/http";
 
 let sandbox: Sandbox;
 let restoreEnv: () => void;
@@ -148,34 +149,30 @@ describe("network failures", () => {
       restore();
     }
   });
+
   it("retries a request whose connection is reset before any answer, as when an idle socket is dropped", async () => {
-    const { createServer } = await import("node:http");
     let requests = 0;
-    const server = createServer((req, res) => {
-      req.resume();
-      // The first request dies with its connection, the way a reused keep-alive socket the server
-      // just closed does; the second is answered.
-      if (++requests === 1) return req.socket.destroy();
-      res.writeHead(200, { "content-type": "application/x-amz-json-1.1" });
-      res.end(JSON.stringify({ Parameter: { Name: "/x", Value: "v" } }));
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const { port } = server.address() as { port: number };
-    const restore = sandbox.useEnv({ AWS_ENDPOINT_URL_SSM: `http://127.0.0.1:${port}` });
-    try {
-      await expect(ssm("GetParameter", { Name: "/x" })).resolves.toMatchObject({ Parameter: { Value: "v" } });
-      expect(requests).toBe(2);
-    } finally {
-      restore();
-      server.close();
-      server.closeAllConnections();
-    }
+    await withRawSsmEndpoint(
+      (req, res) => {
+        req.resume();
+        // The first request dies with its connection, the way a reused keep-alive socket the
+        // server just closed does; the second is answered.
+        if (++requests === 1) return void req.socket.destroy();
+        res.writeHead(200, { "content-type": "application/x-amz-json-1.1" });
+        res.end(JSON.stringify({ Parameter: { Name: "/x", Value: "v" } }));
+      },
+      async () => {
+        await expect(ssm("GetParameter", { Name: "/x" })).resolves.toMatchObject({
+          Parameter: { Value: "v" },
+        });
+        expect(requests).toBe(2);
+      },
+    );
   });
 });
 
 describe("error answers from something other than the service's JSON body", () => {
   it("takes the code from X-Amzn-ErrorType, and a bare status when there is none", async () => {
-    const { createServer } = await import("node:http");
     const answers = [
       {
         status: 400,
@@ -184,30 +181,38 @@ describe("error answers from something other than the service's JSON body", () =
       },
       { status: 403, headers: {}, body: "<html>Forbidden</html>" },
     ];
-    const server = createServer((req, res) => {
-      req.resume();
-      const answer = answers.shift()!;
-      res.writeHead(answer.status, answer.headers);
-      res.end(answer.body);
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const { port } = server.address() as { port: number };
-    const restore = sandbox.useEnv({ AWS_ENDPOINT_URL_SSM: `http://127.0.0.1:${port}` });
-    try {
-      await expect(ssm("GetParameter", { Name: "/x" })).rejects.toMatchObject({
-        name: "AccessDeniedException",
-        $metadata: { httpStatusCode: 400 },
-      });
-      await expect(ssm("GetParameter", { Name: "/x" })).rejects.toMatchObject({
-        name: "HTTP403",
-        $fault: "client",
-      });
-    } finally {
-      restore();
-      server.close();
-    }
+    await withRawSsmEndpoint(
+      (req, res) => {
+        req.resume();
+        const answer = answers.shift()!;
+        res.writeHead(answer.status, answer.headers);
+        res.end(answer.body);
+      },
+      async () => {
+        await expect(ssm("GetParameter", { Name: "/x" })).rejects.toMatchObject({
+          name: "AccessDeniedException",
+          $metadata: { httpStatusCode: 400 },
+        });
+        await expect(ssm("GetParameter", { Name: "/x" })).rejects.toMatchObject({
+          name: "HTTP403",
+          $fault: "client",
+        });
+      },
+    );
   });
 });
+
+/** Runs `body` with SSM calls going to a bare loopback server that answers with `handler`. */
+async function withRawSsmEndpoint(handler: RequestHandler, body: () => Promise<void>): Promise<void> {
+  const server = await listen(handler);
+  const restore = sandbox.useEnv({ AWS_ENDPOINT_URL_SSM: server.url });
+  try {
+    await body();
+  } finally {
+    restore();
+    await server.close();
+  }
+}
 
 describe("the same request as the SDK client", () => {
   it("sends the body the SDK's own clients send for the same input, to the same operation", async () => {
