@@ -20,7 +20,7 @@ import {
 } from "../lambda/adapters/github";
 import { forgetSecrets } from "../lambda/adapters/secrets";
 import { type Sandbox, startSandbox } from "./sandbox";
-import { type GitHubFake, githubErrors, startGitHubFake } from "./sandbox/github";
+import { failNextOrgJitConfigs, type GitHubFake, githubErrors, startGitHubFake } from "./sandbox/github";
 
 let sandbox: Sandbox;
 let dotcom: GitHubFake;
@@ -135,22 +135,7 @@ describe("generateJitConfig", () => {
 
   it("retries a 5xx and a secondary rate limit, registering once", async () => {
     const gh = await githubForInstallation(dotcom.installationId);
-    sandbox.faults.fail(
-      "github",
-      "actions/generate-runner-jitconfig-for-org",
-      githubErrors.serverError(502),
-      {
-        times: 1,
-      },
-    );
-    sandbox.faults.fail(
-      "github",
-      "actions/generate-runner-jitconfig-for-org",
-      githubErrors.secondaryRateLimit(1),
-      {
-        times: 1,
-      },
-    );
+    failNextOrgJitConfigs(sandbox.faults, githubErrors.serverError(502), githubErrors.secondaryRateLimit(1));
     const calls = sandbox.callsTo("github", "actions/generate-runner-jitconfig-for-org").length;
     const jit = await generateJitConfig(gh, scopeFor(orgJob(dotcom)), {
       name: "test-i-0retry",

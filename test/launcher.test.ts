@@ -20,7 +20,7 @@ import type { JobRecord } from "../lambda/shared/job";
 import type { LabelConfig } from "../lambda/shared/label-config";
 import { CONFIG_PATH, KEY_PARAM, linuxConfig, ROLE_ID } from "./lifecycle-support";
 import { EC2_THROTTLE, type Sandbox, type SandboxQueue, startSandbox } from "./sandbox";
-import { type GitHubFake, githubErrors, startGitHubFake } from "./sandbox/github";
+import { failNextOrgJitConfigs, type GitHubFake, githubErrors, startGitHubFake } from "./sandbox/github";
 
 type Handler = (event: { Records: SQSRecord[] }) => Promise<SQSBatchResponse>;
 
@@ -534,22 +534,7 @@ describe("throttling and retries", () => {
   });
 
   it("retries GitHub 5xx and secondary rate limits within the invocation", async () => {
-    sandbox.faults.fail(
-      "github",
-      "actions/generate-runner-jitconfig-for-org",
-      githubErrors.serverError(502),
-      {
-        times: 1,
-      },
-    );
-    sandbox.faults.fail(
-      "github",
-      "actions/generate-runner-jitconfig-for-org",
-      githubErrors.secondaryRateLimit(1),
-      {
-        times: 1,
-      },
-    );
+    failNextOrgJitConfigs(sandbox.faults, githubErrors.serverError(502), githubErrors.secondaryRateLimit(1));
     const jobs = await seedJobs(2);
     expect((await runLauncher()).response.batchItemFailures).toEqual([]);
     expect((await jobsOf(jobs)).map((j) => j?.state)).toEqual(["launched", "launched"]);

@@ -359,8 +359,9 @@ describe("missed webhooks", () => {
 });
 
 describe("re-run on interruption", () => {
-  it("re-runs a job an interruption failed, once, and sends the next attempt to on-demand", async () => {
-    const job = await seed(
+  /** A spot job that failed after its instance was interrupted, as GitHub and the ledger both say. */
+  const seedSpotJobAnInterruptionFailed = () =>
+    seed(
       {
         state: "completed",
         conclusion: "failure",
@@ -370,6 +371,9 @@ describe("re-run on interruption", () => {
       },
       { status: "completed", conclusion: "failure" },
     );
+
+  it("re-runs a job an interruption failed, once, and sends the next attempt to on-demand", async () => {
+    const job = await seedSpotJobAnInterruptionFailed();
     const first = await reconciler.reconcile();
     expect(first.rerun).toBe(1);
     expect(world.github.state.reruns.map((r) => String(r.jobId))).toEqual([job.jobId]);
@@ -383,16 +387,7 @@ describe("re-run on interruption", () => {
   });
 
   it("tries again on the next run when GitHub refused the re-run", async () => {
-    const job = await seed(
-      {
-        state: "completed",
-        conclusion: "failure",
-        interruptedAt: ago(3 * MIN),
-        market: "spot",
-        completedAt: ago(MIN),
-      },
-      { status: "completed", conclusion: "failure" },
-    );
+    const job = await seedSpotJobAnInterruptionFailed();
     world.sandbox.faults.fail(
       "github",
       "actions/re-run-job-for-workflow-run",

@@ -67,6 +67,13 @@ export const githubErrors = {
   },
 } as const;
 
+/** Fails the next organization JIT registrations, one per error, in this order. */
+export function failNextOrgJitConfigs(faults: Faults, ...errors: FaultError[]): void {
+  for (const error of errors) {
+    faults.fail(SERVICE, "actions/generate-runner-jitconfig-for-org", error, { times: 1 });
+  }
+}
+
 const SECONDARY_RATE_LIMIT_MESSAGE =
   "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. " +
   "If you reach out to GitHub Support for help, please include the request ID ";
