@@ -13,9 +13,8 @@
 import type { EventBridgeEvent } from "aws-lambda";
 import { terminateInstances } from "./adapters/ec2";
 import { deleteHandoff } from "./adapters/handoff";
-import { markJobEnqueued } from "./adapters/jobs-table";
-import { enqueueLaunches } from "./adapters/launch-queue";
 import {
+  enqueueReleased,
   jobsOnInstance,
   recordSpotInterruption,
   releaseToQueue,
@@ -145,8 +144,7 @@ async function applyDecision(
   });
   if (decision.terminate) await terminateInstances([instanceId]);
   if (!released) return { ...base, applied: false };
-  await enqueueLaunches([{ jobId: released.jobId, configName: released.configName }]);
-  await markJobEnqueued(released.jobId, { now });
+  await enqueueReleased(released, now);
   metrics.addMetric("JobsRelaunched", MetricUnit.Count, 1);
   return { ...base, applied: true };
 }

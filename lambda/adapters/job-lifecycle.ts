@@ -8,11 +8,11 @@
  * the label configs; the webhook needs neither).
  */
 import { decideInProgress } from "../core/lifecycle";
+import { instanceIdFromRunnerName } from "../core/reconcile";
 import { logger, MetricUnit, metrics } from "../shared/observability";
 import { settings } from "../shared/settings";
-import { markJobEnqueued, updateJobFields } from "./jobs-table";
-import { enqueueLaunches } from "./launch-queue";
-import { jobsOnInstance, releaseToQueue } from "./lifecycle-store";
+import { updateJobFields } from "./jobs-table";
+import { enqueueReleased, jobsOnInstance, releaseToQueue } from "./lifecycle-store";
 
 /**
  * After `in_progress` for `jobId` on `runnerName` was recorded. Returns the jobs relaunched. Safe to
@@ -23,21 +23,13 @@ export async function afterInProgress(
   now = new Date(),
 ): Promise<string[]> {
   if (!args.runnerName) return [];
-  const stackName = settings().stackName;
-  const probe = decideInProgress({
-    stackName,
-    jobId: args.jobId,
-    runnerName: args.runnerName,
-    onInstance: [],
-  });
-  if (!probe.instanceId) return []; // not one of this stack's runners
-  const instanceId = probe.instanceId;
-  const onInstance = await jobsOnInstance(instanceId);
+  const instanceId = instanceIdFromRunnerName(settings().stackName, args.runnerName);
+  if (!instanceId) return []; // not one of this stack's runners
   const decision = decideInProgress({
-    stackName,
+    stackName: settings().stackName,
     jobId: args.jobId,
     runnerName: args.runnerName,
-    onInstance,
+    onInstance: await jobsOnInstance(instanceId),
   });
   // Point the job at the instance its runner runs on (whatever state it reached: completed jobs too,
   // so the reconciler can tell when that instance outlived its job).
@@ -51,8 +43,7 @@ export async function afterInProgress(
       now,
     });
     if (!job) continue;
-    await enqueueLaunches([{ jobId: job.jobId, configName: job.configName }]);
-    await markJobEnqueued(job.jobId, { now });
+    await enqueueReleased(job, now);
     relaunched.push(job.jobId);
     metrics.addMetric("RunnersStolen", MetricUnit.Count, 1);
     logger.info("runner taken by another job: relaunched", {

@@ -19,7 +19,8 @@ import { type JobRecord, type JobState, type Market, TERMINAL_STATES } from "../
 import type { LabelConfig } from "../shared/label-config";
 import { type GitHubWebhook, settings, webhookOwner } from "../shared/settings";
 import { dynamodb, isConditionalCheckFailed } from "./dynamodb";
-import { type ActiveJob, conditionalJobUpdate, expiryFor, queryAll } from "./jobs-table";
+import { type ActiveJob, conditionalJobUpdate, expiryFor, markJobEnqueued, queryAll } from "./jobs-table";
+import { enqueueLaunches } from "./launch-queue";
 
 const marshallOptions = { removeUndefinedValues: true, convertClassInstanceToMap: false };
 
@@ -84,6 +85,12 @@ export function releaseToQueue(
     now: args.now,
     table: args.table,
   });
+}
+
+/** Sends the launch message of a job `releaseToQueue` released, then marks it sent. */
+export async function enqueueReleased(job: JobRecord, now: Date): Promise<void> {
+  await enqueueLaunches([{ jobId: job.jobId, configName: job.configName }]);
+  await markJobEnqueued(job.jobId, { now });
 }
 
 /** Every job the ledger maps to `instanceId` (byInstance index; a stolen runner maps two). */
