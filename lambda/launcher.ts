@@ -69,7 +69,7 @@ import {
   runnerNameFor,
   withRecentClaims,
 } from "./core/fleet";
-import type { JobRecord, LaunchMessage, Market } from "./shared/job";
+import { type JobRecord, type LaunchMessage, type Market, queuedSince } from "./shared/job";
 import type { LabelConfig } from "./shared/label-config";
 import { logger, MetricUnit, metrics } from "./shared/observability";
 import { settings } from "./shared/settings";
@@ -252,9 +252,12 @@ async function launchBatch(records: SQSRecord[], outcomes: Map<string, Outcome>)
         // settled yet, so the retry can claim them again.
         logger.error("launch failed", { config: config.name, error: String(error) });
         const unsettled = group.filter((c) => !outcomes.has(c.record.messageId));
-        await pMap(unsettled, (c) => releaseForRetry(c, `launch failed: ${String(error)}`, 30, outcomes), {
-          concurrency: IO_CONCURRENCY,
-        });
+        await pMap(
+          unsettled,
+          async (c) =>
+            outcomes.set(c.record.messageId, await releaseForRetry(c, `launch failed: ${String(error)}`, 30)),
+          { concurrency: IO_CONCURRENCY },
+        );
       }
     }),
   );
@@ -285,10 +288,6 @@ function activeCounts(active: { configName: string }[]): Map<string, number> {
   const counts = new Map<string, number>();
   for (const job of active) counts.set(job.configName, (counts.get(job.configName) ?? 0) + 1);
   return counts;
-}
-
-function queuedSince(job: JobRecord): string {
-  return job.queuedAt ?? job.createdAt;
 }
 
 /** Settles a message that must not launch (undefined: it may). */
@@ -477,9 +476,9 @@ async function launchOnMarket(
   try {
     const fleet = await createFleet(request);
     instances = await withZones(fleet.instances);
+    const errorCodes = fleet.errors.map((e) => e.code);
     if (instances.length < jobs.length) {
-      const codes = fleet.errors.map((e) => e.code);
-      failure = { class: classifyFleetErrors(codes), detail: summarize(codes) };
+      failure = { class: classifyFleetErrors(errorCodes), detail: summarize(errorCodes) };
     }
     logger.info("fleet", {
       config: config.name,
@@ -487,7 +486,7 @@ async function launchOnMarket(
       asked: jobs.length,
       got: instances.length,
       fleetId: fleet.fleetId,
-      errors: summarize(codes(fleet.errors)),
+      errors: summarize(errorCodes),
     });
   } catch (error) {
     const code = ec2ErrorCode(error) ?? "Unknown";
@@ -562,10 +561,6 @@ async function withZones(instances: LaunchedInstance[]): Promise<LaunchedInstanc
   return instances.map((i) => (i.availabilityZone ? i : { ...i, availabilityZone: zones.get(i.instanceId) }));
 }
 
-function codes(errors: { code: string }[]): string[] {
-  return errors.map((e) => e.code);
-}
-
 /** `InsufficientInstanceCapacity ×6, Unsupported` */
 function summarize(list: string[]): string {
   const counts = new Map<string, number>();
@@ -603,7 +598,10 @@ async function applyStep(
     outcomes.set(c.record.messageId, DONE);
     return undefined;
   }
-  await releaseForRetry(c, step.reason, step.delaySeconds, outcomes, step.countSpotFailure);
+  outcomes.set(
+    c.record.messageId,
+    await releaseForRetry(c, step.reason, step.delaySeconds, step.countSpotFailure),
+  );
   return undefined;
 }
 
@@ -612,9 +610,8 @@ async function releaseForRetry(
   c: Candidate,
   reason: string,
   delaySeconds: number,
-  outcomes: Map<string, Outcome>,
   countSpotFailure = false,
-): Promise<void> {
+): Promise<Outcome> {
   try {
     await transitionJob(c.job.jobId, "queued", {
       set: { reason },
@@ -625,7 +622,7 @@ async function releaseForRetry(
     // Still launching: the reconciler releases it after the launching timeout.
     logger.error("could not release a job", { jobId: c.job.jobId, error: String(error) });
   }
-  outcomes.set(c.record.messageId, { kind: "retry", delaySeconds });
+  return { kind: "retry", delaySeconds };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -713,7 +710,7 @@ async function registerInstance(
   metrics.addMetric("JobsLaunched", MetricUnit.Count, 1);
   // Queued (recorded by the webhook) to JIT config handed off: what a workflow author waits for,
   // less the instance's boot. The dashboard shows its p50/p95.
-  const queuedAt = Date.parse(c.job.queuedAt ?? c.job.createdAt);
+  const queuedAt = Date.parse(queuedSince(c.job));
   if (Number.isFinite(queuedAt)) {
     metrics.addMetric("LaunchLatency", MetricUnit.Milliseconds, Math.max(0, Date.now() - queuedAt));
   }
@@ -744,10 +741,8 @@ async function registerRunner(
   }
 }
 
-async function releaseAfterRegistrationFailure(c: Candidate, reason: string): Promise<Outcome> {
-  const outcomes = new Map<string, Outcome>();
-  await releaseForRetry(c, reason, backoffSeconds(c.job.attempts ?? 1), outcomes);
-  return outcomes.get(c.record.messageId) ?? { kind: "retry", delaySeconds: 30 };
+function releaseAfterRegistrationFailure(c: Candidate, reason: string): Promise<Outcome> {
+  return releaseForRetry(c, reason, backoffSeconds(c.job.attempts ?? 1));
 }
 
 async function terminateQuietly(instanceIds: string[], why: string): Promise<void> {

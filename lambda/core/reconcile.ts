@@ -6,7 +6,7 @@
  * an action whose premise no longer holds fails its condition and is skipped.
  */
 import type { JobRecord, JobState } from "../shared/job";
-import { isTerminal } from "../shared/job";
+import { isTerminal, queuedSince } from "../shared/job";
 
 /** An EC2 instance carrying the stack tag, as DescribeInstances reports it. */
 export interface StackInstance {
@@ -126,11 +126,6 @@ const seconds = (from: string | undefined, now: Date): number =>
   from ? (now.getTime() - Date.parse(from)) / 1000 : Number.POSITIVE_INFINITY;
 
 const minutes = (s: number) => `${Math.round(s / 60)} min`;
-
-/** When the job entered the queue (the queue timeout counts from here). */
-function queuedSince(job: JobRecord): string {
-  return job.queuedAt ?? job.createdAt;
-}
 
 export function planReconcile(input: ReconcileInput): ReconcilePlan {
   const { policy: p, now } = input;

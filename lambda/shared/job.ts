@@ -34,10 +34,6 @@ export const ALLOWED_FROM: Record<JobState, readonly JobState[]> = {
   "timed-out": ["queued", "launching", "launched", "running", "interrupted"],
 };
 
-export function canTransition(from: JobState, to: JobState): boolean {
-  return ALLOWED_FROM[to].includes(from);
-}
-
 export function isTerminal(state: JobState): boolean {
   return TERMINAL_STATES.includes(state);
 }
@@ -93,6 +89,11 @@ export interface JobRecord {
   startedAt?: string;
   completedAt?: string;
   interruptedAt?: string;
+}
+
+/** When the job entered the queue (the queue timeout counts from here). */
+export function queuedSince(job: Pick<JobRecord, "queuedAt" | "createdAt">): string {
+  return job.queuedAt ?? job.createdAt;
 }
 
 /** The SQS launch queue message: ids only; the job item is the source of truth. */
