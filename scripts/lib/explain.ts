@@ -5,8 +5,18 @@
  */
 import { initialMarket } from "../../lambda/core/fleet";
 import type { HandoffReport } from "../../lambda/core/reconcile";
-import { ACTIVE_STATES, JOB_STATES, type JobRecord, type JobState } from "../../lambda/shared/job";
+import {
+  ACTIVE_STATES,
+  JOB_STATES,
+  type JobRecord,
+  type JobState,
+  queuedSince,
+} from "../../lambda/shared/job";
 import type { LabelConfig, SpotPolicy } from "../../lambda/shared/label-config";
+import { loadSettings } from "../../lambda/shared/settings";
+
+/** The reconciler's timings: the program leaves them at the reconciler's own defaults. */
+const reconciler = loadSettings({});
 
 export interface ConfigLimits {
   maxRunners: number;
@@ -20,10 +30,6 @@ export interface FleetLimits {
   queueTimeoutMinutes?: number;
   maxRuntimeMinutes?: number;
   idleTimeoutMinutes?: number;
-  /** After how long the reconciler re-sends a launch message nothing took (REQUEUE_AFTER_SECONDS, default 600). */
-  requeueAfterSeconds?: number;
-  /** How long the reconciler lets a job stay `launching` (its LAUNCHING_TIMEOUT_SECONDS, default 300). */
-  launchingTimeoutSeconds?: number;
   configs?: Record<string, ConfigLimits>;
   /** Jobs holding an instance now (launching, launched, running), in total and per config. */
   active?: { total: number; byConfig: Record<string, number> };
@@ -113,7 +119,7 @@ function queuedLines(job: JobRecord, now: Date, limits: FleetLimits): string[] {
   else if (!job.enqueuedAt) parts.push("no launch message sent yet (the reconciler re-sends a lost one)");
   else {
     const sent = secondsSince(job.enqueuedAt, now) ?? 0;
-    const requeueAfter = limits.requeueAfterSeconds ?? 600;
+    const requeueAfter = reconciler.requeueAfterSeconds;
     parts.push(
       sent > requeueAfter
         ? `its launch message was sent ${formatDuration(sent)} ago and nothing launched: the reconciler asks GitHub and sends it again`
@@ -123,9 +129,9 @@ function queuedLines(job: JobRecord, now: Date, limits: FleetLimits): string[] {
   if (attempts > 0) parts.push(plural(attempts, "launch attempt"));
   if (spotFailures > 0) parts.push(plural(spotFailures, "spot failure"));
   parts.push(nextLaunch(job, limits.configs?.[job.configName]));
-  const lines = [`queued ${since(job.queuedAt ?? job.createdAt, now)}: ${parts.join("; ")}`];
+  const lines = [`queued ${since(queuedSince(job), now)}: ${parts.join("; ")}`];
   lines.push(capacityLine(job, limits));
-  const waited = secondsSince(job.queuedAt ?? job.createdAt, now);
+  const waited = secondsSince(queuedSince(job), now);
   if (limits.queueTimeoutMinutes !== undefined && waited !== undefined) {
     const left = limits.queueTimeoutMinutes * 60 - waited;
     lines.push(
@@ -180,7 +186,7 @@ export function explainJob(
       lines.push(
         `launching ${since(job.launchingAt ?? job.updatedAt, now)}${attempt}: a launcher is creating its instance`,
       );
-      const timeout = limits.launchingTimeoutSeconds ?? 300;
+      const timeout = reconciler.launchingTimeoutSeconds;
       const s = secondsSince(job.launchingAt ?? job.updatedAt, now);
       if (s !== undefined && s > timeout) {
         lines.push(
@@ -305,7 +311,7 @@ export function fleetReport(
   });
   const waiting = jobs
     .filter((j) => j.state === "queued" || j.state === "launching")
-    .map((j) => line(j, j.queuedAt ?? j.createdAt, explainJob(j, now, withActive)[1]!))
+    .map((j) => line(j, queuedSince(j), explainJob(j, now, withActive)[1]!))
     .sort((a, b) => b.ageSeconds - a.ageSeconds)
     .slice(0, top);
   const recentFailures = jobs
