@@ -45,6 +45,7 @@ import {
   transitionIf,
   writeRedeliveryState,
 } from "./adapters/lifecycle-store";
+import { isStackRunner, LIVE_INSTANCE_STATES } from "./core/cleanup";
 import { ENQUEUE_CLAIM_SECONDS } from "./core/intake";
 import { decideRetryOnInterruption } from "./core/lifecycle";
 import { type GithubRunner, planReconcile, type ReconcileAction, type StackInstance } from "./core/reconcile";
@@ -148,9 +149,8 @@ export async function reconcile(
   ]);
   // Terminal jobs matter only for instances still up: "its job completed, the instance did not stop".
   const held = new Set(jobs.map((j) => j.instanceId).filter(Boolean));
-  const unheld = (instances ?? []).filter(
-    (i) => !held.has(i.instanceId) && (i.state === "running" || i.state === "pending"),
-  );
+  const alive = instances?.filter((i) => i.state === "running" || i.state === "pending");
+  const unheld = (alive ?? []).filter((i) => !held.has(i.instanceId));
   // Offline runners are harmless for a few minutes: list them every few runs (GitHub rate limits).
   const sweepRunners =
     options.sweepRunners ?? Math.floor(now.getTime() / 60_000) % RUNNER_SWEEP_MINUTES === 0;
@@ -165,7 +165,7 @@ export async function reconcile(
       : undefined,
   ]);
   for (const job of finished) if (job) jobs.push(job);
-  report.instances = instances?.filter((i) => i.state === "pending" || i.state === "running").length;
+  report.instances = alive?.length;
 
   const plan = planReconcile({
     jobs,
@@ -256,14 +256,7 @@ export async function reconcile(
 
 async function readInstances(stackName: string): Promise<StackInstance[]> {
   // Terminated instances stay listed for about an hour: that is how a launched job learns its instance died.
-  const all = await describeRunnerInstances(stackName, [
-    "pending",
-    "running",
-    "shutting-down",
-    "terminated",
-    "stopping",
-    "stopped",
-  ]);
+  const all = await describeRunnerInstances(stackName, [...LIVE_INSTANCE_STATES, "terminated"]);
   return all.map((i) => ({
     instanceId: i.instanceId,
     state: i.state ?? "unknown",
@@ -293,7 +286,7 @@ async function readRunners(scopes: { scope: RunnerScope; installationId?: number
   for (const { scope, installationId } of scopes) {
     const gh = await githubForInstallation(installationId);
     for (const runner of await listRunners(gh, scope)) {
-      if (!runner.name.startsWith(`${stackName}-`)) continue;
+      if (!isStackRunner(runner.name, stackName)) continue;
       list.push(runner);
       scopeOf.set(runner.id, { gh, scope });
     }

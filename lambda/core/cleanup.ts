@@ -3,7 +3,7 @@
  * started, the runners they registered, and the AMIs (and their snapshots) the image pipeline built.
  * Pure decisions over what the adapters list; the janitor Lambda (lambda/janitor.ts) applies them.
  */
-import { runnerNameFor } from "./fleet";
+import { instanceIdFromRunnerName } from "./reconcile";
 
 /** The janitor's invocation input (aws.lambda.Invocation `input`, non-secret). */
 export interface CleanupRequest {
@@ -47,8 +47,7 @@ export function readInvocation(event: unknown): { action: LifecycleAction; reque
 
 /** Whether a runner registration is one of this stack's (named `<stack>-<instance id>`). */
 export function isStackRunner(runnerName: string, stackName: string): boolean {
-  const prefix = runnerNameFor(stackName, "");
-  return runnerName.startsWith(prefix) && /^i-[0-9a-f]{8,17}$/.test(runnerName.slice(prefix.length));
+  return instanceIdFromRunnerName(stackName, runnerName) !== undefined;
 }
 
 export type CleanupScope = { kind: "org"; org: string } | { kind: "repo"; owner: string; repo: string };

@@ -113,6 +113,7 @@ const HOLDING: readonly JobState[] = ["launching", "launched", "running", "inter
 
 /** The instance id in a runner name of this stack (fleet.ts runnerNameFor), or undefined for any other runner. */
 export function instanceIdFromRunnerName(stackName: string, runnerName: string): string | undefined {
+  // Spelled here, not through fleet.ts runnerNameFor: the webhook's bundle stays free of fleet.ts.
   const prefix = `${stackName}-`;
   if (!runnerName.startsWith(prefix)) return undefined;
   const rest = runnerName.slice(prefix.length);
