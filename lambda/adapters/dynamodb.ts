@@ -38,3 +38,13 @@ export const dynamodb = jsonService<DynamoDBOperations>({
 export function isConditionalCheckFailed(error: unknown): boolean {
   return isServiceError(error, "ConditionalCheckFailedException");
 }
+
+/** A conditional write's answer, or undefined when its condition did not hold; other errors throw. */
+export async function unlessConditionFailed<T>(write: Promise<T>): Promise<T | undefined> {
+  try {
+    return await write;
+  } catch (error) {
+    if (isConditionalCheckFailed(error)) return undefined;
+    throw error;
+  }
+}

@@ -26,7 +26,7 @@
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import { logger } from "../shared/observability";
 import { settings } from "../shared/settings";
-import { dynamodb, isConditionalCheckFailed } from "./dynamodb";
+import { dynamodb, unlessConditionFailed } from "./dynamodb";
 
 /** The bucket's key in the jobs table (see lifecycle-store.ts RESERVED_KEYS for the others). */
 export const GITHUB_BUDGET_KEY = "#github#jit-budget";
@@ -107,19 +107,16 @@ async function moveBucket(table: string, count: number, now: number, perMinute: 
     update = "SET emptyAt = emptyAt + :move, expiresAt = :expires";
     condition = "emptyAt <= :latest AND emptyAt >= :earliest";
   }
-  try {
-    await dynamodb("UpdateItem", {
+  const moved = await unlessConditionFailed(
+    dynamodb("UpdateItem", {
       TableName: table,
       Key: marshall({ jobId: GITHUB_BUDGET_KEY }),
       UpdateExpression: update,
       ConditionExpression: condition,
       ExpressionAttributeValues: marshall(values),
-    });
-    return true;
-  } catch (error) {
-    if (isConditionalCheckFailed(error)) return false;
-    throw error;
-  }
+    }),
+  );
+  return moved !== undefined;
 }
 
 /**
@@ -198,18 +195,20 @@ export async function returnGitHubTokens(
  */
 export async function holdGitHubWrites(until: number, options: BudgetOptions = {}): Promise<void> {
   try {
-    await dynamodb("UpdateItem", {
-      TableName: options.table ?? settings().jobsTable,
-      Key: marshall({ jobId: GITHUB_BUDGET_KEY }),
-      UpdateExpression: "SET holdUntil = :until, expiresAt = :expires",
-      ConditionExpression: "attribute_not_exists(holdUntil) OR holdUntil < :until",
-      ExpressionAttributeValues: marshall({
-        ":until": until,
-        ":expires": Math.floor(until / 1000) + KEEP_SECONDS,
+    // A later hold already recorded: nothing to do.
+    await unlessConditionFailed(
+      dynamodb("UpdateItem", {
+        TableName: options.table ?? settings().jobsTable,
+        Key: marshall({ jobId: GITHUB_BUDGET_KEY }),
+        UpdateExpression: "SET holdUntil = :until, expiresAt = :expires",
+        ConditionExpression: "attribute_not_exists(holdUntil) OR holdUntil < :until",
+        ExpressionAttributeValues: marshall({
+          ":until": until,
+          ":expires": Math.floor(until / 1000) + KEEP_SECONDS,
+        }),
       }),
-    });
+    );
   } catch (error) {
-    if (isConditionalCheckFailed(error)) return;
     logger.warn("could not record GitHub's hold for the other launchers", { error: String(error) });
   }
 }

@@ -8,7 +8,7 @@ import type { QueryInput } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import { ACTIVE_STATES, ALLOWED_FROM, type JobRecord, type JobState } from "../shared/job";
 import { settings } from "../shared/settings";
-import { dynamodb, isConditionalCheckFailed } from "./dynamodb";
+import { dynamodb, unlessConditionFailed } from "./dynamodb";
 
 const marshallOptions = { removeUndefinedValues: true, convertClassInstanceToMap: false };
 
@@ -19,17 +19,14 @@ export function expiryFor(now: Date, ttlDays = settings().jobTtlDays): number {
 
 /** Creates the job item unless one with this id exists. Returns false for a duplicate. */
 export async function createJob(job: JobRecord, table = settings().jobsTable): Promise<boolean> {
-  try {
-    await dynamodb("PutItem", {
+  const created = await unlessConditionFailed(
+    dynamodb("PutItem", {
       TableName: table,
       Item: marshall(job, marshallOptions),
       ConditionExpression: "attribute_not_exists(jobId)",
-    });
-    return true;
-  } catch (error) {
-    if (isConditionalCheckFailed(error)) return false;
-    throw error;
-  }
+    }),
+  );
+  return created !== undefined;
 }
 
 export async function getJob(jobId: string, table = settings().jobsTable): Promise<JobRecord | undefined> {
@@ -150,8 +147,8 @@ export async function conditionalJobUpdate(
   ]
     .filter(Boolean)
     .join(" ");
-  try {
-    const { Attributes } = await dynamodb("UpdateItem", {
+  const updated = await unlessConditionFailed(
+    dynamodb("UpdateItem", {
       TableName: options.table ?? settings().jobsTable,
       Key: marshall({ jobId }),
       UpdateExpression: expression,
@@ -159,12 +156,9 @@ export async function conditionalJobUpdate(
       ExpressionAttributeNames: names,
       ExpressionAttributeValues: marshall(values, marshallOptions),
       ReturnValues: "ALL_NEW",
-    });
-    return Attributes ? (unmarshall(Attributes) as JobRecord) : undefined;
-  } catch (error) {
-    if (isConditionalCheckFailed(error)) return undefined;
-    throw error;
-  }
+    }),
+  );
+  return updated?.Attributes ? (unmarshall(updated.Attributes) as JobRecord) : undefined;
 }
 
 /** Every item of a Query, page by page, up to `limit` items. */
@@ -233,8 +227,8 @@ export async function claimJobEnqueue(
   jobId: string,
   options: { now: Date; staleBefore: Date; table?: string },
 ): Promise<boolean> {
-  try {
-    await dynamodb("UpdateItem", {
+  const claimed = await unlessConditionFailed(
+    dynamodb("UpdateItem", {
       TableName: options.table ?? settings().jobsTable,
       Key: marshall({ jobId }),
       UpdateExpression: "SET #claim = :now",
@@ -251,12 +245,9 @@ export async function claimJobEnqueue(
         ":now": options.now.toISOString(),
         ":stale": options.staleBefore.toISOString(),
       }),
-    });
-    return true;
-  } catch (error) {
-    if (isConditionalCheckFailed(error)) return false;
-    throw error;
-  }
+    }),
+  );
+  return claimed !== undefined;
 }
 
 /** Records that the job's launch message was sent (ends the claim), whatever state the job is in by now. */

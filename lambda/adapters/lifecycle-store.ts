@@ -18,7 +18,7 @@ import type { RedeliveryState } from "../core/redelivery";
 import { type JobRecord, type JobState, type Market, TERMINAL_STATES } from "../shared/job";
 import type { LabelConfig } from "../shared/label-config";
 import { type GitHubWebhook, settings, webhookOwner } from "../shared/settings";
-import { dynamodb, isConditionalCheckFailed } from "./dynamodb";
+import { dynamodb, unlessConditionFailed } from "./dynamodb";
 import { type ActiveJob, conditionalJobUpdate, expiryFor, markJobEnqueued, queryAll } from "./jobs-table";
 import { enqueueLaunches } from "./launch-queue";
 
@@ -179,18 +179,15 @@ async function putReserved(
   replaceIf?: string,
 ): Promise<boolean> {
   const create = replaceIf ? `attribute_not_exists(jobId) OR ${replaceIf}` : "attribute_not_exists(jobId)";
-  try {
-    await dynamodb("PutItem", {
+  const written = await unlessConditionFailed(
+    dynamodb("PutItem", {
       TableName: table,
       Item: marshall({ ...value, jobId: key, version: (version ?? 0) + 1, expiresAt }, marshallOptions),
       ConditionExpression: version === undefined ? create : "version = :v",
       ExpressionAttributeValues: version === undefined ? undefined : marshall({ ":v": version }),
-    });
-    return true;
-  } catch (error) {
-    if (isConditionalCheckFailed(error)) return false;
-    throw error;
-  }
+    }),
+  );
+  return written !== undefined;
 }
 
 export function getBreaker(
@@ -397,18 +394,16 @@ export async function registerClaims(
 export async function unregisterClaims(jobIds: string[], table = settings().jobsTable): Promise<void> {
   if (jobIds.length === 0) return;
   const names = Object.fromEntries(jobIds.map((jobId, i) => [`#c${i}`, `${CLAIM_PREFIX}${jobId}`]));
-  try {
-    await dynamodb("UpdateItem", {
+  await unlessConditionFailed(
+    dynamodb("UpdateItem", {
       TableName: table,
       Key: marshall({ jobId: RESERVED_KEYS.claims }),
       UpdateExpression: `REMOVE ${Object.keys(names).join(", ")}`,
       // Only an existing register: an update would otherwise create an item without an expiry.
       ConditionExpression: "attribute_exists(jobId)",
       ExpressionAttributeNames: names,
-    });
-  } catch (error) {
-    if (!isConditionalCheckFailed(error)) throw error;
-  }
+    }),
+  );
 }
 
 // ---- What the launcher asks ------------------------------------------------------------------------
