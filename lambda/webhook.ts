@@ -81,7 +81,7 @@ async function receive(event: APIGatewayProxyEventV2, headers: Record<string, st
     { event: headers["x-github-event"], deliveryId: headers["x-github-delivery"], body },
     { routes, requiredLabel: settings().requiredLabel, now: new Date() },
   );
-  const job = intake.kind === "launch" ? intake.job : "job" in intake ? intake.job : undefined;
+  const job = "job" in intake ? intake.job : undefined;
   if (job) logger.appendKeys({ jobId: job.jobId, repo: job.repo, configName: job.configName });
   return carryOut(intake);
 }

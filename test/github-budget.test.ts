@@ -7,12 +7,12 @@ import { GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
-  GITHUB_BUDGET_KEY,
   githubBurst,
   holdGitHubWrites,
   returnGitHubTokens,
   takeGitHubTokens,
 } from "../lambda/adapters/github-budget";
+import { RESERVED_KEYS } from "../lambda/adapters/lifecycle-store";
 import { type Sandbox, startSandbox } from "./sandbox";
 
 let sandbox: Sandbox;
@@ -35,7 +35,7 @@ beforeEach(() => sandbox.reset());
 
 async function bucketItem(): Promise<Record<string, unknown> | undefined> {
   const { Item } = await sandbox.dynamodb.client.send(
-    new GetItemCommand({ TableName: table, Key: marshall({ jobId: GITHUB_BUDGET_KEY }) }),
+    new GetItemCommand({ TableName: table, Key: marshall({ jobId: RESERVED_KEYS.githubBudget }) }),
   );
   return Item && unmarshall(Item);
 }

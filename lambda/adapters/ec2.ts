@@ -78,19 +78,13 @@ export interface RunnerInstance {
   instanceId: string;
   state?: string;
   launchTime?: Date;
-  instanceType?: string;
-  availabilityZone?: string;
   configName?: string;
-  tags: Record<string, string>;
 }
 
-/**
- * The stack's instances (tagged `runner-fleet:stack` = `stackName`) in the given states
- * (default: pending, running, stopping, stopped), all pages.
- */
+/** The stack's instances (tagged `runner-fleet:stack` = `stackName`) in the given states, all pages. */
 export async function describeRunnerInstances(
   stackName: string,
-  states: string[] = ["pending", "running", "stopping", "stopped"],
+  states: string[],
 ): Promise<RunnerInstance[]> {
   const filters: Filter[] = [
     { Name: `tag:${TAGS.stack}`, Values: [stackName] },
@@ -105,15 +99,11 @@ export async function describeRunnerInstances(
     for (const reservation of page.Reservations ?? []) {
       for (const instance of reservation.Instances ?? []) {
         if (!instance.InstanceId) continue;
-        const tags = Object.fromEntries((instance.Tags ?? []).map((t) => [t.Key ?? "", t.Value ?? ""]));
         instances.push({
           instanceId: instance.InstanceId,
           state: instance.State?.Name,
           launchTime: instance.LaunchTime,
-          instanceType: instance.InstanceType,
-          availabilityZone: instance.Placement?.AvailabilityZone,
-          configName: tags[TAGS.config],
-          tags,
+          configName: instance.Tags?.find((t) => t.Key === TAGS.config)?.Value,
         });
       }
     }

@@ -23,13 +23,11 @@
  * fails it reads again (a few times), and when it cannot write (a DynamoDB error) it grants none, so
  * the jobs wait in the queue rather than risk GitHub's secondary rate limits.
  */
-import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
+import { marshall } from "@aws-sdk/util-dynamodb";
 import { logger } from "../shared/observability";
 import { settings } from "../shared/settings";
 import { dynamodb, unlessConditionFailed } from "./dynamodb";
-
-/** The bucket's key in the jobs table (see lifecycle-store.ts RESERVED_KEYS for the others). */
-export const GITHUB_BUDGET_KEY = "#github#jit-budget";
+import { getReserved, RESERVED_KEYS } from "./lifecycle-store";
 
 /** Reads and writes of one take before it gives up (a failed condition: others took the tokens read). */
 const ATTEMPTS = 4;
@@ -74,13 +72,8 @@ function tokensAt(item: BucketItem | undefined, now: number, perMinute: number):
   return Math.min(burst, Math.max(0, ((now - item.emptyAt) * perMinute) / 60_000));
 }
 
-async function readBucket(table: string): Promise<BucketItem | undefined> {
-  const { Item } = await dynamodb("GetItem", {
-    TableName: table,
-    Key: marshall({ jobId: GITHUB_BUDGET_KEY }),
-    ConsistentRead: true,
-  });
-  return Item ? (unmarshall(Item) as BucketItem) : undefined;
+function readBucket(table: string): Promise<BucketItem | undefined> {
+  return getReserved<BucketItem>(RESERVED_KEYS.githubBudget, table);
 }
 
 /**
@@ -110,7 +103,7 @@ async function moveBucket(table: string, count: number, now: number, perMinute: 
   const moved = await unlessConditionFailed(
     dynamodb("UpdateItem", {
       TableName: table,
-      Key: marshall({ jobId: GITHUB_BUDGET_KEY }),
+      Key: marshall({ jobId: RESERVED_KEYS.githubBudget }),
       UpdateExpression: update,
       ConditionExpression: condition,
       ExpressionAttributeValues: marshall(values),
@@ -199,7 +192,7 @@ export async function holdGitHubWrites(until: number, options: BudgetOptions = {
     await unlessConditionFailed(
       dynamodb("UpdateItem", {
         TableName: options.table ?? settings().jobsTable,
-        Key: marshall({ jobId: GITHUB_BUDGET_KEY }),
+        Key: marshall({ jobId: RESERVED_KEYS.githubBudget }),
         UpdateExpression: "SET holdUntil = :until, expiresAt = :expires",
         ConditionExpression: "attribute_not_exists(holdUntil) OR holdUntil < :until",
         ExpressionAttributeValues: marshall({

@@ -10,7 +10,7 @@ import { ACTIVE_STATES, ALLOWED_FROM, type JobRecord, type JobState } from "../s
 import { settings } from "../shared/settings";
 import { dynamodb, unlessConditionFailed } from "./dynamodb";
 
-const marshallOptions = { removeUndefinedValues: true, convertClassInstanceToMap: false };
+export const marshallOptions = { removeUndefinedValues: true, convertClassInstanceToMap: false };
 
 /** Epoch seconds at which an item last changed at `now` expires. */
 export function expiryFor(now: Date, ttlDays = settings().jobTtlDays): number {

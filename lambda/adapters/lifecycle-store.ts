@@ -19,13 +19,20 @@ import { type JobRecord, type JobState, type Market, TERMINAL_STATES } from "../
 import type { LabelConfig } from "../shared/label-config";
 import { type GitHubWebhook, settings, webhookOwner } from "../shared/settings";
 import { dynamodb, unlessConditionFailed } from "./dynamodb";
-import { type ActiveJob, conditionalJobUpdate, expiryFor, markJobEnqueued, queryAll } from "./jobs-table";
+import {
+  type ActiveJob,
+  conditionalJobUpdate,
+  expiryFor,
+  markJobEnqueued,
+  marshallOptions,
+  queryAll,
+} from "./jobs-table";
 import { enqueueLaunches } from "./launch-queue";
-
-const marshallOptions = { removeUndefinedValues: true, convertClassInstanceToMap: false };
 
 export const RESERVED_KEYS = {
   claims: "#launcher#recent-claims",
+  /** The launchers' shared GitHub registration budget (github-budget.ts). */
+  githubBudget: "#github#jit-budget",
   breaker: (configName: string) => `#spot-breaker#${configName}`,
   retry: (repo: string, runId: number) => `#rerun-on-demand#${repo}#${runId}`,
   /** The App's webhook: "#reconciler#webhook-redelivery"; a token mode one: "…#<owner>[/<repo>]#<hook id>". */
@@ -157,7 +164,10 @@ export async function recentlyClosedJobScopes(
 
 // ---- Reserved items --------------------------------------------------------------------------------
 
-async function getReserved<T>(key: string, table: string): Promise<(T & { version?: number }) | undefined> {
+export async function getReserved<T>(
+  key: string,
+  table: string,
+): Promise<(T & { version?: number }) | undefined> {
   const { Item } = await dynamodb("GetItem", {
     TableName: table,
     Key: marshall({ jobId: key }),
@@ -284,13 +294,7 @@ export function writeRedeliveryState(
   now: Date,
   table = settings().jobsTable,
 ): Promise<boolean> {
-  return putReserved(
-    RESERVED_KEYS.redelivery(webhook),
-    state,
-    version,
-    Math.floor(now.getTime() / 1000) + 7 * 86_400,
-    table,
-  );
+  return putReserved(RESERVED_KEYS.redelivery(webhook), state, version, expiryFor(now, 7), table);
 }
 
 // ---- Hand-off reports ------------------------------------------------------------------------------
