@@ -500,20 +500,7 @@ async function redeliverFailedWebhooks(webhook: GitHubWebhook | undefined, now: 
   const { version, ...state } = stored ?? { version: undefined, pending: {} };
   const gh = webhook ? await githubForInstallation() : await githubApp();
   const failed = await listFailedDeliveries(gh, readSince(stored, now, policy), source);
-  const plan = planRedeliveries(
-    stored ? state : undefined,
-    failed.map((d) => ({
-      id: d.id,
-      guid: d.guid,
-      delivered_at: d.deliveredAt,
-      redelivery: d.redelivery,
-      status_code: d.statusCode,
-      event: d.event,
-      action: d.action,
-    })),
-    now,
-    policy,
-  );
+  const plan = planRedeliveries(stored ? state : undefined, failed, now, policy);
   // Save first: a crash after asking GitHub must not ask again at once.
   if (!(await writeRedeliveryState(webhook, plan.state, version, now))) return 0; // another run got there
   let sent = 0;

@@ -21,6 +21,7 @@ import { Octokit } from "@octokit/core";
 import { retry } from "@octokit/plugin-retry";
 import { throttling } from "@octokit/plugin-throttling";
 import Bottleneck from "bottleneck/light.js";
+import { delivered, type HookDelivery } from "../core/redelivery";
 import { logger } from "../shared/observability";
 import { type GitHubWebhook, settings } from "../shared/settings";
 import { readSecret } from "./secrets";
@@ -390,17 +391,6 @@ export function webhookSource(webhook?: GitHubWebhook): WebhookSource {
     : { kind: "org", org: webhook.owner, hookId: webhook.hookId };
 }
 
-export interface Delivery {
-  id: number;
-  guid: string;
-  deliveredAt: string;
-  redelivery: boolean;
-  status: string;
-  statusCode: number;
-  event: string;
-  action: string | null;
-}
-
 /** One page of a webhook's deliveries, newest first. */
 function deliveriesPage(gh: GitHub, source: WebhookSource, cursor: string | undefined) {
   const page = { per_page: 100, ...(cursor ? { cursor } : {}) };
@@ -432,8 +422,8 @@ export async function listFailedDeliveries(
   gh: GitHub,
   since: Date,
   source: WebhookSource = { kind: "app" },
-): Promise<Delivery[]> {
-  const all: Delivery[] = [];
+): Promise<HookDelivery[]> {
+  const all: HookDelivery[] = [];
   let cursor: string | undefined;
   for (;;) {
     const response = await deliveriesPage(gh, source, cursor);
@@ -446,10 +436,9 @@ export async function listFailedDeliveries(
       all.push({
         id: Number(d.id),
         guid: d.guid,
-        deliveredAt: d.delivered_at,
+        delivered_at: d.delivered_at,
         redelivery: d.redelivery,
-        status: d.status,
-        statusCode: d.status_code,
+        status_code: d.status_code,
         event: d.event,
         action: d.action,
       });
@@ -458,8 +447,8 @@ export async function listFailedDeliveries(
     cursor = next && decodeURIComponent(next);
     if (reachedSince || !cursor || response.data.length === 0) break;
   }
-  const succeeded = new Set(all.filter((d) => d.statusCode >= 200 && d.statusCode < 300).map((d) => d.guid));
-  return all.filter((d) => !(d.statusCode >= 200 && d.statusCode < 300) && !succeeded.has(d.guid));
+  const succeeded = new Set(all.filter(delivered).map((d) => d.guid));
+  return all.filter((d) => !delivered(d) && !succeeded.has(d.guid));
 }
 
 /** Asks GitHub to deliver a webhook delivery again. */

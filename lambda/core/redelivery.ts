@@ -48,7 +48,9 @@ export interface RedeliveryPolicy {
   maxPerRun: number;
 }
 
-const ok = (code: number) => code >= 200 && code < 300;
+/** Whether the delivery reached the endpoint (a 2xx answer). */
+export const delivered = (d: Pick<HookDelivery, "status_code">) =>
+  d.status_code >= 200 && d.status_code < 300;
 
 /** GitHub records a delivery (or our redelivery's result) within seconds; read this far behind to see it. */
 export const SETTLE_SECONDS = 60;
@@ -82,11 +84,8 @@ export function planRedeliveries(
   const jobEvents = deliveries
     .filter((d) => d.event === "workflow_job")
     .sort((a, b) => Date.parse(a.delivered_at) - Date.parse(b.delivered_at));
-  for (const d of jobEvents) {
-    if (ok(d.status_code)) {
-      delete pending[d.guid];
-      continue;
-    }
+  const failures = jobEvents.filter((d) => !delivered(d));
+  for (const d of failures) {
     const known = pending[d.guid];
     // A failed original or a failed redelivery (ours): remember the newest id to redeliver.
     if (!known || Date.parse(d.delivered_at) >= Date.parse(known.lastAt)) {
@@ -99,8 +98,8 @@ export function planRedeliveries(
     }
   }
   // A success seen at any point wins over failures read in the same batch.
-  for (const d of jobEvents) if (ok(d.status_code)) delete pending[d.guid];
-  const failing = new Set(jobEvents.filter((d) => !ok(d.status_code)).map((d) => d.guid));
+  for (const d of jobEvents) if (delivered(d)) delete pending[d.guid];
+  const failing = new Set(failures.map((d) => d.guid));
   for (const [guid, p] of Object.entries(pending)) {
     if (!failing.has(guid) && now.getTime() - Date.parse(p.lastAt) > SETTLE_SECONDS * 1000)
       delete pending[guid];
