@@ -445,6 +445,19 @@ describe("SQS", () => {
     expect(Date.now() - started).toBeLessThan(2_000);
   });
 
+  it("an inline batch fault without a condition fails every entry of the call, not the call", async () => {
+    const { url } = sandbox.createQueue("inline-batch");
+    const fault = { code: "InternalError", status: 500, inline: true };
+    sandbox.faults.fail("sqs", "SendMessageBatch", fault, { times: 1 });
+    const entries = [0, 1, 2].map((i) => ({ Id: String(i), MessageBody: `m${i}` }));
+    const first = await sqs.send(new SendMessageBatchCommand({ QueueUrl: url, Entries: entries }));
+    expect(first.Failed?.map((f) => f.Id)).toEqual(["0", "1", "2"]);
+    expect(first.Successful ?? []).toEqual([]);
+    // `times` counts calls: the next batch goes through.
+    const second = await sqs.send(new SendMessageBatchCommand({ QueueUrl: url, Entries: entries }));
+    expect(second.Successful?.map((e) => e.Id)).toEqual(["0", "1", "2"]);
+  });
+
   it("batches: limits, per-entry failures, batch delete, purge", async () => {
     const { url } = sandbox.createQueue("batch");
     const entries = Array.from({ length: 11 }, (_, i) => ({ Id: String(i), MessageBody: `m${i}` }));

@@ -17,7 +17,7 @@ import {
 import dynalite from "dynalite";
 import { HANDOFF_TABLE, JOBS_TABLE, type TableSchema } from "../../lambda/shared/tables";
 import type { FaultError, Faults } from "./faults";
-import { type Clock, type LocalServer, listen, readBody, send, sleep } from "./http";
+import { ApiError, type Clock, type LocalServer, listen, readBody, send, sleep } from "./http";
 
 const THROTTLE: FaultError = {
   code: "ThrottlingException",
@@ -69,13 +69,10 @@ export async function startDynamoFake({ faults, clock, region, credentials }: Dy
       { mutating: !/^(Get|BatchGet|Query|Scan|Describe|List)/.test(operation), throttleError: THROTTLE },
     );
     if (fault) {
-      const status = fault.status ?? STATUS[fault.code] ?? 400;
-      faults.record({ service: "dynamodb", operation, params, status, errorCode: fault.code });
-      const payload = {
-        __type: `com.amazonaws.dynamodb.v20120810#${fault.code}`,
-        message: fault.message ?? fault.code,
-      };
-      send(res, status, JSON.stringify(payload), {
+      const error = ApiError.fromFault(fault, STATUS);
+      faults.record({ service: "dynamodb", operation, params, status: error.status, errorCode: error.code });
+      const payload = { __type: `com.amazonaws.dynamodb.v20120810#${error.code}`, message: error.message };
+      send(res, error.status, JSON.stringify(payload), {
         "content-type": "application/x-amz-json-1.0",
         ...fault.headers,
       });

@@ -40,7 +40,7 @@ const STATE_CODES: Record<InstanceStateName, number> = {
 };
 
 /** Errors CreateFleet (instant) reports per launch template override in `errorSet`, not as HTTP errors. */
-export const FLEET_INLINE_CODES: ReadonlySet<string> = new Set([
+const FLEET_INLINE_CODES: ReadonlySet<string> = new Set([
   "InsufficientInstanceCapacity",
   "InsufficientCapacity",
   "UnfulfillableCapacity",
@@ -121,7 +121,7 @@ type QueryValue = string | QueryValue[] | { [key: string]: QueryValue };
 type QueryObject = { [key: string]: QueryValue };
 
 /** `A.1.B=x&A.1.C.2=y` → `{ A: [{ B: "x", C: [, "y"] }] }` (1-based indexes become array slots). */
-export function parseQuery(body: string): QueryObject {
+function parseQuery(body: string): QueryObject {
   const root: QueryObject = {};
   for (const [key, value] of new URLSearchParams(body)) {
     const path = key.split(".");
@@ -391,19 +391,28 @@ export async function startEc2Fake({ faults, clock, region, pendingMs = 0, shutd
     return refresh(instance);
   };
 
+  const imageById = (id: string): SandboxImage => {
+    const image = images.get(id);
+    if (!image) throw new ApiError("InvalidAMIID.NotFound", `The image id '[${id}]' does not exist`);
+    return image;
+  };
+
+  const snapshotById = (id: string): SandboxSnapshot => {
+    const snapshot = snapshots.get(id);
+    if (!snapshot) throw new ApiError("InvalidSnapshot.NotFound", `The snapshot '${id}' does not exist.`);
+    return snapshot;
+  };
+
   const taggable = (id: string): { tags: Record<string, string> } => {
-    const resource = id.startsWith("i-")
-      ? instances.get(id)
-      : id.startsWith("ami-")
-        ? images.get(id)
-        : snapshots.get(id);
-    if (resource) return resource;
-    if (id.startsWith("i-"))
-      throw new ApiError("InvalidInstanceID.NotFound", `The instance ID '${id}' does not exist`);
-    if (id.startsWith("ami-"))
-      throw new ApiError("InvalidAMIID.NotFound", `The image id '[${id}]' does not exist`);
-    if (id.startsWith("snap-"))
-      throw new ApiError("InvalidSnapshot.NotFound", `The snapshot '${id}' does not exist.`);
+    if (id.startsWith("i-")) {
+      // A plain lookup, not instanceById: no Malformed check, no state refresh.
+      const instance = instances.get(id);
+      if (!instance)
+        throw new ApiError("InvalidInstanceID.NotFound", `The instance ID '${id}' does not exist`);
+      return instance;
+    }
+    if (id.startsWith("ami-")) return imageById(id);
+    if (id.startsWith("snap-")) return snapshotById(id);
     throw new ApiError("InvalidID", `The ID '${id}' is not valid`);
   };
 
@@ -727,11 +736,7 @@ export async function startEc2Fake({ faults, clock, region, pendingMs = 0, shutd
     DescribeImages: (params) => {
       const owners = strings(params.Owner);
       const ids = strings(params.ImageId);
-      for (const id of ids) {
-        if (!images.has(id))
-          throw new ApiError("InvalidAMIID.NotFound", `The image id '[${id}]' does not exist`);
-      }
-      let selected = ids.length ? ids.map((id) => images.get(id)!) : [...images.values()];
+      let selected = ids.length ? ids.map(imageById) : [...images.values()];
       selected = selected.filter((image) => owned(owners, image.ownerId));
       selected = filterBy(selected, params.Filter, {
         ...TAG_FILTERS,
@@ -774,8 +779,7 @@ export async function startEc2Fake({ faults, clock, region, pendingMs = 0, shutd
 
     DeregisterImage: (params) => {
       const id = str(params.ImageId) ?? "";
-      const image = images.get(id);
-      if (!image) throw new ApiError("InvalidAMIID.NotFound", `The image id '[${id}]' does not exist`);
+      const image = imageById(id);
       images.delete(id);
       if (str(params.DeleteAssociatedSnapshots) === "true") {
         for (const snapshotId of image.snapshotIds) snapshots.delete(snapshotId);
@@ -786,11 +790,7 @@ export async function startEc2Fake({ faults, clock, region, pendingMs = 0, shutd
     DescribeSnapshots: (params) => {
       const owners = strings(params.Owner);
       const ids = strings(params.SnapshotId);
-      for (const id of ids) {
-        if (!snapshots.has(id))
-          throw new ApiError("InvalidSnapshot.NotFound", `The snapshot '${id}' does not exist.`);
-      }
-      let selected = ids.length ? ids.map((id) => snapshots.get(id)!) : [...snapshots.values()];
+      let selected = ids.length ? ids.map(snapshotById) : [...snapshots.values()];
       selected = selected.filter((snapshot) => owned(owners, snapshot.ownerId));
       selected = filterBy(selected, params.Filter, {
         ...TAG_FILTERS,
@@ -820,8 +820,7 @@ export async function startEc2Fake({ faults, clock, region, pendingMs = 0, shutd
 
     DeleteSnapshot: (params) => {
       const id = str(params.SnapshotId) ?? "";
-      if (!snapshots.has(id))
-        throw new ApiError("InvalidSnapshot.NotFound", `The snapshot '${id}' does not exist.`);
+      snapshotById(id);
       const user = [...images.values()].find((image) => image.snapshotIds.includes(id));
       if (user) {
         throw new ApiError(
@@ -858,10 +857,7 @@ export async function startEc2Fake({ faults, clock, region, pendingMs = 0, shutd
       throttleError: THROTTLE,
       inlineCodes: operation === "CreateFleet" ? FLEET_INLINE_CODES : undefined,
     });
-    if (fault) {
-      const status = fault.status ?? STATUS[fault.code] ?? 400;
-      return answerError(new ApiError(fault.code, fault.message ?? fault.code, status), fault.headers);
-    }
+    if (fault) return answerError(ApiError.fromFault(fault, STATUS), fault.headers);
     if (str(params.DryRun) === "true") {
       return answerError(
         new ApiError("DryRunOperation", "Request would have succeeded, but DryRun flag is set.", 412),

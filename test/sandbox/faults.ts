@@ -100,6 +100,17 @@ function matches(ruleOp: string, operation: string, mutating: boolean): boolean 
   return ruleOp === "*" || ruleOp === operation || (ruleOp === "mutating" && mutating);
 }
 
+/** Token-bucket refill: `rate` tokens per `periodMs` since `updatedAt`, up to `burst`; then `updatedAt = now`. */
+export function refill(
+  bucket: { burst: number; tokens: number; updatedAt: number },
+  now: number,
+  rate: number,
+  periodMs: number,
+): void {
+  bucket.tokens = Math.min(bucket.burst, bucket.tokens + ((now - bucket.updatedAt) / periodMs) * rate);
+  bucket.updatedAt = now;
+}
+
 export class Faults {
   readonly calls: CallRecord[] = [];
   private latencies: { service: ServiceName; operation: string; ms: number }[] = [];
@@ -178,13 +189,7 @@ export class Faults {
     const applicable = this.buckets.filter(
       (b) => b.service === service && matches(b.operation, operation, options.mutating),
     );
-    for (const bucket of applicable) {
-      bucket.tokens = Math.min(
-        bucket.burst,
-        bucket.tokens + ((now - bucket.updatedAt) / 1000) * bucket.perSecond,
-      );
-      bucket.updatedAt = now;
-    }
+    for (const bucket of applicable) refill(bucket, now, bucket.perSecond, 1000);
     const empty = applicable.find((b) => b.tokens < 1);
     if (empty) return empty.error ?? options.throttleError;
     for (const bucket of applicable) bucket.tokens -= 1;
@@ -214,7 +219,7 @@ export class Faults {
       for (const rule of this.failures) {
         if (rule.service !== request.service) continue;
         if (rule.remaining <= 0 && !fired.has(rule)) continue;
-        if (rule.operation !== "*" && rule.operation !== request.operation) continue;
+        if (!matches(rule.operation, request.operation, false)) continue;
         if (!this.isInline(rule.error, inlineCodes)) continue;
         if (rule.when && !rule.when({ ...request, part })) continue;
         if (!fired.has(rule)) {

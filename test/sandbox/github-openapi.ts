@@ -41,16 +41,12 @@ interface SpecOperation {
 
 export interface RoutedOperation {
   operationId: string;
-  method: string;
-  /** The spec's path template, e.g. `/orgs/{org}/actions/runners/{runner_id}`. */
-  template: string;
   pathParams: Record<string, string>;
 }
 
 interface IndexedOperation {
   operationId: string;
   method: string;
-  template: string;
   regex: RegExp;
   paramNames: string[];
   /** Literal segments: a literal beats a parameter (`generate-jitconfig` vs `{runner_id}`). */
@@ -98,10 +94,6 @@ export class GitHubOpenApi {
     for (const list of this.byMethod.values()) list.sort((a, b) => b.literalSegments - a.literalSegments);
   }
 
-  has(operationId: string): boolean {
-    return this.byId.has(operationId);
-  }
-
   route(method: string, path: string): RoutedOperation | undefined {
     for (const op of this.byMethod.get(method.toUpperCase()) ?? []) {
       const match = op.regex.exec(path);
@@ -110,7 +102,7 @@ export class GitHubOpenApi {
       op.paramNames.forEach((name, i) => {
         pathParams[name] = decodeURIComponent(match[i + 1]!);
       });
-      return { operationId: op.operationId, method: op.method, template: op.template, pathParams };
+      return { operationId: op.operationId, pathParams };
     }
     return undefined;
   }
@@ -221,12 +213,13 @@ function isEmptyObject(value: unknown): boolean {
 
 const METHODS = ["get", "put", "post", "delete", "patch", "head", "options"];
 
-function indexOperations(paths: Paths, keep: Set<string>) {
+/** `paths` holds only the operations to serve (see pickPaths). */
+function indexOperations(paths: Paths) {
   const operations: IndexedOperation[] = [];
   for (const [template, item] of Object.entries(paths)) {
     for (const method of METHODS) {
       const spec = item[method] as SpecOperation | undefined;
-      if (!spec || !keep.has(spec.operationId)) continue;
+      if (!spec) continue;
       const paramNames: string[] = [];
       const segments = template.split("/").slice(1);
       const pattern = segments
@@ -240,7 +233,6 @@ function indexOperations(paths: Paths, keep: Set<string>) {
       operations.push({
         operationId: spec.operationId,
         method: method.toUpperCase(),
-        template,
         regex: new RegExp(`^/${pattern}/?$`),
         paramNames,
         literalSegments: segments.length - paramNames.length,
@@ -315,7 +307,7 @@ export function loadGitHubOpenApi(flavour: GitHubFlavour, operationIds: readonly
   let pending = loading.get(key);
   if (!pending) {
     pending = readPaths(flavour, operationIds).then(
-      (paths) => new GitHubOpenApi(flavour, indexOperations(paths, new Set(operationIds))),
+      (paths) => new GitHubOpenApi(flavour, indexOperations(paths)),
     );
     pending.catch(() => loading.delete(key));
     loading.set(key, pending);

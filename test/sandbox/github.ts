@@ -22,7 +22,7 @@ import {
   verify,
 } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { type FaultError, Faults } from "./faults";
+import { type FaultError, Faults, refill } from "./faults";
 import { GHES_SPEC_VERSION, type GitHubFlavour, loadGitHubOpenApi, type Violation } from "./github-openapi";
 import {
   DEFAULT_PERMISSIONS,
@@ -61,9 +61,6 @@ export const githubErrors = {
   /** Primary rate limit exhausted (x-ratelimit-remaining: 0) until `resetInSeconds` from now. */
   rateLimited(resetInSeconds = 1): FaultError {
     return { code: "rate_limited", status: 403, headers: { "x-ratelimit-reset-in": String(resetInSeconds) } };
-  },
-  badCredentials(): FaultError {
-    return { code: "bad_credentials", status: 401, message: "Bad credentials" };
   },
 } as const;
 
@@ -276,9 +273,14 @@ function runnerBody(state: GitHubState, runner: Runner) {
   };
 }
 
+/** `per_page`: 30 unless asked, 1 to 100. */
+function perPageOf(ctx: Ctx): number {
+  return Math.min(Math.max(Number(ctx.query.per_page ?? 30), 1), 100);
+}
+
 /** GitHub's page-number pagination: slice plus the Link header Octokit's paginate() follows. */
 function paginate<T>(ctx: Ctx, items: T[]): { page: T[]; headers: Record<string, string> } {
-  const perPage = Math.min(Math.max(Number(ctx.query.per_page ?? 30), 1), 100);
+  const perPage = perPageOf(ctx);
   const page = Math.max(Number(ctx.query.page ?? 1), 1);
   const last = Math.max(Math.ceil(items.length / perPage), 1);
   const link = (p: number, rel: string) => {
@@ -322,12 +324,7 @@ function encodeJitConfig(ctx: Ctx, runner: Runner, groupName: string): string {
 
 function takeJitToken(state: GitHubState): void {
   const bucket = state.jitBucket;
-  const now = state.clock.now();
-  bucket.tokens = Math.min(
-    bucket.burst,
-    bucket.tokens + ((now - bucket.updatedAt) / 60_000) * bucket.perMinute,
-  );
-  bucket.updatedAt = now;
+  refill(bucket, state.clock.now(), bucket.perMinute, 60_000);
   if (bucket.tokens < 1) {
     const retryAfter = Math.max(1, Math.ceil(((1 - bucket.tokens) / bucket.perMinute) * 60));
     throw secondaryRateLimitError(403, retryAfter);
@@ -474,7 +471,7 @@ function deliverySummary(delivery: Delivery) {
 
 /** A webhook's deliveries, newest first; the cursor is opaque to clients (GitHub's are too) and only followed via Link. */
 function listDeliveries(ctx: Ctx, hookId: number | undefined): Reply {
-  const perPage = Math.min(Math.max(Number(ctx.query.per_page ?? 30), 1), 100);
+  const perPage = perPageOf(ctx);
   const status = ctx.query.status as "success" | "failure" | undefined;
   let list = ctx.state.deliveries
     .filter((d) => d.hookId === hookId)
@@ -495,6 +492,24 @@ function listDeliveries(ctx: Ctx, hookId: number | undefined): Reply {
     headers.link = `<${next.toString()}>; rel="next"`;
   }
   return { status: 200, headers, body: page.map(deliverySummary) };
+}
+
+function redeliverReply(ctx: Ctx, hookId: number | undefined): Reply {
+  ctx.state.redeliver(findDelivery(ctx, hookId));
+  return { status: 202, body: {} };
+}
+
+// Organization and repository webhooks: one handler each, the route names the hook (see hookOf).
+const listHookDeliveries: Handler = (ctx) => listDeliveries(ctx, requireHookAccess(ctx, "read"));
+const redeliverHookDelivery: Handler = (ctx) => redeliverReply(ctx, requireHookAccess(ctx, "write"));
+
+/** The job a route names, which must belong to `repo`. */
+function findJob(ctx: Ctx, repo: { owner: string; name: string }): Job {
+  const job = ctx.state.jobs.get(Number(ctx.params.job_id));
+  if (!job || `${job.owner}/${job.repo}`.toLowerCase() !== `${repo.owner}/${repo.name}`.toLowerCase()) {
+    throw notFound();
+  }
+  return job;
 }
 
 const HANDLERS: Record<string, Handler> = {
@@ -622,20 +637,13 @@ const HANDLERS: Record<string, Handler> = {
   "actions/delete-self-hosted-runner-from-repo": (ctx) => deleteRunnerReply(ctx, repoScope(ctx, "write")),
 
   "actions/get-job-for-workflow-run": (ctx) => {
-    const repo = requireRepo(ctx, "actions", "read");
-    const job = ctx.state.jobs.get(Number(ctx.params.job_id));
-    if (!job || `${job.owner}/${job.repo}`.toLowerCase() !== `${repo.owner}/${repo.name}`.toLowerCase()) {
-      throw notFound();
-    }
+    const job = findJob(ctx, requireRepo(ctx, "actions", "read"));
     return { status: 200, body: jobBody(ctx, job) };
   },
 
   "actions/re-run-job-for-workflow-run": (ctx) => {
     const repo = requireRepo(ctx, "actions", "write");
-    const job = ctx.state.jobs.get(Number(ctx.params.job_id));
-    if (!job || `${job.owner}/${job.repo}`.toLowerCase() !== `${repo.owner}/${repo.name}`.toLowerCase()) {
-      throw notFound();
-    }
+    const job = findJob(ctx, repo);
     if (job.status !== "completed") {
       throw new HttpError(403, `This job cannot be rerun: it is ${job.status}.`, "forbidden");
     }
@@ -652,8 +660,8 @@ const HANDLERS: Record<string, Handler> = {
   },
 
   "apps/list-webhook-deliveries": (ctx) => listDeliveries(ctx, undefined),
-  "orgs/list-webhook-deliveries": (ctx) => listDeliveries(ctx, requireHookAccess(ctx, "read")),
-  "repos/list-webhook-deliveries": (ctx) => listDeliveries(ctx, requireHookAccess(ctx, "read")),
+  "orgs/list-webhook-deliveries": listHookDeliveries,
+  "repos/list-webhook-deliveries": listHookDeliveries,
 
   "apps/get-webhook-delivery": (ctx) => {
     const delivery = findDelivery(ctx, undefined);
@@ -676,18 +684,9 @@ const HANDLERS: Record<string, Handler> = {
     };
   },
 
-  "apps/redeliver-webhook-delivery": (ctx) => {
-    ctx.state.redeliver(findDelivery(ctx, undefined));
-    return { status: 202, body: {} };
-  },
-  "orgs/redeliver-webhook-delivery": (ctx) => {
-    ctx.state.redeliver(findDelivery(ctx, requireHookAccess(ctx, "write")));
-    return { status: 202, body: {} };
-  },
-  "repos/redeliver-webhook-delivery": (ctx) => {
-    ctx.state.redeliver(findDelivery(ctx, requireHookAccess(ctx, "write")));
-    return { status: 202, body: {} };
-  },
+  "apps/redeliver-webhook-delivery": (ctx) => redeliverReply(ctx, undefined),
+  "orgs/redeliver-webhook-delivery": redeliverHookDelivery,
+  "repos/redeliver-webhook-delivery": redeliverHookDelivery,
 };
 
 // The App setup tooling (scripts/github-app.ts): the manifest conversion and the App's webhook config.

@@ -5,6 +5,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { FaultError } from "./faults";
 
 export interface LocalServer {
   /** `http://127.0.0.1:<port>` */
@@ -73,6 +74,11 @@ export class ApiError extends Error {
     readonly status = 400,
   ) {
     super(message);
+  }
+
+  /** An injected fault as an error; its status defaults to `statuses[code]`, else 400. */
+  static fromFault(fault: FaultError, statuses: Record<string, number> = {}): ApiError {
+    return new ApiError(fault.code, fault.message ?? fault.code, fault.status ?? statuses[fault.code] ?? 400);
   }
 }
 

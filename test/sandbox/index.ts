@@ -17,19 +17,8 @@ import { Clock } from "./http";
 import { startSqsFake } from "./sqs";
 import { startSsmFake } from "./ssm";
 
-export type { SandboxTables } from "./dynamodb";
-export type { InstanceStateName, Lifecycle, SandboxImage, SandboxInstance, SandboxSnapshot } from "./ec2";
-export { FLEET_INLINE_CODES } from "./ec2";
-export type {
-  CallRecord,
-  FailOptions,
-  FaultError,
-  FaultRequest,
-  ServiceName,
-  ThrottleOptions,
-} from "./faults";
-export { EC2_THROTTLE, Faults } from "./faults";
-export { Clock } from "./http";
+export type { FaultRequest } from "./faults";
+export { EC2_THROTTLE } from "./faults";
 
 export interface SandboxOptions {
   /** Default us-east-1. */

@@ -17,8 +17,8 @@ export interface JsonRpcService {
   faults: Faults;
   operations: Record<string, JsonOperation>;
   throttleError: FaultError;
-  /** Status for an injected error code without one. */
-  statusFor(code: string): number;
+  /** Statuses of injected error codes that carry none (others: 400). */
+  statuses: Record<string, number>;
   /** The error body (with `__type`) and headers the SDK expects for this service. */
   renderError(error: ApiError): { body: Record<string, unknown>; headers?: Record<string, string> };
   isMutating(operation: string): boolean;
@@ -36,9 +36,9 @@ export function jsonRpcHandler(spec: JsonRpcService) {
       spec.faults.record({ service: spec.service, operation, params, status, errorCode });
       send(res, status, JSON.stringify(body), { "content-type": spec.contentType, ...headers });
     };
-    const answerError = (error: ApiError) => {
+    const answerError = (error: ApiError, extraHeaders?: Record<string, string>) => {
       const { body, headers } = spec.renderError(error);
-      answer(error.status, body, error.code, headers);
+      answer(error.status, body, error.code, { ...headers, ...extraHeaders });
     };
     try {
       params = raw ? JSON.parse(raw) : {};
@@ -57,15 +57,7 @@ export function jsonRpcHandler(spec: JsonRpcService) {
         inlineCodes: spec.inlineCodes?.(operation),
       },
     );
-    if (fault) {
-      const error = new ApiError(
-        fault.code,
-        fault.message ?? fault.code,
-        fault.status ?? spec.statusFor(fault.code),
-      );
-      const { body, headers } = spec.renderError(error);
-      return answer(error.status, body, error.code, { ...headers, ...fault.headers });
-    }
+    if (fault) return answerError(ApiError.fromFault(fault, spec.statuses), fault.headers);
     try {
       answer(200, (await run(params)) ?? {});
     } catch (error) {

@@ -77,7 +77,8 @@ const QUERY_CODES: Record<string, string> = {
 
 const STATUS: Record<string, number> = { InternalError: 500, ServiceUnavailable: 503, KmsThrottled: 400 };
 const THROTTLE: FaultError = { code: "RequestThrottled", message: "Request is throttled.", status: 400 };
-const NO_INLINE = new Set<string>();
+/** No code fails a batch entry by itself: only rules with `inline: true` do (the others fail the call). */
+const BATCH_INLINE_CODES: ReadonlySet<string> = new Set<string>();
 const MAX_BODY_BYTES = 262_144;
 
 const md5 = (data: string | Buffer) => createHash("md5").update(data).digest("hex");
@@ -104,6 +105,18 @@ export function md5OfMessageAttributes(attributes: Record<string, MessageAttribu
   }
   return md5(Buffer.concat(parts));
 }
+
+/** The system attributes of a message (ReceiveMessage's AttributeNames; all of them in Lambda's records). */
+const systemAttributes = (message: Message) => ({
+  SenderId: ACCOUNT_ID,
+  SentTimestamp: String(message.sentAt),
+  ApproximateReceiveCount: String(message.receiveCount),
+  ApproximateFirstReceiveTimestamp: String(message.firstReceiveAt ?? message.sentAt),
+});
+
+/** Receivable now, received and within its visibility timeout, or not yet delivered (delay). */
+const stateOf = (message: Message, now: number): "visible" | "inFlight" | "delayed" =>
+  message.visibleAt <= now ? "visible" : message.receiveCount > 0 ? "inFlight" : "delayed";
 
 export interface SqsFakeOptions {
   faults: Faults;
@@ -317,12 +330,7 @@ export async function startSqsFake({ faults, clock, region }: SqsFakeOptions) {
 
   const selectedAttributes = (names: string[] | undefined, message: Message) => {
     if (!names?.length) return undefined;
-    const all: Record<string, string> = {
-      SenderId: ACCOUNT_ID,
-      SentTimestamp: String(message.sentAt),
-      ApproximateReceiveCount: String(message.receiveCount),
-      ApproximateFirstReceiveTimestamp: String(message.firstReceiveAt ?? message.sentAt),
-    };
+    const all: Record<string, string> = systemAttributes(message);
     const wanted = names.includes("All") ? Object.keys(all) : names.filter((n) => n in all);
     return Object.fromEntries(wanted.map((n) => [n, all[n]!]));
   };
@@ -438,30 +446,26 @@ export async function startSqsFake({ faults, clock, region }: SqsFakeOptions) {
         "Two or more batch entries in the request have the same Id.",
       );
     }
-    const failureOf = faults.inlineFailures({ service: "sqs", operation, params }, NO_INLINE);
+    const failureOf = faults.inlineFailures({ service: "sqs", operation, params }, BATCH_INLINE_CODES);
+    const failedEntry = (Id: string, error: FaultError | ApiError) => ({
+      Id,
+      SenderFault: (error.status ?? 400) < 500,
+      Code: error.code,
+      Message: error.message ?? error.code,
+    });
     const Successful: Record<string, unknown>[] = [];
     const Failed: Record<string, unknown>[] = [];
     for (const entry of entries) {
       const fault = failureOf({ ...entry } as Record<string, unknown>);
       if (fault) {
-        Failed.push({
-          Id: entry.Id,
-          SenderFault: (fault.status ?? 400) < 500,
-          Code: fault.code,
-          Message: fault.message ?? fault.code,
-        });
+        Failed.push(failedEntry(entry.Id, fault));
         continue;
       }
       try {
         Successful.push({ Id: entry.Id, ...each(entry) });
       } catch (error) {
         if (!(error instanceof ApiError)) throw error;
-        Failed.push({
-          Id: entry.Id,
-          SenderFault: error.status < 500,
-          Code: error.code,
-          Message: error.message,
-        });
+        Failed.push(failedEntry(entry.Id, error));
       }
     }
     return { Successful, Failed };
@@ -502,22 +506,16 @@ export async function startSqsFake({ faults, clock, region }: SqsFakeOptions) {
     GetQueueAttributes: (p: { QueueUrl: string; AttributeNames?: string[] }) => {
       const queue = queueByUrl(p.QueueUrl);
       const now = clock.now();
-      let visible = 0;
-      let inFlight = 0;
-      let delayed = 0;
-      for (const message of queue.messages.values()) {
-        if (message.visibleAt <= now) visible++;
-        else if (message.receiveCount > 0) inFlight++;
-        else delayed++;
-      }
+      const count = { visible: 0, inFlight: 0, delayed: 0 };
+      for (const message of queue.messages.values()) count[stateOf(message, now)]++;
       const all: Record<string, string> = {
         ...queue.attributes,
         QueueArn: queue.arn,
         CreatedTimestamp: String(Math.floor(queue.createdAt / 1000)),
         LastModifiedTimestamp: String(Math.floor(queue.createdAt / 1000)),
-        ApproximateNumberOfMessages: String(visible),
-        ApproximateNumberOfMessagesNotVisible: String(inFlight),
-        ApproximateNumberOfMessagesDelayed: String(delayed),
+        ApproximateNumberOfMessages: String(count.visible),
+        ApproximateNumberOfMessagesNotVisible: String(count.inFlight),
+        ApproximateNumberOfMessagesDelayed: String(count.delayed),
       };
       const names = p.AttributeNames ?? [];
       const wanted = names.includes("All") ? Object.keys(all) : names.filter((n) => n in all);
@@ -623,8 +621,9 @@ export async function startSqsFake({ faults, clock, region }: SqsFakeOptions) {
       faults,
       operations,
       throttleError: THROTTLE,
-      statusFor: (code) => STATUS[code] ?? 400,
+      statuses: STATUS,
       isMutating: (operation) => !/^(Get|List)/.test(operation),
+      inlineCodes: (operation) => (operation.endsWith("Batch") ? BATCH_INLINE_CODES : undefined),
       renderError: (error) => ({
         body: { __type: `com.amazonaws.sqs#${error.code}`, message: error.message },
         headers: {
@@ -639,12 +638,7 @@ export async function startSqsFake({ faults, clock, region }: SqsFakeOptions) {
     messageId: message.id,
     receiptHandle: message.handles.at(-1)!,
     body: message.body,
-    attributes: {
-      ApproximateReceiveCount: String(message.receiveCount),
-      SentTimestamp: String(message.sentAt),
-      SenderId: ACCOUNT_ID,
-      ApproximateFirstReceiveTimestamp: String(message.firstReceiveAt ?? message.sentAt),
-    },
+    attributes: systemAttributes(message),
     messageAttributes: Object.fromEntries(
       Object.entries(message.messageAttributes).map(([name, v]) => [
         name,
@@ -672,23 +666,23 @@ export async function startSqsFake({ faults, clock, region }: SqsFakeOptions) {
     queueArn(queueUrl: string): string {
       return queueByUrl(queueUrl).arn;
     },
-    queueUrl(name: string): string | undefined {
-      return queues.get(name)?.url;
-    },
     /** Every message in the queue now, in flight or not, oldest first. */
     messages(queueUrl: string): QueueMessage[] {
       const now = clock.now();
       return [...queueByUrl(queueUrl).messages.values()]
         .sort((a, b) => a.sentAt - b.sentAt)
-        .map((m) => ({
-          messageId: m.id,
-          body: m.body,
-          receiveCount: m.receiveCount,
-          visible: m.visibleAt <= now,
-          inFlight: m.visibleAt > now && m.receiveCount > 0,
-          visibleAt: m.visibleAt,
-          sentAt: m.sentAt,
-        }));
+        .map((m) => {
+          const state = stateOf(m, now);
+          return {
+            messageId: m.id,
+            body: m.body,
+            receiveCount: m.receiveCount,
+            visible: state === "visible",
+            inFlight: state === "inFlight",
+            visibleAt: m.visibleAt,
+            sentAt: m.sentAt,
+          };
+        });
     },
     /** Sends one message without going through the wire (seeding). Returns its id. */
     send(queueUrl: string, body: string, options: { delaySeconds?: number } = {}): string {

@@ -23,6 +23,11 @@ interface Parameter {
 const STATUS: Record<string, number> = { InternalServerError: 500 };
 const THROTTLE: FaultError = { code: "ThrottlingException", message: "Rate exceeded", status: 400 };
 
+/** GetParameters and DeleteParameters take 1 to 10 names. */
+function checkNames(names: unknown): void {
+  check(Array.isArray(names) && names.length >= 1 && names.length <= 10, "Names must hold 1 to 10 names.");
+}
+
 export interface SsmFakeOptions {
   faults: Faults;
   clock: Clock;
@@ -130,10 +135,7 @@ export async function startSsmFake({ faults, clock, region }: SsmFakeOptions) {
       return { Parameter: wire(parameter, !!p.WithDecryption) };
     },
     GetParameters: (p: { Names: string[]; WithDecryption?: boolean }) => {
-      check(
-        Array.isArray(p.Names) && p.Names.length >= 1 && p.Names.length <= 10,
-        "Names must hold 1 to 10 names.",
-      );
+      checkNames(p.Names);
       const found = p.Names.filter((n) => parameters.has(n));
       return {
         Parameters: found.map((n) => wire(parameters.get(n)!, !!p.WithDecryption)),
@@ -177,10 +179,7 @@ export async function startSsmFake({ faults, clock, region }: SsmFakeOptions) {
       return {};
     },
     DeleteParameters: (p: { Names: string[] }) => {
-      check(
-        Array.isArray(p.Names) && p.Names.length >= 1 && p.Names.length <= 10,
-        "Names must hold 1 to 10 names.",
-      );
+      checkNames(p.Names);
       const deleted = p.Names.filter((n) => parameters.delete(n));
       return { DeletedParameters: deleted, InvalidParameters: p.Names.filter((n) => !deleted.includes(n)) };
     },
@@ -194,7 +193,7 @@ export async function startSsmFake({ faults, clock, region }: SsmFakeOptions) {
       faults,
       operations,
       throttleError: THROTTLE,
-      statusFor: (code) => STATUS[code] ?? 400,
+      statuses: STATUS,
       isMutating: (operation) => !/^(Get|Describe|List)/.test(operation),
       renderError: (error) => ({ body: { __type: error.code, message: error.message } }),
     }),
@@ -209,11 +208,6 @@ export async function startSsmFake({ faults, clock, region }: SsmFakeOptions) {
     /** The parameter's plain value, or undefined. */
     get(name: string): string | undefined {
       return parameters.get(name)?.value;
-    },
-    parameters(): { name: string; type: ParameterType; value: string; version: number }[] {
-      return [...parameters.values()]
-        .sort((a, b) => a.name.localeCompare(b.name))
-        .map(({ name, type, value, version }) => ({ name, type, value, version }));
     },
     reset(): void {
       parameters.clear();

@@ -11,7 +11,8 @@ printf '%s\n' "$@" >"$log/run-argv"
 printf '%s' "${ACTIONS_RUNNER_INPUT_JITCONFIG:-}" >./jitconfig.received
 umask >"$log/run-umask"
 hook() { bash "$1"; }
-case $(cat ./scenario) in
+scenario=$(cat ./scenario)
+case $scenario in
   job)
     sleep 0.3
     hook "$ACTIONS_RUNNER_HOOK_JOB_STARTED"
@@ -27,7 +28,7 @@ case $(cat ./scenario) in
     ;;
   no-job | endless-job)
     trap 'echo TERM >"$log/run-signal"; exit 143' TERM
-    [[ $(cat ./scenario) == endless-job ]] && hook "$ACTIONS_RUNNER_HOOK_JOB_STARTED"
+    [[ $scenario == endless-job ]] && hook "$ACTIONS_RUNNER_HOOK_JOB_STARTED"
     while :; do sleep 0.2; done
     ;;
   crash)
