@@ -152,6 +152,11 @@ report() {
   log "could not record: $1"
 }
 
+# report_time ATTRIBUTE TIME: records one timestamp on the item.
+report_time() {
+  report "SET $1 = :t" "\":t\":{\"S\":\"$2\"}"
+}
+
 # take_jit_config: polls the hand-off until the launcher has written the JIT config, and takes it:
 # one conditional UpdateItem removes jitConfig and returns its old value (ReturnValues UPDATED_OLD),
 # so the config is read exactly once and never stays in the table after this instance has it.
@@ -251,12 +256,12 @@ report_job_events() {
   if [[ -z $JOB_STARTED && -s $EVENT_DIR/job-started ]]; then
     JOB_STARTED=$(event_time "$EVENT_DIR/job-started")
     log "job started"
-    report 'SET jobStartedAt = :t' "\":t\":{\"S\":\"$JOB_STARTED\"}"
+    report_time jobStartedAt "$JOB_STARTED"
   fi
   if [[ -z $JOB_FINISHED && -s $EVENT_DIR/job-completed ]]; then
     JOB_FINISHED=$(event_time "$EVENT_DIR/job-completed")
     log "job finished"
-    report 'SET jobFinishedAt = :t' "\":t\":{\"S\":\"$JOB_FINISHED\"}"
+    report_time jobFinishedAt "$JOB_FINISHED"
   fi
 }
 
@@ -270,7 +275,7 @@ check_spot_notice() {
   if [[ $code == 200 ]]; then
     INTERRUPTED=$(iso_now)
     log "spot interruption notice"
-    report 'SET interruptedAt = :t' "\":t\":{\"S\":\"$INTERRUPTED\"}"
+    report_time interruptedAt "$INTERRUPTED"
   fi
 }
 
@@ -329,7 +334,7 @@ main() {
   start_runner
   local now_us=${EPOCHREALTIME//[.,]/}
   log "runner started $(((now_us - START_US) / 1000)) ms after boot script start"
-  report 'SET runnerStartedAt = :t' "\":t\":{\"S\":\"$(iso_now)\"}"
+  report_time runnerStartedAt "$(iso_now)"
   monitor_runner
 }
 

@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 
 export const PROJECT_ROOT = join(__dirname, "..");
+/** The Lambdas the program deploys; ensureBundles has scripts/build-lambdas.mjs build exactly these. */
 export const LAMBDA_NAMES = ["webhook", "launcher", "reconciler", "ec2-events", "janitor"] as const;
 export type LambdaName = (typeof LAMBDA_NAMES)[number];
 
@@ -51,11 +52,17 @@ export function ensureBundles(root = PROJECT_ROOT): Record<LambdaName, string> {
       continue;
     }
     try {
-      if (bundlesStale(root))
-        execFileSync(process.execPath, [join(root, "scripts", "build-lambdas.mjs")], {
+      if (bundlesStale(root)) {
+        execFileSync(process.execPath, [join(root, "scripts", "build-lambdas.mjs"), ...LAMBDA_NAMES], {
           cwd: root,
           stdio: ["ignore", "ignore", "inherit"],
         });
+        if (bundlesStale(root))
+          throw new Error(
+            `bundles in ${join(root, "dist")} still missing or older than their sources right after ` +
+              "scripts/build-lambdas.mjs built them (a source modified during the build, or dated in the future?)",
+          );
+      }
     } finally {
       rmSync(lock, { force: true, recursive: true });
     }

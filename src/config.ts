@@ -15,7 +15,6 @@ export const REQUIRED_LABEL = "self-hosted";
 
 /** Keys holding secrets: set with `pulumi config set --secret`, never echoed in an error. */
 export const SECRET_KEYS = ["githubAppPrivateKey", "webhookSecret", "githubToken"] as const;
-export type SecretKey = (typeof SECRET_KEYS)[number];
 
 const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$/;
 const INSTANCE_TYPE_PATTERN = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
@@ -377,7 +376,6 @@ export const stackConfigSchema = z
     }
   });
 
-export type StackConfigInput = z.input<typeof stackConfigSchema>;
 export type StackConfig = z.output<typeof stackConfigSchema>;
 export type LabelConfigInput = StackConfig["labelConfigs"][string];
 
@@ -593,7 +591,7 @@ export function configReferenceRows(): ReferenceRow[] {
 
 /** The README's configuration reference table (between its markers), generated from the schema. */
 export function configReferenceMarkdown(): string {
-  // Laid out as Biome formats Markdown tables (cells padded to the column's width), so lint agrees.
+  // Cells padded to the column's width, so the table reads as a table in the README's source too.
   const rows = [
     ["key", "type", "default", "meaning"],
     ...configReferenceRows().map((r) => [r.key, r.type, r.default, r.description]),

@@ -6,6 +6,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { TAGS } from "../lambda/core/fleet";
+import type { Arch } from "../lambda/shared/label-config";
 import type { FleetSettings, StackConfig } from "./config";
 
 /** The stack tag (cleanup finds the fleet's instances, AMIs and runners by it) is also the cost tag. */
@@ -70,6 +71,6 @@ export function parameterNames(ctx: StackContext) {
     githubAppPrivateKey: `${ctx.ssmPath}/github/app-private-key`,
     githubToken: `${ctx.ssmPath}/github/token`,
     webhookSecret: `${ctx.ssmPath}/github/webhook-secret`,
-    ami: (arch: "x64" | "arm64") => `${ctx.ssmPath}/ami/${arch}`,
+    ami: (arch: Arch) => `${ctx.ssmPath}/ami/${arch}`,
   };
 }

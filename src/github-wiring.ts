@@ -17,7 +17,6 @@ function hookIdOf(id: string): number {
 }
 
 export class GithubWiring extends pulumi.ComponentResource {
-  readonly webhooks: (github.OrganizationWebhook | github.RepositoryWebhook)[] = [];
   /** The reconciler's GITHUB_WEBHOOKS setting: each webhook's owner, repository and id, as JSON. */
   readonly webhooksSetting: pulumi.Output<string>;
 
@@ -58,7 +57,6 @@ export class GithubWiring extends pulumi.ComponentResource {
         { active: true, events: ["workflow_job"], configuration },
         { parent: this, provider },
       );
-      this.webhooks.push(hook);
       refs.push(hook.id.apply((id) => ({ owner, hookId: hookIdOf(id) })));
     } else {
       for (const repository of ctx.config.github.repositories) {
@@ -67,7 +65,6 @@ export class GithubWiring extends pulumi.ComponentResource {
           { repository, active: true, events: ["workflow_job"], configuration },
           { parent: this, provider },
         );
-        this.webhooks.push(hook);
         refs.push(hook.id.apply((id) => ({ owner, repo: repository, hookId: hookIdOf(id) })));
       }
     }

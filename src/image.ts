@@ -8,8 +8,9 @@
 import { createHash } from "node:crypto";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import type { Arch } from "../lambda/shared/label-config";
 import type { StackConfig } from "./config";
-import { parameterNames, STACK_TAG, type StackContext } from "./context";
+import { parameterNames, type StackContext } from "./context";
 import { assumedBy } from "./iam";
 import {
   type ImageArch,
@@ -19,7 +20,6 @@ import {
   recipeParameters,
 } from "./runner-bootstrap";
 
-export type Arch = "x64" | "arm64";
 export const ARCHES: readonly Arch[] = ["x64", "arm64"];
 
 const BUILD_INSTANCE_TYPES: Record<Arch, string[]> = {
@@ -47,7 +47,6 @@ export class ImagePipeline extends pulumi.ComponentResource {
   readonly parameterNamesInUse: string[];
   /** Build images of the first deploy, per arch; launch templates wait for them. */
   readonly initialImages: aws.imagebuilder.Image[] = [];
-  readonly pipelines: aws.imagebuilder.ImagePipeline[] = [];
 
   constructor(
     name: string,
@@ -113,14 +112,9 @@ export class ImagePipeline extends pulumi.ComponentResource {
         ),
     );
 
+    const extraComponents = imagePipeline.extraComponents.map((componentArn) => ({ componentArn }));
     for (const arch of args.arches) {
-      const recipeComponents = [
-        ...documents.map((doc, i) => ({
-          componentArn: components[i]!.arn,
-          parameters: recipeParameters(doc.key, IMAGE_ARCH[arch], imageOptions),
-        })),
-        ...imagePipeline.extraComponents.map((componentArn) => ({ componentArn })),
-      ];
+      const parameters = documents.map((doc) => recipeParameters(doc.key, IMAGE_ARCH[arch], imageOptions));
       const recipe = new aws.imagebuilder.ImageRecipe(
         `${name}-${arch}`,
         {
@@ -129,11 +123,14 @@ export class ImagePipeline extends pulumi.ComponentResource {
           version: contentVersion(
             arch,
             ...documents.map((d) => d.version),
-            JSON.stringify(recipeComponents.slice(documents.length)),
-            JSON.stringify(documents.map((d) => recipeParameters(d.key, IMAGE_ARCH[arch], imageOptions))),
+            JSON.stringify(extraComponents),
+            JSON.stringify(parameters),
           ),
           parentImage: parentImageArn(ctx.region, IMAGE_ARCH[arch]),
-          components: recipeComponents,
+          components: [
+            ...components.map((component, i) => ({ componentArn: component.arn, parameters: parameters[i] })),
+            ...extraComponents,
+          ],
           blockDeviceMappings: [
             {
               deviceName: "/dev/sda1",
@@ -169,8 +166,8 @@ export class ImagePipeline extends pulumi.ComponentResource {
               amiDistributionConfiguration: {
                 name: `${ctx.prefix}-${arch}-{{ imagebuilder:buildDate }}`,
                 description: `runner-fleet ${ctx.stack} ${arch} runner image`,
-                // The stack tag lets `pulumi destroy` (the janitor) find and deregister every AMI built.
-                amiTags: { ...ctx.tags, [STACK_TAG]: ctx.stack, "runner-fleet:arch": arch },
+                // ctx.tags holds the stack tag: the janitor finds and deregisters every AMI built by it.
+                amiTags: { ...ctx.tags, "runner-fleet:arch": arch },
               },
               ssmParameterConfigurations: [
                 { parameterName: this.amiParameterNames[arch], dataType: "aws:ec2:image" },
@@ -180,24 +177,22 @@ export class ImagePipeline extends pulumi.ComponentResource {
         },
         { parent: this },
       );
-      this.pipelines.push(
-        new aws.imagebuilder.ImagePipeline(
-          `${name}-${arch}`,
-          {
-            name: `${ctx.prefix}-${arch}`,
-            description: `Rebuilds the ${arch} runner image (OS updates, runner release)`,
-            imageRecipeArn: recipe.arn,
-            infrastructureConfigurationArn: infrastructure.arn,
-            distributionConfigurationArn: distribution.arn,
-            // Rebuild on schedule even when no component changed: the runner and OS packages did.
-            schedule: {
-              scheduleExpression: imagePipeline.schedule,
-              pipelineExecutionStartCondition: "EXPRESSION_MATCH_ONLY",
-            },
-            status: "ENABLED",
+      new aws.imagebuilder.ImagePipeline(
+        `${name}-${arch}`,
+        {
+          name: `${ctx.prefix}-${arch}`,
+          description: `Rebuilds the ${arch} runner image (OS updates, runner release)`,
+          imageRecipeArn: recipe.arn,
+          infrastructureConfigurationArn: infrastructure.arn,
+          distributionConfigurationArn: distribution.arn,
+          // Rebuild on schedule even when no component changed: the runner and OS packages did.
+          schedule: {
+            scheduleExpression: imagePipeline.schedule,
+            pipelineExecutionStartCondition: "EXPRESSION_MATCH_ONLY",
           },
-          { parent: this },
-        ),
+          status: "ENABLED",
+        },
+        { parent: this },
       );
       this.initialImages.push(
         new aws.imagebuilder.Image(

@@ -8,7 +8,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { METRICS_NAMESPACE } from "../lambda/shared/observability";
 import type { LambdaName } from "./bundles";
-import { arnOf, type StackContext } from "./context";
+import type { StackContext } from "./context";
 import { assumedBy, type PolicyStatement, policyDocument } from "./iam";
 
 export interface LambdaFunctionArgs {
@@ -97,26 +97,4 @@ export class LambdaFunction extends pulumi.ComponentResource {
     this.arn = this.function.arn;
     this.registerOutputs({ functionName: this.functionName, arn: this.arn });
   }
-}
-
-/** Statements for reading SecureString parameters: exactly these names, decrypted via SSM only. */
-export function readSecretParameters(ctx: StackContext, names: pulumi.Input<string>[]): PolicyStatement[] {
-  if (names.length === 0) return [];
-  return [
-    {
-      Sid: "ReadSecretParameters",
-      Action: ["ssm:GetParameter"],
-      Resource: names.map((n) => arnOf(ctx, "ssm", pulumi.interpolate`parameter${n}`)),
-    },
-    {
-      // The parameters use the account's AWS-managed key (alias/aws/ssm); decrypt only through SSM.
-      Sid: "DecryptViaSsm",
-      Action: ["kms:Decrypt"],
-      Resource: [arnOf(ctx, "kms", "key/*")],
-      Condition: {
-        StringEquals: { "kms:ViaService": `ssm.${ctx.region}.amazonaws.com` },
-        "ForAnyValue:StringEquals": { "kms:ResourceAliases": ["alias/aws/ssm"] },
-      },
-    },
-  ];
 }

@@ -1,7 +1,10 @@
 /**
- * How the launch queue feeds the launcher, as plain values (no Pulumi import) so the benchmark
- * models exactly what the program deploys.
+ * How the launch queue feeds the launcher and how long the launcher may run, as plain values (no
+ * Pulumi import) so the benchmark models exactly what the program deploys.
  */
+
+/** Launcher timeout; the queue's visibility timeout is six times it, as Lambda advises for SQS sources. */
+export const LAUNCHER_TIMEOUT_SECONDS = 60;
 
 export const LAUNCHER_EVENT_SOURCE = {
   /** Messages per invocation: one CreateFleet per label config per batch. */

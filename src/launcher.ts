@@ -5,10 +5,8 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { StackContext } from "./context";
-
 import { type LambdaDeployment, LambdaFunction } from "./lambda-function";
-import { LAUNCHER_EVENT_SOURCE } from "./launcher-tuning";
-import { LAUNCHER_TIMEOUT_SECONDS } from "./ledger";
+import { LAUNCHER_EVENT_SOURCE, LAUNCHER_TIMEOUT_SECONDS } from "./launcher-tuning";
 
 export class Launcher extends pulumi.ComponentResource {
   readonly function: LambdaFunction;

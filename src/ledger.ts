@@ -7,9 +7,7 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { HANDOFF_TABLE, JOBS_TABLE, type TableSchema } from "../lambda/shared/tables";
 import type { StackContext } from "./context";
-
-/** Launcher timeout; the queue's visibility timeout is six times it, as Lambda advises for SQS sources. */
-export const LAUNCHER_TIMEOUT_SECONDS = 60;
+import { LAUNCHER_TIMEOUT_SECONDS } from "./launcher-tuning";
 
 /**
  * Receives before a launch message goes to the DLQ. The launcher re-delays a message it cannot serve

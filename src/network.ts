@@ -15,8 +15,6 @@ export class Network extends pulumi.ComponentResource {
   /** Whether runners get a public IP (public subnets without NAT). */
   readonly assignPublicIp: boolean;
   readonly securityGroup: aws.ec2.SecurityGroup;
-  /** The created VPC, if any (the cleanup runs before it goes). */
-  readonly vpc?: awsx.ec2.Vpc;
 
   constructor(name: string, args: { ctx: StackContext }, opts?: pulumi.ComponentResourceOptions) {
     super("runner-fleet:index:Network", name, {}, opts);
@@ -26,7 +24,7 @@ export class Network extends pulumi.ComponentResource {
       this.subnetIds = pulumi.output(network.subnetIds);
       this.assignPublicIp = network.assignPublicIp ?? false;
     } else {
-      this.vpc = new awsx.ec2.Vpc(
+      const vpc = new awsx.ec2.Vpc(
         name,
         {
           cidrBlock: network.cidrBlock,
@@ -44,8 +42,8 @@ export class Network extends pulumi.ComponentResource {
         },
         { parent: this },
       );
-      this.vpcId = this.vpc.vpcId;
-      this.subnetIds = network.natGateway ? this.vpc.privateSubnetIds : this.vpc.publicSubnetIds;
+      this.vpcId = vpc.vpcId;
+      this.subnetIds = network.natGateway ? vpc.privateSubnetIds : vpc.publicSubnetIds;
       this.assignPublicIp = network.assignPublicIp ?? !network.natGateway;
     }
     this.securityGroup = new aws.ec2.SecurityGroup(

@@ -23,7 +23,6 @@ const search = (expression: string, stat: string, period = 60) =>
 
 export class Observability extends pulumi.ComponentResource {
   readonly alarmTopic: aws.sns.Topic;
-  readonly alarms: aws.cloudwatch.MetricAlarm[] = [];
   readonly dashboard: aws.cloudwatch.Dashboard;
   readonly dashboardUrl: pulumi.Output<string>;
 
@@ -65,18 +64,16 @@ export class Observability extends pulumi.ComponentResource {
       id: string,
       alarmArgs: Omit<aws.cloudwatch.MetricAlarmArgs, "alarmActions" | "okActions">,
     ) =>
-      this.alarms.push(
-        new aws.cloudwatch.MetricAlarm(
-          `${name}-${id}`,
-          {
-            name: `${ctx.prefix}-${id}`,
-            treatMissingData: "notBreaching",
-            ...alarmArgs,
-            alarmActions: [this.alarmTopic.arn],
-            okActions: [this.alarmTopic.arn],
-          },
-          { parent: this },
-        ),
+      new aws.cloudwatch.MetricAlarm(
+        `${name}-${id}`,
+        {
+          name: `${ctx.prefix}-${id}`,
+          treatMissingData: "notBreaching",
+          ...alarmArgs,
+          alarmActions: [this.alarmTopic.arn],
+          okActions: [this.alarmTopic.arn],
+        },
+        { parent: this },
       );
     alarm("running-instances", {
       alarmDescription: "More runner instances than expected: a launch loop, or instances not terminating",

@@ -8,7 +8,6 @@ import type * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { arnOf, parameterNames, STACK_TAG, type StackContext, ssmParameterArn } from "./context";
 import type { PolicyStatement } from "./iam";
-import { readSecretParameters } from "./lambda-function";
 
 export interface FleetRefs {
   ctx: StackContext;
@@ -37,8 +36,13 @@ function ec2Arn(refs: FleetRefs, resource: pulumi.Input<string>) {
   return arnOf(refs.ctx, "ec2", resource);
 }
 
-/** Only instances carrying this stack's tag. */
-function stackInstances(refs: FleetRefs) {
+/** An EC2 resource ARN without an account (images and snapshots, AWS's own included). */
+function ec2RegionArn(refs: FleetRefs, resource: string) {
+  return pulumi.interpolate`arn:${refs.ctx.partition}:ec2:${refs.ctx.region}::${resource}`;
+}
+
+/** Only resources (instances, images) carrying this stack's tag. */
+function stackTagged(refs: FleetRefs) {
   return { StringEquals: { [`aws:ResourceTag/${STACK_TAG}`]: refs.ctx.stack } };
 }
 
@@ -47,7 +51,7 @@ function terminateStackInstances(refs: FleetRefs): PolicyStatement {
     Sid: "TerminateStackInstances",
     Action: ["ec2:TerminateInstances"],
     Resource: [ec2Arn(refs, "instance/*")],
-    Condition: stackInstances(refs),
+    Condition: stackTagged(refs),
   };
 }
 
@@ -71,6 +75,43 @@ function sendToLaunchQueue(refs: FleetRefs): PolicyStatement {
   return { Sid: "EnqueueLaunches", Action: ["sqs:SendMessage"], Resource: [refs.launchQueue.arn] };
 }
 
+/** The jobs table and its indexes: read and write items, query, plus `extraActions`. */
+function ledgerJobs(refs: FleetRefs, ...extraActions: string[]): PolicyStatement {
+  return {
+    Sid: "LedgerJobs",
+    Action: [
+      "dynamodb:GetItem",
+      "dynamodb:PutItem",
+      "dynamodb:UpdateItem",
+      "dynamodb:Query",
+      ...extraActions,
+    ],
+    Resource: tableAndIndexes(refs.jobsTable),
+  };
+}
+
+/** Statements for reading SecureString parameters: exactly these names, decrypted via SSM only. */
+function readSecretParameters(ctx: StackContext, names: pulumi.Input<string>[]): PolicyStatement[] {
+  if (names.length === 0) return [];
+  return [
+    {
+      Sid: "ReadSecretParameters",
+      Action: ["ssm:GetParameter"],
+      Resource: names.map((n) => ssmParameterArn(ctx, n)),
+    },
+    {
+      // The parameters use the account's AWS-managed key (alias/aws/ssm); decrypt only through SSM.
+      Sid: "DecryptViaSsm",
+      Action: ["kms:Decrypt"],
+      Resource: [arnOf(ctx, "kms", "key/*")],
+      Condition: {
+        StringEquals: { "kms:ViaService": `ssm.${ctx.region}.amazonaws.com` },
+        "ForAnyValue:StringEquals": { "kms:ResourceAliases": ["alias/aws/ssm"] },
+      },
+    },
+  ];
+}
+
 export function webhookStatements(refs: FleetRefs): PolicyStatement[] {
   return [
     {
@@ -92,11 +133,7 @@ export function webhookStatements(refs: FleetRefs): PolicyStatement[] {
 export function launcherStatements(refs: FleetRefs): PolicyStatement[] {
   const { ctx } = refs;
   return [
-    {
-      Sid: "LedgerJobs",
-      Action: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
-      Resource: tableAndIndexes(refs.jobsTable),
-    },
+    ledgerJobs(refs),
     {
       Sid: "HandOffJitConfigs",
       Action: ["dynamodb:PutItem"],
@@ -127,7 +164,7 @@ export function launcherStatements(refs: FleetRefs): PolicyStatement[] {
       Resource: [
         ...refs.launchTemplateArns,
         refs.securityGroupArn,
-        pulumi.interpolate`arn:${ctx.partition}:ec2:${ctx.region}::image/*`,
+        ec2RegionArn(refs, "image/*"),
         ec2Arn(refs, "volume/*"),
         ec2Arn(refs, "network-interface/*"),
         ec2Arn(refs, "spot-instances-request/*"),
@@ -183,17 +220,7 @@ export function launcherStatements(refs: FleetRefs): PolicyStatement[] {
 
 export function reconcilerStatements(refs: FleetRefs): PolicyStatement[] {
   return [
-    {
-      Sid: "LedgerJobs",
-      Action: [
-        "dynamodb:GetItem",
-        "dynamodb:PutItem",
-        "dynamodb:UpdateItem",
-        "dynamodb:Query",
-        "dynamodb:Scan",
-      ],
-      Resource: tableAndIndexes(refs.jobsTable),
-    },
+    ledgerJobs(refs, "dynamodb:Scan"),
     {
       // Progress reports and leftovers of instances that are gone.
       Sid: "HandOffReports",
@@ -210,11 +237,7 @@ export function reconcilerStatements(refs: FleetRefs): PolicyStatement[] {
 
 export function ec2EventsStatements(refs: FleetRefs): PolicyStatement[] {
   return [
-    {
-      Sid: "LedgerJobs",
-      Action: ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"],
-      Resource: tableAndIndexes(refs.jobsTable),
-    },
+    ledgerJobs(refs),
     {
       Sid: "HandOffCleanup",
       Action: ["dynamodb:DeleteItem"],
@@ -238,15 +261,15 @@ export function janitorStatements(refs: FleetRefs): PolicyStatement[] {
     {
       Sid: "DeregisterStackImages",
       Action: ["ec2:DeregisterImage"],
-      Resource: [pulumi.interpolate`arn:${ctx.partition}:ec2:${ctx.region}::image/*`],
-      Condition: { StringEquals: { [`aws:ResourceTag/${STACK_TAG}`]: ctx.stack } },
+      Resource: [ec2RegionArn(refs, "image/*")],
+      Condition: stackTagged(refs),
     },
     {
       // Only the snapshots behind the stack's AMIs are deleted (the code takes them from the images);
       // Image Builder does not tag them, so IAM cannot narrow this further than the region.
       Sid: "DeleteStackImageSnapshots",
       Action: ["ec2:DeleteSnapshot"],
-      Resource: [pulumi.interpolate`arn:${ctx.partition}:ec2:${ctx.region}::snapshot/*`],
+      Resource: [ec2RegionArn(refs, "snapshot/*")],
     },
     ...ifAny(refs.amiParameterNames, (names) => ({
       // Image Builder's distribution created these parameters, outside the program's state.

@@ -149,9 +149,6 @@ const COMPONENT_FILES: Record<ImageComponentKey, string> = {
   "prepull-images": "image/components/prepull-images.yml",
 };
 
-/** Image Builder's limit on an inline component document. */
-export const COMPONENT_DATA_LIMIT = 16_000;
-
 /**
  * Replaces each `# @include <repo path>` line of a component document with that file, indented
  * like the line, so the bash that matters lives in a script the tests can run on their own.

@@ -7,6 +7,7 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import type { Arch } from "../lambda/shared/label-config";
 import { runtimeLabelConfig } from "./config";
 import { CONFIG_TAG, parameterNames, type StackContext } from "./context";
 import { AWS_USERID, assumedBy, policyDocument } from "./iam";
@@ -17,7 +18,6 @@ export class Runners extends pulumi.ComponentResource {
   readonly instanceProfile: aws.iam.InstanceProfile;
   /** Launch template per label config name. */
   readonly launchTemplates: Record<string, aws.ec2.LaunchTemplate> = {};
-  readonly labelConfigParameters: aws.ssm.Parameter[] = [];
 
   constructor(
     name: string,
@@ -27,7 +27,7 @@ export class Runners extends pulumi.ComponentResource {
       securityGroupId: pulumi.Input<string>;
       assignPublicIp: boolean;
       /** SSM parameter of the pipeline's current AMI per arch (when a config has no amiId). */
-      amiParameterNames?: Record<"x64" | "arm64", string>;
+      amiParameterNames?: Record<Arch, string>;
       /** The first images: templates (and the configs the launcher reads) wait for them. */
       images?: pulumi.Resource[];
     },
@@ -135,19 +135,15 @@ export class Runners extends pulumi.ComponentResource {
         { parent: this, dependsOn: args.images },
       );
       this.launchTemplates[configName] = template;
-      this.labelConfigParameters.push(
-        new aws.ssm.Parameter(
-          `${name}-${configName}`,
-          {
-            name: names.labelConfig(configName),
-            type: "String",
-            description: `runner-fleet label config ${configName}`,
-            value: template.id.apply((id) =>
-              JSON.stringify(runtimeLabelConfig(configName, label, config, id)),
-            ),
-          },
-          { parent: this },
-        ),
+      new aws.ssm.Parameter(
+        `${name}-${configName}`,
+        {
+          name: names.labelConfig(configName),
+          type: "String",
+          description: `runner-fleet label config ${configName}`,
+          value: template.id.apply((id) => JSON.stringify(runtimeLabelConfig(configName, label, config, id))),
+        },
+        { parent: this },
       );
     }
     this.registerOutputs({});

@@ -35,9 +35,8 @@ export class GithubSecrets extends pulumi.ComponentResource {
       "GitHub webhook secret (HMAC of workflow_job deliveries)",
       config.webhookSecret,
     );
-    this.credentialParameterName =
-      config.github.authMode === "app" ? names.githubAppPrivateKey : names.githubToken;
     if (config.github.authMode === "app") {
+      this.credentialParameterName = names.githubAppPrivateKey;
       this.credential = secureString(
         "app-private-key",
         names.githubAppPrivateKey,
@@ -45,6 +44,7 @@ export class GithubSecrets extends pulumi.ComponentResource {
         config.githubAppPrivateKey!,
       );
     } else {
+      this.credentialParameterName = names.githubToken;
       this.tokenValue = pulumi.secret(config.githubToken!);
       this.credential = secureString(
         "token",
