@@ -4,22 +4,21 @@
  * request's SigV4 signature with the AWS SDK's signer, and a fake runner `run.sh` acting out a job,
  * no job, a crash, a spot interruption or an endless job.
  */
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir, userInfo } from "node:os";
 import * as path from "node:path";
-import { DynamoDBClient, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
-import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { handoffKeyFor } from "../lambda/shared/tables";
-import { BOOTSTRAP_TEMPLATE, type BootstrapParams, renderBootstrap } from "../src/runner-bootstrap";
-import { type FakeImds, startFakeImds } from "./bootstrap/fake-imds";
-import { type SigV4Proxy, startSigV4Proxy } from "./bootstrap/sigv4-proxy";
-import { randomHex } from "./sandbox/http";
-import { type Sandbox, startSandbox } from "./sandbox/index";
+import { BOOTSTRAP_TEMPLATE, renderBootstrap } from "../src/runner-bootstrap";
+import {
+  BIN,
+  type BootstrapHarness,
+  type RunOptions,
+  type RunResult,
+  startBootstrapHarness,
+} from "./bootstrap/harness";
 
-const BIN = path.join(__dirname, "bootstrap", "bin");
 const REGION = "eu-west-1";
 const ROLE_ID = "AROATESTRUNNERROLE0001";
 const CREDENTIALS = {
@@ -31,155 +30,18 @@ const CREDENTIALS = {
 const HAS_SHELLCHECK = spawnSync("shellcheck", ["--version"]).status === 0 || process.env.CI === "true";
 const IS_ROOT = process.getuid?.() === 0;
 
-let sandbox: Sandbox;
-let TABLE: string;
-let dynamoUrl: string;
-let proxy: SigV4Proxy;
-let ddb: DynamoDBClient;
+let harness: BootstrapHarness;
 
 beforeAll(async () => {
-  sandbox = await startSandbox({ region: REGION });
-  TABLE = (await sandbox.createTables()).handoff;
-  dynamoUrl = sandbox.endpoints.dynamodb;
-  ddb = new DynamoDBClient({ endpoint: dynamoUrl, region: REGION, credentials: sandbox.credentials });
   // The instance signs with its role's credentials from IMDS; the proxy checks them before the sandbox.
-  proxy = await startSigV4Proxy({ target: dynamoUrl, credentials: CREDENTIALS, region: REGION });
+  harness = await startBootstrapHarness({ region: REGION, roleId: ROLE_ID, credentials: CREDENTIALS });
 });
 
 afterAll(async () => {
-  await proxy?.close();
-  ddb?.destroy();
-  await sandbox?.close();
+  await harness?.close();
 });
 
-type Scenario = "job" | "no-job" | "crash" | "interrupted-job" | "endless-job" | "forged-events";
-
-interface RunOptions {
-  scenario: Scenario;
-  /** The JIT config the launcher writes; null: it never writes one. */
-  jitConfig?: string | null;
-  writeHandoffAfterMs?: number;
-  params?: Partial<BootstrapParams>;
-  spotNotice?: boolean;
-  rejectSignatures?: boolean;
-  /** Use the production user switch (setpriv) instead of the recording fake. */
-  realUserSwitch?: boolean;
-}
-
-interface RunResult {
-  exitCode: number | null;
-  stdout: string;
-  stderr: string;
-  item: Record<string, unknown> | undefined;
-  root: string;
-  jitConfig: string;
-  log: (name: string) => Promise<string | undefined>;
-  imds: FakeImds;
-  /** Milliseconds from spawning the bootstrap to the fake run.sh's first line. */
-  msToRunnerExec?: number;
-}
-
-async function runBootstrap(options: RunOptions): Promise<RunResult> {
-  const instanceId = `i-${randomHex(17)}`;
-  const jitConfig =
-    options.jitConfig === null ? "" : (options.jitConfig ?? `JIT-${randomBytes(32).toString("base64url")}`);
-  const imds = await startFakeImds({ instanceId, roleName: "rf-runner-role", credentials: CREDENTIALS });
-  if (options.spotNotice)
-    imds.spotNotice = { action: "terminate", time: new Date(Date.now() + 120_000).toISOString() };
-  const root = await mkdtemp(path.join(tmpdir(), "rf-bootstrap-"));
-  const runnerDir = path.join(root, "runner");
-  const logDir = path.join(root, "log");
-  await mkdir(runnerDir);
-  await mkdir(logDir);
-  await copyFile(path.join(BIN, "run.sh"), path.join(runnerDir, "run.sh"));
-  await writeFile(path.join(runnerDir, "scenario"), options.scenario);
-  const runnerUser = options.realUserSwitch ? "nobody" : userInfo().username;
-  if (options.realUserSwitch) {
-    // nobody must be able to reach and write the test's directories.
-    for (const dir of [root, runnerDir, logDir]) await chmod(dir, 0o777);
-  }
-  const script = renderBootstrap({
-    region: REGION,
-    handoffTable: TABLE,
-    runnerRoleId: ROLE_ID,
-    runnerUser,
-    runnerDir,
-    idleTimeoutSeconds: 30,
-    maxRuntimeSeconds: 120,
-    handoffWaitSeconds: 5,
-    ...options.params,
-  });
-  const scriptPath = path.join(root, "bootstrap.sh");
-  await writeFile(scriptPath, script, { mode: 0o700 });
-
-  const key = handoffKeyFor(ROLE_ID, instanceId);
-  const writeHandoff = () =>
-    ddb.send(
-      new PutItemCommand({
-        TableName: TABLE,
-        Item: marshall({
-          handoffKey: key,
-          instanceId,
-          jobId: "4242",
-          jitConfig,
-          createdAt: new Date().toISOString(),
-          expiresAt: Math.floor(Date.now() / 1000) + 900,
-        }),
-      }),
-    );
-  let delayedWrite: Promise<unknown> | undefined;
-  if (options.jitConfig !== null) {
-    if (options.writeHandoffAfterMs) {
-      delayedWrite = new Promise((resolve) => setTimeout(resolve, options.writeHandoffAfterMs)).then(
-        writeHandoff,
-      );
-    } else {
-      await writeHandoff();
-    }
-  }
-  proxy.rejectAll = options.rejectSignatures ?? false;
-
-  const env: NodeJS.ProcessEnv = {
-    PATH: options.rejectSignatures ? `${BIN}:${process.env.PATH}` : process.env.PATH,
-    HOME: process.env.HOME,
-    RF_IMDS_ENDPOINT: imds.url,
-    RF_DYNAMODB_ENDPOINT: proxy.url,
-    RF_STATE_DIR: path.join(root, "state"),
-    RF_SHUTDOWN_CMD: `${BIN}/shutdown -h now`,
-    RF_TEST_LOG: logDir,
-    RF_TEST_DYNAMODB: dynamoUrl,
-    ...(options.realUserSwitch ? {} : { RF_RUN_AS: `${BIN}/run-as` }),
-  };
-  const spawnedUs = BigInt(Date.now()) * 1000n;
-  const child = spawn("bash", [scriptPath], { env, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr.on("data", (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exitCode = await new Promise<number | null>((resolve) => child.on("close", resolve));
-  await delayedWrite;
-  await imds.close();
-  const { Item } = await ddb.send(
-    new GetItemCommand({ TableName: TABLE, Key: marshall({ handoffKey: key }), ConsistentRead: true }),
-  );
-  const log = (name: string) => readFile(path.join(logDir, name), "utf8").catch(() => undefined);
-  const startedUs = await log("run-started-us");
-  return {
-    exitCode,
-    stdout,
-    stderr,
-    item: Item ? unmarshall(Item) : undefined,
-    root,
-    jitConfig,
-    log,
-    imds,
-    msToRunnerExec: startedUs ? Number(BigInt(startedUs.trim()) - spawnedUs) / 1000 : undefined,
-  };
-}
+const runBootstrap = (options: RunOptions): Promise<RunResult> => harness.run(options);
 
 /** Every file under `dir`, with its content. */
 async function filesUnder(dir: string): Promise<{ file: string; content: string }[]> {
@@ -257,7 +119,7 @@ describe("renderBootstrap", () => {
 
 describe("the bootstrap on an instance", () => {
   it("takes its JIT config, runs one job as the runner user, reports it, and shuts down", async () => {
-    const before = proxy.records.length;
+    const before = harness.proxy.records.length;
     const run = await runBootstrap({ scenario: "job" });
     expect(run.exitCode).toBe(0);
     expect(await run.log("shutdown")).toBe("-h now\n");
@@ -281,7 +143,7 @@ describe("the bootstrap on an instance", () => {
     expect(Number(item.expiresAt)).toBeGreaterThan(Date.now() / 1000 + 120);
 
     // Every DynamoDB request was signed validly with the instance role's credentials.
-    const records = proxy.records.slice(before);
+    const records = harness.proxy.records.slice(before);
     expect(records.length).toBeGreaterThanOrEqual(5);
     expect(records.filter((r) => !r.valid)).toEqual([]);
     expect(records.every((r) => r.target === "DynamoDB_20120810.UpdateItem")).toBe(true);
@@ -382,7 +244,7 @@ describe("the bootstrap on an instance", () => {
     expect(await readFile(path.join(run.root, "runner", "jitconfig.received"), "utf8")).toBe(run.jitConfig);
     const calls = (await run.log("aws-calls")) ?? "";
     expect(calls).toContain(
-      `dynamodb update-item --region ${REGION} --endpoint-url ${proxy.url} --output json`,
+      `dynamodb update-item --region ${REGION} --endpoint-url ${harness.proxy.url} --output json`,
     );
     await expectNoSecretLeaked(run);
   });

@@ -18,7 +18,7 @@ import {
   tuneGitHub,
   webhookSource,
 } from "../lambda/adapters/github";
-import { forgetSecrets } from "../lambda/adapters/secrets";
+import { KEY_PARAM, PAT_PARAM, useGitHubFake } from "./lifecycle-support";
 import { type Sandbox, startSandbox } from "./sandbox";
 import { failNextOrgJitConfigs, type GitHubFake, githubErrors, startGitHubFake } from "./sandbox/github";
 
@@ -26,23 +26,6 @@ let sandbox: Sandbox;
 let dotcom: GitHubFake;
 let ghes: GitHubFake;
 let restoreEnv: () => void;
-
-const KEY_PARAM = "/runner-fleet/test/github-app-key";
-const PAT_PARAM = "/runner-fleet/test/github-pat";
-
-/** Points the adapter at one fake (settings are read from process.env on every access). */
-function useFake(fake: GitHubFake, mode: "app" | "token" = "app", scope: "org" | "repo" = "org") {
-  sandbox.ssm.put(KEY_PARAM, fake.privateKey, { type: "SecureString" });
-  sandbox.ssm.put(PAT_PARAM, fake.pat, { type: "SecureString" });
-  Object.assign(process.env, {
-    GITHUB_API_URL: fake.url,
-    GITHUB_AUTH_MODE: mode,
-    GITHUB_APP_ID: String(fake.appId),
-    RUNNER_SCOPE: scope,
-  });
-  forgetSecrets();
-  tuneGitHub({ retryAfterBaseValue: 5 });
-}
 
 beforeAll(async () => {
   sandbox = await startSandbox();
@@ -63,7 +46,7 @@ afterAll(async () => {
   await Promise.all([dotcom?.close(), ghes?.close(), sandbox?.close()]);
 });
 
-beforeEach(() => useFake(dotcom));
+beforeEach(() => useGitHubFake(sandbox, dotcom));
 
 afterEach(() => {
   sandbox.faults.clear();
@@ -103,7 +86,7 @@ describe("generateJitConfig", () => {
   });
 
   it("registers a repository runner on GHES (base URL …/api/v3)", async () => {
-    useFake(ghes, "app", "repo");
+    await useGitHubFake(sandbox, ghes, { scope: "repo" });
     expect(ghes.url).toMatch(/\/api\/v3$/);
     const gh = await githubForInstallation(ghes.installationId);
     const scope = scopeFor(orgJob(ghes));
@@ -121,7 +104,7 @@ describe("generateJitConfig", () => {
   });
 
   it("works with a personal access token", async () => {
-    useFake(dotcom, "token");
+    await useGitHubFake(sandbox, dotcom, { mode: "token" });
     const gh = await githubForInstallation(undefined);
     const before = sandbox.callsTo("github", "apps/create-installation-access-token").length;
     const jit = await generateJitConfig(gh, scopeFor(orgJob(dotcom)), {
@@ -248,7 +231,7 @@ describe("runners, jobs and deliveries", () => {
     "token mode (%s): reads and redelivers an org's and a repository's webhook, each its own",
     async (_, fakeOf) => {
       const fake = fakeOf();
-      useFake(fake, "token");
+      await useGitHubFake(sandbox, fake, { mode: "token" });
       const gh = await githubForInstallation();
       const since = new Date(fake.state.now() - 60_000);
       const orgHook = fake.state.addWebhook({ owner: fake.org });

@@ -9,16 +9,25 @@ import { CreateFleetCommand, type CreateFleetCommandOutput } from "@aws-sdk/clie
 import type { SQSBatchResponse, SQSRecord } from "aws-lambda";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { ec2Client } from "../lambda/adapters/ec2";
-import { tuneGitHub } from "../lambda/adapters/github";
 import { readHandoff } from "../lambda/adapters/handoff";
 import { createJob, getJob, updateJobFields } from "../lambda/adapters/jobs-table";
-import { forgetLabelConfigs } from "../lambda/adapters/label-configs";
 import { createRetryMarker, recordSpotInterruption } from "../lambda/adapters/lifecycle-store";
-import { forgetSecrets } from "../lambda/adapters/secrets";
 import { TAGS } from "../lambda/core/fleet";
 import type { JobRecord } from "../lambda/shared/job";
 import type { LabelConfig } from "../lambda/shared/label-config";
-import { CONFIG_PATH, KEY_PARAM, linuxConfig, ROLE_ID } from "./lifecycle-support";
+// Imported before sandbox.useEnv() sets POWERTOOLS_METRICS_DISABLED and the log level, so the logger
+// and metrics keep their defaults (the EMF test reads the metrics).
+import { logger } from "../lambda/shared/observability";
+import {
+  CONFIG_PATH,
+  captureOutput,
+  KEY_PARAM,
+  linuxConfig,
+  PAT_PARAM,
+  putLabelConfigs,
+  ROLE_ID,
+  useGitHubFake,
+} from "./lifecycle-support";
 import { EC2_THROTTLE, type Sandbox, type SandboxQueue, startSandbox } from "./sandbox";
 import { failNextOrgJitConfigs, type GitHubFake, githubErrors, startGitHubFake } from "./sandbox/github";
 
@@ -31,27 +40,7 @@ let queue: SandboxQueue;
 let restoreEnv: () => void;
 let handler: Handler;
 
-const PAT_PARAM = "/runner-fleet/test/github-pat";
 const baseConfig: LabelConfig = linuxConfig;
-
-function putConfigs(...configs: LabelConfig[]) {
-  for (const config of configs) sandbox.ssm.put(`${CONFIG_PATH}/${config.name}`, JSON.stringify(config));
-  forgetLabelConfigs();
-}
-
-/** Points the GitHub adapter at a fake (settings are read from process.env on every access). */
-function useGitHub(fake: GitHubFake, scope: "org" | "repo" = "org", mode: "app" | "token" = "app") {
-  sandbox.ssm.put(KEY_PARAM, fake.privateKey, { type: "SecureString" });
-  sandbox.ssm.put(PAT_PARAM, fake.pat, { type: "SecureString" });
-  Object.assign(process.env, {
-    GITHUB_API_URL: fake.url,
-    GITHUB_APP_ID: String(fake.appId),
-    GITHUB_AUTH_MODE: mode,
-    RUNNER_SCOPE: scope,
-  });
-  forgetSecrets();
-  tuneGitHub({ retryAfterBaseValue: 5 });
-}
 
 let nextJobId = 1_000_000;
 
@@ -164,9 +153,9 @@ beforeEach(async () => {
   sandbox.ec2.addSubnet("subnet-0aaa", "us-east-1a");
   sandbox.ec2.addSubnet("subnet-0bbb", "us-east-1b");
   process.env.MAX_RUNNERS_TOTAL = "1000";
-  for (const fake of [github, ghes]) for (const r of fake.state.listRunners()) fake.state.removeRunner(r.id);
-  useGitHub(github);
-  putConfigs(baseConfig);
+  for (const fake of [github, ghes]) fake.state.reset();
+  await useGitHubFake(sandbox, github);
+  await putLabelConfigs(sandbox, baseConfig);
 });
 
 afterEach(() => {
@@ -232,14 +221,7 @@ describe("a queued job", () => {
   });
 
   it("never puts the JIT config in logs, tags or the job record", async () => {
-    const lines: string[] = [];
-    for (const stream of [process.stdout, process.stderr]) {
-      vi.spyOn(stream, "write").mockImplementation((chunk: string | Uint8Array) => {
-        lines.push(String(chunk));
-        return true;
-      });
-    }
-    const { logger } = await import("../lambda/shared/observability");
+    const lines = captureOutput();
     logger.setLogLevel("DEBUG");
     try {
       const [job] = await seedJobs(1);
@@ -256,11 +238,7 @@ describe("a queued job", () => {
     }
   });
   it("publishes the queued-to-handed-off latency of each launched job as an EMF metric", async () => {
-    const lines: string[] = [];
-    vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
-      lines.push(String(chunk));
-      return true;
-    });
+    const lines = captureOutput([process.stdout]);
     try {
       await seedJobs(2);
       await runLauncher();
@@ -300,7 +278,7 @@ describe("batching", () => {
       instanceTypes: ["m7g.large"],
       launchTemplateId: "lt-0linux0arm640000",
     };
-    putConfigs(arm);
+    await putLabelConfigs(sandbox, arm);
     await seedJobs(3);
     await seedJobs(2, arm);
     expect((await runLauncher()).response.batchItemFailures).toEqual([]);
@@ -369,7 +347,7 @@ describe("spot policy", () => {
   });
 
   it("spotOnly retries with backoff, never on-demand, then times out cleanly", async () => {
-    putConfigs({ ...baseConfig, spotPolicy: "spotOnly" });
+    await putLabelConfigs(sandbox, { ...baseConfig, spotPolicy: "spotOnly" });
     noSpot();
     const [job] = await seedJobs(1);
     const { response, records } = await runLauncher();
@@ -400,7 +378,7 @@ describe("spot policy", () => {
   });
 
   it("onDemandOnly never asks for spot", async () => {
-    putConfigs({ ...baseConfig, spotPolicy: "onDemandOnly" });
+    await putLabelConfigs(sandbox, { ...baseConfig, spotPolicy: "onDemandOnly" });
     const [job] = await seedJobs(1);
     await runLauncher();
     expect(fleetCalls()).toHaveLength(1);
@@ -487,7 +465,7 @@ describe("a partial fleet", () => {
   });
 
   it("launches what it got and retries the rest later under spotOnly", async () => {
-    putConfigs({ ...baseConfig, spotPolicy: "spotOnly" });
+    await putLabelConfigs(sandbox, { ...baseConfig, spotPolicy: "spotOnly" });
     shortSpotFleets(1);
     const jobs = await seedJobs(3);
     const { response, records } = await runLauncher();
@@ -665,7 +643,7 @@ describe("a failed hand-off", () => {
 
 describe("GitHub flavours and scopes", () => {
   it("registers repository runners on GHES", async () => {
-    useGitHub(ghes, "repo");
+    await useGitHubFake(sandbox, ghes, { scope: "repo" });
     const jobs = await seedJobs(2, baseConfig, ghes);
     expect((await runLauncher()).response.batchItemFailures).toEqual([]);
     expect((await jobsOf(jobs)).map((j) => j?.state)).toEqual(["launched", "launched"]);
@@ -674,7 +652,7 @@ describe("GitHub flavours and scopes", () => {
   });
 
   it("registers org runners with a personal access token", async () => {
-    useGitHub(github, "org", "token");
+    await useGitHubFake(sandbox, github, { mode: "token" });
     const [job] = await seedJobs(1);
     await runLauncher();
     expect((await getJob(job!.jobId))?.state).toBe("launched");
@@ -691,7 +669,7 @@ describe("limits", () => {
       maxRunners: 100,
       launchTemplateId: "lt-0big00000000000",
     };
-    putConfigs(small, big);
+    await putLabelConfigs(sandbox, small, big);
     process.env.MAX_RUNNERS_TOTAL = "80";
     // EC2's documented request buckets, on the sandbox clock (which this test does not advance).
     sandbox.faults.throttle("ec2", "mutating", EC2_THROTTLE.mutating);
@@ -724,7 +702,7 @@ describe("limits", () => {
 
   it("hold while the byState index lags behind the claims (the launchers' own and each other's)", async () => {
     const lagged: LabelConfig = { ...baseConfig, name: "lagged", maxRunners: 12 };
-    putConfigs(lagged);
+    await putLabelConfigs(sandbox, lagged);
     // Every write of this round stays out of the index until the sandbox clock moves on.
     sandbox.dynamodb.indexLag(5_000);
     const jobs = await seedJobs(60, lagged);

@@ -5,16 +5,9 @@
  * afterInProgress after each in_progress; calling it again (as a duplicate would) changes nothing.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { JobRecord } from "../lambda/shared/job";
 import { signedApiGatewayEvent, workflowJobEvent } from "./fixtures/webhooks";
-import {
-  jobRecord,
-  launchMessages,
-  linuxConfig,
-  STACK,
-  startWorld,
-  WEBHOOK_SECRET,
-  type World,
-} from "./lifecycle-support";
+import { linuxConfig, STACK, startWorld, WEBHOOK_SECRET, type World } from "./lifecycle-support";
 
 let world: World;
 let lifecycle: typeof import("../lambda/adapters/job-lifecycle");
@@ -41,21 +34,9 @@ beforeEach(async () => {
 const X = "i-0aaaaaaaaaaaaaaa1";
 const Y = "i-0bbbbbbbbbbbbbbb2";
 const runnerOf = (instanceId: string) => `${STACK}-${instanceId}`;
-const get = async (jobId: string) => (await jobsTable.getJob(jobId))!;
-const messages = () => launchMessages(world.sandbox, world.queue.url);
-const repo = () => `${world.github.repo.owner}/${world.github.repo.name}`;
 
-async function seed(jobId: string, over: Parameters<typeof jobRecord>[1]) {
-  expect(
-    await jobsTable.createJob(
-      jobRecord(jobId, {
-        repo: repo(),
-        owner: world.github.org,
-        installationId: world.github.installationId,
-        ...over,
-      }),
-    ),
-  ).toBe(true);
+async function seed(jobId: string, over: Partial<JobRecord>) {
+  expect(await jobsTable.createJob(world.jobRecord(jobId, over))).toBe(true);
 }
 
 /** Delivers a workflow_job event through the real webhook handler. */
@@ -69,7 +50,7 @@ async function deliver(
     id: Number(jobId),
     runId: 4242,
     labels: linuxConfig.labels,
-    repo: repo(),
+    repo: world.repoFullName,
     installationId: world.github.installationId,
     runnerName,
     runnerId: 77,
@@ -85,24 +66,28 @@ describe("a runner that takes another job", () => {
     await seed("102", { state: "launched", instanceId: Y, runnerName: runnerOf(Y) });
     await deliver("in_progress", "102", runnerOf(X));
 
-    const a = await get("101");
+    const a = await world.getJob("101");
     expect(a).toMatchObject({ state: "queued", reason: expect.stringMatching(/took job 102/) });
     expect(a.instanceId).toBeUndefined();
     expect(a.enqueuedAt).toBeDefined();
-    expect(await get("102")).toMatchObject({ state: "running", instanceId: X, runnerName: runnerOf(X) });
-    expect(messages()).toEqual([{ jobId: "101", configName: "linux-x64" }]);
+    expect(await world.getJob("102")).toMatchObject({
+      state: "running",
+      instanceId: X,
+      runnerName: runnerOf(X),
+    });
+    expect(world.launchMessages()).toEqual([{ jobId: "101", configName: "linux-x64" }]);
 
     // GitHub may deliver the same event again.
     await deliver("in_progress", "102", runnerOf(X));
     expect(await lifecycle.afterInProgress({ jobId: "102", runnerName: runnerOf(X) })).toEqual([]);
-    expect(messages()).toHaveLength(1);
+    expect(world.launchMessages()).toHaveLength(1);
   });
 
   it("also when the launcher had not recorded `launched` yet (runner quicker than the launcher)", async () => {
     await seed("201", { state: "launching", instanceId: X });
     await seed("202", { state: "queued" });
     await deliver("in_progress", "202", runnerOf(X));
-    expect((await get("201")).state).toBe("queued");
+    expect((await world.getJob("201")).state).toBe("queued");
     // The launcher, finishing late, cannot move the released job on.
     expect(await jobsTable.transitionJob("201", "launched")).toBeUndefined();
   });
@@ -114,8 +99,8 @@ describe("a runner that takes another job", () => {
     await seed("302", { state: "launched", instanceId: Y });
     await deliver("in_progress", "303", "someones-laptop");
     expect(await lifecycle.afterInProgress({ jobId: "303", runnerName: "someones-laptop" })).toEqual([]);
-    expect((await get("302")).state).toBe("launched");
-    expect(messages()).toEqual([]);
+    expect((await world.getJob("302")).state).toBe("launched");
+    expect(world.launchMessages()).toEqual([]);
   });
 });
 
@@ -130,17 +115,17 @@ describe("completed before in_progress", () => {
     });
     // The runner of instance `id` took 402; `completed` overtakes `in_progress`.
     await deliver("completed", "402", runnerOf(id), "success");
-    expect(await get("402")).toMatchObject({ state: "completed", conclusion: "success" });
+    expect(await world.getJob("402")).toMatchObject({ state: "completed", conclusion: "success" });
     await seed("403", { state: "launched", instanceId: id, runnerName: runnerOf(id) });
     await deliver("in_progress", "402", runnerOf(id));
-    expect((await get("403")).state).toBe("queued");
-    expect(messages()).toEqual([{ jobId: "403", configName: "linux-x64" }]);
+    expect((await world.getJob("403")).state).toBe("queued");
+    expect(world.launchMessages()).toEqual([{ jobId: "403", configName: "linux-x64" }]);
     // The late in_progress did not reopen the job.
-    expect(await get("402")).toMatchObject({ state: "completed", instanceId: id });
+    expect(await world.getJob("402")).toMatchObject({ state: "completed", instanceId: id });
     // The instance is still up after the grace period: the reconciler terminates it.
     await reconciler.reconcile({ now: new Date(Date.now() + 3 * 60_000) });
     expect(world.sandbox.ec2.instance(id)?.state).toBe("terminated");
     // 401 never had its runner taken: untouched.
-    expect((await get("401")).state).toBe("launched");
+    expect((await world.getJob("401")).state).toBe("launched");
   });
 });

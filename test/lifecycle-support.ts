@@ -1,15 +1,18 @@
 /**
- * Helpers shared by the lifecycle tests (ec2-events, reconciler, stolen runners, simulated day):
- * job items as the webhook writes them, EC2 events in EventBridge's shape (from the EC2 user guide),
- * and ledger reads.
+ * Helpers shared by the lifecycle tests (ec2-events, reconciler, stolen runners, simulated day) and
+ * the launcher and webhook tests: job items as the webhook writes them, EC2 events in EventBridge's
+ * shape (from the EC2 user guide), ledger and queue reads, the GitHub fake and label configs as the
+ * Lambdas read them, and the whole stack on the sandbox (startWorld).
  */
-import { ScanCommand } from "@aws-sdk/client-dynamodb";
-import { unmarshall } from "@aws-sdk/util-dynamodb";
+import { ScanCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
+import { vi } from "vitest";
 import type { Ec2Event } from "../lambda/ec2-events";
 import type { JobRecord, LaunchMessage } from "../lambda/shared/job";
 import type { LabelConfig } from "../lambda/shared/label-config";
+import { handoffKeyFor } from "../lambda/shared/tables";
 import { type Sandbox, type SandboxQueue, startSandbox } from "./sandbox";
-import { type GitHubFake, startGitHubFake } from "./sandbox/github";
+import type { GitHubFake } from "./sandbox/github";
 
 export function jobRecord(jobId: string, over: Partial<JobRecord> = {}, now = new Date()): JobRecord {
   const t = now.toISOString();
@@ -90,10 +93,26 @@ export function launchMessages(sandbox: Sandbox, queueUrl: string): LaunchMessag
   return sandbox.sqs.messages(queueUrl).map((m) => JSON.parse(m.body) as LaunchMessage);
 }
 
+/**
+ * Captures what is written to `streams` (stdout and stderr by default) instead of printing it, until
+ * `vi.restoreAllMocks()`; returns the chunks, in order, as they are written.
+ */
+export function captureOutput(streams: NodeJS.WriteStream[] = [process.stdout, process.stderr]): string[] {
+  const chunks: string[] = [];
+  for (const stream of streams) {
+    vi.spyOn(stream, "write").mockImplementation((chunk: string | Uint8Array) => {
+      chunks.push(String(chunk));
+      return true;
+    });
+  }
+  return chunks;
+}
+
 // ---- The whole stack on the sandbox ----------------------------------------------------------------
 
 export const CONFIG_PATH = "/runner-fleet/test/label-configs";
 export const KEY_PARAM = "/runner-fleet/test/github-app-key";
+export const PAT_PARAM = "/runner-fleet/test/github-pat";
 export const SECRET_PARAM = "/runner-fleet/test/webhook-secret";
 export const WEBHOOK_SECRET = "lifecycle-tests-webhook-secret-5d1e";
 export const ROLE_ID = "AROATESTRUNNERROLE";
@@ -113,11 +132,51 @@ export const linuxConfig: LabelConfig = {
   runnerGroupId: 1,
 };
 
+/**
+ * Points the GitHub adapter at a fake: its App key and PAT under KEY_PARAM and PAT_PARAM, its URL,
+ * App id, auth mode and runner scope in process.env (settings are read from it on every access).
+ */
+export async function useGitHubFake(
+  sandbox: Sandbox,
+  fake: GitHubFake,
+  { mode = "app", scope = "org" }: { mode?: "app" | "token"; scope?: "org" | "repo" } = {},
+): Promise<void> {
+  sandbox.ssm.put(KEY_PARAM, fake.privateKey, { type: "SecureString" });
+  sandbox.ssm.put(PAT_PARAM, fake.pat, { type: "SecureString" });
+  Object.assign(process.env, {
+    GITHUB_API_URL: fake.url,
+    GITHUB_APP_ID: String(fake.appId),
+    GITHUB_AUTH_MODE: mode,
+    RUNNER_SCOPE: scope,
+  });
+  // Loaded here, not at the top: the Lambda modules read their environment when first imported.
+  const [{ forgetSecrets }, { tuneGitHub }] = await Promise.all([
+    import("../lambda/adapters/secrets"),
+    import("../lambda/adapters/github"),
+  ]);
+  forgetSecrets();
+  tuneGitHub({ retryAfterBaseValue: 5 });
+}
+
+/** Puts label configs under CONFIG_PATH and drops the Lambdas' cached copies. */
+export async function putLabelConfigs(sandbox: Sandbox, ...configs: LabelConfig[]): Promise<void> {
+  for (const config of configs) sandbox.ssm.put(`${CONFIG_PATH}/${config.name}`, JSON.stringify(config));
+  (await import("../lambda/adapters/label-configs")).forgetLabelConfigs();
+}
+
 export interface World {
   sandbox: Sandbox;
   github: GitHubFake;
   tables: { jobs: string; handoff: string };
   queue: SandboxQueue;
+  /** The GitHub fake's repository as `owner/name`, as job items hold it. */
+  repoFullName: string;
+  /** A job item (see jobRecord) of the GitHub fake's organization, repository and installation. */
+  jobRecord(jobId: string, over?: Partial<JobRecord>): JobRecord;
+  /** The job's item in the ledger (it must exist). */
+  getJob(jobId: string): Promise<JobRecord>;
+  /** The messages on the launch queue. */
+  launchMessages(): LaunchMessage[];
   restore(): void;
   /** Back to empty tables, queue, instances, GitHub runners (keeps the fakes and the env). */
   reset(): Promise<void>;
@@ -133,8 +192,8 @@ export async function startWorld(
   env: Record<string, string> = {},
   configs = [linuxConfig],
 ): Promise<World> {
-  const sandbox = await startSandbox();
-  const github = await startGitHubFake({ faults: sandbox.faults, clock: sandbox.clock });
+  const sandbox = await startSandbox({ github: true });
+  const github = sandbox.github!;
   const tables = await sandbox.createTables(prefix);
   const queue = sandbox.createQueue(`${prefix}-launch`, { dlq: { maxReceiveCount: 1000 } });
   const restore = sandbox.useEnv({
@@ -145,7 +204,6 @@ export async function startWorld(
     LABEL_CONFIG_PATH: CONFIG_PATH,
     LABEL_ROUTES: JSON.stringify(configs.map((c) => ({ name: c.name, labels: c.labels }))),
     WEBHOOK_SECRET_PARAM: SECRET_PARAM,
-    GITHUB_API_URL: github.url,
     GITHUB_AUTH_MODE: "app",
     GITHUB_APP_ID: String(github.appId),
     GITHUB_PRIVATE_KEY_PARAM: KEY_PARAM,
@@ -168,25 +226,56 @@ export async function startWorld(
   seed();
   const { tuneGitHub } = await import("../lambda/adapters/github");
   tuneGitHub({ retryAfterBaseValue: 5 });
+  const repoFullName = `${github.repo.owner}/${github.repo.name}`;
   return {
     sandbox,
     github,
     tables,
     queue,
+    repoFullName,
+    jobRecord: (jobId, over = {}) =>
+      jobRecord(jobId, {
+        repo: repoFullName,
+        owner: github.org,
+        installationId: github.installationId,
+        ...over,
+      }),
+    async getJob(jobId) {
+      return (await (await import("../lambda/adapters/jobs-table")).getJob(jobId))!;
+    },
+    launchMessages: () => launchMessages(sandbox, queue.url),
     restore,
     async reset() {
       await sandbox.reset();
-      for (const runner of github.state.listRunners()) github.state.removeRunner(runner.id);
-      github.state.jobs.clear();
-      github.state.deliveries.length = 0;
-      github.state.reruns.length = 0;
-      github.state.redeliveryAttempts.length = 0;
+      github.state.reset();
       seed();
       (await import("../lambda/adapters/label-configs")).forgetLabelConfigs();
     },
     async close() {
       restore();
-      await Promise.all([github.close(), sandbox.close()]);
+      await sandbox.close();
     },
   };
+}
+
+/**
+ * What the runner's bootstrap reports on its hand-off item (fetchedAt, runnerStartedAt, …): sets
+ * `fields` on the instance's item, which must exist (an UpdateItem conditioned on it).
+ */
+export async function reportProgress(
+  world: World,
+  instanceId: string,
+  fields: Record<string, string>,
+): Promise<void> {
+  const names = Object.keys(fields);
+  await world.sandbox.dynamodb.client.send(
+    new UpdateItemCommand({
+      TableName: world.tables.handoff,
+      Key: marshall({ handoffKey: handoffKeyFor(ROLE_ID, instanceId) }),
+      UpdateExpression: `SET ${names.map((_, i) => `#n${i} = :v${i}`).join(", ")}`,
+      ConditionExpression: "attribute_exists(handoffKey)",
+      ExpressionAttributeNames: Object.fromEntries(names.map((n, i) => [`#n${i}`, n])),
+      ExpressionAttributeValues: marshall(Object.fromEntries(names.map((n, i) => [`:v${i}`, fields[n]]))),
+    }),
+  );
 }

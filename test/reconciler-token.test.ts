@@ -6,9 +6,8 @@
  */
 import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from "vitest";
 import type { GitHubWebhook } from "../lambda/shared/settings";
-import { startWorld, type World } from "./lifecycle-support";
+import { PAT_PARAM, startWorld, type World } from "./lifecycle-support";
 
-const TOKEN_PARAM = "/runner-fleet/test/github-pat";
 const MIN = 60_000;
 
 let world: World;
@@ -18,7 +17,7 @@ let webhooks: { org: GitHubWebhook; repo: GitHubWebhook };
 beforeAll(async () => {
   world = await startWorld("reconciler-token", {
     GITHUB_AUTH_MODE: "token",
-    GITHUB_TOKEN_PARAM: TOKEN_PARAM,
+    GITHUB_TOKEN_PARAM: PAT_PARAM,
   });
   const { state, org, repo } = world.github;
   webhooks = {
@@ -41,7 +40,7 @@ afterAll(async () => {
 
 beforeEach(async () => {
   await world.reset();
-  world.sandbox.ssm.put(TOKEN_PARAM, world.github.state.pat, { type: "SecureString" });
+  world.sandbox.ssm.put(PAT_PARAM, world.github.state.pat, { type: "SecureString" });
 });
 
 afterEach(() => {

@@ -7,7 +7,14 @@ import type { SQSRecord } from "aws-lambda";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { TAGS } from "../lambda/core/fleet";
 import type { JobRecord } from "../lambda/shared/job";
-import { jobRecord, launchMessages, linuxConfig, STACK, startWorld, type World } from "./lifecycle-support";
+import {
+  linuxConfig,
+  putLabelConfigs,
+  reportProgress,
+  STACK,
+  startWorld,
+  type World,
+} from "./lifecycle-support";
 
 let world: World;
 let reconciler: typeof import("../lambda/reconciler");
@@ -39,7 +46,6 @@ afterEach(() => {
 
 const MIN = 60_000;
 const ago = (ms: number) => new Date(Date.now() - ms).toISOString();
-const repo = () => `${world.github.repo.owner}/${world.github.repo.name}`;
 
 /** A job known to GitHub (the fake) and to the ledger, in `state`. */
 async function seed(
@@ -56,13 +62,7 @@ async function seed(
     conclusion: gh.conclusion ?? null,
     labels: linuxConfig.labels,
   });
-  const job = jobRecord(String(remote.id), {
-    repo: repo(),
-    owner: world.github.org,
-    installationId: world.github.installationId,
-    runId: remote.run_id,
-    ...over,
-  });
+  const job = world.jobRecord(String(remote.id), { runId: remote.run_id, ...over });
   expect(await jobsTable.createJob(job)).toBe(true);
   return job;
 }
@@ -81,8 +81,6 @@ function instance(
   });
 }
 const stateOf = (instanceId: string) => world.sandbox.ec2.instance(instanceId)?.state;
-const get = async (jobId: string) => (await jobsTable.getJob(jobId))!;
-const messages = () => launchMessages(world.sandbox, world.queue.url);
 
 describe("jobs without a launch", () => {
   it("enqueues a job the webhook recorded but never enqueued, once", async () => {
@@ -93,13 +91,13 @@ describe("jobs without a launch", () => {
     });
     const report = await reconciler.reconcile();
     expect(report.applied.enqueue).toBe(1);
-    expect(messages()).toEqual([{ jobId: job.jobId, configName: "linux-x64" }]);
-    const after = await get(job.jobId);
+    expect(world.launchMessages()).toEqual([{ jobId: job.jobId, configName: "linux-x64" }]);
+    const after = await world.getJob(job.jobId);
     expect(after.enqueuedAt).toBeDefined();
     expect(after.enqueueClaimedAt).toBeUndefined();
     expect(after.reason).toMatch(/never enqueued/);
     await reconciler.reconcile();
-    expect(messages()).toHaveLength(1);
+    expect(world.launchMessages()).toHaveLength(1);
   });
 
   it("re-enqueues a job whose message was lost, after asking GitHub; closes one GitHub cancelled", async () => {
@@ -109,9 +107,12 @@ describe("jobs without a launch", () => {
       { status: "completed", conclusion: "cancelled" },
     );
     await reconciler.reconcile();
-    expect(messages()).toEqual([{ jobId: lost.jobId, configName: "linux-x64" }]);
-    expect(await get(cancelled.jobId)).toMatchObject({ state: "completed", conclusion: "cancelled" });
-    expect((await get(cancelled.jobId)).reason).toMatch(/completed webhook was not seen/);
+    expect(world.launchMessages()).toEqual([{ jobId: lost.jobId, configName: "linux-x64" }]);
+    expect(await world.getJob(cancelled.jobId)).toMatchObject({
+      state: "completed",
+      conclusion: "cancelled",
+    });
+    expect((await world.getJob(cancelled.jobId)).reason).toMatch(/completed webhook was not seen/);
     expect(world.sandbox.callsTo("github", "actions/get-job-for-workflow-run")).toHaveLength(2);
   });
 
@@ -123,33 +124,33 @@ describe("jobs without a launch", () => {
       runner_id: 5,
     });
     await reconciler.reconcile();
-    expect(await get(job.jobId)).toMatchObject({
+    expect(await world.getJob(job.jobId)).toMatchObject({
       state: "running",
       runnerName: `${STACK}-i-0123456789abcdef0`,
       reason: expect.stringMatching(/in_progress webhook was not seen/),
     });
-    expect(messages()).toEqual([]);
+    expect(world.launchMessages()).toEqual([]);
   });
 
   it("releases a job whose launcher died mid-launch and enqueues it again", async () => {
     const job = await seed({ state: "launching", launchingAt: ago(6 * MIN), updatedAt: ago(6 * MIN) });
     const live = await seed({ state: "launching", launchingAt: ago(30_000), updatedAt: ago(30_000) });
     await reconciler.reconcile();
-    expect(await get(job.jobId)).toMatchObject({
+    expect(await world.getJob(job.jobId)).toMatchObject({
       state: "queued",
       reason: expect.stringMatching(/launcher lost/),
     });
-    expect((await get(live.jobId)).state).toBe("launching");
-    expect(messages()).toEqual([{ jobId: job.jobId, configName: "linux-x64" }]);
+    expect((await world.getJob(live.jobId)).state).toBe("launching");
+    expect(world.launchMessages()).toEqual([{ jobId: job.jobId, configName: "linux-x64" }]);
   });
 
   it("times out a job queued past the queue timeout, with the reason", async () => {
     const job = await seed({ queuedAt: ago(61 * MIN), updatedAt: ago(3 * MIN), attempts: 2 });
     await reconciler.reconcile();
-    const after = await get(job.jobId);
+    const after = await world.getJob(job.jobId);
     expect(after.state).toBe("timed-out");
     expect(after.reason).toMatch(/queue timeout of 60 min \(2 launch attempts\)/);
-    expect(messages()).toEqual([]);
+    expect(world.launchMessages()).toEqual([]);
   });
 });
 
@@ -163,7 +164,7 @@ describe("instances", () => {
     const idle = instance(12 * MIN);
     const idleJob = await seed({ state: "launched", instanceId: idle, launchedAt: ago(12 * MIN) });
     await handoff.writeHandoff({ instanceId: idle, jobId: idleJob.jobId, jitConfig: "secret" });
-    await reportProgress(idle, { runnerStartedAt: ago(11 * MIN) });
+    await reportProgress(world, idle, { runnerStartedAt: ago(11 * MIN) });
     const orphan = instance(6 * MIN);
     const done = instance(20 * MIN);
     await seed({ state: "completed", instanceId: done, completedAt: ago(3 * MIN), conclusion: "success" });
@@ -183,16 +184,16 @@ describe("instances", () => {
       "terminated",
     ]);
     expect([booting, busy, foreign].map(stateOf)).not.toContain("terminated");
-    expect(await get(overAgeJob.jobId)).toMatchObject({
+    expect(await world.getJob(overAgeJob.jobId)).toMatchObject({
       state: "timed-out",
       reason: expect.stringMatching(/max runtime/),
     });
     // The idle runner's job is still queued on GitHub: it gets a new launch.
-    expect(await get(idleJob.jobId)).toMatchObject({
+    expect(await world.getJob(idleJob.jobId)).toMatchObject({
       state: "queued",
       reason: expect.stringMatching(/idle/),
     });
-    expect(messages()).toEqual([{ jobId: idleJob.jobId, configName: "linux-x64" }]);
+    expect(world.launchMessages()).toEqual([{ jobId: idleJob.jobId, configName: "linux-x64" }]);
   });
 
   it("marks a running job interrupted when its instance reported the spot notice and the event was lost", async () => {
@@ -200,13 +201,13 @@ describe("instances", () => {
     const job = await seed({ state: "running", instanceId: id }, { status: "in_progress" });
     await handoff.writeHandoff({ instanceId: id, jobId: job.jobId, jitConfig: "secret" });
     const noticed = ago(30_000);
-    await reportProgress(id, {
+    await reportProgress(world, id, {
       runnerStartedAt: ago(9 * MIN),
       jobStartedAt: ago(8 * MIN),
       interruptedAt: noticed,
     });
     await reconciler.reconcile();
-    expect(await get(job.jobId)).toMatchObject({ state: "interrupted", interruptedAt: noticed });
+    expect(await world.getJob(job.jobId)).toMatchObject({ state: "interrupted", interruptedAt: noticed });
     expect(stateOf(id)).toBe("running"); // AWS reclaims it; the job's completion comes from GitHub
   });
 
@@ -219,27 +220,12 @@ describe("instances", () => {
       { status: "completed", conclusion: "success" },
     );
     await reconciler.reconcile();
-    expect(await get(launched.jobId)).toMatchObject({ state: "queued" });
-    expect((await get(launched.jobId)).instanceId).toBeUndefined();
-    expect(await get(running.jobId)).toMatchObject({ state: "completed", conclusion: "success" });
-    expect(messages()).toEqual([{ jobId: launched.jobId, configName: "linux-x64" }]);
+    expect(await world.getJob(launched.jobId)).toMatchObject({ state: "queued" });
+    expect((await world.getJob(launched.jobId)).instanceId).toBeUndefined();
+    expect(await world.getJob(running.jobId)).toMatchObject({ state: "completed", conclusion: "success" });
+    expect(world.launchMessages()).toEqual([{ jobId: launched.jobId, configName: "linux-x64" }]);
   });
 });
-
-async function reportProgress(instanceId: string, fields: Record<string, string>) {
-  const { UpdateItemCommand } = await import("@aws-sdk/client-dynamodb");
-  const { marshall } = await import("@aws-sdk/util-dynamodb");
-  const names = Object.keys(fields);
-  await world.sandbox.dynamodb.client.send(
-    new UpdateItemCommand({
-      TableName: world.tables.handoff,
-      Key: marshall({ handoffKey: `AROATESTRUNNERROLE:${instanceId}` }),
-      UpdateExpression: `SET ${names.map((_, i) => `#n${i} = :v${i}`).join(", ")}`,
-      ExpressionAttributeNames: Object.fromEntries(names.map((n, i) => [`#n${i}`, n])),
-      ExpressionAttributeValues: marshall(Object.fromEntries(names.map((n, i) => [`:v${i}`, fields[n]]))),
-    }),
-  );
-}
 
 describe("runners and hand-offs", () => {
   it("deletes this stack's offline runners whose instance is gone, and the hand-offs of dead instances", async () => {
@@ -377,7 +363,7 @@ describe("re-run on interruption", () => {
     const first = await reconciler.reconcile();
     expect(first.rerun).toBe(1);
     expect(world.github.state.reruns.map((r) => String(r.jobId))).toEqual([job.jobId]);
-    expect((await get(job.jobId)).reason).toMatch(/re-run once on on-demand/);
+    expect((await world.getJob(job.jobId)).reason).toMatch(/re-run once on on-demand/);
     await reconciler.reconcile();
     expect(world.github.state.reruns).toHaveLength(1);
 
@@ -412,11 +398,7 @@ describe("re-run on interruption", () => {
       { state: "completed", conclusion: "failure", interruptedAt: ago(MIN), configName: "no-retry" },
       { status: "completed", conclusion: "failure" },
     );
-    world.sandbox.ssm.put(
-      `/runner-fleet/test/label-configs/no-retry`,
-      JSON.stringify({ ...linuxConfig, name: "no-retry", retryOnInterruption: false }),
-    );
-    (await import("../lambda/adapters/label-configs")).forgetLabelConfigs();
+    await putLabelConfigs(world.sandbox, { ...linuxConfig, name: "no-retry", retryOnInterruption: false });
     expect((await reconciler.reconcile()).rerun).toBe(0);
     expect(world.github.state.reruns).toEqual([]);
   });
@@ -433,11 +415,11 @@ describe("the Lambda entry", () => {
     // Past its deadline a run plans but acts no more: everything is deferred to the next run.
     const spent = await reconciler.reconcile({ deadline: Date.now() - 1 });
     expect(spent.deferred).toBe(5);
-    expect(messages()).toEqual([]);
+    expect(world.launchMessages()).toEqual([]);
     // The handler's budget is the invocation's remaining time less 10 s, at least 5 s.
     const report = await reconciler.handler({} as import("aws-lambda").ScheduledEvent, context);
     expect(report.applied.release).toBe(5);
-    expect(messages()).toHaveLength(5);
+    expect(world.launchMessages()).toHaveLength(5);
   });
 });
 
@@ -456,7 +438,8 @@ describe("races", () => {
     const [a, b] = await Promise.all([reconciler.reconcile(), reconciler.reconcile()]);
     expect((a.applied.release ?? 0) + (b.applied.release ?? 0)).toBe(8);
     expect((a.applied.enqueue ?? 0) + (b.applied.enqueue ?? 0)).toBe(1);
-    const ids = messages()
+    const ids = world
+      .launchMessages()
       .map((m) => m.jobId)
       .sort();
     expect(ids).toEqual([...stuck.map((j) => j.jobId), gap.jobId].sort());
@@ -478,7 +461,7 @@ describe("races", () => {
     }
     const live = world.sandbox.ec2.instances({ state: ["pending", "running"] });
     expect(live).toHaveLength(1);
-    expect(await get(job.jobId)).toMatchObject({
+    expect(await world.getJob(job.jobId)).toMatchObject({
       state: "launched",
       instanceId: live[0]!.instanceId,
       attempts: 1,

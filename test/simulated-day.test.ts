@@ -10,8 +10,6 @@
  * instance is left running.
  */
 import { randomUUID } from "node:crypto";
-import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
-import { marshall } from "@aws-sdk/util-dynamodb";
 import type {
   APIGatewayProxyEventV2,
   APIGatewayProxyStructuredResultV2,
@@ -26,7 +24,7 @@ import { signedApiGatewayEvent, workflowJobEvent } from "./fixtures/webhooks";
 import {
   allJobs,
   interruptionWarning,
-  ROLE_ID,
+  reportProgress,
   STACK,
   startWorld,
   stateChange,
@@ -202,18 +200,8 @@ it("a simulated day ends with every job closed with a reason and no instance run
 
   // ---- The instances ----
   const report = async (instanceId: string, field: string) => {
-    await world.sandbox.dynamodb.client
-      .send(
-        new UpdateItemCommand({
-          TableName: world.tables.handoff,
-          Key: marshall({ handoffKey: `${ROLE_ID}:${instanceId}` }),
-          UpdateExpression: "SET #f = :t",
-          ConditionExpression: "attribute_exists(handoffKey)",
-          ExpressionAttributeNames: { "#f": field },
-          ExpressionAttributeValues: marshall({ ":t": new Date(now).toISOString() }),
-        }),
-      )
-      .catch(() => undefined); // the item may be gone (reconciler cleanup): the real bootstrap ignores that too
+    // The item may be gone (reconciler cleanup): the real bootstrap ignores that too.
+    await reportProgress(world, instanceId, { [field]: new Date(now).toISOString() }).catch(() => undefined);
   };
   const { readHandoff } = await import("../lambda/adapters/handoff");
   const boot = async (m: Machine, tries = 0) => {

@@ -8,13 +8,14 @@ import { unmarshall } from "@aws-sdk/util-dynamodb";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { findRoutingConflicts } from "../lambda/core/routing";
-import type { JobRecord, LaunchMessage } from "../lambda/shared/job";
+import type { JobRecord } from "../lambda/shared/job";
 import {
   GHES_HOST,
   signedApiGatewayEvent,
   type WorkflowJobAction,
   workflowJobEvent,
 } from "./fixtures/webhooks";
+import { captureOutput, launchMessages } from "./lifecycle-support";
 import { type Sandbox, startSandbox } from "./sandbox";
 
 const SECRET = "It's a Secret to Everybody: 7f3c9a1e5b";
@@ -61,7 +62,6 @@ afterAll(async () => {
 beforeEach(async () => {
   await sandbox.reset();
   sandbox.ssm.put(SECRET_PARAM, SECRET, { type: "SecureString" });
-  sandbox.faults.clearCalls();
 });
 
 afterEach(() => {
@@ -77,10 +77,6 @@ async function onlyJob(): Promise<JobRecord> {
   const all = await jobs();
   expect(all).toHaveLength(1);
   return all[0]!;
-}
-
-function launchMessages(): LaunchMessage[] {
-  return sandbox.sqs.messages(queueUrl).map((m) => JSON.parse(m.body) as LaunchMessage);
 }
 
 const deliver = async (
@@ -125,8 +121,9 @@ describe("a valid queued job", () => {
     expect(job.enqueueClaimedAt).toBeUndefined();
     const created = Date.parse(job.createdAt);
     expect(created).toBeGreaterThanOrEqual(before - 1000);
-    expect(job.expiresAt).toBe(Math.floor(created / 1000) + 30 * 86_400);
-    expect(launchMessages()).toEqual([{ jobId: "4242", configName: "linux-x64-large" }]);
+    // The TTL counts from the job's last write (here: marking the message sent), to the second.
+    expect(job.expiresAt).toBe(Math.floor(Date.parse(job.updatedAt) / 1000) + 30 * 86_400);
+    expect(launchMessages(sandbox, queueUrl)).toEqual([{ jobId: "4242", configName: "linux-x64-large" }]);
     expect(took).toBeLessThan(5000); // GitHub gives up after 10 s
   });
 
@@ -136,7 +133,7 @@ describe("a valid queued job", () => {
     const byId = Object.fromEntries((await jobs()).map((j) => [j.jobId, j.configName]));
     expect(byId).toEqual({ "1": "linux-x64", "2": "linux-x64-gpu" });
     expect(
-      launchMessages()
+      launchMessages(sandbox, queueUrl)
         .map((m) => m.configName)
         .sort(),
     ).toEqual(["linux-x64", "linux-x64-gpu"]);
@@ -146,7 +143,7 @@ describe("a valid queued job", () => {
     const response = await deliver("queued", { id: 9 }, { base64: true });
     expect(response.statusCode).toBe(202);
     expect((await onlyJob()).jobId).toBe("9");
-    expect(launchMessages()).toHaveLength(1);
+    expect(launchMessages(sandbox, queueUrl)).toHaveLength(1);
   });
 
   it("reads headers whatever their case", async () => {
@@ -160,7 +157,7 @@ describe("a valid queued job", () => {
     );
     expect(event.headers["X-Hub-Signature-256"]).toBeDefined();
     expect((await handler(event)).statusCode).toBe(202);
-    expect(launchMessages()).toHaveLength(1);
+    expect(launchMessages(sandbox, queueUrl)).toHaveLength(1);
   });
 
   it("records a GHES job with its host", async () => {
@@ -225,7 +222,7 @@ describe("rejected deliveries change nothing", () => {
     expect(bodyOf(response).status).toBe("rejected");
     expect(dataCalls()).toEqual([]);
     expect(await jobs()).toEqual([]);
-    expect(launchMessages()).toEqual([]);
+    expect(launchMessages(sandbox, queueUrl)).toEqual([]);
   });
 
   const invalid: { name: string; body: () => string; reason: RegExp }[] = [
@@ -343,7 +340,7 @@ describe("duplicates and redeliveries", () => {
     expect(again.statusCode).toBe(200);
     expect(bodyOf(again)).toMatchObject({ status: "duplicate", jobId: "50" });
     expect(await onlyJob()).toEqual(first);
-    expect(launchMessages()).toHaveLength(1);
+    expect(launchMessages(sandbox, queueUrl)).toHaveLength(1);
   });
 
   it("20 concurrent copies make one record and one message", async () => {
@@ -352,7 +349,7 @@ describe("duplicates and redeliveries", () => {
     const statuses = responses.map((r) => bodyOf(r).status).sort();
     expect(statuses).toEqual(["accepted", ...Array(19).fill("duplicate")]);
     expect((await jobs()).map((j) => j.jobId)).toEqual(["60"]);
-    expect(launchMessages()).toEqual([{ jobId: "60", configName: "linux-x64-large" }]);
+    expect(launchMessages(sandbox, queueUrl)).toEqual([{ jobId: "60", configName: "linux-x64-large" }]);
   });
 
   it("queued → waiting → queued enqueues once and notes the wait", async () => {
@@ -368,7 +365,7 @@ describe("duplicates and redeliveries", () => {
     expect(requeued.statusCode).toBe(200);
     expect(bodyOf(requeued).status).toBe("duplicate");
     expect(await onlyJob()).toMatchObject({ state: "queued", lastAction: "waiting" });
-    expect(launchMessages()).toHaveLength(1);
+    expect(launchMessages(sandbox, queueUrl)).toHaveLength(1);
   });
 
   it("waiting for a job never seen records nothing", async () => {
@@ -412,7 +409,7 @@ describe("the job's lifecycle", () => {
       expect(bodyOf(response).status).toBe("duplicate");
     }
     expect(await onlyJob()).toEqual(job);
-    expect(launchMessages()).toHaveLength(1);
+    expect(launchMessages(sandbox, queueUrl)).toHaveLength(1);
   });
 
   it("completed before queued: created completed, and the late queued does not resurrect it", async () => {
@@ -428,14 +425,14 @@ describe("the job's lifecycle", () => {
     expect(late.statusCode).toBe(200);
     expect(bodyOf(late).status).toBe("duplicate");
     expect(await onlyJob()).toMatchObject({ state: "completed" });
-    expect(launchMessages()).toEqual([]);
+    expect(launchMessages(sandbox, queueUrl)).toEqual([]);
   });
 
   it("in_progress before queued: created running, no launch for the late queued", async () => {
     await deliver("in_progress", { id: 91, runnerId: 4, runnerName: "someone-else" });
     expect(await onlyJob()).toMatchObject({ state: "running", runnerId: 4, runnerName: "someone-else" });
     expect(bodyOf(await deliver("queued", { id: 91 })).status).toBe("duplicate");
-    expect(launchMessages()).toEqual([]);
+    expect(launchMessages(sandbox, queueUrl)).toEqual([]);
     await deliver("completed", { id: 91 });
     expect(await onlyJob()).toMatchObject({ state: "completed", conclusion: "success" });
   });
@@ -465,16 +462,16 @@ describe("our own failures answer 5xx so GitHub can redeliver", () => {
     expect(recorded.state).toBe("queued");
     expect(recorded.enqueuedAt).toBeUndefined();
     expect(recorded.enqueueClaimedAt).toBeUndefined(); // released, so the redelivery need not wait
-    expect(launchMessages()).toEqual([]);
+    expect(launchMessages(sandbox, queueUrl)).toEqual([]);
 
     sandbox.faults.clear();
     const redelivered = await handler(event);
     expect(redelivered.statusCode).toBe(202);
     expect(bodyOf(redelivered)).toMatchObject({ status: "accepted", jobId: "100" });
-    expect(launchMessages()).toEqual([{ jobId: "100", configName: "linux-x64-large" }]);
+    expect(launchMessages(sandbox, queueUrl)).toEqual([{ jobId: "100", configName: "linux-x64-large" }]);
     expect((await onlyJob()).enqueuedAt).toBeDefined();
     expect(bodyOf(await handler(event)).status).toBe("duplicate");
-    expect(launchMessages()).toHaveLength(1);
+    expect(launchMessages(sandbox, queueUrl)).toHaveLength(1);
   });
 
   it("a claim left by a delivery that died is taken over once it is stale", async () => {
@@ -487,7 +484,7 @@ describe("our own failures answer 5xx so GitHub can redeliver", () => {
     });
     sandbox.sqs.reset();
     expect(bodyOf(await deliver("queued", { id: 101 })).status).toBe("accepted");
-    expect(launchMessages()).toHaveLength(1);
+    expect(launchMessages(sandbox, queueUrl)).toHaveLength(1);
   });
 
   it("a fresh claim (a delivery still sending) is left alone", async () => {
@@ -499,14 +496,14 @@ describe("our own failures answer 5xx so GitHub can redeliver", () => {
     });
     sandbox.sqs.reset();
     expect(bodyOf(await deliver("queued", { id: 102 })).status).toBe("duplicate");
-    expect(launchMessages()).toEqual([]);
+    expect(launchMessages(sandbox, queueUrl)).toEqual([]);
   });
 
   it("DynamoDB down: 500 and nothing enqueued", async () => {
     sandbox.faults.fail("dynamodb", "*", { code: "InternalServerError", status: 500 });
     const response = await deliver("queued", { id: 110 });
     expect(response.statusCode).toBe(500);
-    expect(launchMessages()).toEqual([]);
+    expect(launchMessages(sandbox, queueUrl)).toEqual([]);
     sandbox.faults.clear();
     expect((await deliver("queued", { id: 110 })).statusCode).toBe(202);
   });
@@ -530,13 +527,7 @@ describe("our own failures answer 5xx so GitHub can redeliver", () => {
 
 describe("logs and metrics", () => {
   it("are JSON lines with the delivery, job and repo, never the secret, signature or body", async () => {
-    const lines: string[] = [];
-    for (const stream of [process.stdout, process.stderr]) {
-      vi.spyOn(stream, "write").mockImplementation((chunk: string | Uint8Array) => {
-        lines.push(...String(chunk).split("\n").filter(Boolean));
-        return true;
-      });
-    }
+    const written = captureOutput();
     const signatures: string[] = [];
     const send = async (event: APIGatewayProxyEventV2) => {
       const signature = event.headers["x-hub-signature-256"];
@@ -563,6 +554,7 @@ describe("logs and metrics", () => {
     await send(await signedApiGatewayEvent(workflowJobEvent("queued", { id: 132 }), SECRET));
     vi.restoreAllMocks();
 
+    const lines = written.flatMap((chunk) => chunk.split("\n").filter(Boolean));
     const records = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
     for (const line of lines) {
       expect(line).not.toContain(SECRET);

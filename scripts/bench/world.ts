@@ -25,7 +25,6 @@ import type {
 } from "aws-lambda";
 import { GITHUB_JIT_PER_MINUTE_PER_APP, LAUNCHER_EVENT_SOURCE } from "../../src/launcher-tuning";
 import { signedApiGatewayEvent, workflowJobEvent } from "../../test/fixtures/webhooks";
-import { startGitHubFake } from "../../test/sandbox/github";
 import { EC2_THROTTLE, type Sandbox, startSandbox } from "../../test/sandbox/index";
 import { currentClock } from "./clock";
 
@@ -146,17 +145,18 @@ export type World = Awaited<ReturnType<typeof startWorld>>;
 export async function startWorld(options: WorldOptions) {
   const modeled = options.modeled ?? true;
   const maxRunners = options.maxRunners ?? 5000;
-  const sandbox = await startSandbox();
-  const github = await startGitHubFake({
-    faults: sandbox.faults,
-    clock: sandbox.clock,
-    org: OWNER,
-    repo: "Hello-World",
-    installationId: INSTALLATION_ID,
-    jitRateLimit: { ...MODEL.jit },
-    // Request validation stays on; checking every answer too would only spend the harness's CPU.
-    validateResponses: false,
+  // The GitHub fake on the sandbox's faults and clock; its URL is in sandbox.env (GITHUB_API_URL).
+  const sandbox = await startSandbox({
+    github: {
+      org: OWNER,
+      repo: "Hello-World",
+      installationId: INSTALLATION_ID,
+      jitRateLimit: { ...MODEL.jit },
+      // Request validation stays on; checking every answer too would only spend the harness's CPU.
+      validateResponses: false,
+    },
   });
+  const github = sandbox.github!;
   const tables = await sandbox.createTables("bench");
   const queue = sandbox.createQueue("bench-launch", {
     dlq: { maxReceiveCount: 100 },
@@ -195,7 +195,6 @@ export async function startWorld(options: WorldOptions) {
     LABEL_CONFIG_PATH: params.configs,
     LABEL_ROUTES: JSON.stringify(CONFIGS.map(({ name, labels }) => ({ name, labels }))),
     WEBHOOK_SECRET_PARAM: params.secret,
-    GITHUB_API_URL: github.url,
     GITHUB_AUTH_MODE: "app",
     GITHUB_APP_ID: String(github.appId),
     GITHUB_PRIVATE_KEY_PARAM: params.privateKey,
@@ -275,7 +274,6 @@ export async function startWorld(options: WorldOptions) {
     async close(): Promise<void> {
       await Promise.all(workers.map((w) => w.terminate()));
       restoreEnv();
-      await github.close();
       await sandbox.close();
     },
   };

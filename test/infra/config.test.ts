@@ -6,18 +6,22 @@ import {
   isArm64InstanceType,
   parseStackConfig,
 } from "../../src/config";
-import { devStackValues, PROJECT, projectKeys, TEST_SECRETS, withSecrets } from "./stack-config";
+import {
+  APP_SECRETS,
+  devStackValues,
+  PROJECT,
+  projectKeys,
+  TEST_SECRETS,
+  TOKEN_SECRETS,
+  withSecrets,
+} from "./stack-config";
 
 // biome-ignore lint/suspicious/noExplicitAny: the YAML fixture is mutated freely, by path
 type Values = Record<string, any>;
-const appSecrets = {
-  githubAppPrivateKey: TEST_SECRETS.githubAppPrivateKey,
-  webhookSecret: TEST_SECRETS.webhookSecret,
-};
 
 function parse(
   mutate: (v: Values) => void = () => {},
-  secrets: Partial<typeof TEST_SECRETS> = appSecrets,
+  secrets: Partial<typeof TEST_SECRETS> = APP_SECRETS,
   plainTextSecretKeys: string[] = [],
 ) {
   const values = devStackValues() as Values;
@@ -32,7 +36,7 @@ function parse(
 
 function problemsOf(
   mutate: (v: Values) => void,
-  secrets: Partial<typeof TEST_SECRETS> = appSecrets,
+  secrets: Partial<typeof TEST_SECRETS> = APP_SECRETS,
   plain: string[] = [],
 ): string[] {
   try {
@@ -86,22 +90,19 @@ describe("the example stack config (Pulumi.dev.yaml)", () => {
   });
 
   it("accepts an existing VPC and a GHES token-mode repo-scope setup", () => {
-    const c = parse(
-      (v) => {
-        v[`${PROJECT}:network`] = {
-          vpcId: "vpc-0123456789abcdef0",
-          subnetIds: ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
-        };
-        v[`${PROJECT}:github`] = {
-          url: "https://ghes.example.com",
-          authMode: "token",
-          scope: "repo",
-          owner: "platform",
-          repositories: ["app"],
-        };
-      },
-      { githubToken: TEST_SECRETS.githubToken, webhookSecret: TEST_SECRETS.webhookSecret },
-    );
+    const c = parse((v) => {
+      v[`${PROJECT}:network`] = {
+        vpcId: "vpc-0123456789abcdef0",
+        subnetIds: ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
+      };
+      v[`${PROJECT}:github`] = {
+        url: "https://ghes.example.com",
+        authMode: "token",
+        scope: "repo",
+        owner: "platform",
+        repositories: ["app"],
+      };
+    }, TOKEN_SECRETS);
     expect(c.network.subnetIds).toHaveLength(2);
     expect(c.github.authMode).toBe("token");
   });
@@ -265,7 +266,7 @@ describe("realistic config mistakes fail naming the key, the value and the expec
   ];
 
   it.each(cases)("%s", (_name, mutate, expected, secrets) => {
-    const problems = problemsOf(mutate, secrets ?? appSecrets);
+    const problems = problemsOf(mutate, secrets ?? APP_SECRETS);
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(expected);
   });

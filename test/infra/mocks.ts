@@ -94,6 +94,10 @@ export interface ProgramRun {
   ofType(type: string): Declared[];
   /** The one resource of a type with this logical name. */
   named(type: string, name: string): Declared;
+  /** The Lambda function `runner-fleet-<stack>-<name>`. */
+  fnNamed(name: string): Declared;
+  /** The statements of the inline policy attached to a function's role. */
+  statementsOfFunction(name: string): any[];
 }
 
 /** Imports the program under mocks with this config (keys `project:key`) and waits for it to settle. */
@@ -168,6 +172,16 @@ export async function runProgram(
       const found = resources.filter((r) => r.type === type && r.name === name);
       if (found.length !== 1) throw new Error(`expected one ${type} named ${name}, found ${found.length}`);
       return found[0]!;
+    },
+    fnNamed: (name) =>
+      run
+        .ofType("aws:lambda/function:Function")
+        .find((f) => f.inputs.name === `${PROJECT}-${stack}-${name}`)!,
+    statementsOfFunction: (name) => {
+      const fn = run.fnNamed(name);
+      const role = run.ofType("aws:iam/role:Role").find((r) => r.state.arn === fn.inputs.role)!;
+      const policy = run.ofType("aws:iam/rolePolicy:RolePolicy").find((p) => p.inputs.role === role.id)!;
+      return statementsOf(policy.inputs.policy);
     },
   };
   return run;

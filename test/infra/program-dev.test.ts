@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { HANDOFF_TABLE, JOBS_TABLE } from "../../lambda/shared/tables";
 import { settingsReadBy } from "../../src/settings-env";
 import { type Declared, isSecretValue, type ProgramRun, plain, runProgram, statementsOf } from "./mocks";
-import { devStackValues, ROOT, TEST_SECRETS, withSecrets } from "./stack-config";
+import { APP_SECRETS, devStackValues, ROOT, withSecrets } from "./stack-config";
 
 const T = {
   fn: "aws:lambda/function:Function",
@@ -23,26 +23,14 @@ const T = {
   param: "aws:ssm/parameter:Parameter",
   alarm: "aws:cloudwatch/metricAlarm:MetricAlarm",
 };
-const SECRETS = {
-  githubAppPrivateKey: TEST_SECRETS.githubAppPrivateKey,
-  webhookSecret: TEST_SECRETS.webhookSecret,
-};
-const secretValues = Object.values(SECRETS);
+const secretValues = Object.values(APP_SECRETS);
 
 let run: ProgramRun;
 beforeAll(async () => {
-  const { config, secretKeys } = withSecrets(devStackValues(), SECRETS);
+  const { config, secretKeys } = withSecrets(devStackValues(), APP_SECRETS);
   run = await runProgram(config, secretKeys);
 }, 120_000);
 
-const fnNamed = (name: string) => run.ofType(T.fn).find((f) => f.inputs.name === `runner-fleet-dev-${name}`)!;
-/** The statements of the inline policy attached to a function's role. */
-function statementsOfFunction(name: string): any[] {
-  const fn = fnNamed(name);
-  const role = run.ofType(T.role).find((r) => r.state.arn === fn.inputs.role)!;
-  const policy = run.ofType(T.rolePolicy).find((p) => p.inputs.role === role.id)!;
-  return statementsOf(policy.inputs.policy);
-}
 const bySid = (statements: any[], sid: string) => {
   const found = statements.find((s) => s.Sid === sid);
   if (!found) throw new Error(`no statement ${sid} in ${statements.map((s) => s.Sid).join(", ")}`);
@@ -207,13 +195,13 @@ describe("ledger and queue", () => {
       // Pulumi.dev.yaml: queueTimeoutMinutes 60 → up to 720 re-delays of 5 s, plus slack.
       maxReceiveCount: 730,
     });
-    expect(queue.inputs.visibilityTimeoutSeconds).toBe(6 * fnNamed("launcher").inputs.timeout);
+    expect(queue.inputs.visibilityTimeoutSeconds).toBe(6 * run.fnNamed("launcher").inputs.timeout);
   });
 
   it("feeds the launcher in batches that report item failures", () => {
     const [mapping] = run.ofType("aws:lambda/eventSourceMapping:EventSourceMapping");
     expect(mapping!.inputs).toMatchObject({
-      functionName: fnNamed("launcher").state.arn,
+      functionName: run.fnNamed("launcher").state.arn,
       functionResponseTypes: ["ReportBatchItemFailures"],
     });
     // A lone job is launched at once; in a burst the backlog fills the batches.
@@ -225,7 +213,7 @@ describe("ledger and queue", () => {
     const [mapping] = run.ofType("aws:lambda/eventSourceMapping:EventSourceMapping");
     expect(mapping!.inputs.scalingConfig.maximumConcurrency).toBeGreaterThanOrEqual(2);
     // The launchers take from one bucket (github-budget.ts): each sees the whole per-App rate.
-    expect(fnNamed("launcher").inputs.environment.variables.GITHUB_WRITES_PER_MINUTE).toBe("180");
+    expect(run.fnNamed("launcher").inputs.environment.variables.GITHUB_WRITES_PER_MINUTE).toBe("180");
   });
 });
 
@@ -256,7 +244,7 @@ describe("lambdas", () => {
       const env = JSON.stringify(f.inputs.environment);
       for (const secret of secretValues) expect(env).not.toContain(secret.trim().slice(0, 30));
     }
-    expect(fnNamed("webhook").inputs.environment.variables).toMatchObject({
+    expect(run.fnNamed("webhook").inputs.environment.variables).toMatchObject({
       WEBHOOK_SECRET_PARAM: "/runner-fleet/dev/github/webhook-secret",
       JOBS_TABLE: "runner-fleet-dev-jobs",
       LAUNCH_QUEUE_URL: expect.stringContaining("runner-fleet-dev-launch"),
@@ -266,7 +254,7 @@ describe("lambdas", () => {
       ]),
       POWERTOOLS_METRICS_NAMESPACE: "RunnerFleet",
     });
-    expect(fnNamed("launcher").inputs.environment.variables).toMatchObject({
+    expect(run.fnNamed("launcher").inputs.environment.variables).toMatchObject({
       GITHUB_AUTH_MODE: "app",
       GITHUB_APP_ID: "123456",
       GITHUB_PRIVATE_KEY_PARAM: "/runner-fleet/dev/github/app-private-key",
@@ -280,7 +268,7 @@ describe("lambdas", () => {
 
   it("write only their own log group", () => {
     for (const name of names) {
-      const logs = bySid(statementsOfFunction(name), "WriteOwnLogs");
+      const logs = bySid(run.statementsOfFunction(name), "WriteOwnLogs");
       expect(logs.Action).toEqual(["logs:CreateLogStream", "logs:PutLogEvents"]);
       expect(logs.Resource).toEqual([
         `arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/runner-fleet-dev-${name}:*`,
@@ -290,23 +278,23 @@ describe("lambdas", () => {
 
   it("read exactly their secret parameters, decrypting only through SSM", () => {
     const param = (n: string) => `arn:aws:ssm:eu-west-1:123456789012:parameter/runner-fleet/dev/github/${n}`;
-    expect(bySid(statementsOfFunction("webhook"), "ReadSecretParameters").Resource).toEqual([
+    expect(bySid(run.statementsOfFunction("webhook"), "ReadSecretParameters").Resource).toEqual([
       param("webhook-secret"),
     ]);
     for (const name of ["launcher", "reconciler", "janitor"])
-      expect(bySid(statementsOfFunction(name), "ReadSecretParameters").Resource).toEqual([
+      expect(bySid(run.statementsOfFunction(name), "ReadSecretParameters").Resource).toEqual([
         param("app-private-key"),
       ]);
     // ec2-events never talks to GitHub: no secret at all.
-    const ec2Events = statementsOfFunction("ec2-events").flatMap((s) => s.Action);
+    const ec2Events = run.statementsOfFunction("ec2-events").flatMap((s) => s.Action);
     expect(ec2Events.filter((a: string) => a.startsWith("ssm:") || a.startsWith("kms:"))).toEqual([]);
-    const decrypt = bySid(statementsOfFunction("webhook"), "DecryptViaSsm");
+    const decrypt = bySid(run.statementsOfFunction("webhook"), "DecryptViaSsm");
     expect(decrypt.Action).toEqual(["kms:Decrypt"]);
     expect(decrypt.Condition.StringEquals).toEqual({ "kms:ViaService": "ssm.eu-west-1.amazonaws.com" });
   });
 
   it("launcher: launches only from the stack's templates, tags on create, passes only the runner role", () => {
-    const s = statementsOfFunction("launcher");
+    const s = run.statementsOfFunction("launcher");
     const templates = run
       .ofType(T.lt)
       .map((t) => t.state.arn)
@@ -335,7 +323,7 @@ describe("lambdas", () => {
 
   it("only Describe calls (which AWS cannot scope) use a wildcard resource", () => {
     for (const name of names) {
-      for (const statement of statementsOfFunction(name)) {
+      for (const statement of run.statementsOfFunction(name)) {
         if (statement.Resource.includes("*")) {
           expect(statement.Resource, `${name} ${statement.Sid}`).toEqual(["*"]);
           for (const action of statement.Action)
@@ -346,9 +334,9 @@ describe("lambdas", () => {
   });
 
   it("the webhook cannot touch EC2, the hand-off table or other functions' secrets", () => {
-    const actions = statementsOfFunction("webhook").flatMap((s) => s.Action);
+    const actions = run.statementsOfFunction("webhook").flatMap((s) => s.Action);
     expect(actions.filter((a: string) => a.startsWith("ec2:") || a.startsWith("iam:"))).toEqual([]);
-    const resources = JSON.stringify(statementsOfFunction("webhook").map((s) => s.Resource));
+    const resources = JSON.stringify(run.statementsOfFunction("webhook").map((s) => s.Resource));
     expect(resources).not.toContain("handoff");
     expect(resources).not.toContain("app-private-key");
   });
@@ -359,8 +347,8 @@ describe("secrets", () => {
     const secure = run.ofType(T.param).filter((p) => p.inputs.type === "SecureString");
     for (const p of secure) expect(isSecretValue(p.inputs.value), p.inputs.name).toBe(true);
     expect(Object.fromEntries(secure.map((p) => [p.inputs.name, plain(p.inputs.value)]))).toEqual({
-      "/runner-fleet/dev/github/webhook-secret": SECRETS.webhookSecret,
-      "/runner-fleet/dev/github/app-private-key": SECRETS.githubAppPrivateKey,
+      "/runner-fleet/dev/github/webhook-secret": APP_SECRETS.webhookSecret,
+      "/runner-fleet/dev/github/app-private-key": APP_SECRETS.githubAppPrivateKey,
     });
   });
 
@@ -382,7 +370,7 @@ describe("intake", () => {
     expect(route!.inputs.routeKey).toBe("POST /webhook");
     const [integration] = run.ofType("aws:apigatewayv2/integration:Integration");
     expect(integration!.inputs).toMatchObject({
-      integrationUri: fnNamed("webhook").state.arn,
+      integrationUri: run.fnNamed("webhook").state.arn,
       payloadFormatVersion: "2.0",
     });
     const [stage] = run.ofType("aws:apigatewayv2/stage:Stage");
@@ -412,14 +400,14 @@ describe("events", () => {
         (r) => r.inputs.eventPattern && JSON.parse(r.inputs.eventPattern)["detail-type"]?.includes(detail),
       )!;
     expect(targetOf(byDetail("EC2 Spot Instance Interruption Warning")).inputs.arn).toBe(
-      fnNamed("ec2-events").state.arn,
+      run.fnNamed("ec2-events").state.arn,
     );
     expect(targetOf(byDetail("EC2 Instance State-change Notification")).inputs.arn).toBe(
-      fnNamed("ec2-events").state.arn,
+      run.fnNamed("ec2-events").state.arn,
     );
     const schedule = rules().find((r) => r.inputs.scheduleExpression)!;
     expect(schedule.inputs.scheduleExpression).toBe("rate(1 minute)");
-    expect(targetOf(schedule).inputs.arn).toBe(fnNamed("reconciler").state.arn);
+    expect(targetOf(schedule).inputs.arn).toBe(run.fnNamed("reconciler").state.arn);
   });
 });
 
@@ -629,7 +617,7 @@ describe("IAM matches what each Lambda's code calls", () => {
   it.each(["webhook", "launcher", "reconciler", "ec2-events", "janitor"])(
     "%s: every call is allowed, nothing else is",
     (name) => {
-      const granted = new Set(statementsOfFunction(name).flatMap((s) => s.Action as string[]));
+      const granted = new Set(run.statementsOfFunction(name).flatMap((s) => s.Action as string[]));
       const used = new Set([...actionsIn(name)].filter((a) => !(NOT_CALLED[name] ?? []).includes(a)));
       expect(
         [...used].filter((a) => !granted.has(a)),
@@ -664,10 +652,11 @@ describe("settings", () => {
   it.each(["webhook", "launcher", "reconciler", "ec2-events", "janitor"])(
     "%s gets every required setting its code reads",
     (name) => {
-      const env = fnNamed(name).inputs.environment.variables;
+      const env = run.fnNamed(name).inputs.environment.variables;
+      const required = requiredVariables();
       const missing = [...settingsReadBy(join(ROOT, "dist", name))].filter(
         (v) =>
-          requiredVariables().has(v) &&
+          required.has(v) &&
           !MODE_DEPENDENT.includes(v) &&
           !LAMBDA_RUNTIME.includes(v) &&
           env[v] === undefined,
@@ -677,14 +666,14 @@ describe("settings", () => {
   );
 
   it("App mode: the reconciler redelivers through the App's webhook, so it gets no webhook list", () => {
-    expect(fnNamed("reconciler").inputs.environment.variables.GITHUB_AUTH_MODE).toBe("app");
-    expect(fnNamed("reconciler").inputs.environment.variables).not.toHaveProperty("GITHUB_WEBHOOKS");
+    expect(run.fnNamed("reconciler").inputs.environment.variables.GITHUB_AUTH_MODE).toBe("app");
+    expect(run.fnNamed("reconciler").inputs.environment.variables).not.toHaveProperty("GITHUB_WEBHOOKS");
   });
 
   it("functions reading secrets restart when a secret's version changes; others do not", () => {
     for (const name of ["webhook", "launcher", "reconciler", "janitor"])
-      expect(fnNamed(name).inputs.environment.variables).toHaveProperty("SECRETS_REVISION");
-    expect(fnNamed("ec2-events").inputs.environment.variables).not.toHaveProperty("SECRETS_REVISION");
+      expect(run.fnNamed(name).inputs.environment.variables).toHaveProperty("SECRETS_REVISION");
+    expect(run.fnNamed("ec2-events").inputs.environment.variables).not.toHaveProperty("SECRETS_REVISION");
   });
 
   it("no function sets a variable Lambda reserves", () => {
@@ -698,10 +687,10 @@ describe("settings", () => {
   });
 
   it("each function gets only the settings its code reads", () => {
-    const webhook = Object.keys(fnNamed("webhook").inputs.environment.variables);
+    const webhook = Object.keys(run.fnNamed("webhook").inputs.environment.variables);
     expect(webhook).not.toContain("RUNNER_ROLE_ID");
     expect(webhook).not.toContain("SUBNET_IDS");
-    expect(Object.keys(fnNamed("launcher").inputs.environment.variables)).toContain("RUNNER_ROLE_ID");
+    expect(Object.keys(run.fnNamed("launcher").inputs.environment.variables)).toContain("RUNNER_ROLE_ID");
   });
 });
 

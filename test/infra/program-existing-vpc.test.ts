@@ -3,8 +3,8 @@
  * An existing VPC (private subnets behind the user's NAT) and given AMIs instead of the pipeline.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { type ProgramRun, runProgram, statementsOf } from "./mocks";
-import { devStackValues, PROJECT, TEST_SECRETS, withSecrets } from "./stack-config";
+import { type ProgramRun, runProgram } from "./mocks";
+import { APP_SECRETS, devStackValues, PROJECT, withSecrets } from "./stack-config";
 
 const SUBNETS = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"];
 let run: ProgramRun;
@@ -14,10 +14,7 @@ beforeAll(async () => {
   values[`${PROJECT}:imagePipeline`] = { enabled: false };
   values[`${PROJECT}:labelConfigs`]["linux-x64-large"].amiId = "ami-0123456789abcdef0";
   values[`${PROJECT}:labelConfigs`]["linux-arm64-medium"].amiId = "ami-0fedcba9876543210";
-  const { config, secretKeys } = withSecrets(values, {
-    githubAppPrivateKey: TEST_SECRETS.githubAppPrivateKey,
-    webhookSecret: TEST_SECRETS.webhookSecret,
-  });
+  const { config, secretKeys } = withSecrets(values, APP_SECRETS);
   run = await runProgram(config, secretKeys);
 }, 120_000);
 
@@ -30,19 +27,15 @@ describe("existing VPC, given AMIs", () => {
   });
 
   it("launches into the given subnets without public IPs", () => {
-    const launcher = run
-      .ofType("aws:lambda/function:Function")
-      .find((f) => f.inputs.name === "runner-fleet-dev-launcher")!;
-    expect(launcher.inputs.environment.variables.SUBNET_IDS).toBe(SUBNETS.join(","));
+    expect(run.fnNamed("launcher").inputs.environment.variables.SUBNET_IDS).toBe(SUBNETS.join(","));
     for (const t of run.ofType("aws:ec2/launchTemplate:LaunchTemplate"))
       expect(t.inputs.networkInterfaces[0].associatePublicIpAddress).toBe("false");
-    const role = run.ofType("aws:iam/role:Role").find((r) => r.state.arn === launcher.inputs.role)!;
-    const policy = run.ofType("aws:iam/rolePolicy:RolePolicy").find((p) => p.inputs.role === role.id)!;
-    const vpc = statementsOf(policy.inputs.policy).find((s) => s.Sid === "LaunchIntoStackVpc");
+    const statements = run.statementsOfFunction("launcher");
+    const vpc = statements.find((s) => s.Sid === "LaunchIntoStackVpc");
     expect(vpc.Condition).toEqual({
       StringEquals: { "ec2:Vpc": "arn:aws:ec2:eu-west-1:123456789012:vpc/vpc-0123456789abcdef0" },
     });
-    expect(statementsOf(policy.inputs.policy).find((s) => s.Sid === "ResolveRunnerAmis")).toBeUndefined();
+    expect(statements.find((s) => s.Sid === "ResolveRunnerAmis")).toBeUndefined();
   });
 
   it("uses the given AMIs and builds no image", () => {

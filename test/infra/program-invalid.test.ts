@@ -4,16 +4,13 @@
  */
 import { expect, it } from "vitest";
 import { runRefusedProgram } from "./mocks";
-import { devStackValues, PROJECT, TEST_SECRETS, withSecrets } from "./stack-config";
+import { APP_SECRETS, devStackValues, PROJECT, withSecrets } from "./stack-config";
 
 it("fails before any resource is declared", async () => {
   const values = devStackValues() as Record<string, any>;
   values[`${PROJECT}:labelConfigs`]["linux-arm64-medium"].arch = "aarch64";
   values[`${PROJECT}:limits`].maxRuntimeMinutes = "6h";
-  const { config, secretKeys } = withSecrets(values, {
-    githubAppPrivateKey: TEST_SECRETS.githubAppPrivateKey,
-    webhookSecret: TEST_SECRETS.webhookSecret,
-  });
+  const { config, secretKeys } = withSecrets(values, APP_SECRETS);
   const { failure, declared } = await runRefusedProgram(config, secretKeys);
   expect(failure?.message).toBe(
     [

@@ -4,13 +4,10 @@
  */
 import { expect, it } from "vitest";
 import { runRefusedProgram } from "./mocks";
-import { devStackValues, PROJECT, TEST_SECRETS, withSecrets } from "./stack-config";
+import { APP_SECRETS, devStackValues, PROJECT, TEST_SECRETS, withSecrets } from "./stack-config";
 
 it("refuses a secret stored in plain text, without echoing it", async () => {
-  const { config, secretKeys } = withSecrets(devStackValues(), {
-    githubAppPrivateKey: TEST_SECRETS.githubAppPrivateKey,
-    webhookSecret: TEST_SECRETS.webhookSecret,
-  });
+  const { config, secretKeys } = withSecrets(devStackValues(), APP_SECRETS);
   // As after `pulumi config set runner-fleet:webhookSecret …` (no --secret).
   const { failure, declared } = await runRefusedProgram(
     config,

@@ -6,9 +6,8 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { isSecretValue, type ProgramRun, plain, runProgram } from "./mocks";
-import { devStackValues, PROJECT, TEST_SECRETS, withSecrets } from "./stack-config";
+import { devStackValues, PROJECT, TOKEN_SECRETS, withSecrets } from "./stack-config";
 
-const SECRETS = { githubToken: TEST_SECRETS.githubToken, webhookSecret: TEST_SECRETS.webhookSecret };
 let run: ProgramRun;
 beforeAll(async () => {
   const values = devStackValues();
@@ -20,12 +19,9 @@ beforeAll(async () => {
     repositories: ["api", "web"],
   };
   values[`${PROJECT}:network`] = { natGateway: true, availabilityZones: 2 };
-  const { config, secretKeys } = withSecrets(values, SECRETS);
+  const { config, secretKeys } = withSecrets(values, TOKEN_SECRETS);
   run = await runProgram(config, secretKeys);
 }, 120_000);
-
-const fnNamed = (name: string) =>
-  run.ofType("aws:lambda/function:Function").find((f) => f.inputs.name === `runner-fleet-dev-${name}`)!;
 
 describe("token mode on GHES, repo scope", () => {
   it("creates a workflow_job webhook on each repository, signed with the stack's secret", () => {
@@ -37,7 +33,7 @@ describe("token mode on GHES, repo scope", () => {
       const configuration = plain(hook.inputs.configuration);
       expect(plain(configuration.url)).toBe("https://abc123.execute-api.eu-west-1.amazonaws.com/webhook");
       expect(configuration.contentType).toBe("json");
-      expect(plain(configuration.secret)).toBe(SECRETS.webhookSecret);
+      expect(plain(configuration.secret)).toBe(TOKEN_SECRETS.webhookSecret);
       expect(isSecretValue(hook.inputs.configuration) || isSecretValue(configuration.secret)).toBe(true);
     }
     expect(run.ofType("github:index/organizationWebhook:OrganizationWebhook")).toEqual([]);
@@ -49,12 +45,12 @@ describe("token mode on GHES, repo scope", () => {
       .map((h) => ({ owner: "platform", repo: h.inputs.repository, hookId: Number(h.id) }))
       .sort((a, b) => a.repo.localeCompare(b.repo));
     for (const ref of expected) expect(ref.hookId).toBeGreaterThan(0);
-    const setting = plain<string>(fnNamed("reconciler").inputs.environment.variables.GITHUB_WEBHOOKS);
+    const setting = plain<string>(run.fnNamed("reconciler").inputs.environment.variables.GITHUB_WEBHOOKS);
     expect(
       JSON.parse(setting).sort((a: { repo: string }, b: { repo: string }) => a.repo.localeCompare(b.repo)),
     ).toEqual(expected);
     for (const name of ["webhook", "launcher", "ec2-events", "janitor"])
-      expect(fnNamed(name).inputs.environment.variables).not.toHaveProperty("GITHUB_WEBHOOKS");
+      expect(run.fnNamed(name).inputs.environment.variables).not.toHaveProperty("GITHUB_WEBHOOKS");
   });
 
   it("uses the PAT against the GHES API", () => {
@@ -63,7 +59,7 @@ describe("token mode on GHES, repo scope", () => {
       baseUrl: "https://ghes.example.com/api/v3/",
       owner: "platform",
     });
-    expect(plain(provider!.inputs.token)).toBe(SECRETS.githubToken);
+    expect(plain(provider!.inputs.token)).toBe(TOKEN_SECRETS.githubToken);
   });
 
   it("stores the PAT as a SecureString and gives the Lambdas its name, not its value", () => {
@@ -71,8 +67,8 @@ describe("token mode on GHES, repo scope", () => {
       .ofType("aws:ssm/parameter:Parameter")
       .find((p) => p.inputs.name === "/runner-fleet/dev/github/token")!;
     expect(token.inputs.type).toBe("SecureString");
-    expect(plain(token.inputs.value)).toBe(SECRETS.githubToken);
-    const env = fnNamed("launcher").inputs.environment.variables;
+    expect(plain(token.inputs.value)).toBe(TOKEN_SECRETS.githubToken);
+    const env = run.fnNamed("launcher").inputs.environment.variables;
     expect(env).toMatchObject({
       GITHUB_API_URL: "https://ghes.example.com/api/v3",
       GITHUB_AUTH_MODE: "token",
@@ -82,7 +78,7 @@ describe("token mode on GHES, repo scope", () => {
     expect(env.GITHUB_APP_ID).toBeUndefined();
     expect(env.GITHUB_PRIVATE_KEY_PARAM).toBeUndefined();
     for (const f of run.ofType("aws:lambda/function:Function"))
-      expect(JSON.stringify(f.inputs.environment)).not.toContain(SECRETS.githubToken);
+      expect(JSON.stringify(f.inputs.environment)).not.toContain(TOKEN_SECRETS.githubToken);
   });
 
   it("puts runners in private subnets behind one NAT gateway, without public IPs", () => {
@@ -92,7 +88,7 @@ describe("token mode on GHES, repo scope", () => {
       natGateways: { strategy: "Single" },
       subnetSpecs: [{ type: "Public" }, { type: "Private" }],
     });
-    expect(fnNamed("launcher").inputs.environment.variables.SUBNET_IDS).toBe(
+    expect(run.fnNamed("launcher").inputs.environment.variables.SUBNET_IDS).toBe(
       "subnet-0bbbbbbbbbbbbbbb1,subnet-0bbbbbbbbbbbbbbb2",
     );
     for (const t of run.ofType("aws:ec2/launchTemplate:LaunchTemplate"))

@@ -17,6 +17,16 @@ export const TEST_SECRETS = {
   webhookSecret: "whsec-test-0123456789abcdef0123456789abcdef",
   githubToken: "github_pat_11AAAAAAA0testtokennotreal0123456789",
 };
+/** An App-mode stack's secrets. */
+export const APP_SECRETS = {
+  githubAppPrivateKey: TEST_SECRETS.githubAppPrivateKey,
+  webhookSecret: TEST_SECRETS.webhookSecret,
+};
+/** A token-mode stack's secrets. */
+export const TOKEN_SECRETS = {
+  githubToken: TEST_SECRETS.githubToken,
+  webhookSecret: TEST_SECRETS.webhookSecret,
+};
 
 /** The `config:` map of Pulumi.dev.yaml as plain values, keys with the project prefix. */
 export function devStackValues(): Record<string, unknown> {

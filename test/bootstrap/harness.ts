@@ -1,0 +1,200 @@
+/**
+ * The harness of the runner instance bootstrap (runner/bootstrap.sh as renderBootstrap renders it),
+ * run for real under bash: a fake IMDSv2 on loopback, the sandbox's DynamoDB behind a proxy that
+ * verifies every request's SigV4 signature with the AWS SDK's signer, and a fake runner `run.sh`
+ * (bin/) acting out a scenario. Used by test/bootstrap.test.ts and the benchmark (scripts/bench).
+ */
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { chmod, copyFile, mkdir, mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir, userInfo } from "node:os";
+import * as path from "node:path";
+import { DynamoDBClient, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
+import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
+import { handoffKeyFor } from "../../lambda/shared/tables";
+import { type BootstrapParams, renderBootstrap } from "../../src/runner-bootstrap";
+import { randomHex } from "../sandbox/http";
+import { type Sandbox, startSandbox } from "../sandbox/index";
+import { type FakeImds, type ImdsCredentials, startFakeImds } from "./fake-imds";
+import { type SigV4Proxy, startSigV4Proxy } from "./sigv4-proxy";
+
+/** The fakes the bootstrap calls: the runner's run.sh, the user switch, shutdown and the AWS CLI. */
+export const BIN = path.join(__dirname, "bin");
+
+export type Scenario = "job" | "no-job" | "crash" | "interrupted-job" | "endless-job" | "forged-events";
+
+export interface RunOptions {
+  scenario: Scenario;
+  /** The JIT config the launcher writes; null: it never writes one. */
+  jitConfig?: string | null;
+  writeHandoffAfterMs?: number;
+  params?: Partial<BootstrapParams>;
+  spotNotice?: boolean;
+  rejectSignatures?: boolean;
+  /** Use the production user switch (setpriv) instead of the recording fake. */
+  realUserSwitch?: boolean;
+}
+
+export interface RunResult {
+  exitCode: number | null;
+  stdout: string;
+  stderr: string;
+  item: Record<string, unknown> | undefined;
+  root: string;
+  jitConfig: string;
+  log: (name: string) => Promise<string | undefined>;
+  imds: FakeImds;
+  /** Milliseconds from spawning the bootstrap to the fake run.sh's first line. */
+  msToRunnerExec?: number;
+}
+
+export interface BootstrapHarness {
+  sandbox: Sandbox;
+  /** The hand-off table. */
+  table: string;
+  /** The sandbox's DynamoDB, unsigned. */
+  dynamoUrl: string;
+  /** What the bootstrap talks to: checks each request's signature, then forwards it to the sandbox. */
+  proxy: SigV4Proxy;
+  /** Runs the bootstrap once, from a fresh instance (its own id, IMDS and directories). */
+  run(options: RunOptions): Promise<RunResult>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts the sandbox (its hand-off table) and the SigV4 proxy: the instance signs with `credentials`,
+ * its role's from IMDS, and the proxy checks them before the sandbox.
+ */
+export async function startBootstrapHarness(options: {
+  region: string;
+  roleId: string;
+  credentials: ImdsCredentials;
+  /** The tables' name prefix (the sandbox's default without). */
+  tablePrefix?: string;
+}): Promise<BootstrapHarness> {
+  const { region, roleId, credentials } = options;
+  const sandbox = await startSandbox({ region });
+  const table = (await sandbox.createTables(options.tablePrefix)).handoff;
+  const dynamoUrl = sandbox.endpoints.dynamodb;
+  const ddb = new DynamoDBClient({ endpoint: dynamoUrl, region, credentials: sandbox.credentials });
+  const proxy = await startSigV4Proxy({ target: dynamoUrl, credentials, region }).catch(async (error) => {
+    ddb.destroy();
+    await sandbox.close();
+    throw error;
+  });
+
+  async function run(options: RunOptions): Promise<RunResult> {
+    const instanceId = `i-${randomHex(17)}`;
+    const jitConfig =
+      options.jitConfig === null ? "" : (options.jitConfig ?? `JIT-${randomBytes(32).toString("base64url")}`);
+    const imds = await startFakeImds({ instanceId, roleName: "rf-runner-role", credentials });
+    if (options.spotNotice)
+      imds.spotNotice = { action: "terminate", time: new Date(Date.now() + 120_000).toISOString() };
+    const root = await mkdtemp(path.join(tmpdir(), "rf-bootstrap-"));
+    const runnerDir = path.join(root, "runner");
+    const logDir = path.join(root, "log");
+    await mkdir(runnerDir);
+    await mkdir(logDir);
+    await copyFile(path.join(BIN, "run.sh"), path.join(runnerDir, "run.sh"));
+    await writeFile(path.join(runnerDir, "scenario"), options.scenario);
+    const runnerUser = options.realUserSwitch ? "nobody" : userInfo().username;
+    if (options.realUserSwitch) {
+      // nobody must be able to reach and write the test's directories.
+      for (const dir of [root, runnerDir, logDir]) await chmod(dir, 0o777);
+    }
+    const script = renderBootstrap({
+      region,
+      handoffTable: table,
+      runnerRoleId: roleId,
+      runnerUser,
+      runnerDir,
+      idleTimeoutSeconds: 30,
+      maxRuntimeSeconds: 120,
+      handoffWaitSeconds: 5,
+      ...options.params,
+    });
+    const scriptPath = path.join(root, "bootstrap.sh");
+    await writeFile(scriptPath, script, { mode: 0o700 });
+
+    const key = handoffKeyFor(roleId, instanceId);
+    const writeHandoff = () =>
+      ddb.send(
+        new PutItemCommand({
+          TableName: table,
+          Item: marshall({
+            handoffKey: key,
+            instanceId,
+            jobId: "4242",
+            jitConfig,
+            createdAt: new Date().toISOString(),
+            expiresAt: Math.floor(Date.now() / 1000) + 900,
+          }),
+        }),
+      );
+    let delayedWrite: Promise<unknown> | undefined;
+    if (options.jitConfig !== null) {
+      if (options.writeHandoffAfterMs) {
+        delayedWrite = new Promise((resolve) => setTimeout(resolve, options.writeHandoffAfterMs)).then(
+          writeHandoff,
+        );
+      } else {
+        await writeHandoff();
+      }
+    }
+    proxy.rejectAll = options.rejectSignatures ?? false;
+
+    const env: NodeJS.ProcessEnv = {
+      PATH: options.rejectSignatures ? `${BIN}:${process.env.PATH}` : process.env.PATH,
+      HOME: process.env.HOME,
+      RF_IMDS_ENDPOINT: imds.url,
+      RF_DYNAMODB_ENDPOINT: proxy.url,
+      RF_STATE_DIR: path.join(root, "state"),
+      RF_SHUTDOWN_CMD: `${BIN}/shutdown -h now`,
+      RF_TEST_LOG: logDir,
+      RF_TEST_DYNAMODB: dynamoUrl,
+      ...(options.realUserSwitch ? {} : { RF_RUN_AS: `${BIN}/run-as` }),
+    };
+    const spawnedUs = BigInt(Date.now()) * 1000n;
+    const child = spawn("bash", [scriptPath], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const exitCode = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    await delayedWrite;
+    await imds.close();
+    const { Item } = await ddb.send(
+      new GetItemCommand({ TableName: table, Key: marshall({ handoffKey: key }), ConsistentRead: true }),
+    );
+    const log = (name: string) => readFile(path.join(logDir, name), "utf8").catch(() => undefined);
+    const startedUs = await log("run-started-us");
+    return {
+      exitCode,
+      stdout,
+      stderr,
+      item: Item ? unmarshall(Item) : undefined,
+      root,
+      jitConfig,
+      log,
+      imds,
+      msToRunnerExec: startedUs ? Number(BigInt(startedUs.trim()) - spawnedUs) / 1000 : undefined,
+    };
+  }
+
+  return {
+    sandbox,
+    table,
+    dynamoUrl,
+    proxy,
+    run,
+    async close() {
+      await proxy.close();
+      ddb.destroy();
+      await sandbox.close();
+    },
+  };
+}
