@@ -140,12 +140,17 @@ export function claimsOverLimits(
 // ---------------------------------------------------------------------------------------------
 // The fleet request
 
+/** What decides a config's market. */
+type SpotRules = Pick<LabelConfig, "spotPolicy" | "spotFailuresBeforeOnDemand">;
+
+/** spotPreferred: after this many spot failures, a job goes to on-demand. */
+function spotGivenUp(config: SpotRules, spotFailures: number): boolean {
+  return config.spotPolicy === "spotPreferred" && spotFailures >= config.spotFailuresBeforeOnDemand;
+}
+
 /** The market a job's next launch asks for, before anything failed in this invocation. */
-export function initialMarket(config: LabelConfig, spotFailures = 0): Market {
-  if (config.spotPolicy === "onDemandOnly") return "on-demand";
-  if (config.spotPolicy === "spotPreferred" && spotFailures >= config.spotFailuresBeforeOnDemand) {
-    return "on-demand";
-  }
+export function initialMarket(config: SpotRules, spotFailures = 0): Market {
+  if (config.spotPolicy === "onDemandOnly" || spotGivenUp(config, spotFailures)) return "on-demand";
   return "spot";
 }
 
@@ -367,7 +372,7 @@ export type NextStep =
   | { kind: "fail"; reason: string };
 
 export interface FailureContext {
-  config: Pick<LabelConfig, "spotPolicy" | "spotFailuresBeforeOnDemand">;
+  config: SpotRules;
   market: Market;
   failure: FailureClass;
   /** The job's spot failures before this one. */
@@ -404,9 +409,7 @@ export function decideAfterFailure(ctx: FailureContext): NextStep {
   }
   if (ctx.market === "spot") {
     const spotFailures = ctx.spotFailures + 1;
-    if (ctx.config.spotPolicy === "spotPreferred" && spotFailures >= ctx.config.spotFailuresBeforeOnDemand) {
-      return { kind: "on-demand-now", countSpotFailure: true };
-    }
+    if (spotGivenUp(ctx.config, spotFailures)) return { kind: "on-demand-now", countSpotFailure: true };
     return {
       kind: "retry-later",
       delaySeconds,
