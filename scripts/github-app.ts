@@ -8,7 +8,7 @@
  */
 import { parseArgs } from "node:util";
 import { createApp, setWebhook } from "./lib/github-app";
-import { pulumiCli } from "./lib/pulumi";
+import { PROJECT, pulumiCli } from "./lib/pulumi";
 
 const USAGE = `usage:
   npm run setup:github-app -- create --owner ORG [--scope org|repo] [--github-url URL] [--user] [--name NAME]
@@ -43,7 +43,7 @@ export async function main(argv: string[]): Promise<void> {
     if (values.scope !== "org" && values.scope !== "repo") throw new Error("--scope is org or repo");
     const githubUrl =
       values["github-url"] ??
-      (await pulumi.configGet("runner-fleet:github.url", { path: true }).catch(() => undefined)) ??
+      (await pulumi.configGet(`${PROJECT}:github.url`, { path: true }).catch(() => undefined)) ??
       "https://github.com";
     await createApp(
       {

@@ -221,8 +221,7 @@ export function formatTable(r: BenchResult): string {
   add("onDemandShare", r.onDemandShare);
   add("faultDuplicates", r.faultDuplicates);
   add("faultLost", r.faultLost);
-  for (const [name, kib] of Object.entries(r.bundleKiB))
-    add(name === "webhook" ? "bundleKiB.webhook" : `bundleKiB.${name}`, kib, " KiB");
+  for (const [name, kib] of Object.entries(r.bundleKiB)) add(`bundleKiB.${name}`, kib, " KiB");
   add("coldImportMs", r.coldImportMs, " ms");
   add("coldStartMs", r.coldStartMs, " ms");
   add("nodeBaselineMs", r.nodeBaselineMs, " ms");

@@ -12,7 +12,7 @@ import {
   type JobState,
   queuedSince,
 } from "../../lambda/shared/job";
-import type { LabelConfig, SpotPolicy } from "../../lambda/shared/label-config";
+import type { SpotPolicy } from "../../lambda/shared/label-config";
 import { loadSettings } from "../../lambda/shared/settings";
 
 /** The reconciler's timings: the program leaves them at the reconciler's own defaults. */
@@ -80,7 +80,7 @@ function instanceText(job: JobRecord): string {
 function nextLaunch(job: JobRecord, config: ConfigLimits | undefined): string {
   if (!config) return `next: unknown (config ${job.configName} is not in the stack config read)`;
   const failures = job.spotFailures ?? 0;
-  const market = initialMarket(config as LabelConfig, failures);
+  const market = initialMarket(config, failures);
   switch (config.spotPolicy) {
     case "onDemandOnly":
       return "next: on-demand (onDemandOnly)";
@@ -272,7 +272,10 @@ export interface FleetReport {
 }
 
 /** Active jobs per config from the items read (what the launcher's limits count). */
-export function activeCounts(jobs: JobRecord[]): { total: number; byConfig: Record<string, number> } {
+export function activeCounts(jobs: Pick<JobRecord, "state" | "configName">[]): {
+  total: number;
+  byConfig: Record<string, number>;
+} {
   const byConfig: Record<string, number> = {};
   let total = 0;
   for (const job of jobs) {

@@ -2,7 +2,7 @@
  * `npm run status`: reads the jobs ledger (and the hand-off reports) with the Lambdas' own adapters
  * and prints the fleet summary or one job explained (./explain.ts). The CLI is scripts/fleet-status.ts.
  */
-import { getJob, listJobsByState } from "../../lambda/adapters/jobs-table";
+import { getJob, listActiveJobs, listJobsByState } from "../../lambda/adapters/jobs-table";
 import { listHandoffReports } from "../../lambda/adapters/lifecycle-store";
 import { JOB_STATES, type JobRecord, type JobState, TERMINAL_STATES } from "../../lambda/shared/job";
 import { stackConfigSchema } from "../../src/config";
@@ -131,9 +131,9 @@ export async function runStatus(
 ): Promise<void> {
   const now = options.now ?? new Date();
   const notes = [...sources.notes];
-  const { jobs, sampled } = await readJobs(sources.jobsTable);
-  const limits = { ...sources.limits, active: activeCounts(jobs) };
   if (options.job) {
+    // One job: only the active ones besides it (its limits), not the whole ledger.
+    const limits = { ...sources.limits, active: activeCounts(await listActiveJobs(sources.jobsTable)) };
     const job = await getJob(options.job, sources.jobsTable);
     if (!job?.state) {
       const lines = [
@@ -151,6 +151,8 @@ export async function runStatus(
     else for (const line of [...explanation, ...notes.map((n) => `note: ${n}`)]) out(line);
     return;
   }
+  const { jobs, sampled } = await readJobs(sources.jobsTable);
+  const limits = { ...sources.limits, active: activeCounts(jobs) };
   const report = fleetReport(jobs, now, limits, { sampled });
   if (options.json) out(JSON.stringify({ ...report, notes }));
   else

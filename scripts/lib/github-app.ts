@@ -7,7 +7,8 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createAppAuth } from "@octokit/auth-app";
 import { Octokit } from "@octokit/core";
-import { apiUrlFor, appManifest, installUrl, manifestFormPage, newAppUrl, type Scope } from "./manifest";
+import { githubApiUrlOf } from "../../src/config";
+import { appManifest, installUrl, manifestFormPage, newAppUrl, type Scope, trimUrl } from "./manifest";
 import { PROJECT, type Pulumi } from "./pulumi";
 
 export type Log = (line: string) => void;
@@ -82,7 +83,7 @@ export async function createApp(options: CreateOptions, deps: CreateDeps): Promi
   }
   const webhookUrl = options.webhookUrl ?? (await deployedWebhookUrl(deps.pulumi));
   const state = randomBytes(16).toString("hex");
-  const apiUrl = options.apiUrl ?? apiUrlFor(options.githubUrl);
+  const apiUrl = options.apiUrl ?? githubApiUrlOf(options.githubUrl);
 
   let server: Server | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -162,7 +163,7 @@ async function convertAndStore(
   });
   const app = data as unknown as Conversion;
   const set = deps.pulumi.configSet;
-  await set(key("github.url"), options.githubUrl.replace(/\/+$/, ""), { path: true });
+  await set(key("github.url"), trimUrl(options.githubUrl), { path: true });
   await set(key("github.authMode"), "app", { path: true });
   await set(key("github.appId"), String(app.id), { path: true });
   await set(key("github.scope"), options.scope, { path: true });
@@ -226,7 +227,7 @@ export async function setWebhook(
   const secret = await required("webhookSecret");
   const githubUrl = (await pulumi.configGet(key("github.url"), { path: true })) ?? "https://github.com";
   const octokit = new Octokit({
-    baseUrl: options.apiUrl ?? apiUrlFor(githubUrl),
+    baseUrl: options.apiUrl ?? githubApiUrlOf(githubUrl),
     authStrategy: createAppAuth,
     auth: { appId, privateKey },
   });

@@ -3,7 +3,6 @@
  * permissions the App asks for are tested per scope.
  * https://docs.github.com/apps/sharing-github-apps/registering-a-github-app-from-a-manifest
  */
-import { githubApiUrlOf } from "../../src/config";
 
 export type Scope = "org" | "repo";
 
@@ -53,7 +52,7 @@ export function appManifest(options: ManifestOptions) {
 
 export type AppManifest = ReturnType<typeof appManifest>;
 
-function trimUrl(url: string): string {
+export function trimUrl(url: string): string {
   return url.replace(/\/+$/, "");
 }
 
@@ -68,11 +67,6 @@ export function newAppUrl(githubUrl: string, owner: string, accountType: "org" |
       ? `/organizations/${encodeURIComponent(owner)}/settings/apps/new`
       : "/settings/apps/new";
   return `${trimUrl(githubUrl)}${path}?state=${encodeURIComponent(state)}`;
-}
-
-/** The REST API base for a GitHub web URL (api.github.com, `https://HOST/api/v3`, `api.TENANT.ghe.com`). */
-export function apiUrlFor(githubUrl: string): string {
-  return githubApiUrlOf(githubUrl);
 }
 
 /** Where the owner installs the App (its `html_url` is `…/apps/SLUG`, or `…/github-apps/SLUG` on GHES). */
