@@ -1,7 +1,7 @@
 /**
  * Every setting of every Lambda, read from the environment in this one module (the README lists
- * them). Values are parsed when first read, so a Lambda only needs the variables it uses, and a
- * missing or malformed one fails with its name. Secrets are never here: only the names of the SSM
+ * them). Each value is parsed where it is read, not at start-up, so a Lambda only needs the variables
+ * it uses, and a missing or malformed one fails with its name. Secrets are never here: only the names of the SSM
  * SecureString parameters that hold them. AWS endpoints come from the SDK's own AWS_ENDPOINT_URL*
  * variables (awsEndpointUrl reads them for the calls made without an SDK client).
  */
