@@ -9,21 +9,21 @@
  *   Observability (dashboard, alarms, budget) · Cleanup (destroy)
  */
 import * as pulumi from "@pulumi/pulumi";
-import { ensureBundles } from "./src/bundles";
-import { Cleanup } from "./src/cleanup";
-import { loadFleetSettings } from "./src/config";
-import { createContext, parameterNames } from "./src/context";
-import { FleetEvents } from "./src/events";
-import { functionSpecs, withSettings } from "./src/functions";
-import { GithubWiring } from "./src/github-wiring";
-import { ImagePipeline, pipelineArches } from "./src/image";
-import { Intake } from "./src/intake";
-import { Launcher } from "./src/launcher";
-import { Ledger } from "./src/ledger";
-import { Network } from "./src/network";
-import { Observability } from "./src/observability";
-import { Runners } from "./src/runners";
-import { GithubSecrets } from "./src/secrets";
+import { Cleanup } from "./src/components/cleanup";
+import { FleetEvents } from "./src/components/fleet-events";
+import { GithubSecrets } from "./src/components/github-secrets";
+import { GithubWiring } from "./src/components/github-wiring";
+import { ImagePipeline, pipelineArches } from "./src/components/image-pipeline";
+import { Intake } from "./src/components/intake";
+import { Launcher } from "./src/components/launcher";
+import { Ledger } from "./src/components/ledger";
+import { Network } from "./src/components/network";
+import { Observability } from "./src/components/observability";
+import { Runners } from "./src/components/runners";
+import { loadFleetSettings } from "./src/config/load";
+import { createContext, parameterNames } from "./src/config/stack-context";
+import { ensureBundles } from "./src/packaging/bundles";
+import { functionSpecs, withSettings } from "./src/packaging/functions";
 
 // A bad config stops here, before anything is declared.
 const settings = loadFleetSettings();

@@ -7,7 +7,7 @@
  *   npm run bench              human table (progress on stderr)
  *   npm run bench -- --json    one JSON object on stdout, nothing else
  *   --jobs N --scale K --deliveries N --cold-runs N --bootstrap-runs N --no-faults   (smaller runs)
- *   --window S   the launcher event source's batching window instead of src/launcher.ts's (what-if)
+ *   --window S   the launcher event source's batching window instead of src/components/launcher.ts's (what-if)
  *   --env KEY=VALUE   an extra Lambda setting, e.g. GITHUB_WRITES_PER_MINUTE=36 (what-if; repeatable)
  */
 import { mkdtempSync, rmSync } from "node:fs";

@@ -14,7 +14,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 /**
  * What `node scripts/build-lambdas.mjs` builds without arguments (`npm run build`) and what the
- * benchmark builds. The Pulumi program passes its own list (src/bundles.ts LAMBDA_NAMES) as arguments.
+ * benchmark builds. The Pulumi program passes its own list (src/packaging/bundles.ts LAMBDA_NAMES) as arguments.
  */
 export const LAMBDAS = ["webhook", "launcher", "reconciler", "ec2-events", "janitor"];
 
@@ -60,7 +60,7 @@ export async function buildLambdas({ outRoot = join(root, "dist"), names = LAMBD
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  // Lambda names as arguments build just those (src/bundles.ts passes its list); none: LAMBDAS.
+  // Lambda names as arguments build just those (src/packaging/bundles.ts passes its list); none: LAMBDAS.
   const names = process.argv.slice(2);
   const metafiles = await buildLambdas(names.length > 0 ? { names } : {});
   for (const [name, meta] of Object.entries(metafiles)) {

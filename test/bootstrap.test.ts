@@ -10,7 +10,7 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promise
 import { tmpdir, userInfo } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BOOTSTRAP_TEMPLATE, renderBootstrap } from "../src/runner-bootstrap";
+import { BOOTSTRAP_TEMPLATE, renderBootstrap } from "../src/components/runner-bootstrap";
 import {
   BIN,
   type BootstrapHarness,

@@ -18,7 +18,7 @@ import {
   MINIMUM_RUNNER_VERSION,
   parentImageArn,
   recipeParameters,
-} from "../src/runner-bootstrap";
+} from "../src/components/runner-bootstrap";
 
 // CI installs shellcheck (.ci/run): there a missing shellcheck is a failure, not a skipped check.
 const HAS_SHELLCHECK = spawnSync("shellcheck", ["--version"]).status === 0 || process.env.CI === "true";

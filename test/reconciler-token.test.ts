@@ -28,7 +28,7 @@ beforeAll(async () => {
       hookId: state.addWebhook({ owner: repo.owner, repo: repo.name }),
     },
   };
-  // What the program sets from the webhooks it created (src/github-wiring.ts).
+  // What the program sets from the webhooks it created (src/components/github-wiring.ts).
   process.env.GITHUB_WEBHOOKS = JSON.stringify([webhooks.org, webhooks.repo]);
   reconciler = await import("../lambda/reconciler");
 });

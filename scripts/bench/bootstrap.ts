@@ -1,5 +1,5 @@
 /**
- * Scenario 5: the runner instance's user data (src/runner-bootstrap.ts renderBootstrap over
+ * Scenario 5: the runner instance's user data (src/components/runner-bootstrap.ts renderBootstrap over
  * runner/bootstrap.sh) under bash, from its start to the exec of `run.sh`, the hand-off item already
  * written. test/bootstrap.test.ts's harness (test/bootstrap/harness.ts): a fake IMDSv2, the sandbox's
  * DynamoDB (with its modeled latency) behind the SigV4-verifying proxy, and the fake runner `run.sh`,

@@ -28,7 +28,7 @@ export interface BenchOptions {
   coldRuns: number;
   /** Scenario 5 (the bootstrap script); off when the machine cannot run it. */
   bootstrap?: () => Promise<number>;
-  /** Override of the launcher event source's batching window (default: what src/launcher.ts sets). */
+  /** Override of the launcher event source's batching window (default: what src/components/launcher.ts sets). */
   windowSeconds?: number;
   /** Extra Lambda settings for every scenario but the cold starts (what-if runs). */
   env?: Record<string, string>;

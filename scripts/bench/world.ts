@@ -23,7 +23,7 @@ import type {
   SQSEvent,
   SQSRecord,
 } from "aws-lambda";
-import { GITHUB_JIT_PER_MINUTE_PER_APP, LAUNCHER_EVENT_SOURCE } from "../../src/launcher-tuning";
+import { GITHUB_JIT_PER_MINUTE_PER_APP, LAUNCHER_EVENT_SOURCE } from "../../src/components/launcher-tuning";
 import { signedApiGatewayEvent, workflowJobEvent } from "../../test/fixtures/webhooks";
 import { EC2_THROTTLE, type Sandbox, startSandbox } from "../../test/sandbox/index";
 import { currentClock } from "./clock";
@@ -45,7 +45,7 @@ export const MODEL = {
   ec2: EC2_THROTTLE,
 } as const;
 
-// What the program configures for the launcher: the same values (src/launcher-tuning.ts).
+// What the program configures for the launcher: the same values (src/components/launcher-tuning.ts).
 export { LAUNCHER_EVENT_SOURCE };
 
 const LAUNCHER_SETTINGS = { GITHUB_WRITES_PER_MINUTE: String(GITHUB_JIT_PER_MINUTE_PER_APP) };

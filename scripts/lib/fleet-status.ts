@@ -5,7 +5,7 @@
 import { getJob, listActiveJobs, listJobsByState } from "../../lambda/adapters/jobs-table";
 import { listHandoffReports } from "../../lambda/adapters/lifecycle-store";
 import { JOB_STATES, type JobRecord, type JobState, TERMINAL_STATES } from "../../lambda/shared/job";
-import { stackConfigSchema } from "../../src/config";
+import { stackConfigSchema } from "../../src/config/schema";
 import {
   activeCounts,
   explainJob,

@@ -7,7 +7,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { createAppAuth } from "@octokit/auth-app";
 import { Octokit } from "@octokit/core";
-import { githubApiUrlOf } from "../../src/config";
+import { githubApiUrlOf } from "../../src/config/load";
 import { appManifest, installUrl, manifestFormPage, newAppUrl, type Scope, trimUrl } from "./manifest";
 import { PROJECT, type Pulumi } from "./pulumi";
 

@@ -12,7 +12,7 @@ import * as path from "node:path";
 import { DynamoDBClient, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import { handoffKeyFor } from "../../lambda/shared/tables";
-import { type BootstrapParams, renderBootstrap } from "../../src/runner-bootstrap";
+import { type BootstrapParams, renderBootstrap } from "../../src/components/runner-bootstrap";
 import { randomHex } from "../sandbox/http";
 import { type Sandbox, startSandbox } from "../sandbox/index";
 import { type FakeImds, type ImdsCredentials, startFakeImds } from "./fake-imds";

@@ -6,8 +6,8 @@ import { mkdirSync, mkdtempSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { bundlesStale, ensureBundles, LAMBDA_NAMES } from "../../src/bundles";
-import { environmentFor, settingsReadBy, settingVariables } from "../../src/settings-env";
+import { bundlesStale, ensureBundles, LAMBDA_NAMES } from "../../src/packaging/bundles";
+import { environmentFor, settingsReadBy, settingVariables } from "../../src/packaging/settings-env";
 import { ROOT } from "./stack-config";
 
 function fakeProject() {

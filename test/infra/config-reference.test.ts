@@ -5,10 +5,10 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { configReferenceMarkdown, configReferenceRows } from "../../src/config";
+import { configReferenceMarkdown, configReferenceRows } from "../../src/config/reference";
 import { devStackValues, PROJECT, ROOT } from "./stack-config";
 
-const START = "<!-- config-reference:start (generated from src/config.ts) -->";
+const START = "<!-- config-reference:start (generated from src/config/schema.ts) -->";
 const END = "<!-- config-reference:end -->";
 const readmePath = join(ROOT, "README.md");
 

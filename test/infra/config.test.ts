@@ -1,11 +1,7 @@
 import { describe, expect, it } from "vitest";
-import {
-  ConfigError,
-  checkStackName,
-  githubApiUrlOf,
-  isArm64InstanceType,
-  parseStackConfig,
-} from "../../src/config";
+import { ConfigError, checkStackName, parseStackConfig } from "../../src/config/errors";
+import { githubApiUrlOf } from "../../src/config/load";
+import { isArm64InstanceType } from "../../src/config/schema";
 import {
   APP_SECRETS,
   devStackValues,

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { decode } from "@jridgewell/sourcemap-codec";
 import { beforeAll, describe, expect, it } from "vitest";
 import { HANDOFF_TABLE, JOBS_TABLE } from "../../lambda/shared/tables";
-import { settingsReadBy } from "../../src/settings-env";
+import { settingsReadBy } from "../../src/packaging/settings-env";
 import { type Declared, isSecretValue, type ProgramRun, plain, runProgram, statementsOf } from "./mocks";
 import { APP_SECRETS, devStackValues, ROOT, withSecrets } from "./stack-config";
 

@@ -5,8 +5,8 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { HANDOFF_TABLE, JOBS_TABLE, type TableSchema } from "../lambda/shared/tables";
-import type { StackContext } from "./context";
+import { HANDOFF_TABLE, JOBS_TABLE, type TableSchema } from "../../lambda/shared/tables";
+import type { StackContext } from "../config/stack-context";
 import { LAUNCHER_TIMEOUT_SECONDS } from "./launcher-tuning";
 
 /**

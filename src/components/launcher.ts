@@ -4,8 +4,8 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { StackContext } from "./context";
-import { type LambdaDeployment, LambdaFunction } from "./lambda-function";
+import type { StackContext } from "../config/stack-context";
+import { type LambdaDeployment, LambdaFunction } from "../packaging/lambda-function";
 import { LAUNCHER_EVENT_SOURCE, LAUNCHER_TIMEOUT_SECONDS } from "./launcher-tuning";
 
 export class Launcher extends pulumi.ComponentResource {

@@ -6,7 +6,13 @@
  */
 import type * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { arnOf, parameterNames, STACK_TAG, type StackContext, ssmParameterArn } from "./context";
+import {
+  arnOf,
+  parameterNames,
+  STACK_TAG,
+  type StackContext,
+  ssmParameterArn,
+} from "../config/stack-context";
 import type { PolicyStatement } from "./iam";
 
 export interface FleetRefs {

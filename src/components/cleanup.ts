@@ -8,9 +8,9 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { CleanupRequest } from "../lambda/core/cleanup";
-import type { StackContext } from "./context";
-import { type LambdaDeployment, LambdaFunction } from "./lambda-function";
+import type { CleanupRequest } from "../../lambda/core/cleanup";
+import type { StackContext } from "../config/stack-context";
+import { type LambdaDeployment, LambdaFunction } from "../packaging/lambda-function";
 
 export class Cleanup extends pulumi.ComponentResource {
   readonly janitor: LambdaFunction;

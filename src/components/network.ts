@@ -6,7 +6,7 @@
 import * as aws from "@pulumi/aws";
 import * as awsx from "@pulumi/awsx";
 import * as pulumi from "@pulumi/pulumi";
-import type { StackContext } from "./context";
+import type { StackContext } from "../config/stack-context";
 
 export class Network extends pulumi.ComponentResource {
   readonly vpcId: pulumi.Output<string>;

@@ -6,10 +6,10 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { METRICS_NAMESPACE } from "../lambda/shared/observability";
-import type { StackContext } from "./context";
-import { STACK_TAG } from "./context";
-import type { LambdaFunction } from "./lambda-function";
+import { METRICS_NAMESPACE } from "../../lambda/shared/observability";
+import type { StackContext } from "../config/stack-context";
+import { STACK_TAG } from "../config/stack-context";
+import type { LambdaFunction } from "../packaging/lambda-function";
 
 export interface ObservabilityArgs {
   ctx: StackContext;

@@ -8,10 +8,10 @@
 import { createHash } from "node:crypto";
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { Arch } from "../lambda/shared/label-config";
-import type { StackConfig } from "./config";
-import { parameterNames, type StackContext } from "./context";
-import { assumedBy } from "./iam";
+import type { Arch } from "../../lambda/shared/label-config";
+import type { StackConfig } from "../config/schema";
+import { parameterNames, type StackContext } from "../config/stack-context";
+import { assumedBy } from "../packaging/iam";
 import {
   type ImageArch,
   imageComponents,

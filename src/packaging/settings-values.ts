@@ -3,13 +3,13 @@
  * gets the ones its code reads (settings-env.ts). No secret here: secrets are SSM parameter names.
  */
 import type * as pulumi from "@pulumi/pulumi";
-import { labelRoutesOf, REQUIRED_LABEL } from "./config";
-import { parameterNames, type StackContext } from "./context";
-import { GITHUB_JIT_PER_MINUTE_PER_APP } from "./launcher-tuning";
-import type { Ledger } from "./ledger";
-import type { Network } from "./network";
-import type { Runners } from "./runners";
-import type { GithubSecrets } from "./secrets";
+import type { GithubSecrets } from "../components/github-secrets";
+import { GITHUB_JIT_PER_MINUTE_PER_APP } from "../components/launcher-tuning";
+import type { Ledger } from "../components/ledger";
+import type { Network } from "../components/network";
+import type { Runners } from "../components/runners";
+import { labelRoutesOf, REQUIRED_LABEL } from "../config/schema";
+import { parameterNames, type StackContext } from "../config/stack-context";
 
 export function fleetSettingsEnvironment(
   ctx: StackContext,

@@ -5,8 +5,8 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { StackContext } from "./context";
-import { type LambdaDeployment, LambdaFunction } from "./lambda-function";
+import type { StackContext } from "../config/stack-context";
+import { type LambdaDeployment, LambdaFunction } from "../packaging/lambda-function";
 
 export class FleetEvents extends pulumi.ComponentResource {
   readonly ec2Events: LambdaFunction;

@@ -7,10 +7,10 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { Arch } from "../lambda/shared/label-config";
-import { runtimeLabelConfig } from "./config";
-import { CONFIG_TAG, parameterNames, type StackContext } from "./context";
-import { AWS_USERID, assumedBy, policyDocument } from "./iam";
+import type { Arch } from "../../lambda/shared/label-config";
+import { runtimeLabelConfig } from "../config/schema";
+import { CONFIG_TAG, parameterNames, type StackContext } from "../config/stack-context";
+import { AWS_USERID, assumedBy, policyDocument } from "../packaging/iam";
 import { HANDOFF_INSTANCE_ATTRIBUTES, renderBootstrap } from "./runner-bootstrap";
 
 export class Runners extends pulumi.ComponentResource {

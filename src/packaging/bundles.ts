@@ -7,7 +7,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 
-export const PROJECT_ROOT = join(__dirname, "..");
+export const PROJECT_ROOT = join(__dirname, "..", "..");
 /** The Lambdas the program deploys; ensureBundles has scripts/build-lambdas.mjs build exactly these. */
 export const LAMBDA_NAMES = ["webhook", "launcher", "reconciler", "ec2-events", "janitor"] as const;
 export type LambdaName = (typeof LAMBDA_NAMES)[number];

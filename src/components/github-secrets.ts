@@ -4,7 +4,7 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { parameterNames, type StackContext } from "./context";
+import { parameterNames, type StackContext } from "../config/stack-context";
 
 export class GithubSecrets extends pulumi.ComponentResource {
   readonly webhookSecret: aws.ssm.Parameter;

@@ -7,8 +7,8 @@
  */
 import * as github from "@pulumi/github";
 import * as pulumi from "@pulumi/pulumi";
-import type { GitHubWebhook } from "../lambda/shared/settings";
-import type { StackContext } from "./context";
+import type { GitHubWebhook } from "../../lambda/shared/settings";
+import type { StackContext } from "../config/stack-context";
 
 function hookIdOf(id: string): number {
   const hookId = Number(id);

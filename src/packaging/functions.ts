@@ -3,15 +3,15 @@
  * (and nothing secret), and its least-privilege statements (src/policies.ts).
  */
 import type * as pulumi from "@pulumi/pulumi";
+import type { GithubSecrets } from "../components/github-secrets";
+import type { ImagePipeline } from "../components/image-pipeline";
+import type { Ledger } from "../components/ledger";
+import type { Network } from "../components/network";
+import type { Runners } from "../components/runners";
+import type { StackContext } from "../config/stack-context";
 import type { LambdaName } from "./bundles";
-import type { StackContext } from "./context";
 import type { PolicyStatement } from "./iam";
-import type { ImagePipeline } from "./image";
-import type { Ledger } from "./ledger";
-import type { Network } from "./network";
 import * as policies from "./policies";
-import type { Runners } from "./runners";
-import type { GithubSecrets } from "./secrets";
 import { environmentFor, functionEnvironment } from "./settings-env";
 import { fleetSettingsEnvironment } from "./settings-values";
 

@@ -6,9 +6,9 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { METRICS_NAMESPACE } from "../lambda/shared/observability";
+import { METRICS_NAMESPACE } from "../../lambda/shared/observability";
+import type { StackContext } from "../config/stack-context";
 import type { LambdaName } from "./bundles";
-import type { StackContext } from "./context";
 import { assumedBy, type PolicyStatement, policyDocument } from "./iam";
 
 export interface LambdaFunctionArgs {

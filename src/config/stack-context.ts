@@ -5,9 +5,10 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { TAGS } from "../lambda/core/fleet";
-import type { Arch } from "../lambda/shared/label-config";
-import type { FleetSettings, StackConfig } from "./config";
+import { TAGS } from "../../lambda/core/fleet";
+import type { Arch } from "../../lambda/shared/label-config";
+import type { FleetSettings } from "./load";
+import type { StackConfig } from "./schema";
 
 /** The stack tag (cleanup finds the fleet's instances, AMIs and runners by it) is also the cost tag. */
 export const STACK_TAG = TAGS.stack;
