@@ -243,23 +243,33 @@ stop_runner() {
   kill -KILL -- "-$RUNNER_PID" 2>/dev/null || true
 }
 
-# event_time FILE: the hook's timestamp, or now if the file holds anything else (a job runs as the
-# runner user and can write there: nothing it writes may reach the request unchecked).
+# read_event FILE: the first bytes of a job event file. A job runs as the runner user and can put
+# anything in the event directory, and this script runs as root: only a regular file counts, and the
+# read can neither follow a link swapped in after the test (nofollow: a link to /etc/shadow) nor wait
+# on a FIFO or a leased file (nonblock), nor read much or for long.
+read_event() {
+  [[ -f $1 && ! -L $1 ]] || return 1
+  timeout -s KILL 2 dd if="$1" iflag=nonblock,nofollow bs=40 count=1 status=none 2>/dev/null
+}
+
+# event_time FILE: fails if FILE holds no event; else the hook's timestamp, or now if the file holds
+# anything else (nothing a job writes may reach the request unchecked).
 event_time() {
   local at
-  at=$(head -c 40 "$1")
+  at=$(read_event "$1") && [[ -n $at ]] || return 1
   [[ $at =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$ ]] || at=$(iso_now)
   printf '%s' "$at"
 }
 
 report_job_events() {
-  if [[ -z $JOB_STARTED && -s $EVENT_DIR/job-started ]]; then
-    JOB_STARTED=$(event_time "$EVENT_DIR/job-started")
+  local at
+  if [[ -z $JOB_STARTED ]] && at=$(event_time "$EVENT_DIR/job-started"); then
+    JOB_STARTED=$at
     log "job started"
     report_time jobStartedAt "$JOB_STARTED"
   fi
-  if [[ -z $JOB_FINISHED && -s $EVENT_DIR/job-completed ]]; then
-    JOB_FINISHED=$(event_time "$EVENT_DIR/job-completed")
+  if [[ -z $JOB_FINISHED ]] && at=$(event_time "$EVENT_DIR/job-completed"); then
+    JOB_FINISHED=$at
     log "job finished"
     report_time jobFinishedAt "$JOB_FINISHED"
   fi

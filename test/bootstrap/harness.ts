@@ -21,7 +21,15 @@ import { type SigV4Proxy, startSigV4Proxy } from "./sigv4-proxy";
 /** The fakes the bootstrap calls: the runner's run.sh, the user switch, shutdown and the AWS CLI. */
 export const BIN = path.join(__dirname, "bin");
 
-export type Scenario = "job" | "no-job" | "crash" | "interrupted-job" | "endless-job" | "forged-events";
+export type Scenario =
+  | "job"
+  | "no-job"
+  | "crash"
+  | "interrupted-job"
+  | "endless-job"
+  | "forged-events"
+  | "swapped-events"
+  | "swapped-events-job";
 
 export interface RunOptions {
   scenario: Scenario;
@@ -33,6 +41,8 @@ export interface RunOptions {
   rejectSignatures?: boolean;
   /** Use the production user switch (setpriv) instead of the recording fake. */
   realUserSwitch?: boolean;
+  /** Kills the bootstrap (its process group) if it still runs after this long: for a test of a hang. */
+  killAfterMs?: number;
 }
 
 export interface RunResult {
@@ -46,6 +56,8 @@ export interface RunResult {
   imds: FakeImds;
   /** Milliseconds from spawning the bootstrap to the fake run.sh's first line. */
   msToRunnerExec?: number;
+  /** The bootstrap hung and was killed after `killAfterMs`. */
+  killed: boolean;
 }
 
 export interface BootstrapHarness {
@@ -155,7 +167,18 @@ export async function startBootstrapHarness(options: {
       ...(options.realUserSwitch ? {} : { RF_RUN_AS: `${BIN}/run-as` }),
     };
     const spawnedUs = BigInt(Date.now()) * 1000n;
-    const child = spawn("bash", [scriptPath], { env, stdio: ["ignore", "pipe", "pipe"] });
+    // Its own process group, so that a hung bootstrap can be killed with whatever it waits on.
+    const child = spawn("bash", [scriptPath], { env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    let killed = false;
+    const killTimer =
+      options.killAfterMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            killed = true;
+            try {
+              if (child.pid) process.kill(-child.pid, "SIGKILL");
+            } catch {} // gone already
+          }, options.killAfterMs);
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => {
@@ -165,6 +188,7 @@ export async function startBootstrapHarness(options: {
       stderr += chunk.toString();
     });
     const exitCode = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    clearTimeout(killTimer);
     await delayedWrite;
     await imds.close();
     const { Item } = await ddb.send(
@@ -182,6 +206,7 @@ export async function startBootstrapHarness(options: {
       log,
       imds,
       msToRunnerExec: startedUs ? Number(BigInt(startedUs.trim()) - spawnedUs) / 1000 : undefined,
+      killed,
     };
   }
 
