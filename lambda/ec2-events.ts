@@ -13,13 +13,9 @@
 import type { EventBridgeEvent } from "aws-lambda";
 import { terminateInstances } from "./adapters/ec2";
 import { deleteHandoff } from "./adapters/handoff";
-import {
-  enqueueReleased,
-  jobsOnInstance,
-  recordSpotInterruption,
-  releaseToQueue,
-  transitionIf,
-} from "./adapters/lifecycle-store";
+import { jobsOnInstance } from "./adapters/job-queries";
+import { releaseToQueue, transitionIf } from "./adapters/jobs-table";
+import { recordSpotInterruption } from "./adapters/reserved-items";
 import {
   type BreakerPolicy,
   decideInstanceStopped,
@@ -28,6 +24,7 @@ import {
 } from "./core/lifecycle";
 import type { JobRecord } from "./shared/job";
 import { logger, MetricUnit, metrics } from "./shared/observability";
+import { enqueueReleased } from "./shared/relaunch";
 import { settings } from "./shared/settings";
 
 export const INTERRUPTION_WARNING = "EC2 Spot Instance Interruption Warning";

@@ -7,14 +7,15 @@
  */
 import type { Context } from "aws-lambda";
 import { describeRunnerInstances, terminateInstances } from "./adapters/ec2";
-import { deleteRunner, githubApp, githubForInstallation, listRunners } from "./adapters/github";
 import {
   deleteParameter,
   deleteSnapshot,
   deregisterImage,
   describeStackImages,
   describeStackSnapshotIds,
-} from "./adapters/images";
+} from "./adapters/ec2-images";
+import { githubApp, githubForInstallation } from "./adapters/github-client";
+import { deleteRunner, listRunners } from "./adapters/github-runners";
 import {
   type CleanupReport,
   type CleanupScope,

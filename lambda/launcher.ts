@@ -30,25 +30,28 @@
  */
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import pMap from "p-map";
+import { registerClaims, unregisterClaims } from "./adapters/claims-register";
 import { createFleet, ec2ErrorCode, instanceZones, terminateInstances } from "./adapters/ec2";
+import { holdGitHubWrites, returnGitHubTokens, takeGitHubTokens } from "./adapters/github-budget";
+import {
+  githubForInstallation,
+  githubHeldUntil,
+  onGitHubHold,
+  prepareGitHub,
+} from "./adapters/github-client";
 import {
   deleteRunner,
   generateJitConfig,
-  githubForInstallation,
-  githubHeldUntil,
   type JitConfig,
   listRunners,
-  onGitHubHold,
-  prepareGitHub,
   type RunnerScope,
   scopeFor,
-} from "./adapters/github";
-import { holdGitHubWrites, returnGitHubTokens, takeGitHubTokens } from "./adapters/github-budget";
+} from "./adapters/github-runners";
 import { writeHandoff } from "./adapters/handoff";
-import { getJob, listActiveJobs, transitionJob, updateJobFields } from "./adapters/jobs-table";
+import { listActiveJobs } from "./adapters/job-queries";
+import { getJob, transitionJob, updateJobFields } from "./adapters/jobs-table";
 import { loadLabelConfigs } from "./adapters/label-configs";
 import { delayMessage } from "./adapters/launch-queue";
-import { launchMarketOverrides, registerClaims, unregisterClaims } from "./adapters/lifecycle-store";
 import {
   allocateSlots,
   assignInstances,
@@ -69,6 +72,7 @@ import {
   runnerNameFor,
   withRecentClaims,
 } from "./core/fleet";
+import { launchMarketOverrides } from "./launcher/launch-market";
 import { type JobRecord, type LaunchMessage, type Market, queuedSince } from "./shared/job";
 import type { LabelConfig } from "./shared/label-config";
 import { logger, MetricUnit, metrics } from "./shared/observability";

@@ -10,41 +10,32 @@
 import type { Context, ScheduledEvent } from "aws-lambda";
 import pMap from "p-map";
 import { describeRunnerInstances, terminateInstances } from "./adapters/ec2";
+import { type GitHub, githubApp, githubForInstallation } from "./adapters/github-client";
+import { listFailedDeliveries, redeliver, webhookSource } from "./adapters/github-hooks";
+import { getWorkflowJob, rerunJob } from "./adapters/github-jobs";
+import { deleteRunner, listRunners, type RunnerScope, scopeFor } from "./adapters/github-runners";
+import { deleteHandoff, listHandoffReports } from "./adapters/handoff";
 import {
-  deleteRunner,
-  type GitHub,
-  getWorkflowJob,
-  githubApp,
-  githubForInstallation,
-  listFailedDeliveries,
-  listRunners,
-  type RunnerScope,
-  redeliver,
-  rerunJob,
-  scopeFor,
-  webhookSource,
-} from "./adapters/github";
-import { deleteHandoff } from "./adapters/handoff";
-import {
-  findJobByInstance,
-  getJob,
+  jobsOnInstance,
+  listInterruptedCompletions,
   listJobsByState,
+  recentlyClosedJobScopes,
+} from "./adapters/job-queries";
+import {
+  getJob,
   markJobEnqueued,
+  releaseToQueue,
+  transitionIf,
   updateJobFields,
 } from "./adapters/jobs-table";
 import { loadLabelConfigs } from "./adapters/label-configs";
 import { enqueueLaunches } from "./adapters/launch-queue";
 import {
   createRetryMarker,
-  listHandoffReports,
-  listInterruptedCompletions,
   readRedeliveryState,
-  recentlyClosedJobScopes,
   releaseRetryMarker,
-  releaseToQueue,
-  transitionIf,
   writeRedeliveryState,
-} from "./adapters/lifecycle-store";
+} from "./adapters/reserved-items";
 import { isStackRunner, LIVE_INSTANCE_STATES } from "./core/cleanup";
 import { ENQUEUE_CLAIM_SECONDS } from "./core/intake";
 import { decideRetryOnInterruption } from "./core/lifecycle";
@@ -155,7 +146,8 @@ export async function reconcile(
   const sweepRunners =
     options.sweepRunners ?? Math.floor(now.getTime() / 60_000) % RUNNER_SWEEP_MINUTES === 0;
   const [finished, runners] = await Promise.all([
-    pMap(unheld.slice(0, MAX_INSTANCE_LOOKUPS), (i) => findJobByInstance(i.instanceId), {
+    // One job per instance tells the planner what it was for (a stolen runner's has two: the first).
+    pMap(unheld.slice(0, MAX_INSTANCE_LOOKUPS), async (i) => (await jobsOnInstance(i.instanceId))[0], {
       concurrency: CONCURRENCY,
     }),
     sweepRunners
@@ -432,7 +424,7 @@ async function sendLaunches(ctx: ApplyContext, report: ReconcileReport): Promise
  * retryOnInterruption: a job that a spot interruption failed is re-run once (GitHub's re-run job API)
  * on on-demand capacity. "Once" is the conditional create of a marker on (repo, run id); the marker is
  * also what tells the launcher to launch the run's next attempt of that config on-demand
- * (lifecycle-store.ts launchMarketOverrides), since the re-run job arrives as a new `queued` job with a
+ * (launcher/launch-market.ts launchMarketOverrides), since the re-run job arrives as a new `queued` job with a
  * new id and run attempt. Looks at jobs completed in the last RERUN_WINDOW_SECONDS (runs every minute).
  */
 async function rerunInterruptedJobs(now: Date): Promise<number> {

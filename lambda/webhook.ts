@@ -18,7 +18,7 @@ import { settings } from "./shared/settings";
 // failure is not cached, so the first request that needs it tries again and reports it). The ledger
 // and queue code loads while that fetch is on the wire.
 const noop = () => {};
-const secrets = import("./adapters/secrets");
+const secrets = import("./adapters/ssm-secrets");
 secrets.then((s) => s.readSecret(settings().webhookSecretParam)).catch(noop);
 const afterSecrets = secrets.then(noop, noop);
 const ledger = afterSecrets.then(() => import("./adapters/jobs-table"));
@@ -118,7 +118,7 @@ async function carryOut(intake: Intake): Promise<Outcome> {
 async function launch(job: NewJob): Promise<Outcome> {
   const jobs = await ledger;
   const now = new Date(job.createdAt);
-  if (await jobs.createJob({ ...job, expiresAt: jobs.expiryFor(now) })) {
+  if (await jobs.createJob(job)) {
     await sendLaunch(job);
     return { status: "accepted", jobId: job.jobId, configName: job.configName };
   }
@@ -163,8 +163,7 @@ async function record(intake: Extract<Intake, { kind: "record" }>): Promise<Outc
 
   let changed = await transition();
   if (!changed && plan.createIfMissing) {
-    const item = plan.createIfMissing;
-    changed = await jobs.createJob({ ...item, expiresAt: jobs.expiryFor(new Date(item.createdAt)) });
+    changed = await jobs.createJob(plan.createIfMissing);
     // Lost the create to another delivery of this job: its item may now accept the transition.
     if (!changed) changed = await transition();
   }

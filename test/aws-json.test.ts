@@ -6,10 +6,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { AwsServiceError, isServiceError } from "../lambda/adapters/aws-json";
 import { dynamodb, isConditionalCheckFailed } from "../lambda/adapters/dynamodb";
-import { createJob, getJob, listJobsByState, transitionJob } from "../lambda/adapters/jobs-table";
+import { listJobsByState } from "../lambda/adapters/job-queries";
+import { createJob, getJob, transitionJob } from "../lambda/adapters/jobs-table";
 import { enqueueLaunches, sqs } from "../lambda/adapters/launch-queue";
-import { forgetSecrets, readSecret } from "../lambda/adapters/secrets";
 import { ssm } from "../lambda/adapters/ssm";
+import { forgetSecrets, readSecret } from "../lambda/adapters/ssm-secrets";
 import { type SigV4Proxy, startSigV4Proxy } from "./bootstrap/sigv4-proxy";
 import { jobRecord } from "./lifecycle-support";
 import { type Sandbox, startSandbox } from "./sandbox";

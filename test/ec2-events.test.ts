@@ -14,7 +14,8 @@ let tables: { jobs: string; handoff: string };
 let queueUrl: string;
 let ec2Events: typeof import("../lambda/ec2-events");
 let jobsTable: typeof import("../lambda/adapters/jobs-table");
-let store: typeof import("../lambda/adapters/lifecycle-store");
+let reservedItems: typeof import("../lambda/adapters/reserved-items");
+let launchMarket: typeof import("../lambda/launcher/launch-market");
 let handoff: typeof import("../lambda/adapters/handoff");
 
 beforeAll(async () => {
@@ -35,7 +36,8 @@ beforeAll(async () => {
   });
   ec2Events = await import("../lambda/ec2-events");
   jobsTable = await import("../lambda/adapters/jobs-table");
-  store = await import("../lambda/adapters/lifecycle-store");
+  reservedItems = await import("../lambda/adapters/reserved-items");
+  launchMarket = await import("../lambda/launcher/launch-market");
   handoff = await import("../lambda/adapters/handoff");
 });
 
@@ -83,7 +85,7 @@ describe("spot interruption warning", () => {
     const result = await ec2Events.handler(interruptionWarning("i-0aaaaaaaaaaaaaaa2"));
     expect(result).toMatchObject({ decision: "none", applied: false });
     expect((await jobsTable.getJob("102"))?.state).toBe("completed");
-    const breaker = await store.getBreaker("linux-x64");
+    const breaker = await reservedItems.getBreaker("linux-x64");
     expect(breaker?.interruptions).toHaveLength(1);
   });
 
@@ -96,18 +98,20 @@ describe("spot interruption warning", () => {
     await seed("202", { state: "running", instanceId: "i-0bbbbbbbbbbbbbbb2" });
     const first = await ec2Events.handler(interruptionWarning("i-0bbbbbbbbbbbbbbb1"));
     expect(first.breakerOpened).toBe(false);
-    expect((await store.launchMarketOverrides(pending, config)).size).toBe(0);
+    expect((await launchMarket.launchMarketOverrides(pending, config)).size).toBe(0);
     const second = await ec2Events.handler(interruptionWarning("i-0bbbbbbbbbbbbbbb2"));
     expect(second.breakerOpened).toBe(true);
-    const overrides = await store.launchMarketOverrides(pending, config);
+    const overrides = await launchMarket.launchMarketOverrides(pending, config);
     expect(overrides.get("200")).toMatchObject({
       market: "on-demand",
       reason: expect.stringMatching(/breaker open/),
     });
     // spotOnly configs stay on spot; the cool-down ends it.
-    expect((await store.launchMarketOverrides(pending, { ...config, spotPolicy: "spotOnly" })).size).toBe(0);
     expect(
-      (await store.launchMarketOverrides(pending, config, new Date(Date.now() + 31 * 60_000))).size,
+      (await launchMarket.launchMarketOverrides(pending, { ...config, spotPolicy: "spotOnly" })).size,
+    ).toBe(0);
+    expect(
+      (await launchMarket.launchMarketOverrides(pending, config, new Date(Date.now() + 31 * 60_000))).size,
     ).toBe(0);
   });
 
@@ -117,8 +121,8 @@ describe("spot interruption warning", () => {
       ids.map((id, i) => seed(`30${i}`, { state: "running", instanceId: id, configName: "arm" })),
     );
     const policy = { threshold: 100, windowSeconds: 600, cooldownSeconds: 60 };
-    await Promise.all(ids.map(() => store.recordSpotInterruption("arm", new Date(), policy)));
-    expect((await store.getBreaker("arm"))?.interruptions).toHaveLength(6);
+    await Promise.all(ids.map(() => reservedItems.recordSpotInterruption("arm", new Date(), policy)));
+    expect((await reservedItems.getBreaker("arm"))?.interruptions).toHaveLength(6);
   });
 });
 

@@ -12,7 +12,7 @@ import {
   returnGitHubTokens,
   takeGitHubTokens,
 } from "../lambda/adapters/github-budget";
-import { RESERVED_KEYS } from "../lambda/adapters/lifecycle-store";
+import { RESERVED_KEYS } from "../lambda/shared/reserved-keys";
 import { type Sandbox, startSandbox } from "./sandbox";
 
 let sandbox: Sandbox;

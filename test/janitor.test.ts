@@ -4,7 +4,7 @@
  * parameters) and leaves everything else alone.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { tuneGitHub } from "../lambda/adapters/github";
+import { tuneGitHub } from "../lambda/adapters/github-client";
 import { TAGS } from "../lambda/core/fleet";
 import { handler, timing } from "../lambda/janitor";
 import { type Sandbox, startSandbox } from "./sandbox";

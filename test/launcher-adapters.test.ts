@@ -4,18 +4,14 @@
  */
 import { GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { CLAIM_REGISTER_SECONDS, registerClaims, unregisterClaims } from "../lambda/adapters/claims-register";
 import { deleteHandoff, readHandoff, writeHandoff } from "../lambda/adapters/handoff";
 import {
   forgetLabelConfigs,
   LABEL_CONFIG_CACHE_MS,
   loadLabelConfigs,
 } from "../lambda/adapters/label-configs";
-import {
-  CLAIM_REGISTER_SECONDS,
-  RESERVED_KEYS,
-  registerClaims,
-  unregisterClaims,
-} from "../lambda/adapters/lifecycle-store";
+import { RESERVED_KEYS } from "../lambda/shared/reserved-keys";
 import { type Sandbox, startSandbox } from "./sandbox";
 
 let sandbox: Sandbox;

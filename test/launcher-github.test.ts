@@ -4,20 +4,10 @@
  * valid per GitHub's OpenAPI description.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import {
-  deleteRunner,
-  generateJitConfig,
-  getWorkflowJob,
-  githubApp,
-  githubForInstallation,
-  listFailedDeliveries,
-  listRunners,
-  redeliver,
-  rerunJob,
-  scopeFor,
-  tuneGitHub,
-  webhookSource,
-} from "../lambda/adapters/github";
+import { githubApp, githubForInstallation, tuneGitHub } from "../lambda/adapters/github-client";
+import { listFailedDeliveries, redeliver, webhookSource } from "../lambda/adapters/github-hooks";
+import { getWorkflowJob, rerunJob } from "../lambda/adapters/github-jobs";
+import { deleteRunner, generateJitConfig, listRunners, scopeFor } from "../lambda/adapters/github-runners";
 import { KEY_PARAM, PAT_PARAM, useGitHubFake } from "./lifecycle-support";
 import { type Sandbox, startSandbox } from "./sandbox";
 import { failNextOrgJitConfigs, type GitHubFake, githubErrors, startGitHubFake } from "./sandbox/github";

@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { ec2Client } from "../lambda/adapters/ec2";
 import { readHandoff } from "../lambda/adapters/handoff";
 import { createJob, getJob, updateJobFields } from "../lambda/adapters/jobs-table";
-import { createRetryMarker, recordSpotInterruption } from "../lambda/adapters/lifecycle-store";
+import { createRetryMarker, recordSpotInterruption } from "../lambda/adapters/reserved-items";
 import { TAGS } from "../lambda/core/fleet";
 import type { JobRecord } from "../lambda/shared/job";
 import type { LabelConfig } from "../lambda/shared/label-config";

@@ -151,8 +151,8 @@ export async function useGitHubFake(
   });
   // Loaded here, not at the top: the Lambda modules read their environment when first imported.
   const [{ forgetSecrets }, { tuneGitHub }] = await Promise.all([
-    import("../lambda/adapters/secrets"),
-    import("../lambda/adapters/github"),
+    import("../lambda/adapters/ssm-secrets"),
+    import("../lambda/adapters/github-client"),
   ]);
   forgetSecrets();
   tuneGitHub({ retryAfterBaseValue: 5 });
@@ -224,7 +224,7 @@ export async function startWorld(
     for (const config of configs) sandbox.ssm.put(`${CONFIG_PATH}/${config.name}`, JSON.stringify(config));
   };
   seed();
-  const { tuneGitHub } = await import("../lambda/adapters/github");
+  const { tuneGitHub } = await import("../lambda/adapters/github-client");
   tuneGitHub({ retryAfterBaseValue: 5 });
   const repoFullName = `${github.repo.owner}/${github.repo.name}`;
   return {

@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { runnerNameFor } from "../lambda/core/fleet";
 import {
-  type HandoffReport,
   instanceIdFromRunnerName,
   planReconcile,
   type ReconcileAction,
@@ -9,6 +8,7 @@ import {
   type ReconcilePolicy,
   type StackInstance,
 } from "../lambda/core/reconcile";
+import type { HandoffReport } from "../lambda/shared/handoff-report";
 import type { JobRecord } from "../lambda/shared/job";
 
 const NOW = new Date("2026-11-23T12:00:00Z");

@@ -20,16 +20,18 @@ let world: World;
 let reconciler: typeof import("../lambda/reconciler");
 let jobsTable: typeof import("../lambda/adapters/jobs-table");
 let handoff: typeof import("../lambda/adapters/handoff");
-let store: typeof import("../lambda/adapters/lifecycle-store");
-let github: typeof import("../lambda/adapters/github");
+let launchMarket: typeof import("../lambda/launcher/launch-market");
+let githubClient: typeof import("../lambda/adapters/github-client");
+let githubRunners: typeof import("../lambda/adapters/github-runners");
 
 beforeAll(async () => {
   world = await startWorld("reconciler");
   reconciler = await import("../lambda/reconciler");
   jobsTable = await import("../lambda/adapters/jobs-table");
   handoff = await import("../lambda/adapters/handoff");
-  store = await import("../lambda/adapters/lifecycle-store");
-  github = await import("../lambda/adapters/github");
+  launchMarket = await import("../lambda/launcher/launch-market");
+  githubClient = await import("../lambda/adapters/github-client");
+  githubRunners = await import("../lambda/adapters/github-runners");
 });
 
 afterAll(async () => {
@@ -229,12 +231,12 @@ describe("instances", () => {
 
 describe("runners and hand-offs", () => {
   it("deletes this stack's offline runners whose instance is gone, and the hand-offs of dead instances", async () => {
-    const gh = await github.githubForInstallation(world.github.installationId);
+    const gh = await githubClient.githubForInstallation(world.github.installationId);
     const scope = { kind: "org" as const, org: world.github.org };
     const dead = instance(20 * MIN, "terminated");
     const alive = instance(60_000, "pending");
     const register = (name: string) =>
-      github.generateJitConfig(gh, scope, { name, runnerGroupId: 1, labels: ["self-hosted"] });
+      githubRunners.generateJitConfig(gh, scope, { name, runnerGroupId: 1, labels: ["self-hosted"] });
     const stale = await register(`${STACK}-${dead}`);
     await register(`${STACK}-${alive}`);
     await register("laptop-of-someone");
@@ -266,9 +268,9 @@ describe("runners and hand-offs", () => {
 
 describe("an idle fleet", () => {
   it("still sweeps the runners of the scopes of recently closed jobs", async () => {
-    const gh = await github.githubForInstallation(world.github.installationId);
+    const gh = await githubClient.githubForInstallation(world.github.installationId);
     const dead = instance(30 * MIN, "terminated");
-    await github.generateJitConfig(
+    await githubRunners.generateJitConfig(
       gh,
       { kind: "org", org: world.github.org },
       {
@@ -368,7 +370,7 @@ describe("re-run on interruption", () => {
     expect(world.github.state.reruns).toHaveLength(1);
 
     const next = { jobId: "999", repo: job.repo, runId: job.runId, runAttempt: 2, configName: "linux-x64" };
-    const overrides = await store.launchMarketOverrides([next], linuxConfig);
+    const overrides = await launchMarket.launchMarketOverrides([next], linuxConfig);
     expect(overrides.get("999")).toMatchObject({ market: "on-demand" });
   });
 
@@ -383,10 +385,12 @@ describe("re-run on interruption", () => {
     expect((await reconciler.reconcile()).rerun).toBe(0);
     // Given back: the launcher must not send the run's next attempt to on-demand for a re-run that never happened.
     const next = { jobId: "999", repo: job.repo, runId: job.runId, runAttempt: 2, configName: "linux-x64" };
-    expect((await store.launchMarketOverrides([next], linuxConfig)).size).toBe(0);
+    expect((await launchMarket.launchMarketOverrides([next], linuxConfig)).size).toBe(0);
     expect((await reconciler.reconcile()).rerun).toBe(1);
     expect(world.github.state.reruns.map((r) => String(r.jobId))).toEqual([job.jobId]);
-    expect((await store.launchMarketOverrides([next], linuxConfig)).get("999")?.market).toBe("on-demand");
+    expect((await launchMarket.launchMarketOverrides([next], linuxConfig)).get("999")?.market).toBe(
+      "on-demand",
+    );
   });
 
   it("leaves alone a job that succeeded despite the interruption, or whose config does not ask", async () => {

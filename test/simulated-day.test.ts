@@ -397,7 +397,7 @@ it("a simulated day ends with every job closed with a reason and no instance run
   const jobs = await allJobs(world.sandbox, world.tables.jobs);
   const byState = count(jobs.map((j) => j.state));
   if (!settledAt) {
-    const { listHandoffReports } = await import("../lambda/adapters/lifecycle-store");
+    const { listHandoffReports } = await import("../lambda/adapters/handoff");
     const reports = await listHandoffReports();
     for (const i of world.sandbox.ec2.instances({
       state: ["pending", "running"],

@@ -1,8 +1,8 @@
 /**
  * GitHub's JIT registration budget, shared by every launcher process: one token bucket in ONE item
- * of the jobs table under a reserved key (the convention of lifecycle-store.ts: keys starting with
- * `#` never collide with GitHub job ids, and the item has no `state` or `instanceId`, so it is in
- * neither index). GitHub counts JIT registrations per App (`settings().githubWritesPerMinute`,
+ * of the jobs table under a reserved key (shared/reserved-keys.ts: keys starting with `#` never
+ * collide with GitHub job ids, and the item has no `state` or `instanceId`, so it is in neither
+ * index). GitHub counts JIT registrations per App (`settings().githubWritesPerMinute`,
  * about 180 a minute, in a bucket of as many), so launchers pacing themselves apart either
  * overdraw it together or leave it idle while one of them holds the last jobs.
  *
@@ -25,9 +25,9 @@
  */
 import { marshall } from "@aws-sdk/util-dynamodb";
 import { logger } from "../shared/observability";
+import { RESERVED_KEYS } from "../shared/reserved-keys";
 import { settings } from "../shared/settings";
-import { dynamodb, unlessConditionFailed } from "./dynamodb";
-import { getReserved, RESERVED_KEYS } from "./lifecycle-store";
+import { dynamodb, getItem, unlessConditionFailed } from "./dynamodb";
 
 /** Reads and writes of one take before it gives up (a failed condition: others took the tokens read). */
 const ATTEMPTS = 4;
@@ -73,7 +73,7 @@ function tokensAt(item: BucketItem | undefined, now: number, perMinute: number):
 }
 
 function readBucket(table: string): Promise<BucketItem | undefined> {
-  return getReserved<BucketItem>(RESERVED_KEYS.githubBudget, table);
+  return getItem<BucketItem>(table, { jobId: RESERVED_KEYS.githubBudget });
 }
 
 /**

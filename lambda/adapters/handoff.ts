@@ -2,12 +2,15 @@
  * The JIT config hand-off (HANDOFF_TABLE in shared/tables.ts): the launcher writes one item per
  * instance, keyed by `<runner role unique id>:<instance id>`; the instance reads its own item (IAM
  * pins it to that key with dynamodb:LeadingKeys) and strips the config. TTL removes what nobody
- * read. The JIT config is a credential: it is never logged, tagged or put in user data.
+ * read. The JIT config is a credential: it is never logged, tagged or put in user data. The instance
+ * reports its progress on the same item (shared/handoff-report.ts), listed here without the config.
  */
+import type { ScanOutput } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
+import type { HandoffReport } from "../shared/handoff-report";
 import { settings } from "../shared/settings";
 import { handoffKeyFor } from "../shared/tables";
-import { dynamodb } from "./dynamodb";
+import { dynamodb, getItem } from "./dynamodb";
 
 export interface HandoffItem {
   handoffKey: string;
@@ -48,18 +51,45 @@ export async function writeHandoff(write: HandoffWrite, table = settings().hando
   await dynamodb("PutItem", { TableName: table, Item: marshall(item, { removeUndefinedValues: true }) });
 }
 
-export async function readHandoff(
+export function readHandoff(
   instanceId: string,
   table = settings().handoffTable,
 ): Promise<HandoffItem | undefined> {
-  const { Item } = await dynamodb("GetItem", {
-    TableName: table,
-    Key: marshall(keyOf(instanceId)),
-    ConsistentRead: true,
-  });
-  return Item ? (unmarshall(Item) as HandoffItem) : undefined;
+  return getItem<HandoffItem>(table, keyOf(instanceId));
 }
 
 export async function deleteHandoff(instanceId: string, table = settings().handoffTable): Promise<void> {
   await dynamodb("DeleteItem", { TableName: table, Key: marshall(keyOf(instanceId)) });
+}
+
+/**
+ * Every hand-off item's progress report (one per live instance, so the table is small), without the
+ * JIT config: the projection leaves the secret out.
+ */
+export async function listHandoffReports(table = settings().handoffTable): Promise<HandoffReport[]> {
+  const reports: HandoffReport[] = [];
+  let startKey: ScanOutput["LastEvaluatedKey"];
+  const fields = [
+    "instanceId",
+    "createdAt",
+    "fetchedAt",
+    "runnerStartedAt",
+    "jobStartedAt",
+    "jobFinishedAt",
+    "interruptedAt",
+  ];
+  do {
+    const page = await dynamodb("Scan", {
+      TableName: table,
+      ProjectionExpression: fields.map((_, i) => `#p${i}`).join(", "),
+      ExpressionAttributeNames: Object.fromEntries(fields.map((f, i) => [`#p${i}`, f])),
+      ExclusiveStartKey: startKey,
+    });
+    for (const item of page.Items ?? []) {
+      const report = unmarshall(item) as HandoffReport;
+      if (report.instanceId) reports.push(report);
+    }
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  return reports;
 }

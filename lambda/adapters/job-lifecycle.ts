@@ -10,9 +10,10 @@
 import { decideInProgress } from "../core/lifecycle";
 import { instanceIdFromRunnerName } from "../core/reconcile";
 import { logger, MetricUnit, metrics } from "../shared/observability";
+import { enqueueReleased } from "../shared/relaunch";
 import { settings } from "../shared/settings";
-import { updateJobFields } from "./jobs-table";
-import { enqueueReleased, jobsOnInstance, releaseToQueue } from "./lifecycle-store";
+import { jobsOnInstance } from "./job-queries";
+import { releaseToQueue, updateJobFields } from "./jobs-table";
 
 /**
  * After `in_progress` for `jobId` on `runnerName` was recorded. Returns the jobs relaunched. Safe to

@@ -1,41 +1,36 @@
 /**
- * The job ledger (DynamoDB): every read and write of a job item. Each state change is one
+ * The job ledger (DynamoDB): every write of a job item, and its read by id. Each state change is one
  * conditional UpdateItem guarded by the state machine in shared/job.ts, so two writers racing on a
  * job (webhook, launcher, reconciler, events) cannot both win, and a late event cannot move a job
- * backwards.
+ * backwards. The reads by index (by state, by instance) are the other half of the jobs table:
+ * job-queries.ts.
  */
-import type { QueryInput } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
-import { ACTIVE_STATES, ALLOWED_FROM, type JobRecord, type JobState } from "../shared/job";
+import { ALLOWED_FROM, type JobRecord, type JobState } from "../shared/job";
 import { settings } from "../shared/settings";
-import { dynamodb, unlessConditionFailed } from "./dynamodb";
+import { dynamodb, expiryFor, getItem, marshallOptions, unlessConditionFailed } from "./dynamodb";
 
-export const marshallOptions = { removeUndefinedValues: true, convertClassInstanceToMap: false };
-
-/** Epoch seconds at which an item last changed at `now` expires. */
-export function expiryFor(now: Date, ttlDays = settings().jobTtlDays): number {
-  return Math.floor(now.getTime() / 1000) + ttlDays * 86_400;
-}
-
-/** Creates the job item unless one with this id exists. Returns false for a duplicate. */
-export async function createJob(job: JobRecord, table = settings().jobsTable): Promise<boolean> {
+/**
+ * Creates the job item unless one with this id exists. Returns false for a duplicate. Without an
+ * `expiresAt`, the item expires the jobs table's TTL after it was created.
+ */
+export async function createJob(
+  job: Omit<JobRecord, "expiresAt"> & { expiresAt?: number },
+  table = settings().jobsTable,
+): Promise<boolean> {
+  const item: JobRecord = { ...job, expiresAt: job.expiresAt ?? expiryFor(new Date(job.createdAt)) };
   const created = await unlessConditionFailed(
     dynamodb("PutItem", {
       TableName: table,
-      Item: marshall(job, marshallOptions),
+      Item: marshall(item, marshallOptions),
       ConditionExpression: "attribute_not_exists(jobId)",
     }),
   );
   return created !== undefined;
 }
 
-export async function getJob(jobId: string, table = settings().jobsTable): Promise<JobRecord | undefined> {
-  const { Item } = await dynamodb("GetItem", {
-    TableName: table,
-    Key: marshall({ jobId }),
-    ConsistentRead: true,
-  });
-  return Item ? (unmarshall(Item) as JobRecord) : undefined;
+export function getJob(jobId: string, table = settings().jobsTable): Promise<JobRecord | undefined> {
+  return getItem<JobRecord>(table, { jobId });
 }
 
 export interface UpdateOptions {
@@ -161,61 +156,57 @@ export async function conditionalJobUpdate(
   return updated?.Attributes ? (unmarshall(updated.Attributes) as JobRecord) : undefined;
 }
 
-/** Every item of a Query, page by page, up to `limit` items. */
-export async function queryAll<T>(input: QueryInput, limit = Number.POSITIVE_INFINITY): Promise<T[]> {
-  const items: T[] = [];
-  let startKey: QueryInput["ExclusiveStartKey"];
-  do {
-    const page = await dynamodb("Query", {
-      ...input,
-      ExclusiveStartKey: startKey,
-      Limit: Number.isFinite(limit) ? Math.min(limit - items.length, 1000) : input.Limit,
-    });
-    for (const item of page.Items ?? []) items.push(unmarshall(item) as T);
-    startKey = page.LastEvaluatedKey;
-  } while (startKey && items.length < limit);
-  return items;
+export interface ConditionalTransition {
+  /** The state the decision saw; the write applies only if the job is still in it. */
+  from: JobState;
+  to: JobState;
+  /** When set, the job must still name this instance (undefined: any). */
+  instanceId?: string;
+  /** When set, the job must not have changed since it was read (its `updatedAt` then). */
+  updatedAt?: string;
+  set?: Partial<JobRecord>;
+  remove?: (keyof JobRecord)[];
+  now: Date;
+  table?: string;
 }
 
 /**
- * Jobs in `state`, oldest change first (`newestFirst`: newest first), optionally only those last
- * changed before `updatedBefore`.
+ * Moves a job `from` → `to` if it is still in `from` (and still on `instanceId`), in one conditional
+ * UpdateItem: a decision made from a stale view (reconciler, events, a late webhook) can never undo
+ * a newer launch. Returns the new item, or undefined when someone else changed the job first.
  */
-export function listJobsByState(
-  state: JobState,
-  options: { updatedBefore?: Date; limit?: number; table?: string; newestFirst?: boolean } = {},
-): Promise<JobRecord[]> {
-  const before = options.updatedBefore;
-  return queryAll<JobRecord>(
-    {
-      TableName: options.table ?? settings().jobsTable,
-      IndexName: "byState",
-      KeyConditionExpression: before ? "#state = :state AND #u < :before" : "#state = :state",
-      ExpressionAttributeNames: { "#state": "state", ...(before ? { "#u": "updatedAt" } : {}) },
-      ExpressionAttributeValues: marshall({
-        ":state": state,
-        ...(before ? { ":before": before.toISOString() } : {}),
-      }),
-      ScanIndexForward: !options.newestFirst,
-    },
-    options.limit ?? 1000,
-  );
+export function transitionIf(jobId: string, t: ConditionalTransition): Promise<JobRecord | undefined> {
+  return conditionalJobUpdate(jobId, {
+    state: t.to,
+    fromStates: [t.from],
+    expectInstanceId: t.instanceId,
+    expectUpdatedAt: t.updatedAt,
+    set: t.set,
+    remove: t.remove,
+    now: t.now,
+    table: t.table,
+  });
 }
 
-/** The job whose instance is `instanceId`, if any (byInstance index, eventually consistent). */
-export async function findJobByInstance(
-  instanceId: string,
-  table = settings().jobsTable,
+/**
+ * Releases a job that lost its launch (`launching` without a launcher, `launched` on an instance that
+ * died or whose runner took another job) back to `queued`, holding the enqueue claim: the caller sends
+ * the launch message and then marks it sent (markJobEnqueued). If the caller dies between the two,
+ * the reconciler sees a stale claim and enqueues it.
+ */
+export function releaseToQueue(
+  jobId: string,
+  args: { from: "launching" | "launched"; instanceId?: string; reason: string; now: Date; table?: string },
 ): Promise<JobRecord | undefined> {
-  const result = await dynamodb("Query", {
-    TableName: table,
-    IndexName: "byInstance",
-    KeyConditionExpression: "instanceId = :id",
-    ExpressionAttributeValues: marshall({ ":id": instanceId }),
-    Limit: 1,
+  return transitionIf(jobId, {
+    from: args.from,
+    to: "queued",
+    instanceId: args.instanceId,
+    set: { reason: args.reason, enqueueClaimedAt: args.now.toISOString() },
+    remove: ["instanceId", "instanceType", "availabilityZone", "enqueuedAt", "runnerName", "runnerId"],
+    now: args.now,
+    table: args.table,
   });
-  const item = result.Items?.[0];
-  return item ? (unmarshall(item) as JobRecord) : undefined;
 }
 
 /**
@@ -263,27 +254,4 @@ export async function markJobEnqueued(jobId: string, options: { now?: Date; tabl
 /** Gives up a claim after the launch message could not be sent, so the next delivery may try at once. */
 export async function releaseJobEnqueue(jobId: string, table?: string) {
   await updateJobFields(jobId, { remove: ["enqueueClaimedAt"], inStates: ["queued"], table });
-}
-
-/** What the launcher's limits need to know about a job holding (or about to hold) an instance. */
-export type ActiveJob = Pick<JobRecord, "jobId" | "configName" | "state" | "launchingAt">;
-
-/**
- * Every job in an active state (launching, launched, running) with its config and claim time: the
- * launcher ranks concurrent claims by it so racing launchers agree on who stays within a limit.
- */
-export async function listActiveJobs(table = settings().jobsTable): Promise<ActiveJob[]> {
-  const perState = await Promise.all(
-    ACTIVE_STATES.map((state) =>
-      queryAll<ActiveJob>({
-        TableName: table,
-        IndexName: "byState",
-        KeyConditionExpression: "#state = :state",
-        ProjectionExpression: "jobId, configName, #state, launchingAt",
-        ExpressionAttributeNames: { "#state": "state" },
-        ExpressionAttributeValues: marshall({ ":state": state }),
-      }),
-    ),
-  );
-  return perState.flat();
 }

@@ -85,7 +85,7 @@ export interface ActiveClaim {
 
 /**
  * The active jobs the limits count: the byState index's, plus the claims in the launchers' register
- * (adapters/lifecycle-store.ts registerClaims) that the index does not show yet. The index lags its
+ * (adapters/claims-register.ts registerClaims) that the index does not show yet. The index lags its
  * table; the register is read in the very write that adds this launcher's claims.
  */
 export function withRecentClaims(indexed: ActiveClaim[], registered: ActiveClaim[]): ActiveClaim[] {

@@ -102,7 +102,7 @@ export interface BreakerPolicy {
   cooldownSeconds: number;
 }
 
-/** Per-config breaker state, as stored (see adapters/lifecycle-store.ts). */
+/** Per-config breaker state, as stored (see adapters/reserved-items.ts). */
 export interface BreakerState {
   configName: string;
   /** ISO times of the interruptions inside the window. */

@@ -5,6 +5,7 @@
  * as a conditional write or an idempotent API call, so a plan made from a slightly stale view is safe:
  * an action whose premise no longer holds fails its condition and is skipped.
  */
+import type { HandoffReport } from "../shared/handoff-report";
 import type { JobRecord, JobState } from "../shared/job";
 import { isTerminal, queuedSince } from "../shared/job";
 
@@ -25,17 +26,6 @@ export interface GithubRunner {
   /** `online` or `offline`. */
   status: string;
   busy: boolean;
-}
-
-/** What an instance reports on its own hand-off item (runner/bootstrap.sh writes these). */
-export interface HandoffReport {
-  instanceId: string;
-  createdAt?: string;
-  fetchedAt?: string;
-  runnerStartedAt?: string;
-  jobStartedAt?: string;
-  jobFinishedAt?: string;
-  interruptedAt?: string;
 }
 
 /** Timeouts and bounds of one reconciler run; all durations in seconds. */

@@ -96,6 +96,9 @@ export function queuedSince(job: Pick<JobRecord, "queuedAt" | "createdAt">): str
   return job.queuedAt ?? job.createdAt;
 }
 
+/** What the launcher's limits need to know about a job holding (or about to hold) an instance. */
+export type ActiveJob = Pick<JobRecord, "jobId" | "configName" | "state" | "launchingAt">;
+
 /** The SQS launch queue message: ids only; the job item is the source of truth. */
 export interface LaunchMessage {
   jobId: string;

@@ -4,7 +4,7 @@
  * rather than guessing: limits it was not given, hand-off reports it could not read.
  */
 import { initialMarket } from "../../lambda/core/fleet";
-import type { HandoffReport } from "../../lambda/core/reconcile";
+import type { HandoffReport } from "../../lambda/shared/handoff-report";
 import {
   ACTIVE_STATES,
   JOB_STATES,

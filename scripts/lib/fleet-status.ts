@@ -2,8 +2,9 @@
  * `npm run status`: reads the jobs ledger (and the hand-off reports) with the Lambdas' own adapters
  * and prints the fleet summary or one job explained (./explain.ts). The CLI is scripts/fleet-status.ts.
  */
-import { getJob, listActiveJobs, listJobsByState } from "../../lambda/adapters/jobs-table";
-import { listHandoffReports } from "../../lambda/adapters/lifecycle-store";
+import { listHandoffReports } from "../../lambda/adapters/handoff";
+import { listActiveJobs, listJobsByState } from "../../lambda/adapters/job-queries";
+import { getJob } from "../../lambda/adapters/jobs-table";
 import { JOB_STATES, type JobRecord, type JobState, TERMINAL_STATES } from "../../lambda/shared/job";
 import { stackConfigSchema } from "../../src/config/schema";
 import {

@@ -1,0 +1,13 @@
+/**
+ * What an instance reports on its own hand-off item (runner/bootstrap.sh writes these): read by the
+ * reconciler's planner (core/reconcile.ts), listed by the hand-off adapter, shown by `status`.
+ */
+export interface HandoffReport {
+  instanceId: string;
+  createdAt?: string;
+  fetchedAt?: string;
+  runnerStartedAt?: string;
+  jobStartedAt?: string;
+  jobFinishedAt?: string;
+  interruptedAt?: string;
+}
