@@ -31,14 +31,21 @@ export function loadFleetSettings(): FleetSettings {
   const stack = checkStackName(pulumi.getStack());
   const prefix = `${project}:`;
   const raw: Record<string, string> = {};
+  const otherNamespaceKeys: string[] = [];
   for (const [key, value] of Object.entries(pulumi.runtime.allConfig())) {
     if (key.startsWith(prefix)) raw[key.slice(prefix.length)] = value;
+    else otherNamespaceKeys.push(key);
   }
   // isConfigSecret is exported by the runtime (not in its typings): keys set with --secret.
   const isSecret = (pulumi.runtime as unknown as { isConfigSecret?: (k: string) => boolean }).isConfigSecret;
   const plainTextSecretKeys = SECRET_KEYS.filter(
     (k) => raw[k] !== undefined && isSecret !== undefined && !isSecret(`${prefix}${k}`),
   );
-  const config = parseStackConfig(raw, { project, stackFile: `Pulumi.${stack}.yaml`, plainTextSecretKeys });
+  const config = parseStackConfig(raw, {
+    project,
+    stackFile: `Pulumi.${stack}.yaml`,
+    plainTextSecretKeys,
+    otherNamespaceKeys,
+  });
   return { config, project, stack, githubApiUrl: githubApiUrlOf(config.github.url) };
 }

@@ -2,8 +2,7 @@
  * The README's "Configuration reference", generated from the schema's descriptions and defaults (a
  * test keeps the README in sync).
  */
-import { z } from "zod";
-import { stackConfigSchema } from "./schema";
+import { configJsonSchema, type JsonSchema } from "./shape";
 
 /** One row of the configuration reference. */
 export interface ReferenceRow {
@@ -12,19 +11,6 @@ export interface ReferenceRow {
   default: string;
   description: string;
 }
-
-type JsonSchema = {
-  type?: string | string[];
-  description?: string;
-  default?: unknown;
-  enum?: unknown[];
-  items?: JsonSchema;
-  properties?: Record<string, JsonSchema>;
-  additionalProperties?: JsonSchema | boolean;
-  required?: string[];
-  anyOf?: JsonSchema[];
-  format?: string;
-};
 
 function typeOf(s: JsonSchema): string {
   if (s.enum) return s.enum.map((v) => `\`${String(v)}\``).join(" \\| ");
@@ -37,7 +23,7 @@ function typeOf(s: JsonSchema): string {
 
 /** Rows of the reference, walked from the schema (its descriptions and defaults). */
 export function configReferenceRows(): ReferenceRow[] {
-  const root = z.toJSONSchema(stackConfigSchema, { io: "input", unrepresentable: "any" }) as JsonSchema;
+  const root = configJsonSchema();
   const rows: ReferenceRow[] = [];
   const walk = (s: JsonSchema, key: string, required: boolean) => {
     const isObject = s.type === "object" && s.properties;

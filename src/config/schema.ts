@@ -7,6 +7,7 @@
 import { z } from "zod";
 import { findRoutingConflicts } from "../../lambda/core/routing";
 import type { LabelConfig, LabelRoute } from "../../lambda/shared/label-config";
+import { instanceTypeProblem, isArm64InstanceType, webUrlProblem } from "./checks";
 
 /** The label every routed job carries (REQUIRED_LABEL of the webhook): implicit in every config. */
 export const REQUIRED_LABEL = "self-hosted";
@@ -15,32 +16,25 @@ export const REQUIRED_LABEL = "self-hosted";
 export const SECRET_KEYS = ["githubAppPrivateKey", "webhookSecret", "githubToken"] as const;
 
 const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,38}[a-z0-9]$/;
-const INSTANCE_TYPE_PATTERN = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
 /** CloudWatch Logs accepts only these retention periods (days). */
 const LOG_RETENTION_DAYS = [
   1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 ] as const;
 
-/**
- * Whether an instance type is Graviton (arm64): `a1`, or a family whose attribute letters after the
- * generation digit contain `g` (m7g, c7gn, t4g, r8gd, g5g, x2gd, im4gn, is4gen; not g5 or g4dn).
- */
-export function isArm64InstanceType(instanceType: string): boolean {
-  const family = instanceType.split(".")[0] ?? "";
-  if (family === "a1") return true;
-  const match = /^[a-z]+\d+([a-z-]*)$/.exec(family);
-  return match ? (match[1] ?? "").split("-")[0]!.includes("g") : false;
-}
+/** A check from a function saying what is wrong with a text (its message), or undefined. */
+const problemOf = (problem: (text: string) => string | undefined) =>
+  z.superRefine((text: string, ctx) => {
+    const message = problem(text);
+    if (message) ctx.addIssue({ code: "custom", message });
+  });
 
 const positiveInt = (max: number) => z.number().int().min(1).max(max);
 
 const github = z
   .strictObject({
     url: z
-      .url({ protocol: /^https$/, error: 'expected an https URL such as "https://github.com"' })
-      .refine((u) => new URL(u).pathname.replace(/\/+$/, "") === "", {
-        error: 'expected the web URL without a path, e.g. "https://github.example.com" (not …/api/v3)',
-      })
+      .string()
+      .check(problemOf(webUrlProblem))
       .default("https://github.com")
       .describe(
         "Web URL of GitHub: `https://github.com`, a GitHub Enterprise Server host (3.10+) or a `*.ghe.com` tenant. The API URL is derived from it.",
@@ -131,9 +125,7 @@ const labelConfig = z.strictObject({
       "The `runs-on` labels this config serves, besides `self-hosted` (see the routing rules in the README).",
     ),
   instanceTypes: z
-    .array(
-      z.string().regex(INSTANCE_TYPE_PATTERN, { error: 'expected an EC2 instance type like "m7i.large"' }),
-    )
+    .array(z.string().check(problemOf(instanceTypeProblem)))
     .min(1)
     .max(20)
     .describe("Instance types, any of which may serve a job (more types = more spot capacity pools)."),

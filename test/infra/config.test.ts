@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { isArm64InstanceType } from "../../src/config/checks";
 import { ConfigError, checkStackName, parseStackConfig } from "../../src/config/errors";
 import { githubApiUrlOf } from "../../src/config/load";
-import { isArm64InstanceType } from "../../src/config/schema";
 import {
   APP_SECRETS,
   devStackValues,
@@ -111,14 +111,14 @@ describe("realistic config mistakes fail naming the key, the value and the expec
       (v) => {
         label(v, "linux-arm64-medium").arch = "arm";
       },
-      /^runner-fleet:labelConfigs\.linux-arm64-medium\.arch: got "arm"; expected one of "x64"\|"arm64"$/,
+      /^runner-fleet:labelConfigs\.linux-arm64-medium\.arch: got "arm"; expected "x64" or "arm64"$/,
     ],
     [
       "instance type with a dash",
       (v) => {
         label(v, "linux-x64-large").instanceTypes[1] = "m6i-xlarge";
       },
-      /^runner-fleet:labelConfigs\.linux-x64-large\.instanceTypes\[1\]: got "m6i-xlarge"; expected an EC2 instance type like "m7i.large"$/,
+      /^runner-fleet:labelConfigs\.linux-x64-large\.instanceTypes\[1\]: got "m6i-xlarge"; m6i-xlarge is not an EC2 instance type; did you mean m6i\.xlarge\?$/,
     ],
     [
       "x64 instance type in an arm64 config",
@@ -132,7 +132,7 @@ describe("realistic config mistakes fail naming the key, the value and the expec
       (v) => {
         label(v, "linux-x64-large").spotPolicy = "spot";
       },
-      /spotPolicy: got "spot"; expected one of "spotOnly"\|"spotPreferred"\|"onDemandOnly"/,
+      /spotPolicy: got "spot"; expected "spotOnly", "spotPreferred" or "onDemandOnly"$/,
     ],
     [
       "app mode without the App id",
@@ -146,7 +146,7 @@ describe("realistic config mistakes fail naming the key, the value and the expec
       (v) => {
         gh(v).appId = "my-app";
       },
-      /^runner-fleet:github\.appId: got "my-app"; expected number, received string$/,
+      /^runner-fleet:github\.appId: got "my-app"; expected a whole number from 1 to 2147483648$/,
     ],
     [
       "app mode without the private key",
@@ -207,21 +207,112 @@ describe("realistic config mistakes fail naming the key, the value and the expec
       (v) => {
         v[`${PROJECT}:limits`].maxRuntimeMinutes = "6h";
       },
-      /^runner-fleet:limits\.maxRuntimeMinutes: got "6h"; expected number, received string$/,
+      /^runner-fleet:limits\.maxRuntimeMinutes: got "6h"; expected a whole number from 1 to 10080$/,
+    ],
+    [
+      "an instance type with a typo",
+      (v) => {
+        label(v, "linux-x64-large").instanceTypes[0] = "m7i.xlargee";
+      },
+      /^runner-fleet:labelConfigs\.linux-x64-large\.instanceTypes\[0\]: got "m7i.xlargee"; m7i.xlargee is not an EC2 instance type; did you mean m7i\.xlarge\?$/,
+    ],
+    [
+      "an instance type nothing resembles",
+      (v) => {
+        label(v, "linux-x64-large").instanceTypes[0] = "biggest";
+      },
+      /^runner-fleet:labelConfigs\.linux-x64-large\.instanceTypes\[0\]: got "biggest"; biggest is not an EC2 instance type; expected one like "m7i\.large" \(family\.size\)$/,
+    ],
+    [
+      "an App id of 0",
+      (v) => {
+        gh(v).appId = 0;
+      },
+      /^runner-fleet:github\.appId: got 0; expected a whole number from 1 to 2147483648$/,
+    ],
+    [
+      "a budget of 0",
+      (v) => {
+        v[`${PROJECT}:alarms`].monthlyBudgetUsd = 0;
+      },
+      /^runner-fleet:alarms\.monthlyBudgetUsd: got 0; expected a number greater than 0 and at most 1000000$/,
+    ],
+    [
+      "a label config without labels",
+      (v) => {
+        label(v, "linux-x64-large").labels = [];
+      },
+      /^runner-fleet:labelConfigs\.linux-x64-large\.labels: got \[\]; expected a list of at least 1 item, each text of 1 to 100 characters$/,
+    ],
+    [
+      "a section given as text",
+      (v) => {
+        v[`${PROJECT}:limits`] = "none";
+      },
+      /^runner-fleet:limits: got "none"; expected a map of settings \(maxRunnersTotal, maxRuntimeMinutes, idleTimeoutMinutes and queueTimeoutMinutes\)$/,
+    ],
+    [
+      "no owner",
+      (v) => {
+        delete gh(v).owner;
+      },
+      /^runner-fleet:github\.owner: got nothing \(not set\); expected text, required \(Organization \(or user, repo scope\) that owns the repositories whose jobs run here\)$/,
+    ],
+    [
+      "the GitHub URL without a scheme",
+      (v) => {
+        gh(v).url = "ghes.example.com";
+      },
+      /^runner-fleet:github\.url: got "ghes.example.com"; expected a URL starting with https:\/\/, e\.g\. "https:\/\/ghes\.example\.com"$/,
+    ],
+    [
+      "the GitHub URL over http",
+      (v) => {
+        gh(v).url = "http://ghes.example.com";
+      },
+      /^runner-fleet:github\.url: got "http:\/\/ghes.example.com"; expected a URL starting with https:\/\/ \(not http:\/\/\)$/,
+    ],
+    [
+      "the GitHub URL with a query",
+      (v) => {
+        gh(v).url = "https://ghes.example.com?org=x";
+      },
+      /^runner-fleet:github\.url: got "https:\/\/ghes.example.com\?org=x"; expected the web URL without a query \(\?…\) or fragment \(#…\)/,
+    ],
+    [
+      "the GitHub URL with a fragment",
+      (v) => {
+        gh(v).url = "https://ghes.example.com/#settings";
+      },
+      /^runner-fleet:github\.url: got "https:\/\/ghes.example.com\/#settings"; expected the web URL without a query \(\?…\) or fragment \(#…\)/,
+    ],
+    [
+      "a nested key set without --path",
+      (v) => {
+        v[`${PROJECT}:github.url`] = "https://ghes.example.com";
+      },
+      /^runner-fleet:github\.url: unknown key \(value "https:\/\/ghes.example.com"\); a nested key is set with --path: pulumi config set --path 'runner-fleet:github\.url' …$/,
+    ],
+    [
+      "a key that resembles none",
+      (v) => {
+        v[`${PROJECT}:region`] = "eu-west-1";
+      },
+      /^runner-fleet:region: unknown key \(value "eu-west-1"\); expected one of github, githubAppPrivateKey, .*, logRetentionDays$/,
     ],
     [
       "a misspelt top-level key",
       (v) => {
         v[`${PROJECT}:labelConfig`] = v[`${PROJECT}:labelConfigs`];
       },
-      /^runner-fleet:labelConfig: unknown key \(value \{.*; expected one of github, githubAppPrivateKey, .*labelConfigs/,
+      /^runner-fleet:labelConfig: unknown key \(value \{.*\); did you mean labelConfigs\?$/,
     ],
     [
       "a misspelt label config key",
       (v) => {
         label(v, "linux-x64-large").instanceType = "m7i.large";
       },
-      /^runner-fleet:labelConfigs\.linux-x64-large\.instanceType: unknown key \(value "m7i.large"\)/,
+      /^runner-fleet:labelConfigs\.linux-x64-large\.instanceType: unknown key \(value "m7i.large"\); did you mean instanceTypes\?$/,
     ],
     [
       "a config name with capitals",
@@ -312,6 +403,63 @@ describe("realistic config mistakes fail naming the key, the value and the expec
     expect(problems).toEqual([
       "runner-fleet:githubToken: got nothing (not set); expected a fine-grained personal access token (secret): required in token mode",
     ]);
+  });
+});
+
+describe("mistakes outside the schema's values", () => {
+  it("refuses credentials in the GitHub URL without echoing them", () => {
+    const problems = problemsOf((v) => {
+      gh(v).url = "https://admin:hunter2@ghes.example.com";
+    });
+    expect(problems).toEqual([
+      'runner-fleet:github.url: got "https://***@ghes.example.com"; expected a URL without credentials (user:password@): the App\'s key or the token authenticates',
+    ]);
+  });
+
+  it("catches keys in a namespace one typo away from the project's, and leaves other namespaces alone", () => {
+    const config = withSecrets(devStackValues(), APP_SECRETS).config;
+    const misplaced = ["runner_fleet:alarms", "runnerfleet:x", "runner-fleets:x", "Runner_Fleet:limits"];
+    try {
+      parseStackConfig(projectKeys(config), {
+        project: PROJECT,
+        stackFile: "Pulumi.dev.yaml",
+        otherNamespaceKeys: ["aws:region", "pulumi:template", "runner:x", ...misplaced],
+      });
+      throw new Error("expected the config to be rejected");
+    } catch (error) {
+      expect((error as ConfigError).problems).toEqual(
+        misplaced.map((key) => {
+          const [namespace, name] = key.split(":");
+          return `${key}: got the namespace "${namespace}", which this program does not read; did you mean runner-fleet:${name}? (expected every key of this project under "runner-fleet:")`;
+        }),
+      );
+    }
+  });
+
+  it("words every kind of wrong value plainly, never in zod's words", () => {
+    const leaves = (v: Values, replace: (leaf: unknown) => unknown) => {
+      const walk = (node: Values) => {
+        for (const [k, child] of Object.entries(node))
+          if (child && typeof child === "object" && !Array.isArray(child)) walk(child);
+          else node[k] = replace(child);
+      };
+      for (const key of Object.keys(v)) if (key.startsWith(`${PROJECT}:`)) walk({ [key]: v[key] });
+    };
+    const wrongValues: ((leaf: unknown) => unknown)[] = [
+      () => ({ wrong: true }),
+      (leaf) => (typeof leaf === "number" ? -1 : typeof leaf === "string" ? "" : []),
+      (leaf) => (typeof leaf === "number" ? 1e12 : typeof leaf === "boolean" ? "yes" : [{}]),
+    ];
+    for (const wrong of wrongValues) {
+      const problems = problemsOf((v) => leaves(v, wrong));
+      expect(problems.length).toBeGreaterThan(10);
+      for (const problem of problems) {
+        expect(problem).toMatch(/^runner-fleet:[\w.[\]-]+: (got .*; |unknown key )/);
+        expect(problem).not.toMatch(
+          /Too (small|big)|Invalid|received|[<>]=|expected (number|string|int|array|object)\b/,
+        );
+      }
+    }
   });
 });
 
