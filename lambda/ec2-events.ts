@@ -23,9 +23,9 @@ import {
   type InstanceEventDecision,
 } from "./core/lifecycle";
 import type { JobRecord } from "./shared/job";
-import { logger, MetricUnit, metrics } from "./shared/observability";
 import { enqueueReleased } from "./shared/relaunch";
 import { settings } from "./shared/settings";
+import { logger, MetricUnit, metrics } from "./shared/telemetry";
 
 export const INTERRUPTION_WARNING = "EC2 Spot Instance Interruption Warning";
 export const STATE_CHANGE = "EC2 Instance State-change Notification";

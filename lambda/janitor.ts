@@ -16,18 +16,10 @@ import {
 } from "./adapters/ec2-images";
 import { githubApp, githubForInstallation } from "./adapters/github-client";
 import { deleteRunner, listRunners } from "./adapters/github-runners";
-import {
-  type CleanupReport,
-  type CleanupScope,
-  cleanupScopes,
-  isStackRunner,
-  LIVE_INSTANCE_STATES,
-  planImageCleanup,
-  readInvocation,
-} from "./core/cleanup";
-import { TAGS } from "./core/fleet";
-import { logger } from "./shared/observability";
+import { isStackRunner, LIVE_INSTANCE_STATES, type RunnerScope, TAGS } from "./core/stack-identity";
+import { type CleanupReport, cleanupScopes, planImageCleanup, readInvocation } from "./core/teardown";
 import { settings } from "./shared/settings";
+import { logger } from "./shared/telemetry";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -91,7 +83,7 @@ export async function handler(event: unknown, context?: Context): Promise<Cleanu
   return report;
 }
 
-async function removeStackRunners(scope: CleanupScope, stackName: string): Promise<string[]> {
+async function removeStackRunners(scope: RunnerScope, stackName: string): Promise<string[]> {
   const gh = await clientFor(scope);
   const removed: string[] = [];
   for (const runner of await listRunners(gh, scope)) {
@@ -103,7 +95,7 @@ async function removeStackRunners(scope: CleanupScope, stackName: string): Promi
 }
 
 /** Token mode: the PAT. App mode: the App's installation on the organization or repository. */
-async function clientFor(scope: CleanupScope) {
+async function clientFor(scope: RunnerScope) {
   if (settings().githubAuthMode === "token") return githubForInstallation();
   const app = await githubApp();
   const { data } =

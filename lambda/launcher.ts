@@ -44,7 +44,6 @@ import {
   generateJitConfig,
   type JitConfig,
   listRunners,
-  type RunnerScope,
   scopeFor,
 } from "./adapters/github-runners";
 import { writeHandoff } from "./adapters/handoff";
@@ -69,14 +68,14 @@ import {
   type LaunchedInstance,
   type NextStep,
   queueTimedOut,
-  runnerNameFor,
   withRecentClaims,
 } from "./core/fleet";
+import { type RunnerScope, runnerNameFor } from "./core/stack-identity";
 import { launchMarketOverrides } from "./launcher/launch-market";
 import { type JobRecord, type LaunchMessage, type Market, queuedSince } from "./shared/job";
 import type { LabelConfig } from "./shared/label-config";
-import { logger, MetricUnit, metrics } from "./shared/observability";
 import { settings } from "./shared/settings";
+import { logger, MetricUnit, metrics } from "./shared/telemetry";
 
 /** DynamoDB and EC2 calls in flight per invocation. */
 const IO_CONCURRENCY = 16;

@@ -13,7 +13,7 @@ import { describeRunnerInstances, terminateInstances } from "./adapters/ec2";
 import { type GitHub, githubApp, githubForInstallation } from "./adapters/github-client";
 import { listFailedDeliveries, redeliver, webhookSource } from "./adapters/github-hooks";
 import { getWorkflowJob, rerunJob } from "./adapters/github-jobs";
-import { deleteRunner, listRunners, type RunnerScope, scopeFor } from "./adapters/github-runners";
+import { deleteRunner, listRunners, scopeFor } from "./adapters/github-runners";
 import { deleteHandoff, listHandoffReports } from "./adapters/handoff";
 import {
   jobsOnInstance,
@@ -36,14 +36,14 @@ import {
   releaseRetryMarker,
   writeRedeliveryState,
 } from "./adapters/reserved-items";
-import { isStackRunner, LIVE_INSTANCE_STATES } from "./core/cleanup";
-import { ENQUEUE_CLAIM_SECONDS } from "./core/intake";
+import { ENQUEUE_CLAIM_SECONDS } from "./core/intake-decision";
 import { decideRetryOnInterruption } from "./core/lifecycle";
 import { type GithubRunner, planReconcile, type ReconcileAction, type StackInstance } from "./core/reconcile";
 import { planRedeliveries, readSince, webhooksToScan } from "./core/redelivery";
+import { isStackRunner, LIVE_INSTANCE_STATES, type RunnerScope } from "./core/stack-identity";
 import type { JobRecord, JobState } from "./shared/job";
-import { logger, MetricUnit, metrics } from "./shared/observability";
 import { type GitHubWebhook, settings, webhookOwner } from "./shared/settings";
+import { logger, MetricUnit, metrics } from "./shared/telemetry";
 
 /** The states the reconciler reads from the ledger (terminal jobs come in only via their instance). */
 const LIVE_STATES: readonly JobState[] = ["queued", "launching", "launched", "running", "interrupted"];

@@ -6,11 +6,11 @@
 import { Buffer } from "node:buffer";
 import { verify } from "@octokit/webhooks-methods";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
-import { decideIntake, ENQUEUE_CLAIM_SECONDS, type Intake, type NewJob } from "./core/intake";
+import { decideIntake, ENQUEUE_CLAIM_SECONDS, type Intake, type NewJob } from "./core/intake-decision";
 import { METRIC_OF, type Outcome, statusCodeOf, toResponse } from "./core/webhook-response";
 import type { LabelRoute } from "./shared/label-config";
-import { logger, MetricUnit, metrics } from "./shared/observability";
 import { settings } from "./shared/settings";
+import { logger, MetricUnit, metrics } from "./shared/telemetry";
 
 // The AWS adapters (the JSON-protocol client with its SigV4 signer, ~55 KiB: no SDK client) load in
 // the background from here on, so importing this module stays cheap. The secret comes first: every

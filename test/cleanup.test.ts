@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { cleanupScopes, isStackRunner, planImageCleanup, readInvocation } from "../lambda/core/cleanup";
+import { isStackRunner } from "../lambda/core/stack-identity";
+import { cleanupScopes, planImageCleanup, readInvocation } from "../lambda/core/teardown";
 
 describe("cleanup decisions", () => {
   it("reads the Invocation's lifecycle action (create when Terraform adds none)", () => {

@@ -15,9 +15,9 @@ import {
   LAUNCH_TEMPLATE_VERSION,
   queueTimedOut,
   readFleetResult,
-  TAGS,
   withRecentClaims,
 } from "../lambda/core/fleet";
+import { TAGS } from "../lambda/core/stack-identity";
 import type { LabelConfig } from "../lambda/shared/label-config";
 
 const config: LabelConfig = {

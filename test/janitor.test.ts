@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { tuneGitHub } from "../lambda/adapters/github-client";
-import { TAGS } from "../lambda/core/fleet";
+import { TAGS } from "../lambda/core/stack-identity";
 import { handler, timing } from "../lambda/janitor";
 import { type Sandbox, startSandbox } from "./sandbox";
 import { githubErrors } from "./sandbox/github";

@@ -12,12 +12,12 @@ import { ec2Client } from "../lambda/adapters/ec2";
 import { readHandoff } from "../lambda/adapters/handoff";
 import { createJob, getJob, updateJobFields } from "../lambda/adapters/jobs-table";
 import { createRetryMarker, recordSpotInterruption } from "../lambda/adapters/reserved-items";
-import { TAGS } from "../lambda/core/fleet";
+import { TAGS } from "../lambda/core/stack-identity";
 import type { JobRecord } from "../lambda/shared/job";
 import type { LabelConfig } from "../lambda/shared/label-config";
 // Imported before sandbox.useEnv() sets POWERTOOLS_METRICS_DISABLED and the log level, so the logger
 // and metrics keep their defaults (the EMF test reads the metrics).
-import { logger } from "../lambda/shared/observability";
+import { logger } from "../lambda/shared/telemetry";
 import {
   CONFIG_PATH,
   captureOutput,

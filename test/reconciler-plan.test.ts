@@ -1,13 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { runnerNameFor } from "../lambda/core/fleet";
 import {
-  instanceIdFromRunnerName,
   planReconcile,
   type ReconcileAction,
   type ReconcileInput,
   type ReconcilePolicy,
   type StackInstance,
 } from "../lambda/core/reconcile";
+import { instanceIdFromRunnerName, runnerNameFor } from "../lambda/core/stack-identity";
 import type { HandoffReport } from "../lambda/shared/handoff-report";
 import type { JobRecord } from "../lambda/shared/job";
 

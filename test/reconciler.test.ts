@@ -5,7 +5,7 @@
  */
 import type { SQSRecord } from "aws-lambda";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { TAGS } from "../lambda/core/fleet";
+import { TAGS } from "../lambda/core/stack-identity";
 import type { JobRecord } from "../lambda/shared/job";
 import {
   linuxConfig,

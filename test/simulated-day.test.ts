@@ -17,7 +17,7 @@ import type {
   SQSEvent,
 } from "aws-lambda";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
-import { TAGS } from "../lambda/core/fleet";
+import { TAGS } from "../lambda/core/stack-identity";
 import type { Ec2Event } from "../lambda/ec2-events";
 import { isTerminal, type JobRecord } from "../lambda/shared/job";
 import { signedApiGatewayEvent, workflowJobEvent } from "./fixtures/webhooks";

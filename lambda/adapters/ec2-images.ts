@@ -8,8 +8,8 @@ import {
   DescribeImagesCommand,
   DescribeSnapshotsCommand,
 } from "@aws-sdk/client-ec2";
-import type { ImageInfo } from "../core/cleanup";
-import { TAGS } from "../core/fleet";
+import { TAGS } from "../core/stack-identity";
+import type { ImageInfo } from "../core/teardown";
 import { isServiceError } from "./aws-json";
 import { ec2Client, ec2ErrorCode } from "./ec2";
 import { ssm } from "./ssm";

@@ -12,7 +12,8 @@ import {
   type Filter,
   TerminateInstancesCommand,
 } from "@aws-sdk/client-ec2";
-import { type FleetResult, readFleetResult, TAGS } from "../core/fleet";
+import { type FleetResult, readFleetResult } from "../core/fleet";
+import { TAGS } from "../core/stack-identity";
 
 let client: EC2Client | undefined;
 

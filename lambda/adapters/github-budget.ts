@@ -24,9 +24,9 @@
  * the jobs wait in the queue rather than risk GitHub's secondary rate limits.
  */
 import { marshall } from "@aws-sdk/util-dynamodb";
-import { logger } from "../shared/observability";
 import { RESERVED_KEYS } from "../shared/reserved-keys";
 import { settings } from "../shared/settings";
+import { logger } from "../shared/telemetry";
 import { dynamodb, getItem, unlessConditionFailed } from "./dynamodb";
 
 /** Reads and writes of one take before it gives up (a failed condition: others took the tokens read). */

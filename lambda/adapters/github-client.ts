@@ -22,8 +22,8 @@ import { Octokit } from "@octokit/core";
 import { retry } from "@octokit/plugin-retry";
 import { throttling } from "@octokit/plugin-throttling";
 import Bottleneck from "bottleneck/light.js";
-import { logger } from "../shared/observability";
 import { settings } from "../shared/settings";
+import { logger } from "../shared/telemetry";
 import { readSecret } from "./ssm-secrets";
 
 const FleetOctokit = Octokit.plugin(retry, throttling);

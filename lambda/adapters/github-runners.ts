@@ -2,11 +2,9 @@
  * GitHub's self-hosted runners of an organization or a repository: JIT registration (the launcher),
  * listing and removal (the reconciler's sweep, the janitor). Calls take a client of github-client.ts.
  */
+import type { RunnerScope } from "../core/stack-identity";
 import { settings } from "../shared/settings";
 import type { GitHub } from "./github-client";
-
-/** Where runners register: an organization, or one repository. */
-export type RunnerScope = { kind: "org"; org: string } | { kind: "repo"; owner: string; repo: string };
 
 /** The scope a job's runner registers in, per `settings().runnerScope`. `repo` is `owner/name`. */
 export function scopeFor(job: { owner: string; repo: string }, mode = settings().runnerScope): RunnerScope {

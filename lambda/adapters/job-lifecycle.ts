@@ -8,10 +8,10 @@
  * the label configs; the webhook needs neither).
  */
 import { decideInProgress } from "../core/lifecycle";
-import { instanceIdFromRunnerName } from "../core/reconcile";
-import { logger, MetricUnit, metrics } from "../shared/observability";
+import { instanceIdFromRunnerName } from "../core/stack-identity";
 import { enqueueReleased } from "../shared/relaunch";
 import { settings } from "../shared/settings";
+import { logger, MetricUnit, metrics } from "../shared/telemetry";
 import { jobsOnInstance } from "./job-queries";
 import { releaseToQueue, updateJobFields } from "./jobs-table";
 

@@ -7,8 +7,8 @@
 // KiB in the bundle: the launcher's and reconciler's start).
 import * as z from "zod/mini";
 import type { LabelConfig } from "../shared/label-config";
-import { logger } from "../shared/observability";
 import { settings } from "../shared/settings";
+import { logger } from "../shared/telemetry";
 import { ssm } from "./ssm";
 
 export const LABEL_CONFIG_CACHE_MS = 60_000;

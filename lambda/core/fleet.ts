@@ -8,18 +8,7 @@ import { createHash } from "node:crypto";
 import type { CreateFleetCommandInput, CreateFleetCommandOutput } from "@aws-sdk/client-ec2";
 import type { Market } from "../shared/job";
 import type { LabelConfig } from "../shared/label-config";
-
-/**
- * Tag keys the fleet writes on instances (and the reconciler reads). No job id tag: one fleet
- * launches the instances of many jobs, GitHub may give a runner another job than the one it was
- * launched for, and tagging each instance afterwards would cost one throttled EC2 mutating call per
- * instance. The ledger (byInstance) and the runner name (`<stack>-<instance id>`) map instances to jobs.
- */
-export const TAGS = {
-  stack: "runner-fleet:stack",
-  config: "runner-fleet:config",
-  market: "runner-fleet:market",
-} as const;
+import { TAGS } from "./stack-identity";
 
 /**
  * Launch template version every fleet uses. `$Latest`: each `pulumi up` that changes a template
@@ -464,9 +453,4 @@ export function backoffSeconds(
 /** Whether a job queued at `queuedAt` has waited past the queue timeout at `now`. */
 export function queueTimedOut(queuedAt: string, now: Date, queueTimeoutMinutes: number): boolean {
   return now.getTime() - Date.parse(queuedAt) > queueTimeoutMinutes * 60_000;
-}
-
-/** Runner name of an instance: the stack prefix and the instance id (unique, and findable again). */
-export function runnerNameFor(stackName: string, instanceId: string): string {
-  return `${stackName}-${instanceId}`;
 }

@@ -6,7 +6,7 @@
  */
 import type { JobRecord, JobState, Market } from "../shared/job";
 import type { LabelConfig } from "../shared/label-config";
-import { instanceIdFromRunnerName } from "./reconcile";
+import { instanceIdFromRunnerName } from "./stack-identity";
 
 /** States in which a job holds an instance whose runner has not taken it yet. */
 const WAITING_FOR_RUNNER: readonly JobState[] = ["launching", "launched"];

@@ -8,6 +8,7 @@
 import type { HandoffReport } from "../shared/handoff-report";
 import type { JobRecord, JobState } from "../shared/job";
 import { isTerminal, queuedSince } from "../shared/job";
+import { instanceIdFromRunnerName } from "./stack-identity";
 
 /** An EC2 instance carrying the stack tag, as DescribeInstances reports it. */
 export interface StackInstance {
@@ -100,15 +101,6 @@ export interface ReconcilePlan {
 
 const ALIVE = new Set(["pending", "running"]);
 const HOLDING: readonly JobState[] = ["launching", "launched", "running", "interrupted"];
-
-/** The instance id in a runner name of this stack (fleet.ts runnerNameFor), or undefined for any other runner. */
-export function instanceIdFromRunnerName(stackName: string, runnerName: string): string | undefined {
-  // Spelled here, not through fleet.ts runnerNameFor: the webhook's bundle stays free of fleet.ts.
-  const prefix = `${stackName}-`;
-  if (!runnerName.startsWith(prefix)) return undefined;
-  const rest = runnerName.slice(prefix.length);
-  return /^i-[0-9a-f]{8,17}$/.test(rest) ? rest : undefined;
-}
 
 /** Which of two jobs naming one instance holds it: the one whose runner took it. */
 const rank = (job: JobRecord) => (job.state === "running" || job.state === "interrupted" ? 1 : 0);

@@ -8,7 +8,7 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { CleanupRequest } from "../../lambda/core/cleanup";
+import type { CleanupRequest } from "../../lambda/core/teardown";
 import type { StackContext } from "../config/stack-context";
 import { type LambdaDeployment, LambdaFunction } from "../packaging/lambda-function";
 

@@ -5,7 +5,7 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { TAGS } from "../../lambda/core/fleet";
+import { TAGS } from "../../lambda/core/stack-identity";
 import type { Arch } from "../../lambda/shared/label-config";
 import type { FleetSettings } from "./load";
 import type { StackConfig } from "./schema";

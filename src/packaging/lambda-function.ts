@@ -6,7 +6,7 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { METRICS_NAMESPACE } from "../../lambda/shared/observability";
+import { METRICS_NAMESPACE } from "../../lambda/shared/telemetry";
 import type { StackContext } from "../config/stack-context";
 import type { LambdaName } from "./bundles";
 import { assumedBy, type PolicyStatement, policyDocument } from "./iam";

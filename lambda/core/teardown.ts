@@ -1,9 +1,10 @@
 /**
  * What `pulumi destroy` must remove that the program never declared: the instances the launcher
  * started, the runners they registered, and the AMIs (and their snapshots) the image pipeline built.
- * Pure decisions over what the adapters list; the janitor Lambda (lambda/janitor.ts) applies them.
+ * Pure decisions over what the adapters list; the janitor Lambda (lambda/janitor/) applies them.
+ * Which instances and runners are the stack's is core/stack-identity.ts.
  */
-import { instanceIdFromRunnerName } from "./reconcile";
+import type { RunnerScope } from "./stack-identity";
 
 /** The janitor's invocation input (aws.lambda.Invocation `input`, non-secret). */
 export interface CleanupRequest {
@@ -45,20 +46,11 @@ export function readInvocation(event: unknown): { action: LifecycleAction; reque
   };
 }
 
-/** Whether a runner registration is one of this stack's (named `<stack>-<instance id>`). */
-export function isStackRunner(runnerName: string, stackName: string): boolean {
-  return instanceIdFromRunnerName(stackName, runnerName) !== undefined;
-}
-
-export type CleanupScope = { kind: "org"; org: string } | { kind: "repo"; owner: string; repo: string };
-
-export function cleanupScopes(request: CleanupRequest): CleanupScope[] {
+/** Where the stack's runners registered: the organization, or each repository. */
+export function cleanupScopes(request: CleanupRequest): RunnerScope[] {
   if (request.scope === "org") return request.owner ? [{ kind: "org", org: request.owner }] : [];
   return request.repositories.map((repo) => ({ kind: "repo", owner: request.owner, repo }));
 }
-
-/** States in which an instance still exists (and holds a network interface in the VPC). */
-export const LIVE_INSTANCE_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"];
 
 export interface ImageInfo {
   imageId: string;
