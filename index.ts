@@ -7,6 +7,9 @@
  *   FleetEvents: EC2 events ─▶ ec2-events fn; every minute ─▶ reconciler fn
  *   GithubWiring (token mode: webhooks ─▶ Intake; their failed deliveries redelivered by the reconciler)
  *   Observability (dashboard, alarms, budget) · Cleanup (destroy)
+ *
+ * Each box is a ComponentResource in src/components/; the config they share is read and checked in
+ * src/config/, and the Lambdas' bundles, environment and IAM are assembled in src/packaging/.
  */
 import * as pulumi from "@pulumi/pulumi";
 import { Cleanup } from "./src/components/cleanup";

@@ -7,8 +7,8 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import type { Arch } from "../../lambda/shared/label-config";
-import { runtimeLabelConfig } from "../config/schema";
+import type { Arch, LabelConfig } from "../../lambda/shared/label-config";
+import type { LabelConfigInput, StackConfig } from "../config/schema";
 import { CONFIG_TAG, parameterNames, type StackContext } from "../config/stack-context";
 import { AWS_USERID, assumedBy, policyDocument } from "../packaging/iam";
 import { HANDOFF_INSTANCE_ATTRIBUTES, renderBootstrap } from "./runner-bootstrap";
@@ -152,4 +152,26 @@ export class Runners extends pulumi.ComponentResource {
 
 function missingPipeline(configName: string): never {
   throw new Error(`label config ${configName} has no amiId and the image pipeline is disabled`);
+}
+
+/** The run-time label config (the SSM parameter's JSON) of one config. */
+function runtimeLabelConfig(
+  name: string,
+  l: LabelConfigInput,
+  config: StackConfig,
+  launchTemplateId: string,
+): LabelConfig {
+  return {
+    name,
+    labels: l.labels,
+    arch: l.arch,
+    instanceTypes: l.instanceTypes,
+    launchTemplateId,
+    spotPolicy: l.spotPolicy,
+    spotFailuresBeforeOnDemand: l.spotFailuresBeforeOnDemand,
+    allocationStrategy: l.allocationStrategy,
+    maxRunners: l.maxRunners,
+    retryOnInterruption: l.retryOnInterruption,
+    runnerGroupId: l.runnerGroupId ?? config.github.runnerGroupId,
+  };
 }

@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { findRoutingConflicts } from "../../lambda/core/routing";
-import type { LabelConfig, LabelRoute } from "../../lambda/shared/label-config";
+import type { LabelRoute } from "../../lambda/shared/label-config";
 import { instanceTypeProblem, isArm64InstanceType, webUrlProblem } from "./checks";
 
 /** The label every routed job carries (REQUIRED_LABEL of the webhook): implicit in every config. */
@@ -381,26 +381,4 @@ function routingConflicts(routes: LabelRoute[]): string[] {
   return findRoutingConflicts(routes, REQUIRED_LABEL).map(
     (c) => `expected label configs no job can match equally: ${c.message}`,
   );
-}
-
-/** The run-time label config (the SSM parameter's JSON) of one config. */
-export function runtimeLabelConfig(
-  name: string,
-  l: LabelConfigInput,
-  config: StackConfig,
-  launchTemplateId: string,
-): LabelConfig {
-  return {
-    name,
-    labels: l.labels,
-    arch: l.arch,
-    instanceTypes: l.instanceTypes,
-    launchTemplateId,
-    spotPolicy: l.spotPolicy,
-    spotFailuresBeforeOnDemand: l.spotFailuresBeforeOnDemand,
-    allocationStrategy: l.allocationStrategy,
-    maxRunners: l.maxRunners,
-    retryOnInterruption: l.retryOnInterruption,
-    runnerGroupId: l.runnerGroupId ?? config.github.runnerGroupId,
-  };
 }

@@ -1,6 +1,6 @@
 /**
  * What each Lambda is deployed with, besides its component: its bundle, the settings its code reads
- * (and nothing secret), and its least-privilege statements (src/policies.ts).
+ * (and nothing secret), and its least-privilege statements (src/packaging/policies.ts).
  */
 import type * as pulumi from "@pulumi/pulumi";
 import type { GithubSecrets } from "../components/github-secrets";
