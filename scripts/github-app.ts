@@ -1,19 +1,22 @@
 /**
- * `npm run setup:github-app -- create --owner ORG [--github-url https://ghes.example.com] [--scope org|repo] [--user]`
- *   creates the runner-fleet GitHub App from a manifest and stores its id, key and webhook secret in
- *   the stack config (README "Operator tools").
+ * `npm run setup:github-app -- create [--owner ORG] [--scope org|repo] [--github-url URL] [--user]`
+ *   after the first `pulumi up`: checks the CLI, the stack, its secrets and GitHub, then creates the
+ *   runner-fleet GitHub App from a manifest (a page on 127.0.0.1), its webhook active on the stack's
+ *   URL, and stores its id and key in the stack config. Owner, scope and URL default to the stack's
+ *   `runner-fleet:github.*` config.
  * `npm run setup:github-app -- set-webhook`
- *   after `pulumi up`: points the App's webhook at the stack's webhookUrl with the stack's secret.
+ *   points an existing App's webhook at the stack's webhookUrl with the stack's secret.
  * Both take `--stack NAME` (default: the selected stack) and `--api-url URL` (default: derived).
  */
 import { parseArgs } from "node:util";
 import { createApp, setWebhook } from "./lib/github-app";
-import { PROJECT, pulumiCli } from "./lib/pulumi";
+import { pulumiCli } from "./lib/pulumi";
 
 const USAGE = `usage:
-  npm run setup:github-app -- create --owner ORG [--scope org|repo] [--github-url URL] [--user] [--name NAME]
+  npm run setup:github-app -- create [--owner ORG] [--scope org|repo] [--github-url URL] [--user] [--name NAME] [--replace]
   npm run setup:github-app -- set-webhook
-options: --stack NAME, --api-url URL (default: derived from the GitHub URL)`;
+options: --stack NAME, --api-url URL (default: derived from the GitHub URL)
+create runs after the first \`pulumi up\`; owner, scope and GitHub URL default to the stack's config.`;
 
 export async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -21,12 +24,12 @@ export async function main(argv: string[]): Promise<void> {
     allowPositionals: true,
     options: {
       owner: { type: "string" },
-      scope: { type: "string", default: "org" },
+      scope: { type: "string" },
       "github-url": { type: "string" },
       "api-url": { type: "string" },
-      "webhook-url": { type: "string" },
       user: { type: "boolean", default: false },
       name: { type: "string" },
+      replace: { type: "boolean", default: false },
       stack: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -39,29 +42,22 @@ export async function main(argv: string[]): Promise<void> {
   const pulumi = pulumiCli({ stack: values.stack });
   const log = (line: string) => console.log(line);
   if (command === "create") {
-    if (!values.owner) throw new Error(`--owner is required\n${USAGE}`);
-    if (values.scope !== "org" && values.scope !== "repo") throw new Error("--scope is org or repo");
-    const githubUrl =
-      values["github-url"] ??
-      (await pulumi.configGet(`${PROJECT}:github.url`, { path: true }).catch(() => undefined)) ??
-      "https://github.com";
     await createApp(
       {
         owner: values.owner,
         scope: values.scope,
-        githubUrl,
-        user: values.user,
+        githubUrl: values["github-url"],
         apiUrl: values["api-url"],
-        webhookUrl: values["webhook-url"],
+        user: values.user,
         name: values.name,
+        replace: values.replace,
       },
       {
         pulumi,
         log,
-        onReady: (url) => log(`Open ${url} in a browser signed in to GitHub as an owner of ${values.owner}.`),
+        onReady: (url) => log(`\nOpen ${url} in a browser signed in to GitHub (Ctrl+C cancels).`),
       },
     );
-    log("Next: install the App, then `pulumi up`, then `npm run setup:github-app -- set-webhook`.");
     return;
   }
   if (command === "set-webhook") {

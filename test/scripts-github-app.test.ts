@@ -1,25 +1,38 @@
 /**
- * The GitHub App setup tool: the manifest (per scope, GHES, user accounts), the manifest flow end to
- * end with a fake browser against the local setup server and the GitHub fake's conversion endpoint,
- * and set-webhook against the fake's App webhook config. The Pulumi CLI is a recording stand-in.
+ * The GitHub App setup tool: the manifest (per scope, GHES, user accounts); the preflight checks, each
+ * failing with its fix before any page is served; the manifest flow end to end with a fetch-driven
+ * browser against the local setup server and the GitHub fake's web pages and API; a store failure
+ * that leaves the 0600 credentials file and the commands that finish the job; set-webhook. The
+ * Pulumi CLI is a recording stand-in (the real spawn for the missing-CLI case).
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { execSync } from "node:child_process";
+import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type CreateOptions, createApp, setWebhook } from "../scripts/lib/github-app";
 import {
   appManifest,
   appPermissions,
   installUrl,
   newAppUrl,
-  PLACEHOLDER_WEBHOOK_URL,
+  permissionRequests,
 } from "../scripts/lib/manifest";
 import { pulumiCli } from "../scripts/lib/pulumi";
+import { SECRETS_PROBE_KEY } from "../scripts/lib/setup-preflight";
 import { type GitHubFake, type GitHubFlavour, startGitHubFake } from "./sandbox/github";
 import { FakePulumi } from "./scripts-support";
+import { deployedStack, type StandInOptions, setupStandIn } from "./setup-pulumi-stand-in";
 
 describe("the App manifest", () => {
-  const base = { owner: "acme", githubUrl: "https://github.com", redirectUrl: "http://127.0.0.1:1/callback" };
+  const base = {
+    owner: "acme",
+    githubUrl: "https://github.com",
+    redirectUrl: "http://127.0.0.1:1/callback",
+    webhookUrl: "https://x.execute-api/webhook",
+  };
 
-  it("asks org scope for self-hosted runners, actions and metadata only", () => {
+  it("asks org scope for self-hosted runners, actions and metadata only, with an active hook", () => {
     const manifest = appManifest({ ...base, scope: "org" });
     expect(manifest.default_permissions).toEqual({
       organization_self_hosted_runners: "write",
@@ -29,6 +42,7 @@ describe("the App manifest", () => {
     expect(manifest.default_events).toEqual(["workflow_job"]);
     expect(manifest.public).toBe(false);
     expect(manifest.redirect_url).toBe(base.redirectUrl);
+    expect(manifest.hook_attributes).toEqual({ url: base.webhookUrl, active: true });
   });
 
   it("asks repo scope for repository administration instead of organization runners", () => {
@@ -38,14 +52,12 @@ describe("the App manifest", () => {
     );
   });
 
-  it("points the hook at the deployed stack, or at an inactive placeholder before it exists", () => {
-    expect(
-      appManifest({ ...base, scope: "org", webhookUrl: "https://x.execute-api/webhook" }).hook_attributes,
-    ).toEqual({ url: "https://x.execute-api/webhook", active: true });
-    expect(appManifest({ ...base, scope: "org" }).hook_attributes).toEqual({
-      url: PLACEHOLDER_WEBHOOK_URL,
-      active: false,
-    });
+  it("gives every permission it asks for a reason (the setup page shows them)", () => {
+    for (const scope of ["org", "repo"] as const) {
+      const requests = permissionRequests(scope);
+      expect(Object.fromEntries(requests.map((p) => [p.key, p.access]))).toEqual(appPermissions(scope));
+      for (const p of requests) expect(p.why.length).toBeGreaterThan(20);
+    }
   });
 
   it("uses the GHES host for every URL, and GitHub's user page for a user account", () => {
@@ -64,118 +76,151 @@ describe("the App manifest", () => {
   });
 });
 
-/** The browser: loads the local page, "submits" the form to GitHub and follows GitHub's redirect back. */
-async function browse(
-  pageUrl: string,
-  fake: GitHubFake,
-  expectedAction: ((state: string) => string) | undefined,
-  tamper?: (callback: URL) => void,
-) {
-  const html = await (await fetch(pageUrl)).text();
-  const decode = (s: string) => s.replace(/&#(\d+);/g, (_, n: string) => String.fromCharCode(Number(n)));
-  const action = decode(/<form[^>]*action="([^"]+)"/.exec(html)![1]!);
-  const manifest = JSON.parse(decode(/name="manifest" value="([^"]+)"/.exec(html)![1]!));
-  const state = new URL(action).searchParams.get("state")!;
-  if (expectedAction) expect(action).toBe(expectedAction(state));
-  // On GitHub's page the user clicks "Create GitHub App"; GitHub redirects with a one-time code.
-  const code = fake.state.createAppFromManifest(manifest);
-  const callback = new URL(manifest.redirect_url as string);
-  callback.searchParams.set("code", code);
-  callback.searchParams.set("state", state);
+const decode = (s: string) => s.replace(/&#(\d+);/g, (_, n: string) => String.fromCharCode(Number(n)));
+
+/** The first form of a page: where it posts and its named inputs. */
+function formOf(html: string, pageUrl: string) {
+  const action = new URL(decode(/<form[^>]*action="([^"]+)"/.exec(html)![1]!), pageUrl).href;
+  const fields = new URLSearchParams();
+  for (const m of html.matchAll(/<input[^>]*name="([^"]+)"[^>]*value="([^"]*)"/g))
+    fields.set(m[1]!, decode(m[2]!));
+  return { action, fields };
+}
+
+/**
+ * A browser without a screen: loads the setup page, submits its form to the GitHub fake, confirms
+ * "Create GitHub App" there and follows GitHub's redirect back (with `tamper` applied).
+ */
+async function browse(pageUrl: string, tamper?: (callback: URL) => void) {
+  const setupHtml = await (await fetch(pageUrl)).text();
+  const setupForm = formOf(setupHtml, pageUrl);
+  const manifest = JSON.parse(setupForm.fields.get("manifest")!);
+  const review = await fetch(setupForm.action, { method: "POST", body: setupForm.fields });
+  expect(review.status).toBe(200);
+  const confirm = formOf(await review.text(), setupForm.action);
+  const created = await fetch(confirm.action, { method: "POST", body: confirm.fields, redirect: "manual" });
+  expect(created.status).toBe(302);
+  const callback = new URL(created.headers.get("location")!);
   tamper?.(callback);
   const response = await fetch(callback);
-  return { manifest, response, body: await response.text() };
+  return { setupHtml, action: setupForm.action, manifest, response, body: await response.text() };
 }
+
+const WEBHOOK_URL = "https://abc123.execute-api.eu-west-1.amazonaws.com/webhook";
+const STACK_SECRET = "stack-generated-secret-0123456789abcdef";
+const secretSets = (cli: FakePulumi) =>
+  cli.calls.filter((c) => c.args[1] === "set" && c.args.includes("--secret"));
 
 describe.each<GitHubFlavour>(["dotcom", "ghes"])("with the GitHub fake (%s)", (flavour) => {
   let fake: GitHubFake;
+  let dir: string;
   beforeAll(async () => {
     fake = await startGitHubFake({ flavour });
   });
   afterAll(() => fake?.close());
-  afterEach(() => {
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "setup-app-"));
+  });
+  afterEach(async () => {
     expect(fake.violations()).toEqual([]);
+    await rm(dir, { recursive: true, force: true });
   });
 
-  const webUrl = () => (flavour === "ghes" ? "https://ghes.example.com" : "https://github.com");
+  // The fake serves GitHub's web pages on its own origin: the "GitHub URL" of these tests.
+  const webUrl = () => new URL(fake.url).origin;
   const options = (extra: Partial<CreateOptions> = {}): CreateOptions => ({
-    owner: fake.org,
-    scope: "org",
     githubUrl: webUrl(),
     apiUrl: fake.url,
-    timeoutMs: 10_000,
+    timeoutMs: 20_000,
+    credentialsDirs: [dir],
     ...extra,
   });
+  const pulumiFor = (cli: FakePulumi, standIn: StandInOptions = {}) =>
+    pulumiCli({ run: setupStandIn(cli, standIn), stack: "dev" });
 
-  it("create: the manifest flow stores the App's id, key and webhook secret, secrets on stdin only", async () => {
-    const cli = new FakePulumi({ webhookUrl: "https://abc.execute-api.eu-west-1.amazonaws.com/webhook" });
+  it("create: checks first, then the flow stores id and key (on stdin), sets the stack's secret on the App and leaves no file", async () => {
+    const cli = deployedStack(fake.org);
     const logs: string[] = [];
     let seen: Awaited<ReturnType<typeof browse>> | undefined;
     const created = await createApp(options(), {
-      pulumi: pulumiCli({ run: cli.run, stack: "dev" }),
+      pulumi: pulumiFor(cli),
       log: (line) => logs.push(line),
       onReady: (url) => {
-        void browse(
-          url,
-          fake,
-          (state) => `${webUrl()}/organizations/${fake.org}/settings/apps/new?state=${state}`,
-        ).then((result) => {
+        void browse(url).then((result) => {
           seen = result;
         });
       },
     });
     await expect.poll(() => seen).toBeDefined();
+    const state = new URL(seen!.action).searchParams.get("state");
+    expect(seen!.action).toBe(`${webUrl()}/organizations/${fake.org}/settings/apps/new?state=${state}`);
+    expect(seen!.manifest.hook_attributes).toEqual({ url: WEBHOOK_URL, active: true });
     expect(seen!.response.status).toBe(200);
-    expect(seen!.manifest.hook_attributes).toEqual({
-      url: "https://abc.execute-api.eu-west-1.amazonaws.com/webhook",
-      active: true,
-    });
+    expect(seen!.body).toContain(created.installUrl);
+    expect(seen!.body).toContain("What was stored where");
 
-    expect(created.appId).toBe(fake.appId);
-    expect(created.installUrl).toMatch(/\/installations\/new$/);
-    const config = Object.fromEntries([...cli.config].map(([k, v]) => [k, v]));
-    expect(config).toEqual({
+    expect(created).toMatchObject({ appId: fake.appId, stack: "dev", webhookSecret: "stack" });
+    expect(Object.fromEntries(cli.config)).toEqual({
       "runner-fleet:github.url": { value: webUrl(), secret: false },
       "runner-fleet:github.authMode": { value: "app", secret: false },
       "runner-fleet:github.appId": { value: String(fake.appId), secret: false },
       "runner-fleet:github.scope": { value: "org", secret: false },
       "runner-fleet:github.owner": { value: fake.org, secret: false },
       "runner-fleet:githubAppPrivateKey": { value: fake.privateKey.trim(), secret: true },
-      "runner-fleet:webhookSecret": { value: fake.state.hookConfig.secret, secret: true },
     });
-    const sets = cli.calls.filter((c) => c.args[1] === "set");
-    for (const call of sets) {
+    // The App is active on the stack's URL and signs with the secret the stack generated.
+    expect(fake.state.hookActive).toBe(true);
+    expect(fake.state.hookConfig).toEqual({
+      url: WEBHOOK_URL,
+      content_type: "json",
+      insecure_ssl: "0",
+      secret: STACK_SECRET,
+    });
+    expect(await readdir(dir)).toEqual([]);
+
+    // Preflight ran before the page: the CLI, the stack, then the throwaway secret, written and removed.
+    expect(cli.calls[0]!.args).toEqual(["version"]);
+    expect(secretSets(cli)[0]!.args[2]).toBe(SECRETS_PROBE_KEY);
+    expect(cli.calls.some((c) => c.args[1] === "rm" && c.args[2] === SECRETS_PROBE_KEY)).toBe(true);
+    for (const call of cli.calls.filter((c) => c.args[1] === "set")) {
       expect(call.args).toContain("--stack");
-      for (const secret of [fake.privateKey.trim(), fake.state.hookConfig.secret!]) {
-        expect(call.args.join(" ")).not.toContain(secret);
-      }
+      expect(call.args.join(" ")).not.toContain(fake.privateKey.trim().split("\n")[1]);
     }
-    expect(sets.find((c) => c.args[2] === "runner-fleet:github.appId")?.args).toContain("--path");
-    expect(logs.join("\n")).not.toContain(fake.state.hookConfig.secret!);
-    expect(logs.join("\n")).toContain(created.installUrl);
+    const output = logs.join("\n");
+    expect(output).not.toContain(STACK_SECRET);
+    expect(output).toContain(created.installUrl);
+    expect(output).toMatch(/`pulumi up` \(seconds, no image rebuild\)/);
+  });
+
+  it("create: a stack that exports no webhook secret gets GitHub's, stored as a secret", async () => {
+    const cli = deployedStack(fake.org, { webhookSecret: undefined });
+    fake.faults.clearCalls();
+    const created = await createApp(options(), {
+      pulumi: pulumiFor(cli),
+      log: () => {},
+      onReady: (url) => void browse(url),
+    });
+    expect(created.webhookSecret).toBe("stored");
+    expect(cli.config.get("runner-fleet:webhookSecret")).toEqual({
+      value: fake.state.hookConfig.secret,
+      secret: true,
+    });
+    expect(fake.faults.callsTo("github", "apps/update-webhook-config-for-app")).toEqual([]);
   });
 
   it("create: ignores a callback with another state and a replayed code", async () => {
-    const cli = new FakePulumi();
+    const cli = deployedStack(fake.org);
     const statuses: number[] = [];
     const created = await createApp(options({ scope: "repo" }), {
-      pulumi: pulumiCli({ run: cli.run }),
+      pulumi: pulumiFor(cli),
       log: () => {},
       onReady: (url) => {
         void (async () => {
-          const forged = await browse(url, fake, undefined, (cb) =>
-            cb.searchParams.set("state", "0".repeat(32)),
-          );
+          const forged = await browse(url, (cb) => cb.searchParams.set("state", "0".repeat(32)));
           statuses.push(forged.response.status);
-          const real = await browse(
-            url,
-            fake,
-            (s) => `${webUrl()}/organizations/${fake.org}/settings/apps/new?state=${s}`,
-          );
+          const real = await browse(url);
           statuses.push(real.response.status);
           expect(real.manifest.default_permissions).toEqual(appPermissions("repo"));
-          // Not deployed: the hook waits inactive.
-          expect(real.manifest.hook_attributes.active).toBe(false);
         })();
       },
     });
@@ -183,36 +228,255 @@ describe.each<GitHubFlavour>(["dotcom", "ghes"])("with the GitHub fake (%s)", (f
     await expect.poll(() => statuses).toEqual([400, 200]);
     expect(cli.config.get("runner-fleet:github.scope")?.value).toBe("repo");
   });
+});
 
-  it("set-webhook: PATCHes the App's hook to the stack output with the stack's secret, and verifies", async () => {
-    const secret = "b6f1c0ffee5eed5b6f1c0ffee5eed5b6f1c0ffee";
-    const cli = new FakePulumi({ webhookUrl: "https://hook.example.com/webhook", jobsTableName: "jobs" })
+describe("create when something is wrong (GitHub fake, dotcom)", () => {
+  let fake: GitHubFake;
+  let dir: string;
+  beforeAll(async () => {
+    fake = await startGitHubFake();
+  });
+  afterAll(() => fake?.close());
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "setup-app-"));
+    fake.faults.clearCalls();
+  });
+  afterEach(async () => {
+    expect(fake.violations()).toEqual([]);
+    await rm(dir, { recursive: true, force: true });
+  });
+  const options = (extra: Partial<CreateOptions> = {}): CreateOptions => ({
+    githubUrl: fake.url,
+    apiUrl: fake.url,
+    timeoutMs: 20_000,
+    credentialsDirs: [dir],
+    ...extra,
+  });
+
+  it("a store failure after the exchange keeps the 0600 file with the key, and prints its path and the commands that finish the job", async () => {
+    const cli = deployedStack(fake.org);
+    const logs: string[] = [];
+    let page: Awaited<ReturnType<typeof browse>> | undefined;
+    const failOn = (args: string[]) =>
+      args[1] === "set" && args[2] === "runner-fleet:githubAppPrivateKey"
+        ? "error: passphrase must be set with PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE"
+        : undefined;
+    await expect(
+      createApp(options(), {
+        pulumi: pulumiCli({ run: setupStandIn(cli, { failOn }), stack: "dev" }),
+        log: (line) => logs.push(line),
+        onReady: (url) => void browse(url).then((p) => (page = p)),
+      }),
+    ).rejects.toThrow(/storing the App's credentials in stack dev failed; .*github-app-.*\.json keeps them/);
+
+    const [name] = await readdir(dir);
+    const file = join(dir, name!);
+    expect((await stat(file)).mode & 0o777).toBe(0o600);
+    const saved = JSON.parse(await readFile(file, "utf8"));
+    expect(saved).toMatchObject({ stack: "dev", appId: fake.appId, privateKey: fake.privateKey });
+
+    const output = logs.join("\n");
+    expect(output).toContain(`are in ${file} (mode 0600)`);
+    const commands = logs.filter((l) => l.startsWith("  ")).map((l) => l.trim());
+    expect(commands).toEqual([
+      `pulumi config set runner-fleet:github.url ${fake.url} --path --stack dev`,
+      "pulumi config set runner-fleet:github.authMode app --path --stack dev",
+      `pulumi config set runner-fleet:github.appId ${fake.appId} --path --stack dev`,
+      "pulumi config set runner-fleet:github.scope org --path --stack dev",
+      `pulumi config set runner-fleet:github.owner ${fake.org} --path --stack dev`,
+      expect.stringMatching(
+        /^node -e .* privateKey \| pulumi config set runner-fleet:githubAppPrivateKey --secret --stack dev$/,
+      ),
+      `rm ${file}`,
+    ]);
+    // The key's command reads it from the file onto the CLI's stdin, exactly as saved.
+    const reader = commands[5]!.split(" | ")[0]!;
+    expect(execSync(reader, { encoding: "utf8" })).toBe(fake.privateKey);
+    expect(output).not.toContain(fake.privateKey.split("\n")[1]);
+    await expect.poll(() => page?.body).toContain(file);
+    expect(page!.body).toContain("storing its credentials failed");
+  });
+
+  type Case = [
+    string,
+    () => { cli: FakePulumi; standIn?: StandInOptions; extra?: Partial<CreateOptions> },
+    RegExp,
+  ];
+  const cases: Case[] = [
+    [
+      "no stack selected",
+      () => ({ cli: deployedStack("acme"), standIn: { stack: null } }),
+      /no stack to act on: .*no stack selected[\s\S]*fix: select the stack with `pulumi stack select NAME`/,
+    ],
+    [
+      "no owner anywhere",
+      () => ({ cli: new FakePulumi({ webhookUrl: WEBHOOK_URL }) }),
+      /no owner for the App[\s\S]*fix: pass --owner ORG/,
+    ],
+    [
+      "org scope for a user account",
+      () => ({ cli: deployedStack("octocat"), extra: { user: true } }),
+      /org scope needs an organization[\s\S]*--scope repo/,
+    ],
+    [
+      "the stack already has an App",
+      () => ({ cli: deployedStack("acme").set("runner-fleet:github.appId", "7") }),
+      /already has a GitHub App \(runner-fleet:github.appId is 7\)[\s\S]*--replace/,
+    ],
+    [
+      "the stack is not deployed",
+      () => ({ cli: new FakePulumi().set("runner-fleet:github.owner", "acme") }),
+      /stack dev is not deployed yet \(it has no webhookUrl output\)[\s\S]*fix: run `pulumi up` first/,
+    ],
+    [
+      "secrets cannot be decrypted",
+      () => ({
+        cli: deployedStack("acme"),
+        standIn: {
+          failOn: (a) => (a.includes("--show-secrets") ? "error: incorrect passphrase" : undefined),
+        },
+      }),
+      /cannot decrypt stack dev's secrets: error: incorrect passphrase[\s\S]*PULUMI_CONFIG_PASSPHRASE/,
+    ],
+    [
+      "secrets cannot be stored",
+      () => ({
+        cli: deployedStack("acme"),
+        standIn: {
+          failOn: (a) =>
+            a[2] === SECRETS_PROBE_KEY && a[1] === "set"
+              ? "error: open Pulumi.dev.yaml: permission denied"
+              : undefined,
+        },
+      }),
+      /cannot store a secret in stack dev's config: .*permission denied[\s\S]*Pulumi\.dev\.yaml\) must be writable/,
+    ],
+    [
+      "GitHub unreachable",
+      () => ({ cli: deployedStack("acme"), extra: { apiUrl: "http://127.0.0.1:9" } }),
+      /cannot reach GitHub at http:\/\/127\.0\.0\.1:9\/meta[\s\S]*fix: check the GitHub URL/,
+    ],
+    [
+      "not GitHub's API",
+      () => ({ cli: deployedStack("acme"), extra: { apiUrl: `${fake.url}/not-the-api` } }),
+      /answered HTTP 404, not as GitHub's API does/,
+    ],
+  ];
+  it.each(cases)("fails before any page when %s, with the fix", async (_, setup, message) => {
+    const { cli, standIn, extra } = setup();
+    let served = false;
+    await expect(
+      createApp(options(extra), {
+        pulumi: pulumiCli({
+          run: setupStandIn(cli, standIn),
+          stack: standIn?.stack === null ? undefined : "dev",
+        }),
+        log: () => {},
+        onReady: () => {
+          served = true;
+        },
+      }),
+    ).rejects.toThrow(message);
+    expect(served).toBe(false);
+    // At most the reachability check read /meta: no App was created, no page was posted.
+    expect(fake.faults.callsTo("github").filter((c) => !/(^meta\/get|\/meta)$/.test(c.operation))).toEqual(
+      [],
+    );
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("without the Pulumi CLI: fails before any page or GitHub call", async () => {
+    let served = false;
+    await expect(
+      createApp(options({ owner: "acme" }), {
+        pulumi: pulumiCli({ bin: join(dir, "no-such-pulumi") }),
+        log: () => {},
+        onReady: () => {
+          served = true;
+        },
+      }),
+    ).rejects.toThrow(
+      /the Pulumi CLI is not on PATH\n {2}fix: install it \(https:\/\/www\.pulumi\.com\/docs\/install\/\)/,
+    );
+    expect(served).toBe(false);
+    expect(fake.faults.callsTo("github")).toEqual([]);
+  });
+});
+
+describe("create against GHES", () => {
+  it("refuses GHES older than 3.10 (its version header), before any page", async () => {
+    const fake = await startGitHubFake({ flavour: "ghes" });
+    try {
+      fake.state.enterpriseVersion = "3.9.4";
+      let served = false;
+      await expect(
+        createApp(
+          { githubUrl: new URL(fake.url).origin, apiUrl: fake.url },
+          {
+            pulumi: pulumiCli({ run: setupStandIn(deployedStack("acme")), stack: "dev" }),
+            log: () => {},
+            onReady: () => {
+              served = true;
+            },
+          },
+        ),
+      ).rejects.toThrow(
+        /GitHub Enterprise Server 3\.9\.4 is older than 3\.10[\s\S]*fix: upgrade GHES to 3\.10/,
+      );
+      expect(served).toBe(false);
+    } finally {
+      await fake.close();
+    }
+  });
+});
+
+describe("set-webhook (GitHub fake)", () => {
+  let fake: GitHubFake;
+  beforeAll(async () => {
+    fake = await startGitHubFake();
+  });
+  afterAll(() => fake?.close());
+  afterEach(() => {
+    expect(fake.violations()).toEqual([]);
+  });
+
+  it("PATCHes the App's hook to the stack output with the stack's own secret, and verifies", async () => {
+    const cli = new FakePulumi({
+      webhookUrl: "https://hook.example.com/webhook",
+      webhookSecret: STACK_SECRET,
+    })
       .set("runner-fleet:github.appId", String(fake.appId))
       .set("runner-fleet:github.authMode", "app")
-      .set("runner-fleet:githubAppPrivateKey", fake.privateKey, true)
-      .set("runner-fleet:webhookSecret", secret, true);
+      .set("runner-fleet:githubAppPrivateKey", fake.privateKey, true);
     const logs: string[] = [];
     fake.faults.clearCalls();
     const got = await setWebhook(
       { apiUrl: fake.url },
-      { pulumi: pulumiCli({ run: cli.run }), log: (l) => logs.push(l) },
+      { pulumi: pulumiCli({ run: setupStandIn(cli) }), log: (l) => logs.push(l) },
     );
     expect(fake.state.hookConfig).toEqual({
       url: "https://hook.example.com/webhook",
       content_type: "json",
       insecure_ssl: "0",
-      secret,
+      secret: STACK_SECRET,
     });
     expect(got.secret).toBe("********");
     expect(fake.faults.callsTo("github").map((c) => `${c.operation} ${c.status}`)).toEqual([
       "apps/update-webhook-config-for-app 200",
       "apps/get-webhook-config-for-app 200",
     ]);
-    expect(logs.join("\n")).not.toContain(secret);
+    expect(logs.join("\n")).not.toContain(STACK_SECRET);
   });
 
-  it("set-webhook: refuses before a deploy, in token mode, and without the App's key", async () => {
+  it("falls back to the webhookSecret config; refuses before a deploy, in token mode, and without the App's key", async () => {
     const log = () => {};
+    const configured = new FakePulumi({ webhookUrl: "https://h/webhook" })
+      .set("runner-fleet:github.appId", String(fake.appId))
+      .set("runner-fleet:githubAppPrivateKey", fake.privateKey, true)
+      .set("runner-fleet:webhookSecret", "from-config", true);
+    await setWebhook({ apiUrl: fake.url }, { pulumi: pulumiCli({ run: setupStandIn(configured) }), log });
+    expect(fake.state.hookConfig.secret).toBe("from-config");
+
     const notDeployed = new FakePulumi();
     await expect(
       setWebhook({ apiUrl: fake.url }, { pulumi: pulumiCli({ run: notDeployed.run }), log }),

@@ -3,7 +3,7 @@
  * webhook deliveries, tokens, rate-limit windows), with the helpers tests use to seed and steer it.
  */
 import { createHash, randomBytes, randomUUID } from "node:crypto";
-import type { GitHubFlavour, Violation } from "./github-openapi";
+import { GHES_SPEC_VERSION, type GitHubFlavour, type Violation } from "./github-openapi";
 import { Clock } from "./http";
 
 export type Permission = "read" | "write";
@@ -178,6 +178,10 @@ export class GitHubState {
   readonly manifestCodes = new Map<string, ManifestCode>();
   /** The App's webhook config (`/app/hook/config`); `secret` is write-only on the API, as on GitHub. */
   readonly hookConfig: HookConfig = { url: "", content_type: "json", insecure_ssl: "0" };
+  /** Whether the App's webhook is active: set by the manifest (`hook_attributes.active`), not by the API. */
+  hookActive = true;
+  /** GHES only: the version its `X-GitHub-Enterprise-Version` header and `GET /meta` report. */
+  enterpriseVersion = `${GHES_SPEC_VERSION}.0`;
 
   /** @internal */ readonly tokens = new Map<string, TokenRecord>();
   /** @internal */ readonly rateWindows = new Map<string, RateWindow>();

@@ -23,7 +23,7 @@ import {
 } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { type FaultError, Faults, refill } from "./faults";
-import { GHES_SPEC_VERSION, type GitHubFlavour, loadGitHubOpenApi, type Violation } from "./github-openapi";
+import { type GitHubFlavour, loadGitHubOpenApi, type Violation } from "./github-openapi";
 import {
   DEFAULT_PERMISSIONS,
   type Delivery,
@@ -38,6 +38,7 @@ import {
   scopeKey,
   type TokenRecord,
 } from "./github-state";
+import { serveGitHubWeb } from "./github-web";
 import { Clock, listen, readBody } from "./http";
 
 export type { GitHubFlavour, Violation } from "./github-openapi";
@@ -109,7 +110,7 @@ const APP_OPERATIONS = new Set([
 ]);
 
 /** Operations GitHub serves without authentication (the manifest code is the credential). */
-const ANONYMOUS_OPERATIONS = new Set(["apps/create-from-manifest"]);
+const ANONYMOUS_OPERATIONS = new Set(["apps/create-from-manifest", "meta/get"]);
 
 function decodeJwtPart(part: string): Record<string, unknown> | undefined {
   try {
@@ -710,6 +711,7 @@ HANDLERS["apps/create-from-manifest"] = (ctx) => {
     default_events?: string[];
   };
   const webhookSecret = randomBytes(20).toString("hex");
+  ctx.state.hookActive = manifest.hook_attributes?.active ?? true;
   Object.assign(ctx.state.hookConfig, {
     url: manifest.hook_attributes?.url ?? "",
     content_type: "json",
@@ -732,6 +734,15 @@ HANDLERS["apps/create-from-manifest"] = (ctx) => {
     },
   };
 };
+
+// What the setup's reachability check reads: GHES names its version.
+HANDLERS["meta/get"] = (ctx) => ({
+  status: 200,
+  body: {
+    verifiable_password_authentication: false,
+    ...(ctx.state.flavour === "ghes" ? { installed_version: ctx.state.enterpriseVersion } : {}),
+  },
+});
 
 HANDLERS["apps/get-webhook-config-for-app"] = (ctx) => ({ status: 200, body: hookConfigBody(ctx.state) });
 
@@ -922,9 +933,11 @@ export async function startGitHubFake(options: GitHubFakeOptions = {}): Promise<
       date: new Date(state.now()).toUTCString(),
       "x-github-request-id": randomBytes(8).toString("hex").toUpperCase(),
       "x-github-api-version-selected": "2022-11-28",
-      ...(flavour === "ghes" ? { "x-github-enterprise-version": `${GHES_SPEC_VERSION}.0` } : {}),
+      ...(flavour === "ghes" ? { "x-github-enterprise-version": state.enterpriseVersion } : {}),
     };
     const raw = await readBody(req);
+    // The manifest flow's web pages (the browser posts the form there), beside the API.
+    if (serveGitHubWeb(req, res, requestUrl, raw, { state, faults })) return;
     const path = requestUrl.pathname.startsWith(`${prefix}/`)
       ? requestUrl.pathname.slice(prefix.length)
       : undefined;
