@@ -25,7 +25,7 @@ export interface LambdaFunctionArgs {
   reservedConcurrency?: number;
 }
 
-/** What a component gets to deploy one of the Lambdas (src/functions.ts prepares it). */
+/** What a component gets to deploy one of the Lambdas (src/packaging/functions.ts prepares it). */
 export type LambdaDeployment = Pick<LambdaFunctionArgs, "bundleDir" | "environment" | "statements">;
 
 export class LambdaFunction extends pulumi.ComponentResource {
