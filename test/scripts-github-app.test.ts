@@ -6,7 +6,7 @@
  * Pulumi CLI is a recording stand-in (the real spawn for the missing-CLI case).
  */
 import { execSync } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -227,6 +227,49 @@ describe.each<GitHubFlavour>(["dotcom", "ghes"])("with the GitHub fake (%s)", (f
     expect(created.appId).toBe(fake.appId);
     await expect.poll(() => statuses).toEqual([400, 200]);
     expect(cli.config.get("runner-fleet:github.scope")?.value).toBe("repo");
+  });
+
+  it("create: a user account's App goes through GitHub's user page", async () => {
+    const cli = deployedStack("octocat");
+    let action = "";
+    const created = await createApp(options({ user: true, scope: "repo", replace: true }), {
+      pulumi: pulumiFor(cli.set("runner-fleet:github.appId", "1")),
+      log: () => {},
+      onReady: (url) => void browse(url).then((seen) => (action = seen.action)),
+    });
+    expect(created.appId).toBe(fake.appId);
+    await expect.poll(() => action && new URL(action).pathname).toBe("/settings/apps/new");
+    expect(cli.config.get("runner-fleet:github.owner")?.value).toBe("octocat");
+    expect(cli.config.get("runner-fleet:github.appId")?.value).toBe(String(fake.appId));
+  });
+});
+
+describe("the Pulumi CLI wrapper, spawning a stand-in executable", () => {
+  it("passes secrets on stdin only, `--stack` on every call, and reads a missing output as undefined", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "setup-cli-"));
+    try {
+      const bin = join(dir, "pulumi");
+      // Records argv and stdin; `stack output` answers as the real CLI does for an unknown output.
+      await writeFile(
+        bin,
+        `#!/bin/sh\nprintf '%s\\n' "$*" >> "${dir}/argv"\ncat >> "${dir}/stdin"\n` +
+          `case "$1 $2" in "stack output") echo "error: current stack does not have output property '$3'" >&2; exit 255;; esac\n`,
+        { mode: 0o755 },
+      );
+      const pulumi = pulumiCli({ bin, stack: "dev" });
+      await pulumi.configSet("runner-fleet:githubAppPrivateKey", "-----BEGIN KEY-----\nsecret\n", {
+        secret: true,
+      });
+      expect(await pulumi.stackOutput("webhookSecret", { showSecrets: true })).toBeUndefined();
+      expect((await readFile(join(dir, "argv"), "utf8")).split("\n")).toEqual([
+        "config set runner-fleet:githubAppPrivateKey --secret --stack dev",
+        "stack output webhookSecret --show-secrets --stack dev",
+        "",
+      ]);
+      expect(await readFile(join(dir, "stdin"), "utf8")).toBe("-----BEGIN KEY-----\nsecret\n");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

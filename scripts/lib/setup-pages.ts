@@ -23,7 +23,7 @@ h2 { font-size: 1.2rem; margin: 2rem 0 .75rem; padding-bottom: .3rem; border-bot
 code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .9em; }
 code { background: var(--panel); padding: .1em .35em; border-radius: 4px; overflow-wrap: anywhere; }
 pre { background: var(--panel); border: 1px solid var(--line); border-radius: 6px; padding: .75rem 1rem;
-  overflow-x: auto; white-space: pre-wrap; word-break: break-all; }
+  overflow-x: auto; white-space: pre-wrap; overflow-wrap: anywhere; }
 .steps { list-style: none; padding: 0; margin: 0 0 1.5rem; display: grid; gap: .5rem; }
 .steps li { display: flex; gap: .75rem; align-items: baseline; padding: .6rem .8rem;
   border: 1px solid var(--line); border-radius: 6px; }
@@ -55,7 +55,7 @@ const STYLE_HASH = `sha256-${createHash("sha256").update(CSS).digest("base64")}`
 export const PAGE_HEADERS = {
   "content-type": "text/html; charset=utf-8",
   "cache-control": "no-store",
-  "content-security-policy": `default-src 'none'; style-src '${STYLE_HASH}'; base-uri 'none'; frame-ancestors 'none'`,
+  "content-security-policy": `default-src 'none'; style-src '${STYLE_HASH}'; img-src data:; base-uri 'none'; frame-ancestors 'none'`,
   "x-content-type-options": "nosniff",
 };
 
@@ -70,6 +70,7 @@ function layout(title: string, eyebrow: string, body: string): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${html(title)} · runner-fleet</title>
+<link rel="icon" href="data:,">
 <style>${CSS}</style>
 </head>
 <body>
@@ -132,7 +133,7 @@ export function setupPage(view: SetupPageView): string {
 <dl>
 <dt>Name</dt><dd>${html(manifest.name)} <span>(you can change it on GitHub's page)</span></dd>
 <dt>Owner</dt><dd>${html(account)} on ${html(view.githubUrl)}</dd>
-<dt>Webhook</dt><dd><code>${html(manifest.hook_attributes.url)}</code>, active: the stack deployed this URL</dd>
+<dt>Webhook</dt><dd><code>${html(manifest.hook_attributes.url)}</code> (the deployed stack's), active from the start</dd>
 <dt>Events</dt><dd>${events}</dd>
 <dt>Visibility</dt><dd>Private: only ${html(view.owner)} can install it</dd>
 </dl>
@@ -201,7 +202,7 @@ function webhookLine(view: ResultView): string {
 
 export function resultPage(view: ResultView): string {
   const install = `<p><a class="button" href="${html(view.installUrl)}">Install ${html(view.appName)} on ${html(view.owner)}</a></p>`;
-  const created = `<p><span class="ok">Created</span> <a href="${html(view.appUrl)}">${html(view.appName)}</a> (App id ${html(view.appId)}).</p>`;
+  const created = `<p><span class="ok">Created</span> ${html(view.appName)} (App id ${html(view.appId)}), its settings at <code>${html(view.appUrl)}</code>.</p>`;
   if (view.failure) {
     const where = view.failure.file
       ? `<p>Nothing is lost: the App's id, private key and webhook secret are in <code>${html(view.failure.file)}</code>, readable only by you. Finish with these commands (the terminal shows them too), which delete the file at the end:</p>
@@ -214,7 +215,7 @@ export function resultPage(view: ResultView): string {
 ${created}
 <p class="bad">Storing in stack ${html(view.stack)} failed: ${html(view.failure.error)}</p>
 ${where}
-<section aria-labelledby="install"><h2 id="install">Then install the App</h2>${install}</section>`,
+<section aria-labelledby="install"><h2 id="install">Then install the App, and run <code>pulumi up</code></h2>${install}</section>`,
     );
   }
   return layout(

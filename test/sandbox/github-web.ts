@@ -70,7 +70,7 @@ export function manifestProblems(manifest: unknown): string[] {
 }
 
 function page(res: ServerResponse, status: number, title: string, body: string): void {
-  const text = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${htmlText(title)} · GitHub (fake)</title></head><body><main><h1>${htmlText(title)}</h1>${body}</main></body></html>\n`;
+  const text = `<!doctype html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,"><title>${htmlText(title)} · GitHub (fake)</title></head><body><main><h1>${htmlText(title)}</h1>${body}</main></body></html>\n`;
   res.writeHead(status, {
     "content-type": "text/html; charset=utf-8",
     "content-length": String(Buffer.byteLength(text)),
