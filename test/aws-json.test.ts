@@ -1,8 +1,9 @@
 /**
  * The JSON-protocol client (lambda/adapters/aws-json.ts) against the sandbox: the request the SDK
- * would send (target, JSON body, a SigV4 signature AWS accepts), the SDK's error names, and retries
- * exactly where the SDK's standard mode retries.
+ * would send (target, JSON body, a SigV4 signature AWS accepts, a user agent), the SDK's error names
+ * (SQS's query codes included), and retries exactly where the SDK's standard mode retries.
  */
+import type { IncomingHttpHeaders } from "node:http";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { AwsServiceError, isServiceError } from "../lambda/adapters/aws-json";
 import { dynamodb, isConditionalCheckFailed } from "../lambda/adapters/dynamodb";
@@ -11,10 +12,12 @@ import { createJob, getJob, transitionJob } from "../lambda/adapters/jobs-table"
 import { enqueueLaunches, sqs } from "../lambda/adapters/launch-queue";
 import { ssm } from "../lambda/adapters/ssm";
 import { forgetSecrets, readSecret } from "../lambda/adapters/ssm-secrets";
+import { version } from "../package.json";
 import { type SigV4Proxy, startSigV4Proxy } from "./bootstrap/sigv4-proxy";
 import { jobRecord } from "./lifecycle-support";
 import { type Sandbox, startSandbox } from "./sandbox";
 import { listen, type RequestHandler } from "./sandbox/http";
+import { sqsModelErrors } from "./sandbox/sqs";
 
 let sandbox: Sandbox;
 let restoreEnv: () => void;
@@ -204,18 +207,123 @@ describe("error answers from something other than the service's JSON body", () =
 });
 
 /** Runs `body` with SSM calls going to a bare loopback server that answers with `handler`. */
-async function withRawSsmEndpoint(handler: RequestHandler, body: () => Promise<void>): Promise<void> {
+const withRawSsmEndpoint = (handler: RequestHandler, body: (url: string) => Promise<void>) =>
+  withRawEndpoint("SSM", handler, body);
+
+/** Runs `body` with `service`'s calls going to a bare loopback server that answers with `handler`. */
+async function withRawEndpoint(
+  service: "SSM" | "SQS",
+  handler: RequestHandler,
+  body: (url: string) => Promise<void>,
+): Promise<void> {
   const server = await listen(handler);
-  const restore = sandbox.useEnv({ AWS_ENDPOINT_URL_SSM: server.url });
+  const restore = sandbox.useEnv({ [`AWS_ENDPOINT_URL_${service}`]: server.url });
   try {
-    await body();
+    await body(server.url);
   } finally {
     restore();
     await server.close();
   }
 }
 
+describe("SQS errors", () => {
+  interface Answer {
+    status: number;
+    queryError?: string;
+    body: Record<string, unknown>;
+  }
+  /** What a caller may look at: the SDK's error and ours must agree on all of it. */
+  const shapeOf = (error: unknown) => {
+    const e = error as AwsServiceError;
+    return { name: e.name, fault: e.$fault, status: e.$metadata?.httpStatusCode, Code: e.Code, Type: e.Type };
+  };
+
+  it("are named as the SDK names them: the code in x-amzn-query-error, the model's name for it", async () => {
+    const { SQSClient, SendMessageBatchCommand } = await import("@aws-sdk/client-sqs");
+    const answers: Answer[] = (await sqsModelErrors()).map(({ name, code, status }) => ({
+      status,
+      queryError: `${code};Sender`,
+      body: { __type: `com.amazonaws.sqs#${name}`, message: `${name} happened` },
+    }));
+    answers.push(
+      // Not in the model: the SDK names it by the header's code, not by __type.
+      {
+        status: 400,
+        queryError: "AccessDenied;Sender",
+        body: { __type: "com.amazon.coral.service#AccessDeniedException", message: "denied" },
+      },
+      {
+        status: 500,
+        queryError: "InternalError;Receiver",
+        body: { __type: "com.amazonaws.sqs#InternalError" },
+      },
+      // A query code with no header (as some emulators answer), and a header with no __type.
+      { status: 400, body: { __type: "AWS.SimpleQueueService.NonExistentQueue", message: "no queue" } },
+      { status: 400, queryError: "KMS.ThrottlingException;Sender", body: { message: "slow down" } },
+    );
+    let answer = answers[0]!;
+    await withRawEndpoint(
+      "SQS",
+      (req, res) => {
+        req.resume();
+        const headers = answer.queryError ? { "x-amzn-query-error": answer.queryError } : {};
+        res.writeHead(answer.status, { "content-type": "application/x-amz-json-1.0", ...headers });
+        res.end(JSON.stringify(answer.body));
+      },
+      async (url) => {
+        const client = new SQSClient({ region: sandbox.env.AWS_REGION!, endpoint: url, maxAttempts: 1 });
+        const batch = { QueueUrl: `${url}/000000000000/q`, Entries: [{ Id: "0", MessageBody: "x" }] };
+        for (answer of answers) {
+          const viaSdk = await client.send(new SendMessageBatchCommand(batch)).catch((e: unknown) => e);
+          const viaClient = await sqs("SendMessageBatch", batch).catch((e: unknown) => e);
+          expect(shapeOf(viaClient), JSON.stringify(answer)).toEqual(shapeOf(viaSdk));
+        }
+        client.destroy();
+      },
+    );
+  });
+});
+
 describe("the same request as the SDK client", () => {
+  it("names the caller in User-Agent and x-amz-user-agent, in the SDK's format and signed as it signs them", async () => {
+    const { SSMClient, GetParameterCommand } = await import("@aws-sdk/client-ssm");
+    const seen: IncomingHttpHeaders[] = [];
+    await withRawSsmEndpoint(
+      (req, res) => {
+        seen.push(req.headers);
+        req.resume();
+        res.writeHead(200, { "content-type": "application/x-amz-json-1.1" });
+        res.end(JSON.stringify({ Parameter: { Name: "/x", Value: "v" } }));
+      },
+      async (url) => {
+        const client = new SSMClient({ region: sandbox.env.AWS_REGION!, endpoint: url, maxAttempts: 1 });
+        await client.send(new GetParameterCommand({ Name: "/x" }));
+        client.destroy();
+        await ssm("GetParameter", { Name: "/x" });
+      },
+    );
+    const [viaSdk, viaClient] = seen.map((headers) => ({
+      agent: String(headers["user-agent"]).split(" "),
+      amzAgent: headers["x-amz-user-agent"],
+      signed: String(headers.authorization)
+        .match(/SignedHeaders=([^,]+)/)?.[1]
+        ?.split(";"),
+    }));
+    expect(viaClient?.agent[0]).toBe(`runner-fleet/${version}`);
+    expect(viaClient?.amzAgent).toBe(`runner-fleet/${version}`);
+    expect(viaClient?.agent).toContain("lib/aws-json");
+    expect(viaClient?.agent).toContain("api/ssm");
+    // The runtime's part reads as the SDK's: ua/2.1, os, lang, md/nodejs.
+    const runtime = (agent: string[] = []) => agent.filter((part) => /^(ua|os|lang|md)\//.test(part));
+    expect(runtime(viaClient?.agent)).toEqual(runtime(viaSdk?.agent));
+    expect(runtime(viaClient?.agent)).toHaveLength(4);
+    expect(viaSdk?.amzAgent).toMatch(/^aws-sdk-js\//);
+    for (const request of [viaSdk, viaClient]) {
+      expect(request?.signed).toContain("x-amz-user-agent");
+      expect(request?.signed).not.toContain("user-agent");
+    }
+  });
+
   it("sends the body the SDK's own clients send for the same input, to the same operation", async () => {
     const { DynamoDBClient, UpdateItemCommand } = await import("@aws-sdk/client-dynamodb");
     const { SQSClient, SendMessageBatchCommand, CreateQueueCommand } = await import("@aws-sdk/client-sqs");

@@ -51,7 +51,7 @@ import {
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { JOBS_TABLE } from "../lambda/shared/tables";
 import { EC2_THROTTLE, type Sandbox, startSandbox } from "./sandbox";
-import { md5OfMessageAttributes } from "./sandbox/sqs";
+import { md5OfMessageAttributes, sqsModelErrors } from "./sandbox/sqs";
 
 let sandbox: Sandbox;
 let dynamo: DynamoDBClient;
@@ -66,7 +66,7 @@ function config(endpoint: string) {
 
 async function errorOf(
   promise: Promise<unknown>,
-): Promise<Error & { $metadata?: { httpStatusCode?: number } }> {
+): Promise<Error & { $metadata?: { httpStatusCode?: number }; Code?: string }> {
   try {
     await promise;
   } catch (error) {
@@ -509,7 +509,28 @@ describe("SQS", () => {
     await sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: "2" }));
     const throttled = await errorOf(sqs.send(new SendMessageCommand({ QueueUrl: url, MessageBody: "3" })));
     expect(throttled.name).toBe("RequestThrottled");
-    expect(sandbox.callsTo("sqs", "SendMessage").map((c) => c.status)).toEqual([200, 200, 400]);
+    expect(sandbox.callsTo("sqs", "SendMessage").map((c) => c.status)).toEqual([200, 200, 403]);
+    // The SDK takes Code and Type from the x-amzn-query-error header, which real SQS sends.
+    expect(missing).toMatchObject({ Code: "AWS.SimpleQueueService.NonExistentQueue", Type: "Sender" });
+    expect(throttled).toMatchObject({ Code: "RequestThrottled", Type: "Sender" });
+  });
+
+  it("answers every error SQS's model declares with its query code and status, as real SQS does", async () => {
+    const { url } = sandbox.createQueue("errors");
+    const modelled = await sqsModelErrors();
+    expect(modelled.length).toBeGreaterThan(20);
+    for (const { name, code, status } of modelled) {
+      sandbox.faults.fail("sqs", "GetQueueAttributes", { code: name }, { times: 1 });
+      const error = await errorOf(sqs.send(new GetQueueAttributesCommand({ QueueUrl: url })));
+      expect({ name: error.name, code: error.Code, status: error.$metadata?.httpStatusCode }).toEqual({
+        name,
+        code,
+        status,
+      });
+    }
+    sandbox.faults.fail("sqs", "GetQueueAttributes", { code: "InternalError" }, { times: 1 });
+    const internal = await errorOf(sqs.send(new GetQueueAttributesCommand({ QueueUrl: url })));
+    expect(internal).toMatchObject({ name: "InternalError", Code: "InternalError", Type: "Receiver" });
   });
 
   it("builds SQS events from real receives and settles them like the event source mapping", async () => {

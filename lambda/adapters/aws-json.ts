@@ -2,7 +2,8 @@
  * AWS's JSON protocol (awsJson1_0 / awsJson1_1), spoken directly: how the Lambdas call DynamoDB, SQS
  * and SSM. Each call is one POST of the operation's input as JSON with an `X-Amz-Target` header, the
  * request the SDK client would send, signed with the SDK's own SigV4 signer and credential chain,
- * and retried by the SDK's own standard retry strategy and error classification.
+ * and retried by the SDK's own standard retry strategy and error classification. Errors get the
+ * SDK's names (SQS: from the query code in `x-amzn-query-error`); the User-Agent names runner-fleet.
  *
  * Why not the SDK clients: the webhook must answer its first delivery within its cold-start budget
  * (README "Performance"), and a client's runtime (schemas, middleware stack, endpoint rule set) costs
@@ -17,8 +18,9 @@
  * synchronized), response CRC32 checks (TLS covers integrity).
  */
 import { createHash, createHmac } from "node:crypto";
-import { request as httpRequest } from "node:http";
+import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { request as httpsRequest } from "node:https";
+import { platform, release } from "node:os";
 import { defaultProvider } from "@aws-sdk/credential-provider-node";
 import {
   isServerError,
@@ -28,6 +30,7 @@ import {
 } from "@smithy/core/retry";
 import { SignatureV4 } from "@smithy/signature-v4";
 import type { AwsCredentialIdentityProvider, RetryErrorType } from "@smithy/types";
+import { version } from "../../package.json";
 import { settings } from "../shared/settings";
 
 /** One JSON-protocol service: how it is signed, addressed and targeted. */
@@ -37,7 +40,10 @@ export interface JsonServiceSpec {
   /** X-Amz-Target prefix, e.g. "DynamoDB_20120810". */
   targetPrefix: string;
   jsonVersion: "1.0" | "1.1";
-  /** Extra headers the SDK sends for this service (SQS: its query-compatible error codes). */
+  /**
+   * Extra headers the SDK sends for this service. SQS's `x-amzn-query-mode: true` marks it
+   * awsQueryCompatible, as the SDK marks it: its errors are then named as the SDK names them.
+   */
   headers?: Record<string, string>;
 }
 
@@ -72,6 +78,35 @@ export class AwsServiceError extends Error {
 export function isServiceError(error: unknown, code: string): boolean {
   return error instanceof Error && error.name === code;
 }
+
+/**
+ * The awsQueryCompatible services' modelled errors whose query code is not their name: code → the
+ * error's name, as the SDK finds it (the error shape whose awsQueryError trait has that code). From
+ * @aws-sdk/client-sqs's model; test/aws-json.test.ts checks every SQS error against the SDK, and the
+ * sandbox's SQS fake answers with these codes.
+ */
+export const QUERY_ERROR_NAMES: Record<string, Record<string, string>> = {
+  sqs: {
+    "AWS.SimpleQueueService.BatchEntryIdsNotDistinct": "BatchEntryIdsNotDistinct",
+    "AWS.SimpleQueueService.BatchRequestTooLong": "BatchRequestTooLong",
+    "AWS.SimpleQueueService.EmptyBatchRequest": "EmptyBatchRequest",
+    "AWS.SimpleQueueService.InvalidBatchEntryId": "InvalidBatchEntryId",
+    "AWS.SimpleQueueService.MessageNotInflight": "MessageNotInflight",
+    "AWS.SimpleQueueService.NonExistentQueue": "QueueDoesNotExist",
+    "AWS.SimpleQueueService.PurgeQueueInProgress": "PurgeQueueInProgress",
+    "AWS.SimpleQueueService.QueueDeletedRecently": "QueueDeletedRecently",
+    "AWS.SimpleQueueService.TooManyEntriesInBatchRequest": "TooManyEntriesInBatchRequest",
+    "AWS.SimpleQueueService.UnsupportedOperation": "UnsupportedOperation",
+    "KMS.AccessDeniedException": "KmsAccessDenied",
+    "KMS.DisabledException": "KmsDisabled",
+    "KMS.InvalidKeyUsageException": "KmsInvalidKeyUsage",
+    "KMS.InvalidStateException": "KmsInvalidState",
+    "KMS.NotFoundException": "KmsNotFound",
+    "KMS.OptInRequired": "KmsOptInRequired",
+    "KMS.ThrottlingException": "KmsThrottled",
+    QueueAlreadyExists: "QueueNameExists",
+  },
+};
 
 /** The SDK's standard mode: 3 attempts, jittered backoff, a shared retry quota per process. */
 const retryStrategy = new StandardRetryStrategy(3);
@@ -149,31 +184,70 @@ async function callOnce(spec: JsonServiceSpec, operation: string, body: string):
       "content-type": `application/x-amz-json-${spec.jsonVersion}`,
       "x-amz-target": `${spec.targetPrefix}.${operation}`,
       "content-length": String(Buffer.byteLength(body)),
+      ...userAgentHeaders(spec.signingName),
       ...spec.headers,
     },
     body,
   });
-  const { status, text, requestId, errorType } = await post(
-    url,
-    signed.headers,
-    body,
-    `${spec.targetPrefix}.${operation}`,
-  );
+  const answer = await post(url, signed.headers, body, `${spec.targetPrefix}.${operation}`);
   let parsed: Record<string, unknown> = {};
   try {
-    parsed = text ? JSON.parse(text) : {};
+    const json: unknown = answer.text ? JSON.parse(answer.text) : {};
+    if (json && typeof json === "object") parsed = json as Record<string, unknown>;
   } catch {
     // Not JSON: an error page from something in between; the status still tells what happened.
   }
-  if (status >= 200 && status < 300) return parsed;
-  const { __type, code: bodyCode, message, Message, ...members } = parsed;
-  // Where the SDK's JSON-RPC protocols look, in their order: the body's `__type`, its `code`, the
-  // X-Amzn-ErrorType header; "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException" or
-  // "ThrottlingException:http://…" → the name alone.
-  const raw = [__type, bodyCode, errorType].find((v): v is string => typeof v === "string" && v !== "");
-  const code = raw ? raw.split(",")[0]!.split(":")[0]!.split("#").pop()! : `HTTP${status}`;
+  if (answer.status >= 200 && answer.status < 300) return parsed;
+  throw serviceError(spec, operation, answer.status, answer.headers, parsed);
+}
+
+/** An error answer as the SDK's error (@aws-sdk/core's AwsJsonRpcProtocol.handleError, sans schemas). */
+function serviceError(
+  spec: JsonServiceSpec,
+  operation: string,
+  status: number,
+  headers: IncomingHttpHeaders,
+  parsed: Record<string, unknown>,
+): AwsServiceError {
+  const { __type, message, Message, ...members } = parsed;
+  const queryNames =
+    spec.headers?.["x-amzn-query-mode"] === "true" ? QUERY_ERROR_NAMES[spec.signingName] : undefined;
+  // An awsQueryCompatible service names the query code and fault in `x-amzn-query-error:
+  // Code;Sender`; the SDK sets them on the body as Code and Type, before looking for a code.
+  const queryError = queryNames && headerValue(headers, "x-amzn-query-error");
+  if (queryError) [members.Code, members.Type] = queryError.split(";");
+  const codeKey = Object.keys(members).find((key) => key.toLowerCase() === "code");
+  const bodyCode = codeKey && members[codeKey];
+  const errorType = headerValue(headers, "x-amzn-errortype");
+  // Where the SDK looks, in its order: the body's `__type`, its `code` (any case), X-Amzn-ErrorType;
+  // query-compatible: the code first. "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"
+  // or "ThrottlingException:http://…" → the name alone.
+  const places = queryNames ? [bodyCode, errorType, __type] : [__type, bodyCode, errorType];
+  const raw = places.find((v): v is string => typeof v === "string" && v !== "");
+  const code = raw === undefined ? undefined : raw.split(",")[0]!.split(":")[0]!.split("#").pop();
+  const name = code ? (queryNames?.[code] ?? code) : `HTTP${status}`;
+  delete members.code;
   const errorMessage = (message ?? Message ?? `${operation} answered HTTP ${status}`) as string;
-  throw new AwsServiceError(code, errorMessage, status, { ...members, requestId });
+  return new AwsServiceError(name, errorMessage, status, {
+    ...members,
+    requestId: headerValue(headers, "x-amzn-requestid"),
+  });
+}
+
+const headerValue = (headers: IncomingHttpHeaders, name: string) =>
+  typeof headers[name] === "string" ? (headers[name] as string) : undefined;
+
+/**
+ * Who calls, in the SDK's user-agent format (ua/2.1): runner-fleet's own client, not the SDK, so that
+ * AWS's logs and CloudTrail tell the two apart. Like the SDK, x-amz-user-agent carries the first part.
+ */
+function userAgentHeaders(service: string): Record<string, string> {
+  const client = `runner-fleet/${version}`;
+  const os = `${platform()}#${release()}`.replace(/[^!$%&'*+\-.^_`|~\w#]/g, "-");
+  return {
+    "user-agent": `${client} ua/2.1 os/${os} lang/js md/nodejs#${process.versions.node} api/${service} lib/aws-json`,
+    "x-amz-user-agent": client,
+  };
 }
 
 function post(
@@ -181,7 +255,7 @@ function post(
   headers: Record<string, string>,
   body: string,
   target: string,
-): Promise<{ status: number; text: string; requestId?: string; errorType?: string }> {
+): Promise<{ status: number; text: string; headers: IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const send = url.protocol === "http:" ? httpRequest : httpsRequest;
     // Node's global agents keep connections alive, so a warm Lambda reuses its TLS session.
@@ -192,8 +266,7 @@ function post(
         resolve({
           status: res.statusCode ?? 0,
           text: Buffer.concat(chunks).toString("utf8"),
-          requestId: res.headers["x-amzn-requestid"] as string | undefined,
-          errorType: res.headers["x-amzn-errortype"] as string | undefined,
+          headers: res.headers,
         }),
       );
       res.on("error", reject);

@@ -6,6 +6,7 @@
  */
 import { createHash, randomUUID } from "node:crypto";
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
+import { QUERY_ERROR_NAMES } from "../../lambda/adapters/aws-json";
 import type { FaultError, Faults } from "./faults";
 import { ACCOUNT_ID, ApiError, type Clock, type LocalServer, listen } from "./http";
 import { check, jsonRpcHandler } from "./json-rpc";
@@ -62,21 +63,47 @@ const DEFAULT_ATTRIBUTES: Record<string, string> = {
   VisibilityTimeout: "30",
 };
 
-/** The awsQueryError codes SQS sends in `x-amzn-query-error` (the SDK maps either name). */
-const QUERY_CODES: Record<string, string> = {
-  QueueDoesNotExist: "AWS.SimpleQueueService.NonExistentQueue",
-  QueueNameExists: "QueueAlreadyExists",
-  MessageNotInflight: "AWS.SimpleQueueService.MessageNotInflight",
-  PurgeQueueInProgress: "AWS.SimpleQueueService.PurgeQueueInProgress",
-  TooManyEntriesInBatchRequest: "AWS.SimpleQueueService.TooManyEntriesInBatchRequest",
-  BatchEntryIdsNotDistinct: "AWS.SimpleQueueService.BatchEntryIdsNotDistinct",
-  EmptyBatchRequest: "AWS.SimpleQueueService.EmptyBatchRequest",
-  InvalidBatchEntryId: "AWS.SimpleQueueService.InvalidBatchEntryId",
-  ReceiptHandleIsInvalid: "ReceiptHandleIsInvalid",
-};
+/**
+ * The awsQueryError codes that are not the error's name (the client's table, which
+ * test/aws-json.test.ts checks against the SDK's model of SQS): name → code. SQS sends the code and
+ * fault of every JSON error in `x-amzn-query-error: Code;Sender`.
+ */
+const QUERY_CODES: Record<string, string> = Object.fromEntries(
+  Object.entries(QUERY_ERROR_NAMES.sqs!).map(([code, name]) => [name, code]),
+);
 
-const STATUS: Record<string, number> = { InternalError: 500, ServiceUnavailable: 503, KmsThrottled: 400 };
-const THROTTLE: FaultError = { code: "RequestThrottled", message: "Request is throttled.", status: 400 };
+/** Statuses other than 400: SQS's model's (httpError), and the unmodelled server errors'. */
+const STATUS: Record<string, number> = {
+  InternalError: 500,
+  ServiceUnavailable: 503,
+  InvalidAddress: 404,
+  InvalidSecurity: 403,
+  KmsOptInRequired: 403,
+  OverLimit: 403,
+  PurgeQueueInProgress: 403,
+  ReceiptHandleIsInvalid: 404,
+  RequestThrottled: 403,
+  ResourceNotFoundException: 404,
+};
+const THROTTLE: FaultError = { code: "RequestThrottled", message: "Request is throttled." };
+/** Every error SQS's model declares, with its awsQueryError code and status, from the SDK's schemas. */
+export async function sqsModelErrors(): Promise<{ name: string; code: string; status: number }[]> {
+  await import("@aws-sdk/client-sqs"); // registers its schemas
+  const { NormalizedSchema, TypeRegistry } = await import("@smithy/core/schema");
+  const errors: { name: string; code: string; status: number }[] = [];
+  TypeRegistry.for("com.amazonaws.sqs").find((schema) => {
+    const shape = NormalizedSchema.of(schema);
+    const traits = shape.getMergedTraits();
+    const name = shape.getName() ?? "";
+    const [code, status] = (traits.awsQueryError as [string, number] | undefined) ?? [name, traits.httpError];
+    if (traits.error) errors.push({ name, code, status: Number(status ?? 400) });
+    return false;
+  });
+  return errors;
+}
+
+/** An SQS error, with the status SQS gives it. */
+const sqsError = (code: string, message: string) => new ApiError(code, message, STATUS[code]);
 /** No code fails a batch entry by itself: only rules with `inline: true` do (the others fail the call). */
 const BATCH_INLINE_CODES: ReadonlySet<string> = new Set<string>();
 const MAX_BODY_BYTES = 262_144;
@@ -142,7 +169,7 @@ export async function startSqsFake({ faults, clock, region }: SqsFakeOptions) {
     const name = queueUrl.slice(queueUrl.lastIndexOf("/") + 1);
     const queue = queues.get(name);
     if (!queue || queue.url !== queueUrl) {
-      throw new ApiError("QueueDoesNotExist", "The specified queue does not exist.");
+      throw sqsError("QueueDoesNotExist", "The specified queue does not exist.");
     }
     return queue;
   };
@@ -204,7 +231,7 @@ export async function startSqsFake({ faults, clock, region }: SqsFakeOptions) {
     if (existing) {
       const differs = Object.entries(attributes).some(([k, v]) => existing.attributes[k] !== v);
       if (differs)
-        throw new ApiError(
+        throw sqsError(
           "QueueNameExists",
           `A queue already exists with the same name and a different value for attribute(s)`,
         );
@@ -380,14 +407,14 @@ export async function startSqsFake({ faults, clock, region }: SqsFakeOptions) {
   const changeVisibility = (queue: Queue, receiptHandle: unknown, seconds: unknown) => {
     const entry = typeof receiptHandle === "string" ? handles.get(receiptHandle) : undefined;
     if (!entry || entry.queue !== queue)
-      throw new ApiError(
+      throw sqsError(
         "ReceiptHandleIsInvalid",
         `The input receipt handle "${receiptHandle}" is not a valid receipt handle.`,
       );
     const message = queue.messages.get(entry.messageId);
     const now = clock.now();
     if (!message || message.handles.at(-1) !== receiptHandle || message.visibleAt <= now) {
-      throw new ApiError(
+      throw sqsError(
         "MessageNotInflight",
         "Message does not exist or is not available for visibility timeout change.",
       );
@@ -415,13 +442,13 @@ export async function startSqsFake({ faults, clock, region }: SqsFakeOptions) {
       } catch {}
       // A handle we issued for a message deleted since: SQS answers success.
       if (decoded.startsWith(`${queue.name}/`)) return;
-      throw new ApiError(
+      throw sqsError(
         "ReceiptHandleIsInvalid",
         `The input receipt handle "${receiptHandle}" is not a valid receipt handle.`,
       );
     }
     if (entry.queue !== queue)
-      throw new ApiError("ReceiptHandleIsInvalid", "The receipt handle does not belong to this queue.");
+      throw sqsError("ReceiptHandleIsInvalid", "The receipt handle does not belong to this queue.");
     const message = queue.messages.get(entry.messageId);
     if (message) forget(queue, message);
   };
@@ -437,11 +464,11 @@ export async function startSqsFake({ faults, clock, region }: SqsFakeOptions) {
   ) => {
     const entries = params.Entries ?? [];
     if (entries.length === 0)
-      throw new ApiError("EmptyBatchRequest", "There should be at least one entry in the request.");
+      throw sqsError("EmptyBatchRequest", "There should be at least one entry in the request.");
     if (entries.length > 10)
-      throw new ApiError("TooManyEntriesInBatchRequest", "Maximum number of entries per request are 10.");
+      throw sqsError("TooManyEntriesInBatchRequest", "Maximum number of entries per request are 10.");
     if (new Set(entries.map((e) => e.Id)).size !== entries.length) {
-      throw new ApiError(
+      throw sqsError(
         "BatchEntryIdsNotDistinct",
         "Two or more batch entries in the request have the same Id.",
       );
@@ -487,7 +514,7 @@ export async function startSqsFake({ faults, clock, region }: SqsFakeOptions) {
     }),
     GetQueueUrl: (p: { QueueName: string }) => {
       const queue = queues.get(p.QueueName);
-      if (!queue) throw new ApiError("QueueDoesNotExist", "The specified queue does not exist.");
+      if (!queue) throw sqsError("QueueDoesNotExist", "The specified queue does not exist.");
       return { QueueUrl: queue.url };
     },
     ListQueues: (p: { QueueNamePrefix?: string }) => ({
@@ -531,7 +558,7 @@ export async function startSqsFake({ faults, clock, region }: SqsFakeOptions) {
       const queue = queueByUrl(p.QueueUrl);
       const now = clock.now();
       if (queue.lastPurgeAt !== undefined && now - queue.lastPurgeAt < 60_000) {
-        throw new ApiError(
+        throw sqsError(
           "PurgeQueueInProgress",
           `Only one PurgeQueue operation on ${queue.name} is allowed every 60 seconds.`,
         );
@@ -558,7 +585,7 @@ export async function startSqsFake({ faults, clock, region }: SqsFakeOptions) {
       const queue = queueByUrl(p.QueueUrl);
       const total = (p.Entries ?? []).reduce((sum, e) => sum + Buffer.byteLength(e.MessageBody ?? ""), 0);
       if (total > MAX_BODY_BYTES)
-        throw new ApiError("BatchRequestTooLong", "Batch requests cannot be longer than 262144 bytes.");
+        throw sqsError("BatchRequestTooLong", "Batch requests cannot be longer than 262144 bytes.");
       return batch("SendMessageBatch", p, (e) =>
         enqueue(queue, e.MessageBody, e.DelaySeconds, e.MessageAttributes),
       );
