@@ -141,17 +141,15 @@ describe.each<GitHubFlavour>(["dotcom", "ghes"])("with the GitHub fake (%s)", (f
   it("create: checks first, then the flow stores id and key (on stdin), sets the stack's secret on the App and leaves no file", async () => {
     const cli = deployedStack(fake.org);
     const logs: string[] = [];
-    let seen: Awaited<ReturnType<typeof browse>> | undefined;
+    let browsing: ReturnType<typeof browse> | undefined;
     const created = await createApp(options(), {
       pulumi: pulumiFor(cli),
       log: (line) => logs.push(line),
       onReady: (url) => {
-        void browse(url).then((result) => {
-          seen = result;
-        });
+        browsing = browse(url);
       },
     });
-    await expect.poll(() => seen).toBeDefined();
+    const seen = await browsing;
     const state = new URL(seen!.action).searchParams.get("state");
     expect(seen!.action).toBe(`${webUrl()}/organizations/${fake.org}/settings/apps/new?state=${state}`);
     expect(seen!.manifest.hook_attributes).toEqual({ url: WEBHOOK_URL, active: true });
@@ -210,35 +208,38 @@ describe.each<GitHubFlavour>(["dotcom", "ghes"])("with the GitHub fake (%s)", (f
 
   it("create: ignores a callback with another state and a replayed code", async () => {
     const cli = deployedStack(fake.org);
-    const statuses: number[] = [];
+    let browsing: Promise<
+      [forged: Awaited<ReturnType<typeof browse>>, real: Awaited<ReturnType<typeof browse>>]
+    >;
     const created = await createApp(options({ scope: "repo" }), {
       pulumi: pulumiFor(cli),
       log: () => {},
       onReady: (url) => {
-        void (async () => {
+        browsing = (async () => {
           const forged = await browse(url, (cb) => cb.searchParams.set("state", "0".repeat(32)));
-          statuses.push(forged.response.status);
-          const real = await browse(url);
-          statuses.push(real.response.status);
-          expect(real.manifest.default_permissions).toEqual(appPermissions("repo"));
+          return [forged, await browse(url)];
         })();
       },
     });
     expect(created.appId).toBe(fake.appId);
-    await expect.poll(() => statuses).toEqual([400, 200]);
+    const [forged, real] = await browsing!;
+    expect([forged.response.status, real.response.status]).toEqual([400, 200]);
+    expect(real.manifest.default_permissions).toEqual(appPermissions("repo"));
     expect(cli.config.get("runner-fleet:github.scope")?.value).toBe("repo");
   });
 
   it("create: a user account's App goes through GitHub's user page", async () => {
     const cli = deployedStack("octocat");
-    let action = "";
+    let browsing: ReturnType<typeof browse> | undefined;
     const created = await createApp(options({ user: true, scope: "repo", replace: true }), {
       pulumi: pulumiFor(cli.set("runner-fleet:github.appId", "1")),
       log: () => {},
-      onReady: (url) => void browse(url).then((seen) => (action = seen.action)),
+      onReady: (url) => {
+        browsing = browse(url);
+      },
     });
     expect(created.appId).toBe(fake.appId);
-    await expect.poll(() => action && new URL(action).pathname).toBe("/settings/apps/new");
+    expect(new URL((await browsing!).action).pathname).toBe("/settings/apps/new");
     expect(cli.config.get("runner-fleet:github.owner")?.value).toBe("octocat");
     expect(cli.config.get("runner-fleet:github.appId")?.value).toBe(String(fake.appId));
   });
@@ -299,7 +300,7 @@ describe("create when something is wrong (GitHub fake, dotcom)", () => {
   it("a store failure after the exchange keeps the 0600 file with the key, and prints its path and the commands that finish the job", async () => {
     const cli = deployedStack(fake.org);
     const logs: string[] = [];
-    let page: Awaited<ReturnType<typeof browse>> | undefined;
+    let browsing: ReturnType<typeof browse> | undefined;
     const failOn = (args: string[]) =>
       args[1] === "set" && args[2] === "runner-fleet:githubAppPrivateKey"
         ? "error: passphrase must be set with PULUMI_CONFIG_PASSPHRASE or PULUMI_CONFIG_PASSPHRASE_FILE"
@@ -308,7 +309,9 @@ describe("create when something is wrong (GitHub fake, dotcom)", () => {
       createApp(options(), {
         pulumi: pulumiCli({ run: setupStandIn(cli, { failOn }), stack: "dev" }),
         log: (line) => logs.push(line),
-        onReady: (url) => void browse(url).then((p) => (page = p)),
+        onReady: (url) => {
+          browsing = browse(url);
+        },
       }),
     ).rejects.toThrow(/storing the App's credentials in stack dev failed; .*github-app-.*\.json keeps them/);
 
@@ -336,8 +339,9 @@ describe("create when something is wrong (GitHub fake, dotcom)", () => {
     const reader = commands[5]!.split(" | ")[0]!;
     expect(execSync(reader, { encoding: "utf8" })).toBe(fake.privateKey);
     expect(output).not.toContain(fake.privateKey.split("\n")[1]);
-    await expect.poll(() => page?.body).toContain(file);
-    expect(page!.body).toContain("storing its credentials failed");
+    const page = await browsing!;
+    expect(page.body).toContain(file);
+    expect(page.body).toContain("storing its credentials failed");
   });
 
   type Case = [

@@ -51,17 +51,15 @@ async function keepScreenshot(page: Page, name: string): Promise<void> {
   if (dir) await page.screenshot({ path: join(dir, `${name}.png`), fullPage: true });
 }
 
-/** The focused element: its text, and whether its focus is visible (an outline is drawn). */
-const focused = (page: Page) =>
-  page.evaluate(() => {
-    const el = document.activeElement as HTMLElement | null;
-    const style = el ? getComputedStyle(el) : undefined;
-    return {
-      tag: el?.tagName.toLowerCase(),
-      text: el?.textContent?.trim(),
-      outline: style ? `${style.outlineStyle} ${style.outlineWidth}` : "",
-    };
+/** The focused element: its tag, text, and whether its focus is visible (an outline is drawn). */
+async function focused(page: Page) {
+  const element = page.locator(":focus");
+  const [tag, outline] = await element.evaluate((el) => {
+    const style = el.ownerDocument.defaultView!.getComputedStyle(el);
+    return [el.tagName.toLowerCase(), `${style.outlineStyle} ${style.outlineWidth}`];
   });
+  return { tag, text: (await element.innerText()).trim(), outline };
+}
 
 describe("the setup page in chromium", () => {
   let fake: GitHubFake;
@@ -124,7 +122,7 @@ describe("the setup page in chromium", () => {
 
       await withScreenshotOnFailure(page, "setup-page", async () => {
         await page.goto(setupUrl);
-        await expect.poll(() => page.title()).toBe("Create the GitHub App · runner-fleet");
+        expect(await page.title()).toBe("Create the GitHub App · runner-fleet");
         await keepScreenshot(page, "1-setup-page");
         const text = await page.locator("main").innerText();
         expect(text).toContain(`runner-fleet-${fake.org}`);
@@ -133,7 +131,7 @@ describe("the setup page in chromium", () => {
           const row = page.getByRole("row", {
             name: new RegExp(p.title.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")),
           });
-          await expect.poll(() => row.innerText()).toContain(p.why);
+          expect(await row.innerText()).toContain(p.why);
         }
         // The form's button is the first stop, its focus drawn; Enter submits the form to GitHub.
         await page.keyboard.press("Tab");
@@ -149,7 +147,7 @@ describe("the setup page in chromium", () => {
       });
 
       await withScreenshotOnFailure(page, "github-create-page", async () => {
-        await expect.poll(() => page.locator("h1").innerText()).toBe(`Create GitHub App for ${fake.org}`);
+        expect(await page.locator("h1").innerText()).toBe(`Create GitHub App for ${fake.org}`);
         await keepScreenshot(page, "2-github-create-page");
         // GitHub's page: the name field, then "Create GitHub App"; GitHub redirects back to the setup.
         await page.keyboard.press("Tab");
@@ -160,7 +158,7 @@ describe("the setup page in chromium", () => {
       });
 
       await withScreenshotOnFailure(page, "result-page", async () => {
-        await expect.poll(() => page.locator("h1").innerText()).toBe("The App is created");
+        expect(await page.locator("h1").innerText()).toBe("The App is created");
         await keepScreenshot(page, "3-result-page");
         const install = page.getByRole("link", { name: `Install runner-fleet-${fake.org} on ${fake.org}` });
         expect(await install.getAttribute("href")).toBe(created!.installUrl);
