@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * Bundles every Lambda entry point (lambda/<name>.ts exporting `handler`) into dist/<name>/ as
+ * Bundles every Lambda entry point (lambda/<name>/index.ts exporting `handler`) into dist/<name>/ as
  * minified ESM with source maps, one folder per function (the Pulumi program zips each folder).
  * Dynamic imports become chunks in the same folder, so a handler can load heavy clients only when
  * a path needs them.
@@ -21,7 +21,7 @@ export const LAMBDAS = ["webhook", "launcher", "reconciler", "ec2-events", "jani
 /** Options for one Lambda; exported so the benchmark and tests build exactly what ships. */
 export function bundleOptions(name, outRoot = join(root, "dist")) {
   return {
-    entryPoints: { index: join(root, "lambda", `${name}.ts`) },
+    entryPoints: { index: join(root, "lambda", name, "index.ts") },
     outdir: join(outRoot, name),
     bundle: true,
     splitting: true,

@@ -8,7 +8,7 @@
 import { CreateFleetCommand, type CreateFleetCommandOutput } from "@aws-sdk/client-ec2";
 import type { SQSBatchResponse, SQSRecord } from "aws-lambda";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { ec2Client } from "../lambda/adapters/ec2";
+import { ec2Client } from "../lambda/adapters/ec2-client";
 import { readHandoff } from "../lambda/adapters/handoff";
 import { createJob, getJob, updateJobFields } from "../lambda/adapters/jobs-table";
 import { createRetryMarker, recordSpotInterruption } from "../lambda/adapters/reserved-items";

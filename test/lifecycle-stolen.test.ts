@@ -1,8 +1,9 @@
 /**
  * `in_progress` follow-ups against the sandbox: a runner launched for job A that takes job B ("stolen"
  * runner) gets A a new launch at once; duplicates and out-of-order deliveries (completed before
- * in_progress) stay safe. The webhook handler records the events and runs job-lifecycle's
- * afterInProgress after each in_progress; calling it again (as a duplicate would) changes nothing.
+ * in_progress) stay safe. The webhook handler records the events and runs
+ * webhook/after-in-progress.ts afterInProgress after each in_progress; calling it again (as a
+ * duplicate would) changes nothing.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { JobRecord } from "../lambda/shared/job";
@@ -10,14 +11,14 @@ import { signedApiGatewayEvent, workflowJobEvent } from "./fixtures/webhooks";
 import { linuxConfig, STACK, startWorld, WEBHOOK_SECRET, type World } from "./lifecycle-support";
 
 let world: World;
-let lifecycle: typeof import("../lambda/adapters/job-lifecycle");
+let lifecycle: typeof import("../lambda/webhook/after-in-progress");
 let jobsTable: typeof import("../lambda/adapters/jobs-table");
 let reconciler: typeof import("../lambda/reconciler");
 let webhook: typeof import("../lambda/webhook").handler;
 
 beforeAll(async () => {
   world = await startWorld("stolen");
-  lifecycle = await import("../lambda/adapters/job-lifecycle");
+  lifecycle = await import("../lambda/webhook/after-in-progress");
   jobsTable = await import("../lambda/adapters/jobs-table");
   reconciler = await import("../lambda/reconciler");
   ({ handler: webhook } = await import("../lambda/webhook"));

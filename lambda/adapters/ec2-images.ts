@@ -11,7 +11,7 @@ import {
 import { TAGS } from "../core/stack-identity";
 import type { ImageInfo } from "../core/teardown";
 import { isServiceError } from "./aws-json";
-import { ec2Client, ec2ErrorCode } from "./ec2";
+import { ec2Client, ec2ErrorCode } from "./ec2-client";
 import { ssm } from "./ssm";
 
 const stackFilter = (stackName: string) => [{ Name: `tag:${TAGS.stack}`, Values: [stackName] }];

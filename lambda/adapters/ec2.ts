@@ -1,35 +1,18 @@
 /**
- * EC2: the fleet request, instance tags, termination and the stack's instances. The client's
- * endpoint follows AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_EC2 (the sandbox in tests). The SDK's own
- * retries (throttling, 5xx, network) resend a CreateFleet with the same ClientToken, so a retry can
- * never launch a second fleet.
+ * EC2 instances: the fleet request, termination and the stack's instances, through the client of
+ * ec2-client.ts. The SDK's own retries (throttling, 5xx, network) resend a CreateFleet with the same
+ * ClientToken, so a retry can never launch a second fleet.
  */
 import {
   CreateFleetCommand,
   type CreateFleetCommandInput,
   DescribeInstancesCommand,
-  EC2Client,
   type Filter,
   TerminateInstancesCommand,
 } from "@aws-sdk/client-ec2";
 import { type FleetResult, readFleetResult } from "../core/fleet";
 import { TAGS } from "../core/stack-identity";
-
-let client: EC2Client | undefined;
-
-export function ec2Client(): EC2Client {
-  client ??= new EC2Client({});
-  return client;
-}
-
-/** An error of the EC2 API itself (the whole call failed), with its code. */
-export function ec2ErrorCode(error: unknown): string | undefined {
-  if (error && typeof error === "object") {
-    const e = error as { name?: string; Code?: string; code?: string };
-    return e.Code ?? e.code ?? e.name;
-  }
-  return undefined;
-}
+import { ec2Client } from "./ec2-client";
 
 /** Runs one `instant` CreateFleet and returns its instances and per-override errors. */
 export async function createFleet(

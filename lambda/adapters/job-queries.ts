@@ -25,6 +25,14 @@ export async function queryAll<T>(input: QueryInput, limit = Number.POSITIVE_INF
   return items;
 }
 
+/** The items of one Query per state (the byState index is keyed by state), all at once. */
+async function queryEachState<T>(
+  states: readonly JobState[],
+  queryOf: (state: JobState) => QueryInput,
+): Promise<T[]> {
+  return (await Promise.all(states.map((state) => queryAll<T>(queryOf(state))))).flat();
+}
+
 /**
  * Jobs in `state`, oldest change first (`newestFirst`: newest first), optionally only those last
  * changed before `updatedBefore`.
@@ -65,20 +73,15 @@ export async function jobsOnInstance(instanceId: string, table = settings().jobs
  * Every job in an active state (launching, launched, running) with its config and claim time: the
  * launcher ranks concurrent claims by it so racing launchers agree on who stays within a limit.
  */
-export async function listActiveJobs(table = settings().jobsTable): Promise<ActiveJob[]> {
-  const perState = await Promise.all(
-    ACTIVE_STATES.map((state) =>
-      queryAll<ActiveJob>({
-        TableName: table,
-        IndexName: "byState",
-        KeyConditionExpression: "#state = :state",
-        ProjectionExpression: "jobId, configName, #state, launchingAt",
-        ExpressionAttributeNames: { "#state": "state" },
-        ExpressionAttributeValues: marshall({ ":state": state }),
-      }),
-    ),
-  );
-  return perState.flat();
+export function listActiveJobs(table = settings().jobsTable): Promise<ActiveJob[]> {
+  return queryEachState<ActiveJob>(ACTIVE_STATES, (state) => ({
+    TableName: table,
+    IndexName: "byState",
+    KeyConditionExpression: "#state = :state",
+    ProjectionExpression: "jobId, configName, #state, launchingAt",
+    ExpressionAttributeNames: { "#state": "state" },
+    ExpressionAttributeValues: marshall({ ":state": state }),
+  }));
 }
 
 /**
@@ -109,25 +112,21 @@ export async function recentlyClosedJobScopes(
   table = settings().jobsTable,
 ): Promise<Pick<JobRecord, "owner" | "repo" | "installationId">[]> {
   type Scope = Pick<JobRecord, "owner" | "repo" | "installationId">;
-  const perState = await Promise.all(
-    TERMINAL_STATES.map((state) =>
-      queryAll<Scope>({
-        TableName: table,
-        IndexName: "byState",
-        KeyConditionExpression: "#state = :state AND #updatedAt > :since",
-        ProjectionExpression: "#owner, #repo, #installationId",
-        ExpressionAttributeNames: {
-          "#state": "state",
-          "#updatedAt": "updatedAt",
-          "#owner": "owner",
-          "#repo": "repo",
-          "#installationId": "installationId",
-        },
-        ExpressionAttributeValues: marshall({ ":state": state, ":since": since.toISOString() }),
-      }),
-    ),
-  );
+  const closed = await queryEachState<Scope>(TERMINAL_STATES, (state) => ({
+    TableName: table,
+    IndexName: "byState",
+    KeyConditionExpression: "#state = :state AND #updatedAt > :since",
+    ProjectionExpression: "#owner, #repo, #installationId",
+    ExpressionAttributeNames: {
+      "#state": "state",
+      "#updatedAt": "updatedAt",
+      "#owner": "owner",
+      "#repo": "repo",
+      "#installationId": "installationId",
+    },
+    ExpressionAttributeValues: marshall({ ":state": state, ":since": since.toISOString() }),
+  }));
   const seen = new Map<string, Scope>();
-  for (const job of perState.flat()) seen.set(`${job.owner}|${job.repo}|${job.installationId ?? ""}`, job);
+  for (const job of closed) seen.set(`${job.owner}|${job.repo}|${job.installationId ?? ""}`, job);
   return [...seen.values()];
 }

@@ -1,6 +1,6 @@
 /**
  * SSM Parameter Store, called over its JSON protocol (aws-json.ts explains why not the SDK client):
- * secrets (secrets.ts), label configs, image parameters. Inputs and outputs are the SDK's types.
+ * secrets (ssm-secrets.ts), label configs, image parameters. Inputs and outputs are the SDK's types.
  */
 import type {
   DeleteParameterRequest,

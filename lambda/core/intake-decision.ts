@@ -4,7 +4,8 @@
  *
  * To handle another workflow_job action (or change what one does), add or edit its entry in
  * ACTION_PLANS: every plan is data (create / transition / update-while), executed generically by
- * lambda/webhook.ts with conditional writes, so out-of-order and duplicate deliveries stay safe.
+ * lambda/webhook/record-delivery.ts with conditional writes, so out-of-order and duplicate
+ * deliveries stay safe.
  */
 import * as z from "zod/mini";
 import type { JobRecord, JobState } from "../shared/job";
@@ -35,7 +36,7 @@ export type Intake =
   | { kind: "pong" }
   /** 202: not for us (other event or action, labels that route to no config). */
   | { kind: "ignore"; reason: string; job?: JobSummary }
-  /** `queued`: create the job item and enqueue its launch (see lambda/webhook.ts for the protocol). */
+  /** `queued`: create the job item and enqueue its launch (see lambda/webhook/record-delivery.ts for the protocol). */
   | { kind: "launch"; job: NewJob }
   /** Other actions: record what GitHub reports on the job. */
   | { kind: "record"; action: WorkflowJobAction; job: JobSummary; plan: RecordPlan };

@@ -34,7 +34,8 @@ export interface ReconcilePolicy {
   stackName: string;
   /**
    * A queued job whose launch message was never sent (no `enqueuedAt`: the webhook died between its
-   * record and its enqueue) is enqueued when its enqueue claim is this old (intake.ts ENQUEUE_CLAIM_SECONDS).
+   * record and its enqueue) is enqueued when its enqueue claim is this old
+   * (intake-decision.ts ENQUEUE_CLAIM_SECONDS).
    */
   enqueueClaimSeconds: number;
   /** A queued job with a launch message but no launch for this long is enqueued again (lost message). */

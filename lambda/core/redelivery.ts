@@ -69,7 +69,7 @@ export function readSince(state: RedeliveryState | undefined, now: Date, policy:
 
 /**
  * Folds the deliveries read back to `readSince(state)` into the state and picks what to redeliver now.
- * The read may hold only failures, with every event that was delivered since left out (github.ts
+ * The read may hold only failures, with every event that was delivered since left out (github-hooks.ts
  * listFailedDeliveries): a pending event that no longer shows a failure, and whose latest attempt is
  * old enough to have been recorded, was delivered. Returns the new state (the chosen redeliveries
  * counted) and the delivery ids to redeliver.

@@ -78,9 +78,10 @@ export interface JobRecord {
   reason?: string;
   queuedAt?: string;
   /**
-   * Webhook intake (lambda/webhook.ts): when the launch message was sent, and the claim of the one
-   * delivery currently sending it (a lease: see claimJobEnqueue in adapters/jobs-table.ts). A `queued`
-   * job without `enqueuedAt` whose claim is stale has no launch message: the reconciler re-enqueues it.
+   * Webhook intake (lambda/webhook/record-delivery.ts): when the launch message was sent, and the
+   * claim of the one delivery currently sending it (a lease: see claimJobEnqueue in
+   * adapters/jobs-table.ts). A `queued` job without `enqueuedAt` whose claim is stale has no launch
+   * message: the reconciler re-enqueues it.
    */
   enqueuedAt?: string;
   enqueueClaimedAt?: string;

@@ -1,6 +1,6 @@
 /**
  * A label config as the Lambdas see it at run time: the JSON value of one SSM parameter under
- * `Settings.labelConfigPath`, written by the Pulumi program from the stack config (src/config.ts
+ * `Settings.labelConfigPath`, written by the Pulumi program from the stack config (src/config/schema.ts
  * validates the user-facing shape and derives this one).
  */
 

@@ -1,6 +1,7 @@
 /**
- * Key schemas of the stack's DynamoDB tables. One definition serves the Pulumi program (src/ledger.ts)
- * and the local sandbox (test/sandbox), so the tests run against the same keys and indexes as AWS.
+ * Key schemas of the stack's DynamoDB tables. One definition serves the Pulumi program
+ * (src/components/ledger.ts) and the local sandbox (test/sandbox), so the tests run against the same
+ * keys and indexes as AWS.
  */
 
 export interface TableIndex {

@@ -3,23 +3,22 @@
  * action "delete"), before the VPC, security group, roles and launch templates go. It terminates
  * every instance tagged with the stack and waits until they are gone, removes the stack's runners
  * from GitHub, deregisters the pipeline's AMIs, deletes their snapshots and the AMI parameters.
- * Create and update do nothing.
+ * Create and update do nothing. The decisions are core/teardown.ts; the runners' removal, which
+ * needs a GitHub client per scope, is remove-stack-runners.ts.
  */
 import type { Context } from "aws-lambda";
-import { describeRunnerInstances, terminateInstances } from "./adapters/ec2";
+import { describeRunnerInstances, terminateInstances } from "../adapters/ec2";
 import {
   deleteParameter,
   deleteSnapshot,
   deregisterImage,
   describeStackImages,
   describeStackSnapshotIds,
-} from "./adapters/ec2-images";
-import { githubApp, githubForInstallation } from "./adapters/github-client";
-import { deleteRunner, listRunners } from "./adapters/github-runners";
-import { isStackRunner, LIVE_INSTANCE_STATES, type RunnerScope, TAGS } from "./core/stack-identity";
-import { type CleanupReport, cleanupScopes, planImageCleanup, readInvocation } from "./core/teardown";
-import { settings } from "./shared/settings";
-import { logger } from "./shared/telemetry";
+} from "../adapters/ec2-images";
+import { LIVE_INSTANCE_STATES, TAGS } from "../core/stack-identity";
+import { type CleanupReport, cleanupScopes, planImageCleanup, readInvocation } from "../core/teardown";
+import { logger } from "../shared/telemetry";
+import { removeStackRunners } from "./remove-stack-runners";
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -81,26 +80,4 @@ export async function handler(event: unknown, context?: Context): Promise<Cleanu
 
   logger.info("cleaned up", { ...report });
   return report;
-}
-
-async function removeStackRunners(scope: RunnerScope, stackName: string): Promise<string[]> {
-  const gh = await clientFor(scope);
-  const removed: string[] = [];
-  for (const runner of await listRunners(gh, scope)) {
-    if (!isStackRunner(runner.name, stackName)) continue;
-    await deleteRunner(gh, scope, runner.id);
-    removed.push(runner.name);
-  }
-  return removed;
-}
-
-/** Token mode: the PAT. App mode: the App's installation on the organization or repository. */
-async function clientFor(scope: RunnerScope) {
-  if (settings().githubAuthMode === "token") return githubForInstallation();
-  const app = await githubApp();
-  const { data } =
-    scope.kind === "org"
-      ? await app.request("GET /orgs/{org}/installation", { org: scope.org })
-      : await app.request("GET /repos/{owner}/{repo}/installation", { owner: scope.owner, repo: scope.repo });
-  return githubForInstallation(data.id);
 }

@@ -8,24 +8,16 @@
  * - "EC2 Instance State-change Notification" (terminated / stopped / shutting-down): a job launched on
  *   that instance that had not started is relaunched; the instance's hand-off item is deleted.
  * Every write is conditional on the state and instance the decision saw, so a late or duplicate event
- * (EventBridge delivers at least once) changes nothing.
+ * (EventBridge delivers at least once) changes nothing. The entry finds the instance's job and the
+ * decision; apply-decision.ts and count-interruption.ts act on it.
  */
 import type { EventBridgeEvent } from "aws-lambda";
-import { terminateInstances } from "./adapters/ec2";
-import { deleteHandoff } from "./adapters/handoff";
-import { jobsOnInstance } from "./adapters/job-queries";
-import { releaseToQueue, transitionIf } from "./adapters/jobs-table";
-import { recordSpotInterruption } from "./adapters/reserved-items";
-import {
-  type BreakerPolicy,
-  decideInstanceStopped,
-  decideInterruption,
-  type InstanceEventDecision,
-} from "./core/lifecycle";
-import type { JobRecord } from "./shared/job";
-import { enqueueReleased } from "./shared/relaunch";
-import { settings } from "./shared/settings";
-import { logger, MetricUnit, metrics } from "./shared/telemetry";
+import { deleteHandoff } from "../adapters/handoff";
+import { jobsOnInstance } from "../adapters/job-queries";
+import { decideInstanceStopped, decideInterruption } from "../core/lifecycle";
+import { logger, MetricUnit, metrics } from "../shared/telemetry";
+import { applyInstanceDecision, type Ec2EventResult } from "./apply-decision";
+import { countSpotInterruption } from "./count-interruption";
 
 export const INTERRUPTION_WARNING = "EC2 Spot Instance Interruption Warning";
 export const STATE_CHANGE = "EC2 Instance State-change Notification";
@@ -46,29 +38,11 @@ export type Ec2Event =
   | EventBridgeEvent<typeof INTERRUPTION_WARNING, InterruptionDetail>
   | EventBridgeEvent<typeof STATE_CHANGE, StateChangeDetail>;
 
-export interface Ec2EventResult {
-  instanceId?: string;
-  jobId?: string;
-  decision: InstanceEventDecision["kind"];
-  applied: boolean;
-  reason: string;
-  breakerOpened?: boolean;
-}
-
 export async function handler(event: Ec2Event): Promise<Ec2EventResult> {
   const result = await handleEc2Event(event);
   logger.info("ec2 event", { detailType: event["detail-type"], ...result });
   metrics.publishStoredMetrics();
   return result;
-}
-
-export function breakerPolicy(): BreakerPolicy {
-  const s = settings();
-  return {
-    threshold: s.spotBreakerInterruptions,
-    windowSeconds: s.spotBreakerWindowMinutes * 60,
-    cooldownSeconds: s.spotBreakerCooldownMinutes * 60,
-  };
 }
 
 export async function handleEc2Event(event: Ec2Event, now = new Date()): Promise<Ec2EventResult> {
@@ -83,25 +57,15 @@ export async function handleEc2Event(event: Ec2Event, now = new Date()): Promise
   if (event["detail-type"] === INTERRUPTION_WARNING) {
     metrics.addMetric("SpotInterruptions", MetricUnit.Count, 1);
     const decision = decideInterruption(job, instanceId);
-    const result = await applyDecision(decision, job, instanceId, now);
-    const policy = breakerPolicy();
-    if (job && policy.threshold > 0) {
-      const { opened } = await recordSpotInterruption(job.configName, at, policy);
-      if (opened) {
-        metrics.addMetric("SpotBreakerOpened", MetricUnit.Count, 1);
-        logger.warn("spot circuit breaker opened", {
-          configName: job.configName,
-          until: policy.cooldownSeconds,
-        });
-      }
-      result.breakerOpened = opened;
-    }
+    const result = await applyInstanceDecision(decision, job, instanceId, now);
+    const opened = await countSpotInterruption(job?.configName, at);
+    if (opened !== undefined) result.breakerOpened = opened;
     return result;
   }
   if (event["detail-type"] === STATE_CHANGE) {
     const state = event.detail.state;
     const decision = decideInstanceStopped(job, instanceId, state);
-    const result = await applyDecision(decision, job, instanceId, now);
+    const result = await applyInstanceDecision(decision, job, instanceId, now);
     // The JIT config of an instance that is gone must not linger (TTL would take up to its expiry).
     if (state === "terminated") await deleteHandoff(instanceId);
     return result;
@@ -112,36 +76,4 @@ export async function handleEc2Event(event: Ec2Event, now = new Date()): Promise
     applied: false,
     reason: `event ${(event as Ec2Event)["detail-type"]}`,
   };
-}
-
-async function applyDecision(
-  decision: InstanceEventDecision,
-  job: JobRecord | undefined,
-  instanceId: string,
-  now: Date,
-): Promise<Ec2EventResult> {
-  const base = { instanceId, jobId: job?.jobId, decision: decision.kind, reason: decision.reason };
-  if (!job || decision.kind === "none") return { ...base, applied: false };
-  if (decision.kind === "mark-interrupted") {
-    const updated = await transitionIf(job.jobId, {
-      from: "running",
-      to: "interrupted",
-      instanceId,
-      set: { interruptedAt: now.toISOString(), reason: decision.reason },
-      now,
-    });
-    if (updated) metrics.addMetric("JobsInterrupted", MetricUnit.Count, 1);
-    return { ...base, applied: !!updated };
-  }
-  const released = await releaseToQueue(job.jobId, {
-    from: decision.from,
-    instanceId,
-    reason: decision.reason,
-    now,
-  });
-  if (decision.terminate) await terminateInstances([instanceId]);
-  if (!released) return { ...base, applied: false };
-  await enqueueReleased(released, now);
-  metrics.addMetric("JobsRelaunched", MetricUnit.Count, 1);
-  return { ...base, applied: true };
 }

@@ -9,41 +9,46 @@
  */
 import type { Context, ScheduledEvent } from "aws-lambda";
 import pMap from "p-map";
-import { describeRunnerInstances, terminateInstances } from "./adapters/ec2";
-import { type GitHub, githubApp, githubForInstallation } from "./adapters/github-client";
-import { listFailedDeliveries, redeliver, webhookSource } from "./adapters/github-hooks";
-import { getWorkflowJob, rerunJob } from "./adapters/github-jobs";
-import { deleteRunner, listRunners, scopeFor } from "./adapters/github-runners";
-import { deleteHandoff, listHandoffReports } from "./adapters/handoff";
+import { describeRunnerInstances, terminateInstances } from "../adapters/ec2";
+import { type GitHub, githubApp, githubForInstallation } from "../adapters/github-client";
+import { listFailedDeliveries, redeliver, webhookSource } from "../adapters/github-hooks";
+import { getWorkflowJob, rerunJob } from "../adapters/github-jobs";
+import { deleteRunner, listRunners, scopeFor } from "../adapters/github-runners";
+import { deleteHandoff, listHandoffReports } from "../adapters/handoff";
 import {
   jobsOnInstance,
   listInterruptedCompletions,
   listJobsByState,
   recentlyClosedJobScopes,
-} from "./adapters/job-queries";
+} from "../adapters/job-queries";
 import {
   getJob,
   markJobEnqueued,
   releaseToQueue,
   transitionIf,
   updateJobFields,
-} from "./adapters/jobs-table";
-import { loadLabelConfigs } from "./adapters/label-configs";
-import { enqueueLaunches } from "./adapters/launch-queue";
+} from "../adapters/jobs-table";
+import { loadLabelConfigs } from "../adapters/label-configs";
+import { enqueueLaunches } from "../adapters/launch-queue";
 import {
   createRetryMarker,
   readRedeliveryState,
   releaseRetryMarker,
   writeRedeliveryState,
-} from "./adapters/reserved-items";
-import { ENQUEUE_CLAIM_SECONDS } from "./core/intake-decision";
-import { decideRetryOnInterruption } from "./core/lifecycle";
-import { type GithubRunner, planReconcile, type ReconcileAction, type StackInstance } from "./core/reconcile";
-import { planRedeliveries, readSince, webhooksToScan } from "./core/redelivery";
-import { isStackRunner, LIVE_INSTANCE_STATES, type RunnerScope } from "./core/stack-identity";
-import type { JobRecord, JobState } from "./shared/job";
-import { type GitHubWebhook, settings, webhookOwner } from "./shared/settings";
-import { logger, MetricUnit, metrics } from "./shared/telemetry";
+} from "../adapters/reserved-items";
+import { ENQUEUE_CLAIM_SECONDS } from "../core/intake-decision";
+import { decideRetryOnInterruption } from "../core/lifecycle";
+import {
+  type GithubRunner,
+  planReconcile,
+  type ReconcileAction,
+  type StackInstance,
+} from "../core/reconcile";
+import { planRedeliveries, readSince, webhooksToScan } from "../core/redelivery";
+import { isStackRunner, LIVE_INSTANCE_STATES, type RunnerScope } from "../core/stack-identity";
+import type { JobRecord, JobState } from "../shared/job";
+import { type GitHubWebhook, settings, webhookOwner } from "../shared/settings";
+import { logger, MetricUnit, metrics } from "../shared/telemetry";
 
 /** The states the reconciler reads from the ledger (terminal jobs come in only via their instance). */
 const LIVE_STATES: readonly JobState[] = ["queued", "launching", "launched", "running", "interrupted"];

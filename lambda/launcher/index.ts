@@ -30,27 +30,28 @@
  */
 import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import pMap from "p-map";
-import { registerClaims, unregisterClaims } from "./adapters/claims-register";
-import { createFleet, ec2ErrorCode, instanceZones, terminateInstances } from "./adapters/ec2";
-import { holdGitHubWrites, returnGitHubTokens, takeGitHubTokens } from "./adapters/github-budget";
+import { registerClaims, unregisterClaims } from "../adapters/claims-register";
+import { createFleet, instanceZones, terminateInstances } from "../adapters/ec2";
+import { ec2ErrorCode } from "../adapters/ec2-client";
+import { holdGitHubWrites, returnGitHubTokens, takeGitHubTokens } from "../adapters/github-budget";
 import {
   githubForInstallation,
   githubHeldUntil,
   onGitHubHold,
   prepareGitHub,
-} from "./adapters/github-client";
+} from "../adapters/github-client";
 import {
   deleteRunner,
   generateJitConfig,
   type JitConfig,
   listRunners,
   scopeFor,
-} from "./adapters/github-runners";
-import { writeHandoff } from "./adapters/handoff";
-import { listActiveJobs } from "./adapters/job-queries";
-import { getJob, transitionJob, updateJobFields } from "./adapters/jobs-table";
-import { loadLabelConfigs } from "./adapters/label-configs";
-import { delayMessage } from "./adapters/launch-queue";
+} from "../adapters/github-runners";
+import { writeHandoff } from "../adapters/handoff";
+import { listActiveJobs } from "../adapters/job-queries";
+import { getJob, transitionJob, updateJobFields } from "../adapters/jobs-table";
+import { loadLabelConfigs } from "../adapters/label-configs";
+import { delayMessage } from "../adapters/launch-queue";
 import {
   allocateSlots,
   assignInstances,
@@ -69,13 +70,13 @@ import {
   type NextStep,
   queueTimedOut,
   withRecentClaims,
-} from "./core/fleet";
-import { type RunnerScope, runnerNameFor } from "./core/stack-identity";
-import { launchMarketOverrides } from "./launcher/launch-market";
-import { type JobRecord, type LaunchMessage, type Market, queuedSince } from "./shared/job";
-import type { LabelConfig } from "./shared/label-config";
-import { settings } from "./shared/settings";
-import { logger, MetricUnit, metrics } from "./shared/telemetry";
+} from "../core/fleet";
+import { type RunnerScope, runnerNameFor } from "../core/stack-identity";
+import { type JobRecord, type LaunchMessage, type Market, queuedSince } from "../shared/job";
+import type { LabelConfig } from "../shared/label-config";
+import { settings } from "../shared/settings";
+import { logger, MetricUnit, metrics } from "../shared/telemetry";
+import { launchMarketOverrides } from "./launch-market";
 
 /** DynamoDB and EC2 calls in flight per invocation. */
 const IO_CONCURRENCY = 16;

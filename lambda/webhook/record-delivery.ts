@@ -1,16 +1,15 @@
 /**
- * The webhook Lambda (API Gateway HTTP API, payload 2.0): verifies a GitHub `workflow_job` delivery,
- * routes it to a label config, records the job and enqueues its launch; answers in milliseconds.
- * Decisions are in core/intake.ts; this file does the I/O they call for.
+ * The webhook's use case: verify a delivery's signature, route it to a label config
+ * (core/intake-decision.ts decideIntake), record the job and enqueue its launch, or apply a later
+ * action to the job's record; `in_progress` goes on in after-in-progress.ts. Every write is
+ * conditional, so duplicate and out-of-order deliveries are safe.
  */
-import { Buffer } from "node:buffer";
 import { verify } from "@octokit/webhooks-methods";
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
-import { decideIntake, ENQUEUE_CLAIM_SECONDS, type Intake, type NewJob } from "./core/intake-decision";
-import { METRIC_OF, type Outcome, statusCodeOf, toResponse } from "./core/webhook-response";
-import type { LabelRoute } from "./shared/label-config";
-import { settings } from "./shared/settings";
-import { logger, MetricUnit, metrics } from "./shared/telemetry";
+import { decideIntake, ENQUEUE_CLAIM_SECONDS, type Intake, type NewJob } from "../core/intake-decision";
+import type { Outcome } from "../core/webhook-response";
+import type { LabelRoute } from "../shared/label-config";
+import { settings } from "../shared/settings";
+import { logger } from "../shared/telemetry";
 
 // The AWS adapters (the JSON-protocol client with its SigV4 signer, ~55 KiB: no SDK client) load in
 // the background from here on, so importing this module stays cheap. The secret comes first: every
@@ -18,67 +17,33 @@ import { logger, MetricUnit, metrics } from "./shared/telemetry";
 // failure is not cached, so the first request that needs it tries again and reports it). The ledger
 // and queue code loads while that fetch is on the wire.
 const noop = () => {};
-const secrets = import("./adapters/ssm-secrets");
+const secrets = import("../adapters/ssm-secrets");
 secrets.then((s) => s.readSecret(settings().webhookSecretParam)).catch(noop);
 const afterSecrets = secrets.then(noop, noop);
-const ledger = afterSecrets.then(() => import("./adapters/jobs-table"));
-const launchQueue = afterSecrets.then(() => import("./adapters/launch-queue"));
+const ledger = afterSecrets.then(() => import("../adapters/jobs-table"));
+const launchQueue = afterSecrets.then(() => import("../adapters/launch-queue"));
 ledger.catch(noop);
 launchQueue.catch(noop);
 
-const SIGNATURE = /^sha256=[0-9a-f]{64}$/;
-
 let routes: readonly LabelRoute[] | undefined;
 
-export async function handler(
-  event: APIGatewayProxyEventV2,
-  context?: Context,
-): Promise<APIGatewayProxyStructuredResultV2> {
-  const started = Date.now();
-  if (context) logger.addContext(context);
-  const headers = lowerCaseKeys(event.headers);
-  logger.appendKeys({ deliveryId: headers["x-github-delivery"], githubEvent: headers["x-github-event"] });
-  let outcome: Outcome;
-  try {
-    outcome = await receive(event, headers);
-  } catch (error) {
-    logger.error("webhook delivery failed", error as Error);
-    outcome = { status: "failed", reason: "internal error; GitHub may redeliver" };
-  }
-  try {
-    const { status, ...details } = outcome;
-    const statusCode = statusCodeOf(outcome);
-    logger.info("webhook delivery", {
-      outcome: status,
-      ...details,
-      statusCode,
-      durationMs: Date.now() - started,
-    });
-    metrics.addMetric(METRIC_OF[status], MetricUnit.Count, 1);
-    metrics.publishStoredMetrics();
-  } finally {
-    logger.resetKeys();
-  }
-  return toResponse(outcome);
+/** A delivery as the entry read it: a well-formed signature over a non-empty body. */
+export interface SignedDelivery {
+  body: string;
+  signature: string;
+  event?: string;
+  deliveryId?: string;
 }
 
-async function receive(event: APIGatewayProxyEventV2, headers: Record<string, string>): Promise<Outcome> {
-  const signature = headers["x-hub-signature-256"];
-  if (!signature) return { status: "rejected", code: 401, reason: "missing X-Hub-Signature-256" };
-  if (!SIGNATURE.test(signature)) return { status: "rejected", code: 401, reason: "malformed signature" };
-  const body = event.isBase64Encoded
-    ? Buffer.from(event.body ?? "", "base64").toString("utf8")
-    : (event.body ?? "");
-  if (!body) return { status: "rejected", code: 401, reason: "empty body cannot be verified" };
-
+export async function recordDelivery(delivery: SignedDelivery): Promise<Outcome> {
   const secret = await (await secrets).readSecret(settings().webhookSecretParam);
-  if (!(await verify(secret, body, signature))) {
+  if (!(await verify(secret, delivery.body, delivery.signature))) {
     return { status: "rejected", code: 401, reason: "signature does not match" };
   }
 
   routes ??= settings().labelRoutes;
   const intake = decideIntake(
-    { event: headers["x-github-event"], deliveryId: headers["x-github-delivery"], body },
+    { event: delivery.event, deliveryId: delivery.deliveryId, body: delivery.body },
     { routes, requiredLabel: settings().requiredLabel, now: new Date() },
   );
   const job = "job" in intake ? intake.job : undefined;
@@ -180,23 +145,14 @@ async function record(intake: Extract<Intake, { kind: "record" }>): Promise<Outc
 }
 
 /**
- * `in_progress` follow-up (adapters/job-lifecycle.ts): point the job at its runner's instance, and
+ * `in_progress` follow-up (after-in-progress.ts): point the job at its runner's instance, and
  * relaunch at once the job that runner was launched for if it took this one instead. Idempotent; a
  * failure is logged, not answered with a 5xx: the reconciler does the same within a minute.
  */
 async function followInProgress(jobId: string, runnerName: string | undefined): Promise<void> {
   try {
-    await (await import("./adapters/job-lifecycle")).afterInProgress({ jobId, runnerName });
+    await (await import("./after-in-progress")).afterInProgress({ jobId, runnerName });
   } catch (error) {
     logger.warn("in_progress follow-up failed; the reconciler catches up", error as Error);
   }
-}
-
-/** API Gateway v2 lower-cases header names; other sources may not. */
-function lowerCaseKeys(headers: APIGatewayProxyEventV2["headers"] | undefined): Record<string, string> {
-  const result: Record<string, string> = {};
-  for (const [name, value] of Object.entries(headers ?? {})) {
-    if (value !== undefined) result[name.toLowerCase()] = value;
-  }
-  return result;
 }

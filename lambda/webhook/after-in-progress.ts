@@ -1,19 +1,20 @@
 /**
- * What the webhook does after it recorded a `workflow_job` `in_progress`, beyond the record itself
- * (decision in core/lifecycle.ts, writes conditional): point the job at the instance its runner runs
- * on, and give the job that runner was launched for a new launch at once when the runner took
- * another job ("stolen" runner: GitHub gives a JIT runner any queued job its labels match).
- * `completed` needs nothing more: terminating an instance that outlives its job, and re-running a job
- * that a spot interruption failed, are the reconciler's (it holds the GitHub credentials and reads
- * the label configs; the webhook needs neither).
+ * The webhook's `in_progress` use case, beyond recording the delivery (record-delivery.ts); the
+ * decision is core/lifecycle.ts decideInProgress, every write conditional: point the job at the
+ * instance its runner runs on, and give the job that runner was launched for a new launch at once
+ * when the runner took another job ("stolen" runner: GitHub gives a JIT runner any queued job its
+ * labels match). `completed` needs nothing more: terminating an instance that outlives its job, and
+ * re-running a job that a spot interruption failed, are the reconciler's (it holds the GitHub
+ * credentials and reads the label configs; the webhook needs neither).
  */
+
+import { jobsOnInstance } from "../adapters/job-queries";
+import { releaseToQueue, updateJobFields } from "../adapters/jobs-table";
 import { decideInProgress } from "../core/lifecycle";
 import { instanceIdFromRunnerName } from "../core/stack-identity";
 import { enqueueReleased } from "../shared/relaunch";
 import { settings } from "../shared/settings";
 import { logger, MetricUnit, metrics } from "../shared/telemetry";
-import { jobsOnInstance } from "./job-queries";
-import { releaseToQueue, updateJobFields } from "./jobs-table";
 
 /**
  * After `in_progress` for `jobId` on `runnerName` was recorded. Returns the jobs relaunched. Safe to
