@@ -11,7 +11,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { Arch } from "../../lambda/shared/label-config";
 import type { StackConfig } from "../config/schema";
 import { parameterNames, type StackContext } from "../config/stack-context";
-import { assumedBy } from "../packaging/iam";
+import { assumedBy, recordReason } from "../packaging/iam";
 import {
   type ImageArch,
   imageComponents,
@@ -27,6 +27,22 @@ const BUILD_INSTANCE_TYPES: Record<Arch, string[]> = {
   arm64: ["m7g.large", "m6g.large"],
 };
 const IMAGE_ARCH: Record<Arch, ImageArch> = { x64: "x86_64", arm64: "arm64" };
+
+/**
+ * The tag Image Builder puts on the AMIs it distributes and on their snapshots (AWS's own lifecycle
+ * policy, EC2ImageBuilderLifecycleExecutionPolicy, deletes snapshots by it). Image Builder has no
+ * setting to tag the snapshots with anything else: `amiTags` reach the AMIs only.
+ */
+export const IMAGE_BUILDER_SNAPSHOT_TAG = { key: "CreatedBy", value: "EC2 Image Builder" } as const;
+
+/** AWS-managed policies of the build instances, and why no narrower inline policy replaces them. */
+const BUILD_INSTANCE_POLICIES = {
+  EC2InstanceProfileForImageBuilder:
+    "Image Builder's documented minimum for build instances (its logs, components, tags on what it " +
+    "creates); AWS keeps it in step with the service, which an inline copy would not be.",
+  AmazonSSMManagedInstanceCore:
+    "Image Builder drives the build through SSM Run Command: the SSM agent's own documented minimum.",
+};
 
 /** A semantic version that changes with the content (Image Builder versions are immutable). */
 function contentVersion(...parts: string[]): string {
@@ -74,14 +90,14 @@ export class ImagePipeline extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    const attachments = ["EC2InstanceProfileForImageBuilder", "AmazonSSMManagedInstanceCore"].map(
-      (policy) =>
-        new aws.iam.RolePolicyAttachment(
-          `${name}-build-${policy}`,
-          { role: role.name, policyArn: pulumi.interpolate`arn:${ctx.partition}:iam::aws:policy/${policy}` },
-          { parent: this },
-        ),
-    );
+    const attachments = Object.entries(BUILD_INSTANCE_POLICIES).map(([policy, why]) => {
+      recordReason(policy, why);
+      return new aws.iam.RolePolicyAttachment(
+        `${name}-build-${policy}`,
+        { role: role.name, policyArn: pulumi.interpolate`arn:${ctx.partition}:iam::aws:policy/${policy}` },
+        { parent: this },
+      );
+    });
     const profile = new aws.iam.InstanceProfile(
       `${name}-build`,
       { role: role.name },
@@ -166,7 +182,9 @@ export class ImagePipeline extends pulumi.ComponentResource {
               amiDistributionConfiguration: {
                 name: `${ctx.prefix}-${arch}-{{ imagebuilder:buildDate }}`,
                 description: `runner-fleet ${ctx.stack} ${arch} runner image`,
-                // ctx.tags holds the stack tag: the janitor finds and deregisters every AMI built by it.
+                // ctx.tags holds the stack tag: the janitor finds and deregisters every AMI built by it,
+                // and the launcher may launch only this account's AMIs that carry it. The snapshots get
+                // IMAGE_BUILDER_SNAPSHOT_TAG from Image Builder itself.
                 amiTags: { ...ctx.tags, "runner-fleet:arch": arch },
               },
               ssmParameterConfigurations: [

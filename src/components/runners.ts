@@ -61,6 +61,10 @@ export class Runners extends pulumi.ComponentResource {
               },
               StringEqualsIfExists: { "dynamodb:ReturnValues": ["NONE", "UPDATED_OLD", "UPDATED_NEW"] },
             },
+            why:
+              "Its own hand-off item only: dynamodb:LeadingKeys must equal the caller's aws:userid " +
+              "(`<runner role id>:<instance id>`), with only the hand-off's instance attributes. " +
+              "ForAllValues is safe here: UpdateItem always names a key, so the key set is never empty.",
           },
         ]),
       },

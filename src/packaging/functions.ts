@@ -47,7 +47,7 @@ export function functionSpecs(
     launchQueue: parts.ledger.launchQueue,
     runnerRole: parts.runners.role,
     launchTemplateArns: Object.values(parts.runners.launchTemplates).map((t) => t.arn),
-    vpcId: parts.network.vpcId,
+    subnetIds: parts.network.subnetIds,
     securityGroupArn: parts.network.securityGroup.arn,
     amiParameterNames: parts.image?.parameterNamesInUse ?? [],
     githubCredentialParameter: parts.secrets.credentialParameterName,

@@ -61,6 +61,7 @@ export class LambdaFunction extends pulumi.ComponentResource {
             Sid: "WriteOwnLogs",
             Action: ["logs:CreateLogStream", "logs:PutLogEvents"],
             Resource: [pulumi.interpolate`${this.logGroup.arn}:*`],
+            why: "The function's own log group (its streams are named by Lambda at run time).",
           },
           ...args.statements,
         ]),

@@ -299,15 +299,32 @@ describe("lambdas", () => {
       .ofType(T.lt)
       .map((t) => t.state.arn)
       .sort();
-    const launch = bySid(s, "LaunchFromStackTemplates");
-    expect(launch.Action).toEqual(["ec2:CreateFleet", "ec2:RunInstances"]);
-    expect(launch.Resource.filter((r: string) => r.includes(":launch-template/")).sort()).toEqual(templates);
-    expect(launch.Resource).not.toContain("*");
-    expect(bySid(s, "LaunchStackTaggedInstances").Condition).toEqual({
-      StringEquals: { "aws:RequestTag/runner-fleet:stack": "dev" },
+    const fromTemplates = { "ec2:LaunchTemplate": expect.arrayContaining(templates) };
+    expect([...bySid(s, "FleetFromStackTemplates").Resource].sort()).toEqual(templates);
+    for (const sid of [
+      "RunFromStackTemplates",
+      "RunStackTaggedInstances",
+      "RunInStackSubnets",
+      "RunPipelineImages",
+    ])
+      expect(bySid(s, sid).Condition.ArnEquals, sid).toEqual(fromTemplates);
+    const subnets = (ids: string[]) => ids.map((id) => `arn:aws:ec2:eu-west-1:123456789012:subnet/${id}`);
+    const runnerSubnets = subnets([
+      "subnet-0aaaaaaaaaaaaaaa1",
+      "subnet-0aaaaaaaaaaaaaaa2",
+      "subnet-0aaaaaaaaaaaaaaa3",
+    ]);
+    expect(bySid(s, "FleetInStackSubnets").Resource).toEqual(runnerSubnets);
+    expect(bySid(s, "RunInStackSubnets").Resource).toEqual(runnerSubnets);
+    const stackTagOnCreate = { "aws:RequestTag/runner-fleet:stack": "dev" };
+    expect(bySid(s, "FleetOfStackTaggedInstances").Condition).toEqual({ StringEquals: stackTagOnCreate });
+    expect(bySid(s, "RunStackTaggedInstances").Condition.StringEquals).toEqual(stackTagOnCreate);
+    expect(bySid(s, "RunPipelineImages").Condition.StringEquals).toEqual({
+      "ec2:Owner": "123456789012",
+      "aws:ResourceTag/runner-fleet:stack": "dev",
     });
     expect(bySid(s, "TagOnCreate").Condition).toEqual({
-      StringEquals: { "ec2:CreateAction": ["CreateFleet", "RunInstances"] },
+      StringEquals: { "ec2:CreateAction": ["CreateFleet", "RunInstances"], ...stackTagOnCreate },
     });
     expect(bySid(s, "TerminateStackInstances").Condition).toEqual({
       StringEquals: { "aws:ResourceTag/runner-fleet:stack": "dev" },
@@ -318,6 +335,18 @@ describe("lambdas", () => {
     expect(bySid(s, "ResolveRunnerAmis").Resource).toEqual([
       "arn:aws:ssm:eu-west-1:123456789012:parameter/runner-fleet/dev/ami/x64",
       "arn:aws:ssm:eu-west-1:123456789012:parameter/runner-fleet/dev/ami/arm64",
+    ]);
+  });
+
+  it("janitor: deregisters and deletes only the stack's images and Image Builder's snapshots", () => {
+    const s = run.statementsOfFunction("janitor");
+    expect(bySid(s, "DeregisterStackImages").Condition).toEqual({
+      StringEquals: { "aws:ResourceTag/runner-fleet:stack": "dev" },
+    });
+    const conditions = s.filter((st) => st.Action.includes("ec2:DeleteSnapshot")).map((st) => st.Condition);
+    expect(conditions).toEqual([
+      { StringEquals: { "aws:ResourceTag/CreatedBy": "EC2 Image Builder" } },
+      { StringEquals: { "aws:ResourceTag/runner-fleet:stack": "dev" } },
     ]);
   });
 
