@@ -9,8 +9,9 @@
  * Both take `--stack NAME` (default: the selected stack) and `--api-url URL` (default: derived).
  */
 import { parseArgs } from "node:util";
-import { createApp, setWebhook } from "./lib/github-app";
+import { createApp } from "./lib/github-app";
 import { pulumiCli } from "./lib/pulumi";
+import { setWebhook } from "./lib/setup-webhook";
 
 const USAGE = `usage:
   npm run setup:github-app -- create [--owner ORG] [--scope org|repo] [--github-url URL] [--user] [--name NAME] [--replace]

@@ -10,7 +10,7 @@ import { mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promise
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type CreateOptions, createApp, setWebhook } from "../scripts/lib/github-app";
+import { type CreateOptions, createApp } from "../scripts/lib/github-app";
 import {
   appManifest,
   appPermissions,
@@ -20,7 +20,8 @@ import {
 } from "../scripts/lib/manifest";
 import { pulumiCli } from "../scripts/lib/pulumi";
 import { SECRETS_PROBE_KEY } from "../scripts/lib/setup-preflight";
-import { type GitHubFake, type GitHubFlavour, startGitHubFake } from "./sandbox/github";
+import { setWebhook } from "../scripts/lib/setup-webhook";
+import { type GitHubFake, type GitHubFlavour, githubErrors, startGitHubFake } from "./sandbox/github";
 import { FakePulumi } from "./scripts-support";
 import { deployedStack, type StandInOptions, setupStandIn } from "./setup-pulumi-stand-in";
 
@@ -342,6 +343,39 @@ describe("create when something is wrong (GitHub fake, dotcom)", () => {
     const page = await browsing!;
     expect(page.body).toContain(file);
     expect(page.body).toContain("storing its credentials failed");
+  });
+
+  it("a 5xx on the code exchange is tried again; a refused code says where the App's key can be made", async () => {
+    fake.faults.fail("github", "apps/create-from-manifest", githubErrors.serverError(502), { times: 1 });
+    let browsing: ReturnType<typeof browse> | undefined;
+    const created = await createApp(options(), {
+      pulumi: pulumiCli({ run: setupStandIn(deployedStack(fake.org)), stack: "dev" }),
+      log: () => {},
+      onReady: (url) => {
+        browsing = browse(url);
+      },
+    });
+    expect(created.appId).toBe(fake.appId);
+    expect((await browsing!).response.status).toBe(200);
+    expect(fake.faults.callsTo("github", "apps/create-from-manifest").map((c) => c.status)).toEqual([
+      502, 201,
+    ]);
+
+    await expect(
+      createApp(options(), {
+        pulumi: pulumiCli({ run: setupStandIn(deployedStack(fake.org)), stack: "dev" }),
+        log: () => {},
+        onReady: (url) => {
+          browsing = browse(url, (callback) => callback.searchParams.set("code", "0".repeat(40)));
+        },
+      }),
+    ).rejects.toThrow(
+      new RegExp(
+        `exchanging GitHub's one-time code failed: .*in ${fake.url}/organizations/${fake.org}/settings/apps, generate a private key`,
+      ),
+    );
+    expect((await browsing!).response.status).toBe(502);
+    expect(await readdir(dir)).toEqual([]);
   });
 
   type Case = [

@@ -1,17 +1,15 @@
 /**
- * GitHub App setup for App mode. `create`: the preflight checks, then GitHub's manifest flow through
+ * `setup:github-app create` for App mode: the preflight checks, then GitHub's manifest flow through
  * pages served on 127.0.0.1, then the App's credentials saved to a 0600 file, stored in the stack
- * config and the file deleted. `set-webhook`: points an existing App's webhook at the deployed stack.
- * The CLI is scripts/github-app.ts; the pages are setup-pages.ts, the checks setup-preflight.ts.
+ * config and the file deleted. The CLI is scripts/github-app.ts; the checks are setup-preflight.ts,
+ * the pages setup-pages.ts, the file setup-credentials-file.ts, the App's webhook setup-webhook.ts.
  */
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createAppAuth } from "@octokit/auth-app";
 import { Octokit } from "@octokit/core";
-import { githubApiUrlOf } from "../../src/config/load";
-import { appManifest, installUrl, newAppUrl } from "./manifest";
-import { PROJECT, type Pulumi } from "./pulumi";
+import { appManifest, appsSettingsUrl, installUrl, newAppUrl } from "./manifest";
+import { projectKey as key, type Pulumi } from "./pulumi";
 import {
   credentialsDirs,
   deleteCredentials,
@@ -22,10 +20,9 @@ import {
 } from "./setup-credentials-file";
 import { messagePage, PAGE_HEADERS, type ResultView, resultPage, setupPage } from "./setup-pages";
 import { preflight, type Ready, type SetupFlags } from "./setup-preflight";
+import { applyWebhookConfig, appOctokit } from "./setup-webhook";
 
 export type Log = (line: string) => void;
-
-const key = (name: string) => `${PROJECT}:${name}`;
 
 export interface CreateOptions extends SetupFlags {
   /** How long to wait for the browser to come back (default 15 min). */
@@ -75,78 +72,41 @@ export async function createApp(options: CreateOptions, deps: CreateDeps): Promi
 
 type Outcome = { app: CreatedApp; view: ResultView; error?: Error };
 
+/** One run of the manifest flow: what the request handler needs, and how the run ends. */
+interface Flow {
+  ready: Ready;
+  options: CreateOptions;
+  deps: CreateDeps;
+  /** Random, sent with the form; GitHub echoes it back on the redirect. */
+  state: string;
+  /** `http://127.0.0.1:PORT`, once listening. */
+  origin: string;
+  /** The callback was taken: later ones are refused. */
+  done: boolean;
+  resolve: (app: CreatedApp) => void;
+  reject: (error: unknown) => void;
+}
+
 async function serveManifestFlow(
   ready: Ready,
   options: CreateOptions,
   deps: CreateDeps,
 ): Promise<CreatedApp> {
-  const state = randomBytes(16).toString("hex");
-  const { target } = ready;
   let server: Server | undefined;
   let timer: NodeJS.Timeout | undefined;
   try {
     return await new Promise<CreatedApp>((resolve, reject) => {
-      let origin = "";
-      let done = false;
-      const handle = (req: IncomingMessage, res: ServerResponse) => {
-        const reply = (status: number, page: string) => {
-          res.writeHead(status, PAGE_HEADERS);
-          res.end(page);
-        };
-        // Only this host name: a page elsewhere cannot reach the server through DNS rebinding.
-        if (req.headers.host !== new URL(origin).host) {
-          reply(421, messagePage("Wrong address", `Open ${origin}/ instead.`));
-          return;
-        }
-        const url = new URL(req.url ?? "/", origin);
-        if (req.method === "GET" && url.pathname === "/") {
-          const manifest = appManifest({
-            ...target,
-            redirectUrl: `${origin}/callback`,
-            webhookUrl: ready.webhookUrl,
-          });
-          const action = newAppUrl(target.githubUrl, target.owner, target.user ? "user" : "org", state);
-          reply(200, setupPage({ ...target, stack: ready.stack, action, manifest }));
-          return;
-        }
-        if (req.method !== "GET" || url.pathname !== "/callback") {
-          reply(404, messagePage("Not found", `This setup serves ${origin}/ only.`));
-          return;
-        }
-        const code = url.searchParams.get("code");
-        // The state proves the redirect answers our own form, not a request forged by another page.
-        if (done || !code || !sameText(url.searchParams.get("state") ?? "", state)) {
-          deps.log("ignored a callback without our state (or after the App was created)");
-          reply(
-            400,
-            messagePage("Not this setup's request", "This request does not belong to the running setup."),
-          );
-          return;
-        }
-        done = true;
-        exchangeAndStore(code, ready, options, deps).then(
-          (outcome) => {
-            res.on("finish", () => (outcome.error ? reject(outcome.error) : resolve(outcome.app)));
-            reply(200, resultPage(outcome.view));
-          },
-          (error: unknown) => {
-            res.on("finish", () => reject(error));
-            reply(
-              502,
-              messagePage("Creating the App failed", `${String(error)} (the terminal has the details).`),
-            );
-          },
-        );
-      };
-      server = createServer(handle);
+      const state = randomBytes(16).toString("hex");
+      const flow: Flow = { ready, options, deps, state, origin: "", done: false, resolve, reject };
+      server = createServer((req, res) => handleRequest(flow, req, res));
       server.on("error", reject);
       server.listen(0, "127.0.0.1", () => {
-        origin = `http://127.0.0.1:${(server!.address() as AddressInfo).port}`;
+        flow.origin = `http://127.0.0.1:${(server!.address() as AddressInfo).port}`;
         timer = setTimeout(
           () => reject(new Error("timed out waiting for GitHub to redirect back")),
           options.timeoutMs ?? 15 * 60_000,
         );
-        deps.onReady(`${origin}/`);
+        deps.onReady(`${flow.origin}/`);
       });
     });
   } finally {
@@ -159,8 +119,84 @@ async function serveManifestFlow(
   }
 }
 
-function appOctokit(apiUrl: string, appId: string | number, privateKey: string): Octokit {
-  return new Octokit({ baseUrl: apiUrl, authStrategy: createAppAuth, auth: { appId, privateKey } });
+/** `/`: the setup page; `/callback`: GitHub's redirect, answered with the result page. */
+function handleRequest(flow: Flow, req: IncomingMessage, res: ServerResponse): void {
+  const { ready, origin, deps } = flow;
+  const reply = (status: number, page: string) => {
+    res.writeHead(status, PAGE_HEADERS);
+    res.end(page);
+  };
+  // Only this host name: a page elsewhere cannot reach the server through DNS rebinding.
+  if (req.headers.host !== new URL(origin).host) {
+    reply(421, messagePage("Wrong address", `Open ${origin}/ instead.`));
+    return;
+  }
+  const url = new URL(req.url ?? "/", origin);
+  if (req.method === "GET" && url.pathname === "/") {
+    const { target } = ready;
+    const manifest = appManifest({
+      ...target,
+      redirectUrl: `${origin}/callback`,
+      webhookUrl: ready.webhookUrl,
+    });
+    const action = newAppUrl(target.githubUrl, target.owner, target.user ? "user" : "org", flow.state);
+    reply(200, setupPage({ ...target, stack: ready.stack, action, manifest }));
+    return;
+  }
+  if (req.method !== "GET" || url.pathname !== "/callback") {
+    reply(404, messagePage("Not found", `This setup serves ${origin}/ only.`));
+    return;
+  }
+  const code = url.searchParams.get("code");
+  // The state proves the redirect answers our own form, not a request forged by another page.
+  if (flow.done || !code || !sameText(url.searchParams.get("state") ?? "", flow.state)) {
+    deps.log("ignored a callback without our state (or after the App was created)");
+    reply(400, messagePage("Not this setup's request", "This request does not belong to the running setup."));
+    return;
+  }
+  flow.done = true;
+  exchangeAndStore(code, ready, flow.options, deps).then(
+    (outcome) => {
+      res.on("finish", () => (outcome.error ? flow.reject(outcome.error) : flow.resolve(outcome.app)));
+      reply(200, resultPage(outcome.view));
+    },
+    (error: unknown) => {
+      res.on("finish", () => flow.reject(error));
+      reply(
+        502,
+        messagePage("Creating the App failed", error instanceof Error ? error.message : String(error)),
+      );
+    },
+  );
+}
+
+const EXCHANGE_ATTEMPTS = 3;
+
+/**
+ * `POST /app-manifests/{code}/conversions`, unauthenticated (the one-time code is the credential),
+ * tried again on a network error or a 5xx: GitHub has created the App, and this is the only answer
+ * that carries its private key.
+ */
+async function exchangeCode(code: string, ready: Ready): Promise<Conversion> {
+  const { target } = ready;
+  const octokit = new Octokit({ baseUrl: target.apiUrl });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const { data } = await octokit.request("POST /app-manifests/{code}/conversions", { code });
+      return data as unknown as Conversion;
+    } catch (error) {
+      const status = (error as { status?: number }).status ?? 500;
+      if (status < 500 || attempt === EXCHANGE_ATTEMPTS) {
+        const apps = appsSettingsUrl(target.githubUrl, target.owner, target.user ? "user" : "org");
+        throw new Error(
+          `exchanging GitHub's one-time code failed: ${error instanceof Error ? error.message : String(error)}. ` +
+            `GitHub may have created the App without handing over its key: in ${apps}, generate a private key ` +
+            "for it and store it (pulumi config set --secret runner-fleet:githubAppPrivateKey < key.pem), or delete it and run this again.",
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, attempt * 1000));
+    }
+  }
 }
 
 /** What goes to the stack config: the App's id and key, and the settings they belong with. */
@@ -192,14 +228,7 @@ async function exchangeAndStore(
   deps: CreateDeps,
 ): Promise<Outcome> {
   const { target, stack } = ready;
-  // No authentication: the one-time code is the credential.
-  const { data } = await new Octokit({ baseUrl: target.apiUrl }).request(
-    "POST /app-manifests/{code}/conversions",
-    {
-      code,
-    },
-  );
-  const app = data as unknown as Conversion;
+  const app = await exchangeCode(code, ready);
   const githubSecret = app.webhook_secret || undefined;
   const storedSecret = ready.stackWebhookSecret
     ? undefined
@@ -221,14 +250,8 @@ async function exchangeAndStore(
   const entries = storePlan(ready, app, storedSecret);
   const storeError = await storeAll(deps.pulumi, entries);
   const webhookSecret = await pointWebhook(ready, app, storedSecret, githubSecret, deps.log);
-  const created: CreatedApp = {
-    appId: app.id,
-    slug: saved.slug,
-    htmlUrl: app.html_url,
-    installUrl: saved.installUrl,
-    stack,
-    webhookSecret,
-  };
+  const { appId, slug, htmlUrl } = saved;
+  const created: CreatedApp = { appId, slug, htmlUrl, installUrl: saved.installUrl, stack, webhookSecret };
   const view: ResultView = {
     stack,
     owner: target.owner,
@@ -240,33 +263,51 @@ async function exchangeAndStore(
     webhookUrl: ready.webhookUrl,
     webhookSecret,
   };
-  if (!storeError) {
-    if (file) await deleteCredentials(file);
-    deps.log(
-      `Stored in stack ${stack}: ${entries.map((e) => e.key + (e.secret ? " (secret)" : "")).join(", ")}.`,
-    );
-    deps.log(`Next: install the App on ${target.owner}: ${saved.installUrl}`);
-    deps.log(
-      "Then run `pulumi up` (seconds, no image rebuild): it gives the running stack the App's credentials.",
-    );
-    return { app: created, view };
-  }
-  const commands = file ? finishCommands(file, stack, entries) : [];
-  deps.log(`Storing the credentials in stack ${stack} failed: ${storeError.message}`);
+  if (storeError) return reportStoreFailure(storeError, { saved, file, entries, created, view }, deps.log);
+  if (file) await deleteCredentials(file);
+  deps.log(
+    `Stored in stack ${stack}: ${entries.map((e) => e.key + (e.secret ? " (secret)" : "")).join(", ")}.`,
+  );
+  deps.log(`Next: install the App on ${target.owner}: ${saved.installUrl}`);
+  deps.log(
+    "Then run `pulumi up` (seconds, no image rebuild): it gives the running stack the App's credentials.",
+  );
+  return { app: created, view };
+}
+
+/** The file stays; the terminal and the result page get its path and the commands that finish the job. */
+function reportStoreFailure(
+  storeError: Error,
+  run: {
+    saved: SavedApp;
+    file: string | undefined;
+    entries: StoreEntry[];
+    created: CreatedApp;
+    view: ResultView;
+  },
+  log: Log,
+): Outcome {
+  const { saved, file, view } = run;
+  const commands = file ? finishCommands(file, saved.stack, run.entries) : [];
+  log(`Storing the credentials in stack ${saved.stack} failed: ${storeError.message}`);
   if (file) {
-    deps.log(`Nothing is lost: the App's id, private key and webhook secret are in ${file} (mode 0600).`);
-    deps.log(`Finish with these commands, then install the App (${saved.installUrl}) and run \`pulumi up\`:`);
-    for (const command of commands) deps.log(`  ${command}`);
+    log(`Nothing is lost: the App's id, private key and webhook secret are in ${file} (mode 0600).`);
+    log(`Finish with these commands, then install the App (${saved.installUrl}) and run \`pulumi up\`:`);
+    for (const command of commands) log(`  ${command}`);
   } else {
     // Neither a file nor the stack took them: the terminal is the last place left.
-    deps.log(
+    log(
       `No file could be written either. The App's credentials, to store by hand:\n${JSON.stringify(saved, null, 2)}`,
     );
   }
   const error = new Error(
-    `storing the App's credentials in stack ${stack} failed${file ? `; ${file} keeps them` : ""}`,
+    `storing the App's credentials in stack ${saved.stack} failed${file ? `; ${file} keeps them` : ""}`,
   );
-  return { app: created, view: { ...view, failure: { error: storeError.message, file, commands } }, error };
+  return {
+    app: run.created,
+    view: { ...view, failure: { error: storeError.message, file, commands } },
+    error,
+  };
 }
 
 async function storeAll(pulumi: Pulumi, entries: StoreEntry[]): Promise<Error | undefined> {
@@ -296,81 +337,4 @@ async function pointWebhook(
     log("After `pulumi up`, run `npm run setup:github-app -- set-webhook`.");
     return "not-set";
   }
-}
-
-export interface WebhookConfig {
-  url?: string;
-  content_type?: string;
-  insecure_ssl?: string | number;
-  secret?: string;
-}
-
-/**
- * Sets the App's webhook to `url` with `secret`, content type json and TLS verification, then reads
- * the config back to check GitHub kept it.
- */
-async function applyWebhookConfig(octokit: Octokit, url: string, secret: string): Promise<WebhookConfig> {
-  const wanted = { url, content_type: "json", secret, insecure_ssl: "0" };
-  // `url` is also Octokit's own option (the request URL), so the body goes as `data`.
-  await octokit.request("PATCH /app/hook/config", { data: wanted } as never);
-  const { data } = await octokit.request("GET /app/hook/config");
-  const got = data as WebhookConfig;
-  const problems = [
-    got.url !== url && `url is ${got.url}`,
-    got.content_type !== "json" && `content_type is ${got.content_type}`,
-    String(got.insecure_ssl) !== "0" && "TLS verification is off",
-    !got.secret && "no secret is set",
-  ].filter(Boolean);
-  if (problems.length) throw new Error(`GitHub did not keep the webhook config: ${problems.join(", ")}`);
-  return got;
-}
-
-export interface SetWebhookOptions {
-  /** Override the API base (default: derived from runner-fleet:github.url). */
-  apiUrl?: string;
-}
-
-/**
- * Points the App's webhook at the stack (`webhookUrl` output) with the secret the stack verifies
- * (its `webhookSecret` output, else the `webhookSecret` config), for an App created before the stack
- * or a stack that was re-created.
- */
-export async function setWebhook(
-  options: SetWebhookOptions,
-  deps: { pulumi: Pulumi; log: Log },
-): Promise<WebhookConfig> {
-  const { pulumi, log } = deps;
-  const outputs = await pulumi.stackOutputs().catch((error: Error) => {
-    throw new Error(`cannot read the stack outputs (${error.message}): run \`pulumi up\` first`);
-  });
-  const url = outputs.webhookUrl;
-  if (typeof url !== "string" || !url) {
-    throw new Error("the stack has no webhookUrl output: run `pulumi up` first");
-  }
-  const authMode = (await pulumi.configGet(key("github.authMode"), { path: true })) ?? "app";
-  if (authMode !== "app") {
-    throw new Error(`github.authMode is ${authMode}: the program itself manages the webhook in token mode`);
-  }
-  const required = async (name: string, value: Promise<string | undefined>) => {
-    const found = await value;
-    if (!found) throw new Error(`${key(name)} is not set (run \`npm run setup:github-app -- create\`)`);
-    return found;
-  };
-  const appId = await required("github.appId", pulumi.configGet(key("github.appId"), { path: true }));
-  const privateKey = await required("githubAppPrivateKey", pulumi.configGet(key("githubAppPrivateKey")));
-  const secret = await required(
-    "webhookSecret",
-    pulumi
-      .stackOutput("webhookSecret", { showSecrets: true })
-      .then((value) => value ?? pulumi.configGet(key("webhookSecret"))),
-  );
-  const githubUrl = (await pulumi.configGet(key("github.url"), { path: true })) ?? "https://github.com";
-  const octokit = appOctokit(options.apiUrl ?? githubApiUrlOf(githubUrl), appId, privateKey);
-  const got = await applyWebhookConfig(octokit, url, secret);
-  log(`The App's webhook now points at ${url} (json, TLS verified, the stack's secret).`);
-  log(
-    "An App created by an older setup may have its webhook inactive (GitHub's API cannot " +
-      "activate it): then tick Active under Webhook in the App's settings once.",
-  );
-  return got;
 }

@@ -117,11 +117,13 @@ export function trimUrl(url: string): string {
  * (`/settings/apps/new`), on github.com or the GHES host alike.
  */
 export function newAppUrl(githubUrl: string, owner: string, accountType: "org" | "user", state: string) {
-  const path =
-    accountType === "org"
-      ? `/organizations/${encodeURIComponent(owner)}/settings/apps/new`
-      : "/settings/apps/new";
-  return `${trimUrl(githubUrl)}${path}?state=${encodeURIComponent(state)}`;
+  return `${appsSettingsUrl(githubUrl, owner, accountType)}/new?state=${encodeURIComponent(state)}`;
+}
+
+/** The owner's list of GitHub Apps (where an App's keys are generated, or the App deleted). */
+export function appsSettingsUrl(githubUrl: string, owner: string, accountType: "org" | "user") {
+  const account = accountType === "org" ? `/organizations/${encodeURIComponent(owner)}` : "";
+  return `${trimUrl(githubUrl)}${account}/settings/apps`;
 }
 
 /** Where the owner installs the App (its `html_url` is `…/apps/SLUG`, or `…/github-apps/SLUG` on GHES). */

@@ -8,6 +8,9 @@ import { spawn } from "node:child_process";
 
 export const PROJECT = "runner-fleet";
 
+/** The project's config key `runner-fleet:NAME`. */
+export const projectKey = (name: string) => `${PROJECT}:${name}`;
+
 export interface CliResult {
   code: number;
   stdout: string;

@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { githubApiUrlOf } from "../../src/config/load";
 import { type Scope, trimUrl } from "./manifest";
-import { PROJECT, type Pulumi, PulumiError, PulumiNotFoundError } from "./pulumi";
+import { PROJECT, type Pulumi, PulumiError, PulumiNotFoundError, projectKey } from "./pulumi";
 
 export class PreflightError extends Error {
   constructor(
@@ -113,7 +113,7 @@ export async function checkSecrets(pulumi: Pulumi, stack: string): Promise<strin
 
 /** A second App would replace the stack's credentials: only on request. */
 export async function checkNoApp(pulumi: Pulumi, stack: string, replace: boolean): Promise<void> {
-  const appId = await pulumi.configGet(`${PROJECT}:github.appId`, { path: true });
+  const appId = await pulumi.configGet(projectKey("github.appId"), { path: true });
   if (appId && !replace) {
     throw new PreflightError(
       `stack ${stack} already has a GitHub App (${PROJECT}:github.appId is ${appId})`,
@@ -224,7 +224,7 @@ export interface SetupTarget {
 }
 
 async function resolveTarget(pulumi: Pulumi, flags: SetupFlags): Promise<SetupTarget> {
-  const config = (name: string) => pulumi.configGet(`${PROJECT}:github.${name}`, { path: true });
+  const config = (name: string) => pulumi.configGet(projectKey(`github.${name}`), { path: true });
   const owner = flags.owner ?? (await config("owner"));
   if (!owner) {
     throw new PreflightError(
