@@ -6,7 +6,8 @@
  *
  * Where: ~/.runner-fleet/ (0700), not the working directory: the working directory is the project's
  * git checkout, where a key file is one `git add -A` away from a commit, and `git clean` deletes it.
- * The working directory is only the fallback when the home directory is not writable.
+ * The working directory is only the fallback when the home directory is not writable (and
+ * .gitignore ignores github-app-*.json there).
  */
 import { constants } from "node:fs";
 import { chmod, mkdir, open, rm } from "node:fs/promises";
