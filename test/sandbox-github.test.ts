@@ -814,6 +814,14 @@ describe.each<GitHubFlavour>(["dotcom", "ghes"])("GitHub fake (%s)", (flavour) =
       });
       expect(withToken.status).toBe(401);
     });
+
+    it("answers GET /meta without auth; GHES names its version in a header and the body", async () => {
+      const response = await fetch(`${fake.url}/meta`);
+      expect(response.status).toBe(200);
+      const body = (await response.json()) as { installed_version?: string };
+      expect(response.headers.get("x-github-enterprise-version") ?? undefined).toBe(body.installed_version);
+      expect(body.installed_version).toBe(flavour === "ghes" ? fake.state.enterpriseVersion : undefined);
+    });
   });
 });
 
