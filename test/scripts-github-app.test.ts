@@ -22,6 +22,7 @@ import { pulumiCli } from "../scripts/lib/pulumi";
 import { SECRETS_PROBE_KEY } from "../scripts/lib/setup-preflight";
 import { setWebhook } from "../scripts/lib/setup-webhook";
 import { type GitHubFake, type GitHubFlavour, githubErrors, startGitHubFake } from "./sandbox/github";
+import { manifestProblems } from "./sandbox/github-web";
 import { FakePulumi } from "./scripts-support";
 import { deployedStack, type StandInOptions, setupStandIn } from "./setup-pulumi-stand-in";
 
@@ -59,6 +60,26 @@ describe("the App manifest", () => {
       expect(Object.fromEntries(requests.map((p) => [p.key, p.access]))).toEqual(appPermissions(scope));
       for (const p of requests) expect(p.why.length).toBeGreaterThan(20);
     }
+  });
+
+  it("uses only the parameters GitHub documents for a manifest (the fake's check, which a bad one fails)", () => {
+    for (const scope of ["org", "repo"] as const)
+      expect(manifestProblems(appManifest({ ...base, scope }))).toEqual([]);
+    expect(
+      manifestProblems({
+        ...appManifest({ ...base, scope: "org" }),
+        name: "x".repeat(35),
+        hook_attributes: { url: "not a url", active: "yes" },
+        default_permissions: { actions: "all" },
+        webhook_secret: "nope",
+      }),
+    ).toEqual([
+      "unknown manifest parameter webhook_secret",
+      "name must be 1 to 34 characters",
+      "hook_attributes.url must be a URL",
+      "hook_attributes.active must be a boolean",
+      "default_permissions.actions is all, not read or write",
+    ]);
   });
 
   it("uses the GHES host for every URL, and GitHub's user page for a user account", () => {
