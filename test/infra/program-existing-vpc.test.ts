@@ -31,11 +31,19 @@ describe("existing VPC, given AMIs", () => {
     for (const t of run.ofType("aws:ec2/launchTemplate:LaunchTemplate"))
       expect(t.inputs.networkInterfaces[0].associatePublicIpAddress).toBe("false");
     const statements = run.statementsOfFunction("launcher");
-    const vpc = statements.find((s) => s.Sid === "LaunchIntoStackVpc");
-    expect(vpc.Condition).toEqual({
-      StringEquals: { "ec2:Vpc": "arn:aws:ec2:eu-west-1:123456789012:vpc/vpc-0123456789abcdef0" },
-    });
-    expect(statements.find((s) => s.Sid === "ResolveRunnerAmis")).toBeUndefined();
+    const subnetArns = SUBNETS.map((id) => `arn:aws:ec2:eu-west-1:123456789012:subnet/${id}`);
+    for (const sid of ["FleetInStackSubnets", "RunInStackSubnets"])
+      expect(statements.find((s) => s.Sid === sid).Resource).toEqual(subnetArns);
+    // Only the given AMIs: no pipeline, so no AMI parameter and no owner-and-tag image statement.
+    expect(statements.find((s) => s.Sid === "RunConfiguredImages").Resource).toEqual([
+      "arn:aws:ec2:eu-west-1::image/ami-0123456789abcdef0",
+      "arn:aws:ec2:eu-west-1::image/ami-0fedcba9876543210",
+    ]);
+    for (const sid of ["ResolveRunnerAmis", "FleetPipelineImages", "RunPipelineImages"])
+      expect(
+        statements.find((s) => s.Sid === sid),
+        sid,
+      ).toBeUndefined();
   });
 
   it("uses the given AMIs and builds no image", () => {
