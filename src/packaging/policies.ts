@@ -340,7 +340,14 @@ export function launcherStatements(refs: FleetRefs): PolicyStatement[] {
       Sid: "HandOffJitConfigs",
       Action: ["dynamodb:PutItem"],
       Resource: [refs.handoffTable.arn],
-      why: "The hand-off table only; keys name instances just launched, unknown in advance.",
+      Condition: {
+        "ForAllValues:StringLike": {
+          "dynamodb:LeadingKeys": [pulumi.interpolate`${refs.runnerRole.uniqueId}:i-*`],
+        },
+      },
+      why:
+        "The hand-off table, and only keys a runner instance can read (`<runner role id>:i-…`); the " +
+        "instance ids are those just launched, unknown in advance.",
     },
     {
       Sid: "ConsumeLaunchQueue",

@@ -6,8 +6,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { statementProblems, type WildcardJustifications } from "./iam-data-check";
 import type { Statement } from "./iam-eval";
-import { type DeclaredRole, declaredRoles, iamStackConfig } from "./iam-policies";
-import { runProgram } from "./mocks";
+import { type DeclaredRole, declaredRoles, runIamStack } from "./iam-policies";
 
 /** Statements allowed a `*` resource although their action has resource types (none so far). */
 const WILDCARDS: WildcardJustifications = {};
@@ -16,8 +15,7 @@ const MANAGED = ["EC2InstanceProfileForImageBuilder", "AmazonSSMManagedInstanceC
 
 let roles: DeclaredRole[];
 beforeAll(async () => {
-  const { config, secretKeys } = iamStackConfig();
-  roles = declaredRoles(await runProgram(config, secretKeys));
+  roles = declaredRoles(await runIamStack());
 }, 120_000);
 
 describe("IAM against AWS's service authorization data", () => {

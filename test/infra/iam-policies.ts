@@ -8,13 +8,13 @@
 import { LAMBDA_NAMES } from "../../src/packaging/bundles";
 import { declaredReasons } from "../../src/packaging/iam";
 import type { Statement } from "./iam-eval";
-import { ACCOUNT_ID, type ProgramRun, REGION, statementsOf } from "./mocks";
+import { ACCOUNT_ID, type ProgramRun, REGION, runProgram, statementsOf } from "./mocks";
 import { APP_SECRETS, devStackValues, PROJECT, withSecrets } from "./stack-config";
 
 export const CONFIGURED_AMI = "ami-0123456789abcdef0";
 
 /** The example stack plus a label config with its own AMI (`amiId`). */
-export function iamStackConfig() {
+function iamStackConfig() {
   const values = devStackValues();
   const configs = values[`${PROJECT}:labelConfigs`] as Record<string, unknown>;
   configs["linux-x64-custom"] = {
@@ -24,6 +24,12 @@ export function iamStackConfig() {
     amiId: CONFIGURED_AMI,
   };
   return withSecrets(values, APP_SECRETS);
+}
+
+/** Runs the program under mocks with that stack (once per test file: the mocks are process-global). */
+export function runIamStack(): Promise<ProgramRun> {
+  const { config, secretKeys } = iamStackConfig();
+  return runProgram(config, secretKeys);
 }
 
 export interface DeclaredRole {
@@ -75,6 +81,7 @@ const SYMBOLS: [RegExp, string][] = [
   [/security-group\/sg-[0-9a-f]+/g, "security-group/<runner security group>"],
   [/subnet\/subnet-[0-9a-f]+/g, "subnet/<each runner subnet>"],
   [/role\/runners-[0-9a-f]+/g, "role/<runner role>"],
+  [/AROA[0-9A-F]+/g, "<runner role id>"],
   [new RegExp(CONFIGURED_AMI, "g"), "<each label config's amiId>"],
 ];
 const symbolic = (text: string) => SYMBOLS.reduce((t, [pattern, name]) => t.replace(pattern, name), text);

@@ -7,8 +7,8 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { STACK_TAG } from "../../src/config/stack-context";
 import { allowsAll, type Context, evaluate, type Statement } from "./iam-eval";
-import { CONFIGURED_AMI, declaredRoles, iamStackConfig } from "./iam-policies";
-import { ACCOUNT_ID, type ProgramRun, REGION, runProgram } from "./mocks";
+import { CONFIGURED_AMI, declaredRoles, runIamStack } from "./iam-policies";
+import { ACCOUNT_ID, type ProgramRun, REGION } from "./mocks";
 
 const ec2 = (resource: string) => `arn:aws:ec2:${REGION}:${ACCOUNT_ID}:${resource}`;
 const image = (id: string) => `arn:aws:ec2:${REGION}::image/${id}`;
@@ -18,8 +18,7 @@ const CANONICAL = "099720109477";
 let run: ProgramRun;
 let policyOf: (role: string) => Statement[];
 beforeAll(async () => {
-  const { config, secretKeys } = iamStackConfig();
-  run = await runProgram(config, secretKeys);
+  run = await runIamStack();
   const roles = declaredRoles(run);
   policyOf = (name) => roles.find((r) => r.name === name)!.statements;
 }, 120_000);
@@ -131,6 +130,21 @@ describe("the launcher launches", () => {
     expect(pass(`arn:aws:iam::${ACCOUNT_ID}:role/admin`, "ec2.amazonaws.com")).toBe("implicit-deny");
     const imageBuild = run.ofType("aws:iam/role:Role").find((r) => r.name === "image-build")!;
     expect(pass(String(imageBuild.state.arn), "ec2.amazonaws.com")).toBe("implicit-deny");
+  });
+});
+
+describe("the launcher hands off", () => {
+  it("only under keys a runner instance reads: its role id and an instance id", () => {
+    const put = (key: string) =>
+      evaluate(policyOf("launcher"), {
+        action: "dynamodb:PutItem",
+        resource: `arn:aws:dynamodb:${REGION}:${ACCOUNT_ID}:table/runner-fleet-dev-handoff`,
+        context: { "dynamodb:LeadingKeys": [key] },
+      });
+    const roleId = String(run.named("aws:iam/role:Role", "runners").state.uniqueId);
+    expect(put(`${roleId}:i-0abc`)).toBe("allow");
+    expect(put("AROAOTHERROLE:i-0abc")).toBe("implicit-deny");
+    expect(put(`${roleId}:anything`)).toBe("implicit-deny");
   });
 });
 

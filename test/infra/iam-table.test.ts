@@ -6,8 +6,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { type DeclaredRole, declaredRoles, iamStackConfig, iamTableMarkdown } from "./iam-policies";
-import { runProgram } from "./mocks";
+import { type DeclaredRole, declaredRoles, iamTableMarkdown, runIamStack } from "./iam-policies";
 import { ROOT } from "./stack-config";
 
 const START = "<!-- iam-table:start (generated from the policy definitions) -->";
@@ -23,8 +22,7 @@ function tableSection(doc: string): string {
 
 let roles: DeclaredRole[];
 beforeAll(async () => {
-  const { config, secretKeys } = iamStackConfig();
-  roles = declaredRoles(await runProgram(config, secretKeys));
+  roles = declaredRoles(await runIamStack());
 }, 120_000);
 
 describe("docs IAM table", () => {
