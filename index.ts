@@ -122,6 +122,8 @@ const observability = new Observability(
   opts,
 );
 export const webhookUrl = intake.webhookUrl;
+/** A Pulumi secret: `npm run setup:github-app` gives it to the App it creates. */
+export const webhookSecret = secrets.webhookSecretValue;
 export const dashboardUrl = observability.dashboardUrl;
 export const jobsTableName = ledger.jobsTable.name;
 export const handoffTableName = ledger.handoffTable.name;

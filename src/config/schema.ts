@@ -7,6 +7,7 @@
 import { z } from "zod";
 import { findRoutingConflicts } from "../../lambda/core/routing";
 import type { LabelRoute } from "../../lambda/shared/label-config";
+import { MAX_QUEUE_TIMEOUT_MINUTES } from "../../lambda/shared/settings";
 import { instanceTypeProblem, isArm64InstanceType, webUrlProblem } from "./checks";
 
 /** The label every routed job carries (REQUIRED_LABEL of the webhook): implicit in every config. */
@@ -43,11 +44,11 @@ const github = z
       .enum(["app", "token"])
       .default("app")
       .describe(
-        "`app`: a GitHub App (needs `appId` and the `githubAppPrivateKey` secret; its webhook is set by the setup tooling). `token`: a fine-grained PAT (the `githubToken` secret); the program then creates the webhook itself.",
+        "`app`: a GitHub App. The first `pulumi up` runs without one; `npm run setup:github-app` then creates it against the live webhook URL and stores `appId` and the `githubAppPrivateKey` secret. `token`: a fine-grained PAT (the `githubToken` secret); the program then creates the webhook itself.",
       ),
     appId: positiveInt(2 ** 31)
       .optional()
-      .describe("The GitHub App's id (app mode)."),
+      .describe("The GitHub App's id (app mode; written by `npm run setup:github-app`)."),
     scope: z
       .enum(["org", "repo"])
       .default("org")
@@ -176,7 +177,9 @@ const limits = z
     idleTimeoutMinutes: positiveInt(24 * 60)
       .default(10)
       .describe("A runner without a job for this long is terminated."),
-    queueTimeoutMinutes: positiveInt(7 * 24 * 60)
+    // Capped so the ledger remembers a job longer than a `queued` delivery can start it (settings.ts
+    // MIN_JOB_TTL_DAYS): the webhook ignores one older than this.
+    queueTimeoutMinutes: positiveInt(MAX_QUEUE_TIMEOUT_MINUTES)
       .default(60)
       .describe("A job that got no capacity for this long is failed."),
   })
@@ -273,7 +276,10 @@ export const stackConfigSchema = z
       .describe("Secret. App mode: the App's private key (PEM)."),
     webhookSecret: secretString("a webhook secret")
       .min(20, { error: "expected a webhook secret of at least 20 characters (e.g. openssl rand -hex 32)" })
-      .describe("Secret. The webhook secret GitHub signs deliveries with."),
+      .optional()
+      .describe(
+        "Secret. The webhook secret GitHub signs deliveries with. Unset: the program generates one (stack output `webhookSecret`), which the App setup and token mode's webhooks use.",
+      ),
     githubToken: secretString("a fine-grained personal access token")
       .regex(/^(github_pat_|ghp_)\w+$/, { error: "expected a personal access token (github_pat_…)" })
       .optional()
@@ -303,10 +309,18 @@ export const stackConfigSchema = z
     const issue = (path: (string | number)[], message: string) =>
       ctx.addIssue({ code: "custom", path, message });
     if (c.github.authMode === "app") {
-      if (c.github.appId === undefined)
-        issue(["github", "appId"], "expected the GitHub App's id (a number): required in app mode");
-      if (c.githubAppPrivateKey === undefined)
-        issue(["githubAppPrivateKey"], "expected the App's private key (secret): required in app mode");
+      // Neither is the first deploy (the App is created afterwards, against the live webhook URL);
+      // one without the other is a setup that stopped halfway.
+      if (c.github.appId !== undefined && c.githubAppPrivateKey === undefined)
+        issue(
+          ["githubAppPrivateKey"],
+          "expected the App's private key (secret) beside github.appId: `npm run setup:github-app` stores both, or remove github.appId",
+        );
+      if (c.github.appId === undefined && c.githubAppPrivateKey !== undefined)
+        issue(
+          ["github", "appId"],
+          "expected the GitHub App's id (a number) beside githubAppPrivateKey: `npm run setup:github-app` stores both",
+        );
     } else if (c.githubToken === undefined) {
       issue(
         ["githubToken"],

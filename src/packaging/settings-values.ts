@@ -18,6 +18,8 @@ export function fleetSettingsEnvironment(
   const { config } = ctx;
   const names = parameterNames(ctx);
   const app = config.github.authMode === "app";
+  // An App-mode stack deployed before its App exists: no App settings, so the webhook answers 503.
+  const appReady = app && config.github.appId !== undefined;
   return {
     STACK_NAME: ctx.stack,
     JOBS_TABLE: parts.ledger.jobsTable.name,
@@ -28,8 +30,8 @@ export function fleetSettingsEnvironment(
     REQUIRED_LABEL,
     GITHUB_API_URL: ctx.settings.githubApiUrl,
     GITHUB_AUTH_MODE: config.github.authMode,
-    GITHUB_APP_ID: app ? String(config.github.appId) : undefined,
-    GITHUB_PRIVATE_KEY_PARAM: app ? names.githubAppPrivateKey : undefined,
+    GITHUB_APP_ID: appReady ? String(config.github.appId) : undefined,
+    GITHUB_PRIVATE_KEY_PARAM: appReady ? names.githubAppPrivateKey : undefined,
     GITHUB_TOKEN_PARAM: app ? undefined : names.githubToken,
     WEBHOOK_SECRET_PARAM: names.webhookSecret,
     GITHUB_WRITES_PER_MINUTE: String(GITHUB_JIT_PER_MINUTE_PER_APP),

@@ -9,6 +9,7 @@ import {
   projectKeys,
   TEST_SECRETS,
   TOKEN_SECRETS,
+  withAppId,
   withSecrets,
 } from "./stack-config";
 
@@ -20,7 +21,7 @@ function parse(
   secrets: Partial<typeof TEST_SECRETS> = APP_SECRETS,
   plainTextSecretKeys: string[] = [],
 ) {
-  const values = devStackValues() as Values;
+  const values = (secrets.githubAppPrivateKey ? withAppId(devStackValues()) : devStackValues()) as Values;
   mutate(values);
   const { config } = withSecrets(values, secrets);
   return parseStackConfig(projectKeys(config), {
@@ -49,6 +50,14 @@ const gh = (v: Values) => v[`${PROJECT}:github`];
 const label = (v: Values, name: string) => v[`${PROJECT}:labelConfigs`][name];
 
 describe("the example stack config (Pulumi.dev.yaml)", () => {
+  it("deploys first without an App, an App key or a webhook secret (the setup adds them after)", () => {
+    const c = parse(() => {}, {});
+    expect(c.github.authMode).toBe("app");
+    expect(c.github.appId).toBeUndefined();
+    expect(c.githubAppPrivateKey).toBeUndefined();
+    expect(c.webhookSecret).toBeUndefined();
+  });
+
   it("is valid and gets the documented defaults", () => {
     const c = parse();
     expect(c.github).toMatchObject({ authMode: "app", appId: 123456, scope: "org", owner: "my-org" });
@@ -139,7 +148,7 @@ describe("realistic config mistakes fail naming the key, the value and the expec
       (v) => {
         delete gh(v).appId;
       },
-      /^runner-fleet:github\.appId: got nothing \(not set\); expected the GitHub App's id \(a number\): required in app mode$/,
+      /^runner-fleet:github\.appId: got nothing \(not set\); expected the GitHub App's id \(a number\) beside githubAppPrivateKey: `npm run setup:github-app` stores both$/,
     ],
     [
       "App id as text",
@@ -149,9 +158,11 @@ describe("realistic config mistakes fail naming the key, the value and the expec
       /^runner-fleet:github\.appId: got "my-app"; expected a whole number from 1 to 2147483648$/,
     ],
     [
-      "app mode without the private key",
-      () => {},
-      /^runner-fleet:githubAppPrivateKey: got nothing \(not set\); expected the App's private key \(secret\)/,
+      "an App id without the private key (a setup stopped halfway)",
+      (v) => {
+        gh(v).appId = 123456;
+      },
+      /^runner-fleet:githubAppPrivateKey: got nothing \(not set\); expected the App's private key \(secret\) beside github\.appId: `npm run setup:github-app` stores both, or remove github\.appId$/,
       { webhookSecret: TEST_SECRETS.webhookSecret },
     ],
     [
@@ -417,7 +428,7 @@ describe("mistakes outside the schema's values", () => {
   });
 
   it("catches keys in a namespace one typo away from the project's, and leaves other namespaces alone", () => {
-    const config = withSecrets(devStackValues(), APP_SECRETS).config;
+    const config = withSecrets(withAppId(devStackValues()), APP_SECRETS).config;
     const misplaced = ["runner_fleet:alarms", "runnerfleet:x", "runner-fleets:x", "Runner_Fleet:limits"];
     try {
       parseStackConfig(projectKeys(config), {

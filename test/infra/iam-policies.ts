@@ -9,13 +9,13 @@ import { LAMBDA_NAMES } from "../../src/packaging/bundles";
 import { declaredReasons } from "../../src/packaging/iam";
 import type { Statement } from "./iam-eval";
 import { ACCOUNT_ID, type ProgramRun, REGION, runProgram, statementsOf } from "./mocks";
-import { APP_SECRETS, devStackValues, PROJECT, withSecrets } from "./stack-config";
+import { APP_SECRETS, devStackValues, PROJECT, withAppId, withSecrets } from "./stack-config";
 
 export const CONFIGURED_AMI = "ami-0123456789abcdef0";
 
 /** The example stack plus a label config with its own AMI (`amiId`). */
 function iamStackConfig() {
-  const values = devStackValues();
+  const values = withAppId(devStackValues());
   const configs = values[`${PROJECT}:labelConfigs`] as Record<string, unknown>;
   configs["linux-x64-custom"] = {
     labels: ["linux", "x64", "large", "custom-ami"],

@@ -74,6 +74,8 @@ function computed(type: string, name: string, inputs: Record<string, any>): Reco
       };
     case "aws:cloudwatch/dashboard:Dashboard":
       return { ...base, dashboardName: inputs.dashboardName };
+    case "random:index/randomPassword:RandomPassword":
+      return { result: `generated-${hex(name, 40)}` };
     default:
       return pkg === "aws" ? base : {};
   }

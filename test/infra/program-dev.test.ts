@@ -10,7 +10,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { HANDOFF_TABLE, JOBS_TABLE } from "../../lambda/shared/tables";
 import { settingsReadBy } from "../../src/packaging/settings-env";
 import { type Declared, isSecretValue, type ProgramRun, plain, runProgram, statementsOf } from "./mocks";
-import { APP_SECRETS, devStackValues, ROOT, withSecrets } from "./stack-config";
+import { APP_SECRETS, devStackValues, ROOT, withAppId, withSecrets } from "./stack-config";
 
 const T = {
   fn: "aws:lambda/function:Function",
@@ -27,7 +27,7 @@ const secretValues = Object.values(APP_SECRETS);
 
 let run: ProgramRun;
 beforeAll(async () => {
-  const { config, secretKeys } = withSecrets(devStackValues(), APP_SECRETS);
+  const { config, secretKeys } = withSecrets(withAppId(devStackValues()), APP_SECRETS);
   run = await runProgram(config, secretKeys);
 }, 120_000);
 

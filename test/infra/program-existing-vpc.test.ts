@@ -4,12 +4,12 @@
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { type ProgramRun, runProgram } from "./mocks";
-import { APP_SECRETS, devStackValues, PROJECT, withSecrets } from "./stack-config";
+import { APP_SECRETS, devStackValues, PROJECT, withAppId, withSecrets } from "./stack-config";
 
 const SUBNETS = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"];
 let run: ProgramRun;
 beforeAll(async () => {
-  const values = devStackValues() as Record<string, any>;
+  const values = withAppId(devStackValues()) as Record<string, any>;
   values[`${PROJECT}:network`] = { vpcId: "vpc-0123456789abcdef0", subnetIds: SUBNETS };
   values[`${PROJECT}:imagePipeline`] = { enabled: false };
   values[`${PROJECT}:labelConfigs`]["linux-x64-large"].amiId = "ami-0123456789abcdef0";

@@ -5,10 +5,10 @@
  */
 import { expect, it } from "vitest";
 import { runRefusedProgram } from "./mocks";
-import { APP_SECRETS, devStackValues, PROJECT, withSecrets } from "./stack-config";
+import { APP_SECRETS, devStackValues, PROJECT, withAppId, withSecrets } from "./stack-config";
 
 it("fails before any resource is declared", async () => {
-  const values = devStackValues() as Record<string, any>;
+  const values = withAppId(devStackValues()) as Record<string, any>;
   values[`${PROJECT}:labelConfigs`]["linux-arm64-medium"].arch = "aarch64";
   values[`${PROJECT}:limits`].maxRuntimeMinutes = "6h";
   values["runner_fleet:alarms"] = { email: "oncall@example.com" };

@@ -4,10 +4,10 @@
  */
 import { expect, it } from "vitest";
 import { runRefusedProgram } from "./mocks";
-import { APP_SECRETS, devStackValues, PROJECT, TEST_SECRETS, withSecrets } from "./stack-config";
+import { APP_SECRETS, devStackValues, PROJECT, TEST_SECRETS, withAppId, withSecrets } from "./stack-config";
 
 it("refuses a secret stored in plain text, without echoing it", async () => {
-  const { config, secretKeys } = withSecrets(devStackValues(), APP_SECRETS);
+  const { config, secretKeys } = withSecrets(withAppId(devStackValues()), APP_SECRETS);
   // As after `pulumi config set runner-fleet:webhookSecret …` (no --secret).
   const { failure, declared } = await runRefusedProgram(
     config,

@@ -43,6 +43,15 @@ export function toPulumiConfig(values: Record<string, unknown>): Record<string, 
   );
 }
 
+/** The App id `npm run setup:github-app` writes beside the key (Pulumi.dev.yaml has neither). */
+export const TEST_APP_ID = 123456;
+
+/** The stack values as `npm run setup:github-app` leaves them: Pulumi.dev.yaml plus the App's id. */
+export function withAppId(values: Record<string, unknown>): Record<string, unknown> {
+  const github = values[`${PROJECT}:github`] as Record<string, unknown>;
+  return { ...values, [`${PROJECT}:github`]: { ...github, appId: TEST_APP_ID } };
+}
+
 /** Secrets as `pulumi config set --secret` leaves them: values plus the list of secret keys. */
 export function withSecrets(
   values: Record<string, unknown>,
