@@ -1,22 +1,27 @@
 import { describe, expect, it } from "vitest";
 import {
   allocateSlots,
-  assignInstances,
-  backoffSeconds,
-  buildFleetRequest,
+  budgetWaitSeconds,
   claimsOverLimits,
+  queueTimedOut,
+  withRecentClaims,
+} from "../lambda/core/admission";
+import {
+  assignInstances,
+  buildFleetRequest,
+  clientTokenFor,
+  groupByConfig,
+  LAUNCH_TEMPLATE_VERSION,
+  readFleetResult,
+} from "../lambda/core/fleet-request";
+import {
+  backoffSeconds,
   classifyFleetError,
   classifyFleetErrors,
   classifyRegistrationError,
-  clientTokenFor,
   decideAfterFailure,
-  groupByConfig,
   initialMarket,
-  LAUNCH_TEMPLATE_VERSION,
-  queueTimedOut,
-  readFleetResult,
-  withRecentClaims,
-} from "../lambda/core/fleet";
+} from "../lambda/core/spot-fallback";
 import { TAGS } from "../lambda/core/stack-identity";
 import type { LabelConfig } from "../lambda/shared/label-config";
 
@@ -319,6 +324,24 @@ describe("queueTimedOut", () => {
     const now = new Date("2026-01-01T01:00:00Z");
     expect(queueTimedOut("2026-01-01T00:00:01Z", now, 60)).toBe(false);
     expect(queueTimedOut("2026-01-01T00:00:00Z", new Date("2026-01-01T01:00:01Z"), 60)).toBe(true);
+  });
+});
+
+describe("budgetWaitSeconds", () => {
+  const askedAt = Date.parse("2026-01-01T00:00:00Z");
+  const noJitter = () => 0;
+
+  it("waits until the budget's next token plus the job's place in line at the budget's rate", () => {
+    const budget = { nextAt: askedAt + 10_000, perMinute: 60 };
+    expect(budgetWaitSeconds(0, budget, askedAt, noJitter)).toBe(11);
+    expect(budgetWaitSeconds(4, budget, askedAt, noJitter)).toBe(15);
+  });
+
+  it("adds at most 20 % jitter and stays between 2 s and 5 min", () => {
+    const budget = { nextAt: askedAt, perMinute: 60 };
+    expect(budgetWaitSeconds(9, budget, askedAt, () => 1)).toBe(12);
+    expect(budgetWaitSeconds(0, { nextAt: askedAt, perMinute: 6000 }, askedAt, noJitter)).toBe(2);
+    expect(budgetWaitSeconds(0, { nextAt: askedAt + 3_600_000, perMinute: 60 }, askedAt, noJitter)).toBe(300);
   });
 });
 

@@ -10,7 +10,7 @@ import {
   type Filter,
   TerminateInstancesCommand,
 } from "@aws-sdk/client-ec2";
-import { type FleetResult, readFleetResult } from "../core/fleet";
+import { type FleetResult, readFleetResult } from "../core/fleet-request";
 import { TAGS } from "../core/stack-identity";
 import { ec2Client } from "./ec2-client";
 

@@ -3,7 +3,7 @@
  * explained in plain words, and the fleet summary of `npm run status`. Says what it does not know
  * rather than guessing: limits it was not given, hand-off reports it could not read.
  */
-import { initialMarket } from "../../lambda/core/fleet";
+import { initialMarket } from "../../lambda/core/spot-fallback";
 import type { HandoffReport } from "../../lambda/shared/handoff-report";
 import {
   ACTIVE_STATES,
