@@ -4,10 +4,16 @@
  * valid per GitHub's OpenAPI description.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { githubApp, githubForInstallation, tuneGitHub } from "../lambda/adapters/github-client";
+import {
+  DEFAULT_GITHUB_TUNING,
+  githubApp,
+  githubForInstallation,
+  tuneGitHub,
+} from "../lambda/adapters/github-client";
 import { listFailedDeliveries, redeliver, webhookSource } from "../lambda/adapters/github-hooks";
 import { getWorkflowJob, rerunJob } from "../lambda/adapters/github-jobs";
 import { deleteRunner, generateJitConfig, listRunners, scopeFor } from "../lambda/adapters/github-runners";
+import { LAUNCHER_TIMEOUT_SECONDS } from "../src/components/launcher-tuning";
 import { KEY_PARAM, PAT_PARAM, useGitHubFake } from "./lifecycle-support";
 import { type Sandbox, startSandbox } from "./sandbox";
 import { failNextOrgJitConfigs, type GitHubFake, githubErrors, startGitHubFake } from "./sandbox/github";
@@ -134,6 +140,17 @@ describe("generateJitConfig", () => {
         labels: ["x"],
       }),
     ).rejects.toMatchObject({ status: 403 });
+  });
+});
+
+describe("request timeout", () => {
+  it("gives up on a request GitHub never answers well within the launcher's timeout", () => {
+    const { serverErrorRetries, requestTimeoutMs } = DEFAULT_GITHUB_TUNING;
+    // Each try waits out the timeout; plugin-retry waits 1 s, 4 s, 9 s… between tries.
+    const tries = serverErrorRetries + 1;
+    const retryWaits = Array.from({ length: serverErrorRetries }, (_, i) => (i + 1) ** 2);
+    const worstSeconds = (tries * requestTimeoutMs) / 1000 + retryWaits.reduce((a, b) => a + b, 0);
+    expect(worstSeconds).toBeLessThanOrEqual(LAUNCHER_TIMEOUT_SECONDS * 0.6);
   });
 });
 

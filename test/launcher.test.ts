@@ -9,6 +9,7 @@ import { CreateFleetCommand, type CreateFleetCommandOutput } from "@aws-sdk/clie
 import type { SQSBatchResponse, SQSRecord } from "aws-lambda";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { ec2Client } from "../lambda/adapters/ec2-client";
+import { tuneGitHub } from "../lambda/adapters/github-client";
 import { readHandoff } from "../lambda/adapters/handoff";
 import { createJob, getJob, updateJobFields } from "../lambda/adapters/jobs-table";
 import { createRetryMarker, recordSpotInterruption } from "../lambda/adapters/reserved-items";
@@ -538,6 +539,33 @@ describe("throttling and retries", () => {
     expect((await runLauncher()).response.batchItemFailures).toEqual([]);
     expect((await getJob(job!.jobId))?.state).toBe("launched");
     expect(liveInstances()).toHaveLength(1);
+  });
+  it("abandons a JIT call GitHub never answers, terminates the instance and requeues the job", async () => {
+    // GitHub takes the registration and never answers. The request timeout is real time, so it is
+    // shrunk here; each try is abandoned after it and retried like a network error.
+    tuneGitHub({ retryAfterBaseValue: 5, requestTimeoutMs: 1_000 });
+    const intercept = sandbox.faults.intercept.bind(sandbox.faults);
+    let unanswered = 0;
+    vi.spyOn(sandbox.faults, "intercept").mockImplementation((request, options) => {
+      if (request.operation !== "actions/generate-runner-jitconfig-for-org")
+        return intercept(request, options);
+      unanswered++;
+      return new Promise(() => {});
+    });
+    try {
+      const [job] = await seedJobs(1);
+      const { response } = await runLauncher();
+      expect(response.batchItemFailures).toHaveLength(1);
+      expect(unanswered).toBeGreaterThanOrEqual(1);
+      expect(liveInstances()).toEqual([]);
+      const record = await getJob(job!.jobId);
+      expect(record).toMatchObject({ state: "queued", reason: "JIT registration failed (HTTP 500)" });
+      expect(record?.instanceId).toBeUndefined();
+      expect(github.state.listRunners()).toEqual([]);
+    } finally {
+      vi.restoreAllMocks();
+      tuneGitHub({ retryAfterBaseValue: 5 });
+    }
   });
 });
 

@@ -6,7 +6,9 @@
  * one in-flight token request between concurrent callers, so this module keeps one client per
  * installation for the life of the process) or a fine-grained PAT (token mode).
  *
- * Resilience: `@octokit/plugin-retry` retries 5xx and network errors (after 1 s, then 4 s);
+ * Resilience: every request has a deadline (a call GitHub never answers once held a launcher to its
+ * Lambda timeout); `@octokit/plugin-retry` retries 5xx, network errors and requests past the deadline
+ * (after 1 s, then 4 s);
  * `@octokit/plugin-throttling` waits out primary and secondary rate limits (Retry-After) within
  * the budget below, and paces this process's write requests with a token bucket of
  * `settings().githubWritesPerMinute` (GitHub's per-App rate), a few in flight at once. The launcher
@@ -41,18 +43,25 @@ export interface GitHubTuning {
   maxRetryAfterSeconds: number;
   /** Write requests in flight at once. */
   writeConcurrency: number;
+  /** Longest wait (ms) for one try of a request, its answer's body included; then it is abandoned. */
+  requestTimeoutMs: number;
 }
 
-// Sized for a launcher with a 60 s timeout: waits beyond these are better spent back in the queue.
-const DEFAULT_TUNING: GitHubTuning = {
+/**
+ * Sized for a launcher with a 60 s timeout (src/components/launcher-tuning.ts; the reconciler has
+ * 55 s, the janitor 900 s): waits beyond these are better spent back in the queue. A request that
+ * never answers costs at most its tries × requestTimeoutMs plus the retry waits (3 × 10 s + 5 s).
+ */
+export const DEFAULT_GITHUB_TUNING: Readonly<GitHubTuning> = {
   retryAfterBaseValue: 1000,
   serverErrorRetries: 2,
   rateLimitRetries: 2,
   maxRetryAfterSeconds: 20,
   writeConcurrency: 8,
+  requestTimeoutMs: 10_000,
 };
 
-let tuning: GitHubTuning = DEFAULT_TUNING;
+let tuning: GitHubTuning = { ...DEFAULT_GITHUB_TUNING };
 const clients = new Map<string, Promise<GitHub>>();
 let writeLimiter: { perMinute: number; group: Bottleneck.Group } | undefined;
 /** Until when GitHub asked this process to hold back (epoch ms): set by any rate-limit answer. */
@@ -61,7 +70,7 @@ const LIMITER_ID = "runner-fleet";
 
 /** Overrides timing knobs (tests) and forgets every client. */
 export function tuneGitHub(overrides: Partial<GitHubTuning> = {}): void {
-  tuning = { ...DEFAULT_TUNING, ...overrides };
+  tuning = { ...DEFAULT_GITHUB_TUNING, ...overrides };
   forgetGitHubClients();
 }
 
@@ -115,6 +124,20 @@ function writeGroup(): Bottleneck.Group {
   return writeLimiter.group;
 }
 
+/**
+ * fetch with a deadline for each try (a signal made once per client would end every later request):
+ * past it the request fails as a network error does, so plugin-retry tries again or gives up.
+ */
+function fetchWithin(timeoutMs: number): typeof fetch {
+  return (input, init) => {
+    const deadline = AbortSignal.timeout(timeoutMs);
+    return fetch(input, {
+      ...init,
+      signal: init?.signal ? AbortSignal.any([init.signal, deadline]) : deadline,
+    });
+  };
+}
+
 function clientOptions() {
   const retryWithin =
     (kind: string) =>
@@ -136,6 +159,7 @@ function clientOptions() {
   return {
     baseUrl: settings().githubApiUrl,
     userAgent: "runner-fleet",
+    request: { fetch: fetchWithin(tuning.requestTimeoutMs) },
     // Octokit's own notices (deprecations, retries) as structured logs; never request bodies.
     log: {
       debug: () => {},
