@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
-import {
-  planReconcile,
-  type ReconcileAction,
-  type ReconcileInput,
-  type ReconcilePolicy,
-  type StackInstance,
-} from "../lambda/core/reconcile";
+import type {
+  ReconcileAction,
+  ReconcileInput,
+  ReconcilePolicy,
+  StackInstance,
+} from "../lambda/core/reconcile-model";
+import { planReconcile } from "../lambda/core/reconcile-plan";
 import { instanceIdFromRunnerName, runnerNameFor } from "../lambda/core/stack-identity";
 import type { HandoffReport } from "../lambda/shared/handoff-report";
 import type { JobRecord } from "../lambda/shared/job";
