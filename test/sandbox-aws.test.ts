@@ -24,7 +24,10 @@ import {
   DescribeSnapshotsCommand,
   EC2Client,
   paginateDescribeInstances,
+  RebootInstancesCommand,
   RunInstancesCommand,
+  StartInstancesCommand,
+  StopInstancesCommand,
   TerminateInstancesCommand,
 } from "@aws-sdk/client-ec2";
 import {
@@ -50,7 +53,9 @@ import {
 } from "@aws-sdk/client-ssm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { JOBS_TABLE } from "../lambda/shared/tables";
+import { describeAlarms } from "../scripts/lib/cloudwatch-alarms";
 import { EC2_THROTTLE, type Sandbox, startSandbox } from "./sandbox";
+import { sampleMs } from "./sandbox/ec2-boot";
 import { md5OfMessageAttributes, sqsModelErrors } from "./sandbox/sqs";
 
 let sandbox: Sandbox;
@@ -885,10 +890,237 @@ describe("EC2", () => {
       ec2.send(new TerminateInstancesCommand({ InstanceIds: ["i-0123456789abcdef0"], DryRun: true })),
     );
     expect(dryRun.name).toBe("DryRunOperation");
-    const { StopInstancesCommand } = await import("@aws-sdk/client-ec2");
     const unknown = await errorOf(
-      ec2.send(new StopInstancesCommand({ InstanceIds: ["i-0123456789abcdef0"] })),
+      ec2.send(new RebootInstancesCommand({ InstanceIds: ["i-0123456789abcdef0"] })),
     );
     expect(unknown.name).toBe("InvalidAction");
+  });
+});
+
+describe("EC2 boots, stops and starts on the sandbox clock", () => {
+  const BOOT = {
+    launchPendingMs: 5_000,
+    firstBootMs: 10_000,
+    startPendingMs: 4_000,
+    restartBootMs: 7_000,
+    resumePendingMs: 3_000,
+    resumeMs: 2_000,
+    stoppingMs: 15_000,
+    hibernatingMs: 30_000,
+    shutdownMs: 20_000,
+  };
+  let booting: Sandbox;
+  let client: EC2Client;
+  beforeAll(async () => {
+    booting = await startSandbox({ ec2: { boot: BOOT } });
+    client = new EC2Client(config(booting.endpoints.ec2));
+  });
+  afterAll(async () => {
+    client.destroy();
+    await booting.close();
+  });
+  beforeEach(async () => {
+    await booting.reset();
+    booting.clock.freeze(); // only advance() moves time: every transition lands exactly
+  });
+
+  const stateOf = async (id: string) => {
+    const described = await client.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
+    return described.Reservations?.[0]?.Instances?.[0];
+  };
+  const launch = async (extra: Partial<ConstructorParameters<typeof RunInstancesCommand>[0]> = {}) => {
+    const run = await client.send(
+      new RunInstancesCommand({ InstanceType: "m7i.xlarge", MinCount: 1, MaxCount: 1, ...extra }),
+    );
+    return run.Instances![0]!.InstanceId!;
+  };
+
+  it("is pending, then running, and records when its OS reaches the user data", async () => {
+    const launchedAt = booting.clock.now();
+    const id = await launch();
+    expect((await stateOf(id))?.State?.Name).toBe("pending");
+    booting.clock.advance(4_999);
+    expect((await stateOf(id))?.State?.Name).toBe("pending");
+    booting.clock.advance(1);
+    expect((await stateOf(id))?.State?.Name).toBe("running");
+    expect(booting.ec2.instance(id)?.boots).toEqual([
+      {
+        kind: "launch",
+        requestedAt: launchedAt,
+        runningAt: launchedAt + 5_000,
+        readyAt: launchedAt + 15_000,
+      },
+    ]);
+  });
+
+  it("stops, refuses a start while stopping, then starts and boots its OS again", async () => {
+    const id = await launch();
+    booting.clock.advance(15_000);
+    const stopping = await client.send(new StopInstancesCommand({ InstanceIds: [id] }));
+    expect(stopping.StoppingInstances?.map((i) => [i.PreviousState?.Name, i.CurrentState?.Name])).toEqual([
+      ["running", "stopping"],
+    ]);
+    const early = await errorOf(client.send(new StartInstancesCommand({ InstanceIds: [id] })));
+    expect(early.name).toBe("IncorrectInstanceState");
+    booting.clock.advance(15_000);
+    const stopped = await stateOf(id);
+    expect([stopped?.State?.Name, stopped?.StateReason?.Code]).toEqual([
+      "stopped",
+      "Client.UserInitiatedShutdown",
+    ]);
+    // Stopping it again changes nothing; an instance that is not running cannot be stopped.
+    const again = await client.send(new StopInstancesCommand({ InstanceIds: [id] }));
+    expect(again.StoppingInstances?.[0]?.CurrentState?.Name).toBe("stopped");
+
+    booting.clock.advance(60_000);
+    const startedAt = booting.clock.now();
+    const started = await client.send(new StartInstancesCommand({ InstanceIds: [id] }));
+    expect(started.StartingInstances?.map((i) => [i.PreviousState?.Name, i.CurrentState?.Name])).toEqual([
+      ["stopped", "pending"],
+    ]);
+    // LaunchTime is when the instance was last started.
+    expect((await stateOf(id))?.LaunchTime?.getTime()).toBe(startedAt);
+    booting.clock.advance(4_000);
+    expect((await stateOf(id))?.State?.Name).toBe("running");
+    expect(booting.ec2.instance(id)?.boots.at(-1)).toEqual({
+      kind: "start",
+      requestedAt: startedAt,
+      runningAt: startedAt + 4_000,
+      readyAt: startedAt + 11_000,
+    });
+  });
+
+  it("hibernates only an on-demand instance launched for it, and resumes it on start", async () => {
+    const plain = await launch();
+    const spot = await launch({ InstanceMarketOptions: { MarketType: "spot" } });
+    const hibernating = await launch({ HibernationOptions: { Configured: true } });
+    booting.clock.advance(15_000);
+    expect((await stateOf(hibernating))?.HibernationOptions?.Configured).toBe(true);
+    const notEnabled = await errorOf(
+      client.send(new StopInstancesCommand({ InstanceIds: [plain], Hibernate: true })),
+    );
+    expect(notEnabled.name).toBe("UnsupportedOperation");
+    const oneTimeSpot = await errorOf(client.send(new StopInstancesCommand({ InstanceIds: [spot] })));
+    expect(oneTimeSpot.name).toBe("UnsupportedOperation");
+    // A refused instance in the call leaves the others as they were.
+    await errorOf(client.send(new StopInstancesCommand({ InstanceIds: [plain, spot] })));
+    expect((await stateOf(plain))?.State?.Name).toBe("running");
+
+    await client.send(new StopInstancesCommand({ InstanceIds: [hibernating], Hibernate: true }));
+    booting.clock.advance(29_999);
+    expect((await stateOf(hibernating))?.State?.Name).toBe("stopping");
+    booting.clock.advance(1);
+    const hibernated = await stateOf(hibernating);
+    expect([hibernated?.State?.Name, hibernated?.StateReason?.Code]).toEqual([
+      "stopped",
+      "Client.UserInitiatedHibernate",
+    ]);
+    const resumedAt = booting.clock.now();
+    await client.send(new StartInstancesCommand({ InstanceIds: [hibernating] }));
+    expect(booting.ec2.instance(hibernating)?.boots.at(-1)).toEqual({
+      kind: "resume",
+      requestedAt: resumedAt,
+      runningAt: resumedAt + 3_000,
+      readyAt: resumedAt + 5_000,
+    });
+  });
+
+  it("fails a start for capacity with the instance left stopped, and never starts a terminated one", async () => {
+    const id = await launch();
+    booting.clock.advance(15_000);
+    await client.send(new StopInstancesCommand({ InstanceIds: [id] }));
+    booting.clock.advance(15_000);
+    booting.faults.fail("ec2", "StartInstances", "InsufficientInstanceCapacity", {
+      when: (r) => (r.params as { InstanceId?: string[] }).InstanceId?.includes(id) ?? false,
+      times: 1,
+    });
+    const noCapacity = await errorOf(client.send(new StartInstancesCommand({ InstanceIds: [id] })));
+    expect(noCapacity.name).toBe("InsufficientInstanceCapacity");
+    expect((await stateOf(id))?.State?.Name).toBe("stopped");
+    await client.send(new StartInstancesCommand({ InstanceIds: [id] }));
+    expect((await stateOf(id))?.State?.Name).toBe("pending");
+
+    await client.send(new TerminateInstancesCommand({ InstanceIds: [id] }));
+    expect((await stateOf(id))?.State?.Name).toBe("shutting-down");
+    booting.clock.advance(20_000);
+    expect((await stateOf(id))?.State?.Name).toBe("terminated");
+    const gone = await errorOf(client.send(new StartInstancesCommand({ InstanceIds: [id] })));
+    expect(gone.name).toBe("IncorrectInstanceState");
+  });
+
+  it("gives fleet instances their template's hibernation, and stops one whose OS shuts down", async () => {
+    booting.ec2.configureLaunchTemplate("lt-0pool", { hibernation: true });
+    const fleet = await client.send(
+      new CreateFleetCommand({
+        Type: "instant",
+        LaunchTemplateConfigs: [
+          {
+            LaunchTemplateSpecification: { LaunchTemplateId: "lt-0pool", Version: "$Latest" },
+            Overrides: [{ InstanceType: "m7i.xlarge", SubnetId: "subnet-a" }],
+          },
+        ],
+        TargetCapacitySpecification: { TotalTargetCapacity: 1, DefaultTargetCapacityType: "on-demand" },
+      }),
+    );
+    const id = fleet.Instances![0]!.InstanceIds![0]!;
+    expect(booting.ec2.instance(id)?.hibernation).toBe(true);
+    booting.clock.advance(15_000);
+    booting.ec2.osShutdown(id);
+    booting.clock.advance(15_000);
+    expect(booting.ec2.instances({ state: "stopped" }).map((i) => [i.instanceId, i.stateReason])).toEqual([
+      [id, "Client.InstanceInitiatedShutdown"],
+    ]);
+  });
+
+  it("draws a modeled duration around its median and 90th percentile", () => {
+    // A seeded generator (mulberry32): the draws, and so this test, are the same every run.
+    let seed = 42;
+    const random = () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+    };
+    const draws = Array.from({ length: 4_000 }, () => sampleMs({ p50: 5_000, p90: 8_000 }, random)).sort(
+      (a, b) => a - b,
+    );
+    expect(draws[2_000]! / 5_000).toBeCloseTo(1, 1);
+    expect(draws[3_600]! / 8_000).toBeCloseTo(1, 1);
+    expect(sampleMs(1_234, random)).toBe(1_234);
+  });
+});
+
+describe("CloudWatch alarms", () => {
+  it("describes metric and composite alarms by prefix across pages, with CloudWatch's errors", async () => {
+    const restore = sandbox.useEnv();
+    try {
+      for (let i = 0; i < 120; i++) sandbox.cloudwatch.putAlarm(`stack-a-${String(i).padStart(3, "0")}`);
+      sandbox.cloudwatch.putAlarm("stack-a-dlq", { state: "ALARM", reason: "Threshold Crossed: 1 > 0" });
+      sandbox.cloudwatch.putAlarm("stack-a-combined", { type: "CompositeAlarm", state: "ALARM" });
+      sandbox.cloudwatch.putAlarm("stack-b-other", { state: "ALARM" });
+      const alarms = await describeAlarms("stack-a-");
+      expect(alarms).toHaveLength(122);
+      expect(alarms.filter((a) => a.state === "ALARM").map((a) => [a.name, a.reason])).toEqual([
+        ["stack-a-dlq", "Threshold Crossed: 1 > 0"],
+        ["stack-a-combined", "Threshold Crossed: no datapoints were breaching the threshold"],
+      ]);
+      expect(alarms[0]!.since).toMatch(/^\d{4}-\d\d-\d\dT/);
+      expect(sandbox.callsTo("cloudwatch", "DescribeAlarms")).toHaveLength(2);
+
+      // Unsigned is fine for the fake: what is checked here is the error's wire shape.
+      const response = await fetch(sandbox.endpoints.cloudwatch, {
+        method: "POST",
+        headers: {
+          "content-type": "application/x-amz-json-1.0",
+          "x-amz-target": "GraniteServiceVersion20100801.DescribeAlarms",
+        },
+        body: JSON.stringify({ AlarmNames: ["x"], AlarmNamePrefix: "x" }),
+      });
+      expect(response.status).toBe(400);
+      expect(response.headers.get("x-amzn-query-error")).toBe("InvalidParameterCombination;Sender");
+      expect(await response.json()).toMatchObject({ __type: "InvalidParameterCombination" });
+    } finally {
+      restore();
+    }
   });
 });

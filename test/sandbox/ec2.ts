@@ -3,10 +3,12 @@
  * EC2 namespace), as @aws-sdk/client-ec2 serializes it (`LaunchTemplateConfigs.1.Overrides.2.InstanceType`,
  * `TagSpecification.1.Tag.1.Key`, `Filter.1.Value.1`). Covers what the fleet does: CreateFleet
  * (instant) with per-override capacity errors in `errorSet` and ClientToken idempotency, RunInstances,
- * DescribeInstances with filters and pagination, TerminateInstances, tags, and the AMI/snapshot
- * calls the clean-destroy logic makes.
+ * DescribeInstances with filters and pagination, Stop/Start (and hibernation) and TerminateInstances
+ * with their state transitions on the sandbox clock (ec2-boot.ts: how long each takes, and when the
+ * OS reaches the user data), tags, and the AMI/snapshot calls the clean-destroy logic makes.
  */
 import { createHash, randomUUID } from "node:crypto";
+import { type BootModel, INSTANT_BOOT, sampleMs } from "./ec2-boot";
 import type { FaultError, Faults } from "./faults";
 import {
   ACCOUNT_ID,
@@ -72,6 +74,16 @@ const THROTTLE: FaultError = {
 /** Terminated instances stay visible in DescribeInstances for about an hour, as on AWS. */
 const TERMINATED_VISIBLE_MS = 3_600_000;
 
+/** One boot of an instance: its launch, or a start of it once stopped (or hibernated). */
+export interface InstanceBoot {
+  kind: "launch" | "start" | "resume";
+  /** Sandbox clock when EC2 accepted the request (the instance turned `pending`). */
+  requestedAt: number;
+  runningAt: number;
+  /** Launch and start: when the OS runs the user data (cloud-init's scripts-user); resume: when the processes run again. */
+  readyAt: number;
+}
+
 export interface SandboxInstance {
   instanceId: string;
   imageId: string;
@@ -91,6 +103,14 @@ export interface SandboxInstance {
   spotInstanceRequestId?: string;
   /** Sandbox clock time of the last state change. */
   stateChangedAt: number;
+  /** The state EC2 moves it to by itself, and when (pending → running, stopping → stopped, …). */
+  transition?: { to: InstanceStateName; at: number };
+  /** Launched with hibernation enabled (only then does StopInstances with Hibernate hibernate it). */
+  hibernation: boolean;
+  /** Its last stop was a hibernation: the next start resumes it. */
+  hibernated?: boolean;
+  /** Every boot, oldest first. */
+  boots: InstanceBoot[];
 }
 
 export interface SandboxImage {
@@ -259,15 +279,27 @@ export interface Ec2FakeOptions {
   faults: Faults;
   clock: Clock;
   region: string;
-  /** How long a new instance stays `pending` (default 0: `running` from the next read). */
+  /** How long each transition takes (default INSTANT_BOOT: every one at the next read). */
+  boot?: Partial<BootModel>;
+  /** Shorthand for `boot.launchPendingMs`: how long a new instance stays `pending`. */
   pendingMs?: number;
-  /** How long a terminating instance stays `shutting-down` (default 0). */
+  /** Shorthand for `boot.shutdownMs`: how long a terminating instance stays `shutting-down`. */
   shutdownMs?: number;
+  /** Draws of the boot model's durations (default Math.random). */
+  random?: () => number;
 }
 
 export type Ec2Fake = Awaited<ReturnType<typeof startEc2Fake>>;
 
-export async function startEc2Fake({ faults, clock, region, pendingMs = 0, shutdownMs = 0 }: Ec2FakeOptions) {
+export async function startEc2Fake(options: Ec2FakeOptions) {
+  const { faults, clock, region, random = Math.random } = options;
+  const model: BootModel = {
+    ...INSTANT_BOOT,
+    ...options.boot,
+    ...(options.pendingMs !== undefined && { launchPendingMs: options.pendingMs }),
+    ...(options.shutdownMs !== undefined && { shutdownMs: options.shutdownMs }),
+  };
+  const draw = (figure: keyof BootModel) => sampleMs(model[figure], random);
   const instances = new Map<string, SandboxInstance>();
   const images = new Map<string, SandboxImage>();
   const snapshots = new Map<string, SandboxSnapshot>();
@@ -286,19 +318,54 @@ export async function startEc2Fake({ faults, clock, region, pendingMs = 0, shutd
     return `${region}${letter}`;
   };
 
-  /** Advances time-driven transitions (pending → running, shutting-down → terminated). */
+  /** Applies a time-driven transition that is due (pending → running, stopping → stopped, …). */
   const refresh = (instance: SandboxInstance) => {
-    const now = clock.now();
-    if (instance.state === "pending" && now >= instance.stateChangedAt + pendingMs) {
-      instance.state = "running";
-      instance.stateChangedAt = instance.launchTime + pendingMs;
-    }
-    if (instance.state === "shutting-down" && now >= instance.stateChangedAt + shutdownMs) {
-      instance.state = "terminated";
-      instance.stateChangedAt += shutdownMs;
+    const due = instance.transition;
+    if (due && clock.now() >= due.at) {
+      instance.state = due.to;
+      instance.stateChangedAt = due.at;
+      instance.transition = undefined;
     }
     return instance;
   };
+
+  /** Moves an instance to `state` now, and on to `then.to` after `then.ms` on its own. */
+  const moveTo = (
+    instance: SandboxInstance,
+    state: InstanceStateName,
+    reason?: string,
+    then?: { to: InstanceStateName; ms: number },
+  ) => {
+    instance.state = state;
+    instance.stateChangedAt = clock.now();
+    if (reason !== undefined) instance.stateReason = reason;
+    instance.transition = then && { to: then.to, at: instance.stateChangedAt + then.ms };
+  };
+
+  /**
+   * A boot accepted at `at`: `pending`, then `running` on its own, the OS ready later. EC2's
+   * LaunchTime is the time the instance was last launched or started.
+   */
+  const boot = (instance: SandboxInstance, kind: InstanceBoot["kind"], at = clock.now()) => {
+    const [pending, ready] = {
+      launch: ["launchPendingMs", "firstBootMs"] as const,
+      start: ["startPendingMs", "restartBootMs"] as const,
+      resume: ["resumePendingMs", "resumeMs"] as const,
+    }[kind];
+    const runningAt = at + draw(pending);
+    Object.assign(instance, {
+      state: "pending",
+      stateChangedAt: at,
+      stateReason: undefined,
+      transition: { to: "running", at: runningAt },
+      launchTime: at,
+    });
+    instance.boots.push({ kind, requestedAt: at, runningAt, readyAt: runningAt + draw(ready) });
+  };
+
+  /** Launch templates the sandbox knows something about (it has no template contents otherwise). */
+  const templates = new Map<string, { hibernation: boolean }>();
+  const templateHibernation = (id: string | undefined) => !!(id && templates.get(id)?.hibernation);
 
   const launch = (spec: {
     instanceType: string;
@@ -312,6 +379,7 @@ export async function startEc2Fake({ faults, clock, region, pendingMs = 0, shutd
     clientToken?: string;
     state?: InstanceStateName;
     launchTime?: number;
+    hibernation?: boolean;
   }): SandboxInstance => {
     const now = spec.launchTime ?? clock.now();
     const ip = ipCounter++;
@@ -332,15 +400,13 @@ export async function startEc2Fake({ faults, clock, region, pendingMs = 0, shutd
       launchTemplate: spec.launchTemplate,
       clientToken: spec.clientToken,
       spotInstanceRequestId: spec.market === "spot" ? `sir-${randomHex(8)}` : undefined,
+      hibernation: spec.hibernation ?? templateHibernation(spec.launchTemplate?.id),
+      boots: [],
     };
     instances.set(instance.instanceId, instance);
+    if (instance.state === "pending") boot(instance, "launch", now);
+    else instance.boots.push({ kind: "launch", requestedAt: now, runningAt: now, readyAt: now });
     return instance;
-  };
-
-  const setState = (instance: SandboxInstance, state: InstanceStateName, reason?: string) => {
-    instance.state = state;
-    instance.stateChangedAt = clock.now();
-    if (reason !== undefined) instance.stateReason = reason;
   };
 
   const instanceXml = (i: SandboxInstance): Xml => ({
@@ -365,6 +431,7 @@ export async function startEc2Fake({ faults, clock, region, pendingMs = 0, shutd
     instanceLifecycle: i.market === "spot" ? "spot" : undefined,
     spotInstanceRequestId: i.spotInstanceRequestId,
     clientToken: i.clientToken,
+    hibernationOptions: { configured: i.hibernation },
     tagSet: Object.keys(i.tags).length ? tagSet(i.tags) : undefined,
   });
 
@@ -598,6 +665,42 @@ export async function startEc2Fake({ faults, clock, region, pendingMs = 0, shutd
     return result;
   };
 
+  /** running → stopping → stopped (hibernating: the RAM written to the root volume first). */
+  const stop = (instance: SandboxInstance, hibernate: boolean, reason = "Client.UserInitiatedShutdown") => {
+    instance.hibernated = hibernate || undefined;
+    moveTo(instance, "stopping", reason, {
+      to: "stopped",
+      ms: draw(hibernate ? "hibernatingMs" : "stoppingMs"),
+    });
+  };
+
+  /**
+   * Stop/StartInstances: `check` throws if an instance cannot make the change (then none changes,
+   * as on EC2) or returns the change to apply (none: it is already there). Answers each instance's
+   * previous and current state.
+   */
+  const stateChanges = (
+    params: QueryObject,
+    check: (instance: SandboxInstance) => (() => void) | undefined,
+  ): Xml => {
+    const ids = strings(params.InstanceId);
+    if (!ids.length)
+      throw new ApiError("MissingParameter", "The request must contain the parameter InstanceId");
+    const targets = ids.map(instanceById);
+    const changes = targets.map(check);
+    return {
+      instancesSet: targets.map((instance, i) => {
+        const previous = instance.state;
+        changes[i]?.();
+        return {
+          instanceId: instance.instanceId,
+          currentState: { code: STATE_CODES[instance.state], name: instance.state },
+          previousState: { code: STATE_CODES[previous], name: previous },
+        };
+      }),
+    };
+  };
+
   // ---- operations ----
 
   type Operation = (
@@ -642,6 +745,7 @@ export async function startEc2Fake({ faults, clock, region, pendingMs = 0, shutd
                   }
                 : undefined,
             clientToken: str(params.ClientToken),
+            hibernation: str(obj(params.HibernationOptions).Configured) === "true" || undefined,
           }),
         );
         return {
@@ -703,7 +807,10 @@ export async function startEc2Fake({ faults, clock, region, pendingMs = 0, shutd
         instancesSet: targets.map((instance) => {
           const previous = instance.state;
           if (previous !== "terminated" && previous !== "shutting-down") {
-            setState(instance, "shutting-down", "Client.UserInitiatedShutdown");
+            moveTo(instance, "shutting-down", "Client.UserInitiatedShutdown", {
+              to: "terminated",
+              ms: draw("shutdownMs"),
+            });
           }
           const current = instance.state;
           return {
@@ -714,6 +821,45 @@ export async function startEc2Fake({ faults, clock, region, pendingMs = 0, shutd
         }),
       };
     },
+
+    StopInstances: (params) => {
+      const hibernate = str(params.Hibernate) === "true";
+      return stateChanges(params, (instance) => {
+        const id = instance.instanceId;
+        if (instance.market === "spot") {
+          throw new ApiError(
+            "UnsupportedOperation",
+            `You can't stop the Spot Instance '${id}' because it is associated with a one-time Spot Instance request.`,
+          );
+        }
+        if (hibernate && !instance.hibernation) {
+          throw new ApiError("UnsupportedOperation", `The instance '${id}' is not enabled for hibernation.`);
+        }
+        if (instance.state === "stopping" || instance.state === "stopped") return undefined;
+        if (instance.state !== "running") {
+          throw new ApiError(
+            "IncorrectInstanceState",
+            `This instance '${id}' is not in a state from which it can be stopped.`,
+          );
+        }
+        return () => stop(instance, hibernate, hibernate ? "Client.UserInitiatedHibernate" : undefined);
+      });
+    },
+
+    StartInstances: (params) =>
+      stateChanges(params, (instance) => {
+        if (instance.state === "pending" || instance.state === "running") return undefined;
+        if (instance.state !== "stopped") {
+          throw new ApiError(
+            "IncorrectInstanceState",
+            `The instance '${instance.instanceId}' is not in a state from which it can be started.`,
+          );
+        }
+        return () => {
+          boot(instance, instance.hibernated ? "resume" : "start");
+          instance.hibernated = undefined;
+        };
+      }),
 
     CreateTags: (params) => {
       const resources = strings(params.ResourceId).map(taggable);
@@ -875,7 +1021,11 @@ export async function startEc2Fake({ faults, clock, region, pendingMs = 0, shutd
     send(res, 200, xml, { "content-type": "text/xml;charset=UTF-8" });
   });
 
-  const snapshotOf = (i: SandboxInstance): SandboxInstance => ({ ...refresh(i), tags: { ...i.tags } });
+  const snapshotOf = (i: SandboxInstance): SandboxInstance => ({
+    ...refresh(i),
+    tags: { ...i.tags },
+    boots: i.boots.map((b) => ({ ...b })),
+  });
 
   return {
     url: server.url,
@@ -898,7 +1048,22 @@ export async function startEc2Fake({ faults, clock, region, pendingMs = 0, shutd
     setState(instanceId: string, state: InstanceStateName, reason?: string): void {
       const instance = instances.get(instanceId);
       if (!instance) throw new Error(`sandbox: no instance ${instanceId}`);
-      setState(instance, state, reason);
+      moveTo(instance, state, reason);
+    },
+    /**
+     * The OS of a running instance shuts itself down (`shutdown -h now`): it stops or terminates as
+     * its InstanceInitiatedShutdownBehavior says (the launch template's; EC2's default is stop).
+     */
+    osShutdown(instanceId: string, behavior: "stop" | "terminate" = "stop"): void {
+      const instance = instances.get(instanceId);
+      if (!instance) throw new Error(`sandbox: no instance ${instanceId}`);
+      const reason = "Client.InstanceInitiatedShutdown";
+      if (behavior === "stop") stop(instance, false, reason);
+      else moveTo(instance, "shutting-down", reason, { to: "terminated", ms: draw("shutdownMs") });
+    },
+    /** What the sandbox knows of a launch template: instances launched from it get its hibernation setting. */
+    configureLaunchTemplate(launchTemplateId: string, settings: { hibernation: boolean }): void {
+      templates.set(launchTemplateId, settings);
     },
     /** Seeds an instance (default: running on-demand m7i.large, launched now). Returns its id. */
     addInstance(
@@ -965,6 +1130,7 @@ export async function startEc2Fake({ faults, clock, region, pendingMs = 0, shutd
     },
     reset(): void {
       instances.clear();
+      templates.clear();
       images.clear();
       snapshots.clear();
       tokens.clear();

@@ -9,8 +9,9 @@
  *   ...
  *   restore(); await sandbox.close();              // afterAll
  */
+import { startCloudWatchFake } from "./cloudwatch";
 import { startDynamoFake } from "./dynamodb";
-import { startEc2Fake } from "./ec2";
+import { type Ec2FakeOptions, startEc2Fake } from "./ec2";
 import { type CallRecord, Faults, type ServiceName } from "./faults";
 import type { GitHubFake, GitHubFakeOptions } from "./github";
 import { Clock } from "./http";
@@ -23,8 +24,8 @@ export { EC2_THROTTLE } from "./faults";
 export interface SandboxOptions {
   /** Default us-east-1. */
   region?: string;
-  /** EC2: how long new instances stay `pending` and terminating ones `shutting-down` (default 0). */
-  ec2?: { pendingMs?: number; shutdownMs?: number };
+  /** EC2: how long its state transitions and boots take (ec2-boot.ts; default: at the next read). */
+  ec2?: Omit<Ec2FakeOptions, "faults" | "clock" | "region">;
   /**
    * Also start the GitHub fake (test/sandbox/github.ts) on the sandbox's faults, call record and
    * clock, and put its URL in `env.GITHUB_API_URL`. Off by default: it generates an App key and
@@ -53,11 +54,12 @@ export async function startSandbox(options: SandboxOptions = {}) {
   const region = options.region ?? "us-east-1";
   const clock = new Clock();
   const faults = new Faults(clock);
-  const [dynamodb, sqs, ssm, ec2] = await Promise.all([
+  const [dynamodb, sqs, ssm, ec2, cloudwatch] = await Promise.all([
     startDynamoFake({ faults, clock, region, credentials: CREDENTIALS }),
     startSqsFake({ faults, clock, region }),
     startSsmFake({ faults, clock, region }),
     startEc2Fake({ faults, clock, region, ...options.ec2 }),
+    startCloudWatchFake({ faults, clock, region }),
   ]);
 
   let github: GitHubFake | undefined;
@@ -68,7 +70,13 @@ export async function startSandbox(options: SandboxOptions = {}) {
     github = await startGitHubFake({ ...githubOptions, faults, clock });
   }
 
-  const endpoints = { dynamodb: dynamodb.url, sqs: sqs.url, ssm: ssm.url, ec2: ec2.url };
+  const endpoints = {
+    dynamodb: dynamodb.url,
+    sqs: sqs.url,
+    ssm: ssm.url,
+    ec2: ec2.url,
+    cloudwatch: cloudwatch.url,
+  };
   const env: Record<string, string> = {
     AWS_REGION: region,
     AWS_DEFAULT_REGION: region,
@@ -81,6 +89,9 @@ export async function startSandbox(options: SandboxOptions = {}) {
     AWS_ENDPOINT_URL_SQS: sqs.url,
     AWS_ENDPOINT_URL_SSM: ssm.url,
     AWS_ENDPOINT_URL_EC2: ec2.url,
+    // The SDK's name for CloudWatch's endpoint (its signing name, "monitoring", is the JSON client's).
+    AWS_ENDPOINT_URL_CLOUDWATCH: cloudwatch.url,
+    AWS_ENDPOINT_URL_MONITORING: cloudwatch.url,
     ...(github ? { GITHUB_API_URL: github.url } : {}),
   };
 
@@ -96,6 +107,8 @@ export async function startSandbox(options: SandboxOptions = {}) {
     sqs,
     ssm,
     ec2,
+    /** CloudWatch alarms (DescribeAlarms), seeded with `putAlarm`. */
+    cloudwatch,
     /** The GitHub fake, when started with `github`; its state is not reset by `reset()`. */
     github,
     /** Every call any fake served, in order. */
@@ -158,11 +171,19 @@ export async function startSandbox(options: SandboxOptions = {}) {
       sqs.reset();
       ssm.reset();
       ec2.reset();
+      cloudwatch.reset();
       await dynamodb.reset();
       faults.clearCalls();
     },
     async close(): Promise<void> {
-      await Promise.all([dynamodb.close(), sqs.close(), ssm.close(), ec2.close(), github?.close()]);
+      await Promise.all([
+        dynamodb.close(),
+        sqs.close(),
+        ssm.close(),
+        ec2.close(),
+        cloudwatch.close(),
+        github?.close(),
+      ]);
     },
   };
 }
