@@ -822,6 +822,31 @@ describe.each<GitHubFlavour>(["dotcom", "ghes"])("GitHub fake (%s)", (flavour) =
       expect(response.headers.get("x-github-enterprise-version") ?? undefined).toBe(body.installed_version);
       expect(body.installed_version).toBe(flavour === "ghes" ? fake.state.enterpriseVersion : undefined);
     });
+
+    it("lists the App's installations (App JWT) and the repositories an installation covers (its token)", async () => {
+      const app = appClient(fake, { installation: false });
+      const selected = fake.state.addOrg(unique("picky"));
+      Object.assign(selected, { repositorySelection: "selected", repositories: ["api"] });
+      for (const name of ["api", "web"]) fake.state.addRepo(selected.account.login, name);
+      const { data: installations } = await app.request("GET /app/installations", { per_page: 100 });
+      expect(installations.map((i) => [i.account?.login, i.repository_selection])).toEqual(
+        expect.arrayContaining([
+          [fake.org, "all"],
+          [selected.account.login, "selected"],
+        ]),
+      );
+      const reposOf = async (installationId: number) =>
+        (await appClient(fake, { installationId }).request("GET /installation/repositories")).data;
+      const all = await reposOf(fake.installationId);
+      expect(all.repositories.map((r) => r.full_name)).toEqual([`${fake.repo.owner}/${fake.repo.name}`]);
+      const picked = await reposOf(selected.id);
+      expect(picked).toMatchObject({ total_count: 1, repository_selection: "selected" });
+      expect(picked.repositories.map((r) => r.name)).toEqual(["api"]);
+      const withPat = await fetch(`${fake.url}/installation/repositories`, {
+        headers: { authorization: `token ${fake.pat}` },
+      });
+      expect(withPat.status).toBe(403);
+    });
   });
 });
 

@@ -14,6 +14,8 @@ export interface Installation {
   account: { login: string; id: number; type: "Organization" | "User" };
   permissions: Permissions;
   repositorySelection: "all" | "selected";
+  /** With `selected`: the repositories (names, lower case) the installation covers. */
+  repositories?: string[];
   createdAt: string;
 }
 

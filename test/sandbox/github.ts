@@ -105,6 +105,7 @@ const APP_OPERATIONS = new Set([
   "apps/get-org-installation",
   "apps/get-repo-installation",
   "apps/list-webhook-deliveries",
+  "apps/list-installations",
   "apps/get-webhook-delivery",
   "apps/redeliver-webhook-delivery",
 ]);
@@ -752,6 +753,98 @@ HANDLERS["apps/update-webhook-config-for-app"] = (ctx) => {
     if (body[key] !== undefined) ctx.state.hookConfig[key] = String(body[key]);
   }
   return { status: 200, body: hookConfigBody(ctx.state) };
+};
+
+// `npm run doctor`: where the App is installed, and which repositories an installation covers.
+
+HANDLERS["apps/list-installations"] = (ctx) => {
+  const { page, headers } = paginate(ctx, [...ctx.state.installations.values()]);
+  // GitHub's description of this list joins the user and enterprise shapes of `account` (allOf where
+  // the single installation has anyOf), so an account here carries the fields of both.
+  const body = page.map((i) => {
+    const installation = installationBody(ctx, i);
+    const { login } = i.account;
+    const account = { ...installation.account, name: login, slug: login.toLowerCase() };
+    return { ...installation, account: { ...account, created_at: i.createdAt, updated_at: i.createdAt } };
+  });
+  return { status: 200, headers, body };
+};
+
+const REPO_URL_FIELDS = (
+  "archive assignees blobs branches collaborators comments commits compare contents contributors " +
+  "deployments downloads events forks git_commits git_refs git_tags hooks issue_comment issue_events " +
+  "issues keys labels languages merges milestones notifications pulls releases stargazers statuses " +
+  "subscribers subscription tags teams trees"
+).split(" ");
+
+/** A repository with every field GitHub's `repository` schema requires. */
+function repositoryBody(
+  ctx: Ctx,
+  repo: { id: number; owner: string; name: string },
+  owner: Installation["account"],
+) {
+  const fullName = `${repo.owner}/${repo.name}`;
+  const api = `${ctx.apiUrl}/repos/${fullName}`;
+  const web = `${ctx.webUrl}/${fullName}`;
+  const created = isoSeconds(ctx.state.now());
+  const counts = ["forks", "forks_count", "open_issues", "open_issues_count", "size", "stargazers_count"];
+  return {
+    ...Object.fromEntries(REPO_URL_FIELDS.map((field) => [`${field}_url`, `${api}/${field}`])),
+    ...Object.fromEntries([...counts, "watchers", "watchers_count"].map((field) => [field, 0])),
+    id: repo.id,
+    node_id: Buffer.from(`R_${repo.id}`).toString("base64"),
+    name: repo.name,
+    full_name: fullName,
+    owner: simpleUser(ctx, owner.login, owner.id, owner.type),
+    private: true,
+    html_url: web,
+    description: null,
+    fork: false,
+    url: api,
+    clone_url: `${web}.git`,
+    git_url: `git://${new URL(web).host}/${fullName}.git`,
+    ssh_url: `git@${new URL(web).host}:${fullName}.git`,
+    svn_url: web,
+    homepage: null,
+    language: null,
+    mirror_url: null,
+    license: null,
+    default_branch: "main",
+    has_downloads: true,
+    has_issues: true,
+    has_projects: false,
+    has_wiki: false,
+    has_pages: false,
+    archived: false,
+    disabled: false,
+    pushed_at: created,
+    created_at: created,
+    updated_at: created,
+  };
+}
+
+HANDLERS["apps/list-repos-accessible-to-installation"] = (ctx) => {
+  if (ctx.caller.kind !== "installation")
+    throw new HttpError(403, "This endpoint requires an installation token", "forbidden");
+  const { installation, token } = ctx.caller;
+  const login = installation.account.login.toLowerCase();
+  const repos = [...ctx.state.repos.values()].filter(
+    (r) =>
+      r.owner.toLowerCase() === login &&
+      (installation.repositorySelection === "all" ||
+        installation.repositories?.includes(r.name.toLowerCase())) &&
+      (!token.repositories || token.repositories.includes(r.name.toLowerCase())),
+  );
+  const { page, headers } = paginate(ctx, repos);
+  return {
+    status: 200,
+    headers,
+    body: {
+      total_count: repos.length,
+      repository_selection: installation.repositorySelection,
+      repositories: page.map((r) => repositoryBody(ctx, r, installation.account)),
+    },
+  };
 };
 
 export const GITHUB_OPERATIONS = Object.keys(HANDLERS);
