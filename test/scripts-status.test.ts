@@ -6,7 +6,10 @@ import { PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createJob } from "../lambda/adapters/jobs-table";
+import type { ReconcilePolicy } from "../lambda/core/reconcile-model";
+import { planReconcile, reconcilePolicy } from "../lambda/core/reconcile-plan";
 import type { JobRecord } from "../lambda/shared/job";
+import { loadSettings } from "../lambda/shared/settings";
 import {
   explainJob,
   type FleetLimits,
@@ -241,6 +244,57 @@ describe("explainJob", () => {
       "2 d",
       "2 d 2 h",
     ]);
+  });
+});
+
+describe("explain asks the reconciler's rules", () => {
+  const policy = (limits: FleetLimits): ReconcilePolicy => ({
+    ...reconcilePolicy(loadSettings({}), ""),
+    queueTimeoutSeconds: limits.queueTimeoutMinutes! * 60,
+    maxRuntimeSeconds: limits.maxRuntimeMinutes! * 60,
+    ...limits.reconciler,
+  });
+  const handoff = { instanceId: "i-0abc", createdAt: at(380), fetchedAt: at(300) };
+  const launching = (instanceId?: string) => job({ state: "launching", launchingAt: at(400), instanceId });
+
+  it.each([120, 300, 399, 401, 600])(
+    "says what the planner does with a launching timeout of %i s",
+    (launchingTimeoutSeconds) => {
+      const limits = { ...LIMITS, reconciler: { launchingTimeoutSeconds } };
+      const overdue = launchingTimeoutSeconds < 400;
+      const released = planReconcile({ jobs: [launching()], handoffs: [], now: NOW, policy: policy(limits) });
+      expect(released.actions.some((a) => a.kind === "release")).toBe(overdue);
+      expect(explainJob(launching(), NOW, limits).some((l) => /the reconciler releases it/.test(l))).toBe(
+        overdue,
+      );
+      // An instance with its hand-off: the planner records the job launched, and explain says so.
+      const handedOff = planReconcile({
+        jobs: [launching("i-0abc")],
+        handoffs: [handoff],
+        now: NOW,
+        policy: policy(limits),
+      });
+      expect(handedOff.actions.map((a) => a.kind)).toEqual(overdue ? ["mark-launched"] : []);
+      expect(
+        explainJob(launching("i-0abc"), NOW, limits, handoff).some((l) =>
+          /i-0abc has its hand-off: the reconciler records it launched \(no second launch\)/.test(l),
+        ),
+      ).toBe(overdue);
+    },
+  );
+
+  it("says when a lost launch message is sent again, as the planner counts it", () => {
+    // Sent 11 min ago, but the item changed 1 min ago: the planner waits for the requeue delay from then.
+    const lost = job({ enqueuedAt: at(660), queuedAt: at(660) });
+    expect(planReconcile({ jobs: [lost], now: NOW, policy: policy(LIMITS) }).actions).toEqual([]);
+    expect(explainJob(lost, NOW, LIMITS)[1]).toMatch(/sends it again in 9 min;/);
+    const limits = { ...LIMITS, reconciler: { requeueAfterSeconds: 30 } };
+    expect(planReconcile({ jobs: [lost], now: NOW, policy: policy(limits) }).actions).toEqual([
+      expect.objectContaining({ kind: "enqueue", jobId: "4242" }),
+    ]);
+    expect(explainJob(lost, NOW, limits)[1]).toMatch(
+      /nothing launched: the reconciler asks GitHub and sends it again;/,
+    );
   });
 });
 

@@ -1,8 +1,18 @@
 /**
  * The on-call's "why is my job stuck?", pure: a job item (and its instance's hand-off report)
- * explained in plain words, and the fleet summary of `npm run status`. Says what it does not know
- * rather than guessing: limits it was not given, hand-off reports it could not read.
+ * explained in plain words, and the fleet summary of `npm run status`. What the reconciler does next
+ * about a job, and when, is asked of the reconciler's own rules (core/reconcile-plan.ts jobOutlook);
+ * this file only words it. Says what it does not know rather than guessing: limits it was not given,
+ * hand-off reports it could not read.
  */
+import {
+  instanceOf,
+  type ReconcileAction,
+  type ReconcilePolicy,
+  type RuleTimer,
+  type StackInstance,
+} from "../../lambda/core/reconcile-model";
+import { jobOutlook, reconcilePolicy } from "../../lambda/core/reconcile-plan";
 import { initialMarket } from "../../lambda/core/spot-fallback";
 import type { HandoffReport } from "../../lambda/shared/handoff-report";
 import {
@@ -15,8 +25,15 @@ import {
 import type { SpotPolicy } from "../../lambda/shared/label-config";
 import { loadSettings } from "../../lambda/shared/settings";
 
-/** The reconciler's timings: the program leaves them at the reconciler's own defaults. */
-const reconciler = loadSettings({});
+/** The reconciler's own timings, which the program leaves at their defaults (loadSettings). */
+export type ReconcilerTimings = Pick<
+  ReconcilePolicy,
+  | "enqueueClaimSeconds"
+  | "requeueAfterSeconds"
+  | "launchingTimeoutSeconds"
+  | "orphanGraceSeconds"
+  | "completedGraceSeconds"
+>;
 
 export interface ConfigLimits {
   maxRunners: number;
@@ -33,6 +50,8 @@ export interface FleetLimits {
   configs?: Record<string, ConfigLimits>;
   /** Jobs holding an instance now (launching, launched, running), in total and per config. */
   active?: { total: number; byConfig: Record<string, number> };
+  /** Overrides of the reconciler's own timings (their defaults otherwise). */
+  reconciler?: Partial<ReconcilerTimings>;
 }
 
 /**
@@ -40,6 +59,46 @@ export interface FleetLimits {
  * `undefined` when it was not read (no access, no table name).
  */
 export type HandoffLookup = HandoffReport | null | undefined;
+
+/**
+ * The policy the reconciler runs with, as far as it is known: a limit not given never comes due
+ * (the explanation says it is unknown). The stack name is not known either: a job's instance is the
+ * one it records.
+ */
+function policyFor(limits: FleetLimits): ReconcilePolicy {
+  const seconds = (minutes: number | undefined) =>
+    minutes === undefined ? Number.POSITIVE_INFINITY : minutes * 60;
+  return {
+    ...reconcilePolicy(loadSettings({}), ""),
+    queueTimeoutSeconds: seconds(limits.queueTimeoutMinutes),
+    maxRuntimeSeconds: seconds(limits.maxRuntimeMinutes),
+    idleTimeoutSeconds: seconds(limits.idleTimeoutMinutes),
+    ...limits.reconciler,
+  };
+}
+
+/** What the reconciler's rules say about the job: its next actions, and when each timed rule acts. */
+interface Outlook {
+  policy: ReconcilePolicy;
+  actions: ReconcileAction[];
+  /** Seconds until the timed rule acts (at most 0: at the next run); undefined: not in play or unknown. */
+  dueIn(timer: RuleTimer): number | undefined;
+}
+
+/** Asks the rules, with the job's instance taken as up since its launch (EC2 is not read here). */
+function outlookOf(job: JobRecord, now: Date, limits: FleetLimits, handoff: HandoffLookup): Outlook {
+  const policy = policyFor(limits);
+  const instanceId = instanceOf(job, policy.stackName);
+  const launchTime = job.launchedAt ?? job.startedAt ?? job.launchingAt;
+  const instance: StackInstance | undefined =
+    instanceId && launchTime ? { instanceId, state: "running", launchTime } : undefined;
+  const { actions, timers } = jobOutlook(job, { instance, handoff }, policy, now);
+  const dueIn = (timer: RuleTimer) => {
+    const at = timers.get(timer);
+    return at === undefined || !Number.isFinite(at) ? undefined : (at - now.getTime()) / 1000;
+  };
+  return { policy, actions, dueIn };
+}
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
 
@@ -110,7 +169,7 @@ function capacityLine(job: JobRecord, limits: FleetLimits): string {
   return `capacity: ${parts.join(", ")}${full.length ? ` — ${full.join(" and ")}: it waits for a runner to finish` : ""}`;
 }
 
-function queuedLines(job: JobRecord, now: Date, limits: FleetLimits): string[] {
+function queuedLines(job: JobRecord, now: Date, limits: FleetLimits, outlook: Outlook): string[] {
   const attempts = job.attempts ?? 0;
   const spotFailures = job.spotFailures ?? 0;
   const parts: string[] = [];
@@ -119,10 +178,10 @@ function queuedLines(job: JobRecord, now: Date, limits: FleetLimits): string[] {
   else if (!job.enqueuedAt) parts.push("no launch message sent yet (the reconciler re-sends a lost one)");
   else {
     const sent = secondsSince(job.enqueuedAt, now) ?? 0;
-    const requeueAfter = reconciler.requeueAfterSeconds;
+    const resend = outlook.dueIn("requeue");
     parts.push(
-      sent > requeueAfter
-        ? `its launch message was sent ${formatDuration(sent)} ago and nothing launched: the reconciler asks GitHub and sends it again`
+      resend !== undefined && sent > outlook.policy.requeueAfterSeconds
+        ? `its launch message was sent ${formatDuration(sent)} ago and nothing launched: the reconciler asks GitHub and sends it again${resend > 0 ? ` in ${formatDuration(resend)}` : ""}`
         : "waiting for the launcher",
     );
   }
@@ -131,9 +190,8 @@ function queuedLines(job: JobRecord, now: Date, limits: FleetLimits): string[] {
   parts.push(nextLaunch(job, limits.configs?.[job.configName]));
   const lines = [`queued ${since(queuedSince(job), now)}: ${parts.join("; ")}`];
   lines.push(capacityLine(job, limits));
-  const waited = secondsSince(queuedSince(job), now);
-  if (limits.queueTimeoutMinutes !== undefined && waited !== undefined) {
-    const left = limits.queueTimeoutMinutes * 60 - waited;
+  const left = outlook.dueIn("queue-timeout");
+  if (limits.queueTimeoutMinutes !== undefined && left !== undefined) {
     lines.push(
       left > 0
         ? `fails at the queue timeout in ${formatDuration(left)} (queueTimeoutMinutes ${limits.queueTimeoutMinutes})`
@@ -145,22 +203,48 @@ function queuedLines(job: JobRecord, now: Date, limits: FleetLimits): string[] {
   return lines;
 }
 
-function runnerProgress(handoff: HandoffLookup, now: Date, limits: FleetLimits): string {
+function runnerProgress(handoff: HandoffLookup, now: Date, limits: FleetLimits, outlook: Outlook): string {
   if (handoff === undefined) return "runner progress unknown (hand-off reports not read)";
   if (handoff === null) return "no hand-off item (the instance removed it, or it expired)";
   if (handoff.jobStartedAt) return `the job started ${ago(handoff.jobStartedAt, now)}`;
   if (handoff.runnerStartedAt) {
-    const idle = secondsSince(handoff.runnerStartedAt, now) ?? 0;
+    const idleIn = outlook.dueIn("idle");
     const idleLimit = limits.idleTimeoutMinutes;
     return (
       `runner started ${ago(handoff.runnerStartedAt, now)}, waiting for GitHub to assign the job` +
-      (idleLimit === undefined
+      (idleLimit === undefined || idleIn === undefined
         ? ""
-        : ` (terminated as idle in ${formatDuration(idleLimit * 60 - idle)} without one, idleTimeoutMinutes ${idleLimit})`)
+        : ` (terminated as idle in ${formatDuration(idleIn)} without one, idleTimeoutMinutes ${idleLimit})`)
     );
   }
   if (handoff.fetchedAt) return `took its JIT config ${ago(handoff.fetchedAt, now)}, runner not started yet`;
   return "runner not started yet (the instance has not taken its JIT config: still booting?)";
+}
+
+/** A launch, and what the reconciler does once it takes longer than the launching timeout. */
+function launchingLines(job: JobRecord, now: Date, outlook: Outlook): string[] {
+  const attempt = job.attempts ? ` (attempt ${job.attempts + 1})` : "";
+  const lines = [
+    `launching ${since(job.launchingAt ?? job.updatedAt, now)}${attempt}: a launcher is creating its instance`,
+  ];
+  const over = `longer than the ${formatDuration(outlook.policy.launchingTimeoutSeconds)} a launch may take`;
+  const next = <K extends ReconcileAction["kind"]>(kind: K) =>
+    outlook.actions.find((a): a is Extract<ReconcileAction, { kind: K }> => a.kind === kind);
+  const [marked, release, terminate] = [next("mark-launched"), next("release"), next("terminate")];
+  if (marked) {
+    lines.push(
+      `${over}, but ${marked.instanceId} has its hand-off: the reconciler records it launched (no second launch)`,
+    );
+  } else if (release && terminate) {
+    lines.push(
+      `the reconciler terminates ${terminate.instanceId} and releases the job for another launch: ${release.reason}`,
+    );
+  } else if (release) {
+    lines.push(`${over}: the reconciler releases it for another launch`);
+  } else if ((outlook.dueIn("launching-timeout") ?? 1) < 0) {
+    lines.push(`${over}: the reconciler reads its instance's hand-off (not read here) before it releases it`);
+  }
+  return lines;
 }
 
 /**
@@ -177,27 +261,17 @@ export function explainJob(
   const lines = [
     `job ${job.jobId} in ${job.repo} (${run}), config ${job.configName}, labels ${job.labels.join(", ")}`,
   ];
+  const outlook = outlookOf(job, now, limits, handoff);
   switch (job.state) {
     case "queued":
-      lines.push(...queuedLines(job, now, limits));
+      lines.push(...queuedLines(job, now, limits, outlook));
       break;
-    case "launching": {
-      const attempt = job.attempts ? ` (attempt ${job.attempts + 1})` : "";
-      lines.push(
-        `launching ${since(job.launchingAt ?? job.updatedAt, now)}${attempt}: a launcher is creating its instance`,
-      );
-      const timeout = reconciler.launchingTimeoutSeconds;
-      const s = secondsSince(job.launchingAt ?? job.updatedAt, now);
-      if (s !== undefined && s > timeout) {
-        lines.push(
-          `longer than the ${formatDuration(timeout)} a launch may take: the reconciler releases it for another launch`,
-        );
-      }
+    case "launching":
+      lines.push(...launchingLines(job, now, outlook));
       break;
-    }
     case "launched":
       lines.push(
-        `launched on ${instanceText(job)} ${ago(job.launchedAt ?? job.updatedAt, now)}, ${runnerProgress(handoff, now, limits)}`,
+        `launched on ${instanceText(job)} ${ago(job.launchedAt ?? job.updatedAt, now)}, ${runnerProgress(handoff, now, limits, outlook)}`,
       );
       break;
     case "running": {
@@ -205,10 +279,10 @@ export function explainJob(
         `running on ${instanceText(job)} ${since(job.startedAt ?? job.updatedAt, now)}` +
           (job.runnerName ? ` as runner ${job.runnerName}` : ""),
       );
-      const s = secondsSince(job.launchedAt ?? job.startedAt, now);
-      if (limits.maxRuntimeMinutes !== undefined && s !== undefined) {
+      const left = outlook.dueIn("max-runtime");
+      if (limits.maxRuntimeMinutes !== undefined && left !== undefined) {
         lines.push(
-          `its instance is terminated at the max runtime (${limits.maxRuntimeMinutes} min) in ${formatDuration(limits.maxRuntimeMinutes * 60 - s)}`,
+          `its instance is terminated at the max runtime (${limits.maxRuntimeMinutes} min) in ${formatDuration(left)}`,
         );
       }
       break;
