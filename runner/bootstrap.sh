@@ -107,7 +107,9 @@ ddb_update() {
     case $type in
       ConditionalCheckFailedException) return 3 ;;
       InvalidSignatureException | IncompleteSignatureException | MissingAuthenticationTokenException)
-        # Older curl (e.g. 7.81) signs fewer headers; should a region ever insist, the CLI signs all.
+        # Ubuntu 24.04's curl 8.5 signs the x-amz-* headers we pass (security token, target);
+        # 22.04's 7.81 signed only content-type, host and x-amz-date. Kept: a config's own amiId may
+        # boot an older base whose curl still signs too little, and then the AWS CLI signs it all.
         log "DynamoDB rejected curl's signature ($type); using the AWS CLI from now on"
         USE_CLI=1
         ;;

@@ -6,7 +6,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir, userInfo } from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -78,16 +78,20 @@ interface Doc {
   description: string;
   schemaVersion: unknown;
   parameters?: Record<string, { type: string; default?: unknown; description: string }>[];
+  constants?: Record<string, { type: string; value: string }>[];
   phases: { name: string; steps: Step[] }[];
 }
 
 const components = imageComponents();
 const parsed = (component: ImageComponent) => parse(component.data) as Doc;
 
-function parameterDefaults(doc: Doc): Record<string, string> {
-  return Object.fromEntries(
-    (doc.parameters ?? []).map((p) => Object.entries(p)[0]!).map(([n, d]) => [n, String(d.default)]),
-  );
+/** What `{{ name }}` stands for when nothing is passed: parameter defaults and constants. */
+function documentValues(doc: Doc): Record<string, string> {
+  const constants = (doc.constants ?? []).map((c) => Object.entries(c)[0]!);
+  return Object.fromEntries([
+    ...(doc.parameters ?? []).map((p) => Object.entries(p)[0]!).map(([n, d]) => [n, String(d.default)]),
+    ...constants.map(([n, c]) => [n, c.value]),
+  ]);
 }
 
 /** A step's commands as the build instance runs them, with parameter values substituted. */
@@ -110,7 +114,7 @@ describe("component documents", () => {
     expect(components.map((c) => c.key)).toEqual(["host", "actions-runner", "prepull-images"]);
     for (const c of components) {
       expect(c.platform).toBe("Linux");
-      expect(c.supportedOsVersions).toEqual(["Ubuntu 22"]);
+      expect(c.supportedOsVersions).toEqual(["Ubuntu 24"]);
       expect(c.architectures).toEqual(["x86_64", "arm64"]);
       expect(c.version).toMatch(/^1\.0\.\d+$/);
     }
@@ -158,7 +162,7 @@ describe("component documents", () => {
   );
 
   it.each(components.map((c) => [c.file, c] as const))(
-    "%s declares every parameter it uses and uses every one",
+    "%s declares every parameter and constant it uses and uses every one",
     (_, c) => {
       const doc = parsed(c);
       const declared = (doc.parameters ?? []).map((p) => {
@@ -171,8 +175,14 @@ describe("component documents", () => {
         expect(definition.description.length).toBeGreaterThan(10);
         return name;
       });
+      const constants = (doc.constants ?? []).map((entry) => {
+        const [name, definition] = Object.entries(entry)[0]!;
+        expect(definition.type).toBe("string");
+        expect(definition.value.length).toBeGreaterThan(0);
+        return name;
+      });
       const used = new Set([...c.data.matchAll(/\{\{\s*([^}\s]+)\s*\}\}/g)].map((m) => m[1]!));
-      expect([...used].sort()).toEqual([...declared].sort());
+      expect([...used].sort()).toEqual([...declared, ...constants].sort());
     },
   );
 
@@ -183,7 +193,7 @@ describe("component documents", () => {
     for (const phase of doc.phases) {
       for (const step of phase.steps.filter((s) => s.action === "ExecuteBash")) {
         const file = path.join(dir, `${phase.name}-${step.name}.sh`);
-        await writeFile(file, `#!/bin/bash\n${stepScript(step, parameterDefaults(doc))}\n`);
+        await writeFile(file, `#!/bin/bash\n${stepScript(step, documentValues(doc))}\n`);
         const syntax = spawnSync("bash", ["-n", file], { encoding: "utf8" });
         expect(syntax.stderr, `${phase.name}/${step.name}`).toBe("");
         files.push(file);
@@ -244,12 +254,19 @@ describe("recipe inputs", () => {
     expect(recipeParameters("host", "x86_64")).toBeUndefined();
   });
 
-  it("names the AWS-managed Ubuntu 22.04 parent image per architecture and partition", () => {
+  it("names the AWS-managed Ubuntu 24.04 parent image per architecture and partition", () => {
+    // The names of AWS CDK's AmazonManagedImage.ubuntuServer2404; always the latest version.
     expect(parentImageArn("eu-west-1", "x86_64")).toBe(
-      "arn:aws:imagebuilder:eu-west-1:aws:image/ubuntu-server-22-lts-x86/x.x.x",
+      "arn:aws:imagebuilder:eu-west-1:aws:image/ubuntu-server-24-lts-x86/x.x.x",
+    );
+    expect(parentImageArn("eu-west-1", "arm64")).toBe(
+      "arn:aws:imagebuilder:eu-west-1:aws:image/ubuntu-server-24-lts-arm64/x.x.x",
     );
     expect(parentImageArn("cn-north-1", "arm64")).toBe(
-      "arn:aws-cn:imagebuilder:cn-north-1:aws:image/ubuntu-server-22-lts-arm64/x.x.x",
+      "arn:aws-cn:imagebuilder:cn-north-1:aws:image/ubuntu-server-24-lts-arm64/x.x.x",
+    );
+    expect(parentImageArn("us-gov-west-1", "x86_64")).toBe(
+      "arn:aws-us-gov:imagebuilder:us-gov-west-1:aws:image/ubuntu-server-24-lts-x86/x.x.x",
     );
   });
 });
@@ -298,7 +315,7 @@ describe("runner install (the component's InstallRunner step, run for real)", ()
     const { doc, step } = findStep("actions-runner", "InstallRunner");
     const dir = await mkdtemp(path.join(root, "install-"));
     const target = path.join(dir, "actions-runner");
-    const values = { ...parameterDefaults(doc), RunnerUser: user, RunnerDir: target, ...parameters };
+    const values = { ...documentValues(doc), RunnerUser: user, RunnerDir: target, ...parameters };
     const result = spawnSync("bash", ["-c", stepScript(step, values)], {
       encoding: "utf8",
       stdio: ["ignore", "pipe", "pipe"],
@@ -400,5 +417,165 @@ describe("runner-release.sh helpers", () => {
     expect(call("runner_platform x86_64").stdout).toBe("linux-x64\n");
     expect(call("runner_platform aarch64").stdout).toBe("linux-arm64\n");
     expect(call("runner_platform riscv64").status).not.toBe(0);
+  });
+});
+
+describe("boot trimming (runner-host's TrimBoot and BootIsTrimmed steps, run against a fake systemctl)", () => {
+  /** Units a runner cannot do without: the trimming must never mask, disable or stop them. */
+  const NEEDED = [
+    "containerd.service",
+    "docker.service",
+    "docker.socket",
+    "snapd.socket",
+    "snapd.apparmor.service",
+    "snap.amazon-ssm-agent.amazon-ssm-agent.service",
+    "cloud-init-local.service",
+    "cloud-init.service",
+    "cloud-config.service",
+    "cloud-final.service",
+    "systemd-networkd.service",
+    "systemd-networkd-wait-online.service",
+    "systemd-resolved.service",
+    "chrony.service",
+    "hibinit-agent.service",
+  ];
+  /**
+   * systemctl as far as the steps use it: mask and disable record a unit's state in a directory,
+   * is-enabled reads it back (nothing for a unit that is not installed), every call is logged.
+   */
+  const FAKE_SYSTEMCTL = `#!/bin/bash
+echo "systemctl $*" >>"$FAKE_LOG"
+command=$1
+shift
+case $command in
+  mask) for unit; do echo masked >"$FAKE_UNITS/$unit"; done ;;
+  disable) for unit; do echo disabled >"$FAKE_UNITS/$unit"; done ;;
+  is-enabled)
+    [[ -f $FAKE_UNITS/$1 ]] || exit 1
+    state=$(<"$FAKE_UNITS/$1")
+    echo "$state"
+    [[ $state == enabled ]]
+    ;;
+esac
+`;
+  let root: string;
+  let units: string;
+
+  beforeAll(async () => {
+    root = await mkdtemp(path.join(tmpdir(), "rf-boot-trim-"));
+    await mkdir(path.join(root, "bin"));
+    await writeFile(path.join(root, "bin", "systemctl"), FAKE_SYSTEMCTL, { mode: 0o755 });
+    await writeFile(path.join(root, "bin", "snap"), '#!/bin/bash\necho "snap $*" >>"$FAKE_LOG"\n', {
+      mode: 0o755,
+    });
+  });
+  afterAll(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  /** Runs one runner-host step as the image build would, with /etc and the units faked under root. */
+  async function runStep(stepName: string) {
+    const { doc, step } = findStep("host", stepName);
+    const values = { ...documentValues(doc), BootTrimScript: path.join(root, "lib", "boot-trim.sh") };
+    const result = spawnSync("bash", ["-c", stepScript(step, values)], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+      env: {
+        PATH: `${root}/bin:${process.env.PATH}`,
+        BOOT_TRIM_ETC: path.join(root, "etc"),
+        FAKE_LOG: path.join(root, "calls.log"),
+        FAKE_UNITS: units,
+      },
+    });
+    const calls = (await readFile(path.join(root, "calls.log"), "utf8").catch(() => "")).trim().split("\n");
+    return { ...result, calls };
+  }
+
+  /** A fresh image: the units a runner needs, and some of those to trim, enabled. */
+  async function freshImage() {
+    units = await mkdtemp(path.join(root, "units-"));
+    await rm(path.join(root, "calls.log"), { force: true });
+    const enabled = [...NEEDED, "snapd.service", "apt-daily.timer", "snapd.seeded.service", "ssh.socket"];
+    for (const unit of enabled) await writeFile(path.join(units, unit), "enabled\n");
+  }
+
+  const unitsOf = (calls: string[], verb: string) =>
+    calls.filter((c) => c.startsWith(`systemctl ${verb} `)).flatMap((c) => c.split(" ").slice(2));
+
+  it("is the host's last build step, and its test stage checks the booted image", () => {
+    const doc = parsed(components.find((c) => c.key === "host")!);
+    const build = doc.phases.find((p) => p.name === "build")!.steps;
+    expect(build.at(-1)!.name).toBe("TrimBoot");
+    const test = doc.phases.find((p) => p.name === "test")!.steps.map((s) => s.name);
+    expect(test).toContain("BootIsTrimmed");
+  });
+
+  it("masks the apt timers, snapd's boot waits and the chores a one-job runner never needs", async () => {
+    await freshImage();
+    const { status, stderr, calls } = await runStep("TrimBoot");
+    expect(stderr).toBe("");
+    expect(status).toBe(0);
+    const masked = unitsOf(calls, "mask");
+    for (const unit of [
+      "apt-daily.timer",
+      "apt-daily-upgrade.timer",
+      "unattended-upgrades.service",
+      "snapd.seeded.service",
+      "man-db.timer",
+      "motd-news.timer",
+      "ModemManager.service",
+      "ssh.socket",
+    ]) {
+      expect(masked).toContain(unit);
+    }
+    // snapd stays startable (snapd.socket): only taken off the boot, after refreshes were held.
+    expect(unitsOf(calls, "disable")).toEqual(["snapd.service"]);
+    expect(masked).not.toContain("snapd.service");
+    const hold = calls.indexOf("snap set system refresh.hold=forever");
+    expect(hold).toBeGreaterThan(-1);
+    expect(hold).toBeLessThan(calls.indexOf("systemctl disable snapd.service"));
+  });
+
+  it("never masks, disables or stops what the runner, Docker, cloud-init or the SSM agent need", async () => {
+    await freshImage();
+    const { calls } = await runStep("TrimBoot");
+    const touched = ["mask", "disable", "stop"].flatMap((verb) => unitsOf(calls, verb));
+    expect(touched.filter((unit) => NEEDED.includes(unit))).toEqual([]);
+  });
+
+  it("has cloud-init probe only EC2 and generate no SSH host keys, in a file read after Ubuntu's", async () => {
+    await freshImage();
+    await runStep("TrimBoot");
+    const dir = path.join(root, "etc", "cloud", "cloud.cfg.d");
+    const [file] = await readdir(dir);
+    expect([file!, "90_dpkg.cfg"].sort()).toEqual(["90_dpkg.cfg", file!]);
+    expect(parse(await readFile(path.join(dir, file!), "utf8"))).toEqual({
+      datasource_list: ["Ec2", "None"],
+      ssh_genkeytypes: [],
+    });
+  });
+
+  it("passes on the booted image, and names each unit whose state is wrong", async () => {
+    await freshImage();
+    await runStep("TrimBoot");
+    const trimmed = await runStep("BootIsTrimmed");
+    expect(trimmed.stderr).toBe("");
+    expect(trimmed.status).toBe(0);
+    expect(trimmed.stdout).toMatch(/units masked, snapd\.service disabled/);
+
+    await writeFile(path.join(units, "docker.service"), "masked\n");
+    await writeFile(path.join(units, "apt-daily.timer"), "enabled\n");
+    await writeFile(path.join(units, "snapd.service"), "enabled\n");
+    const wrong = await runStep("BootIsTrimmed");
+    expect(wrong.status).not.toBe(0);
+    expect(wrong.stderr).toContain("docker.service is masked: the runner needs it");
+    expect(wrong.stderr).toContain("apt-daily.timer is enabled, not masked");
+    expect(wrong.stderr).toContain("snapd.service is enabled, not disabled");
+  });
+
+  it.runIf(HAS_SHELLCHECK)("boot-trim.sh passes shellcheck (the step holds it as a heredoc)", () => {
+    const script = path.join(__dirname, "..", "image", "scripts", "boot-trim.sh");
+    const result = spawnSync("shellcheck", ["-s", "bash", script], { encoding: "utf8" });
+    expect(result.stdout).toBe("");
   });
 });

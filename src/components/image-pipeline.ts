@@ -1,9 +1,11 @@
 /**
- * The runner AMIs: EC2 Image Builder builds Ubuntu 22.04 images (x64 and arm64) from the AWSTOE
+ * The runner AMIs: EC2 Image Builder builds Ubuntu 24.04 images (x64 and arm64) from the AWSTOE
  * components in image/components/, on a schedule, and writes each new AMI id to an SSM parameter
  * that the launch templates resolve at launch time (`resolve:ssm:`), so a new image needs no deploy.
  * The first deploy builds one image per arch (aws.imagebuilder.Image), so the fleet can launch as
- * soon as `pulumi up` ends.
+ * soon as `pulumi up` ends. Image Builder runs the build, and the test stage on an instance booted
+ * from the new image, through that image's SSM agent (a snap on Ubuntu): the components' boot
+ * trimming (image/scripts/boot-trim.sh) keeps it, though runners themselves have no SSM permission.
  */
 import { createHash } from "node:crypto";
 import * as aws from "@pulumi/aws";

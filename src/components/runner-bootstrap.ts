@@ -183,7 +183,8 @@ export function imageComponents(): ImageComponent[] {
       name: topLevelString(data, "name"),
       description: topLevelString(data, "description"),
       platform: "Linux",
-      supportedOsVersions: ["Ubuntu 22"],
+      // Image Builder matches this prefix against the parent image's OS when it creates a recipe.
+      supportedOsVersions: ["Ubuntu 24"],
       architectures: ["x86_64", "arm64"],
       data,
       version: `1.0.${Number.parseInt(hash.slice(0, 7), 16)}`,
@@ -245,9 +246,13 @@ export function recipeParameters(
   return parameters.length > 0 ? parameters : undefined;
 }
 
-/** The AWS-managed Ubuntu 22.04 LTS parent image (always its latest version) for a recipe. */
+/**
+ * The AWS-managed Ubuntu 24.04 LTS parent image (always its latest version) for a recipe: the names
+ * AWS CDK's AmazonManagedImage.ubuntuServer2404 uses. 24.04 over 22.04: standard support until 2029
+ * instead of April 2027, and a curl that signs every header the bootstrap sends to DynamoDB.
+ */
 export function parentImageArn(region: string, arch: ImageArch): string {
   const partition = region.startsWith("cn-") ? "aws-cn" : region.startsWith("us-gov-") ? "aws-us-gov" : "aws";
-  const name = arch === "arm64" ? "ubuntu-server-22-lts-arm64" : "ubuntu-server-22-lts-x86";
+  const name = arch === "arm64" ? "ubuntu-server-24-lts-arm64" : "ubuntu-server-24-lts-x86";
   return `arn:${partition}:imagebuilder:${region}:aws:image/${name}/x.x.x`;
 }
