@@ -441,11 +441,11 @@ describe("events", () => {
 });
 
 describe("image pipeline", () => {
-  it("builds x64 and arm64 recipes on the Ubuntu 22.04 managed images from the repository's components", () => {
+  it("builds x64 and arm64 recipes on the Ubuntu 24.04 managed images from the repository's components", () => {
     const recipes = run.ofType("aws:imagebuilder/imageRecipe:ImageRecipe");
     expect(recipes.map((r) => r.inputs.parentImage).sort()).toEqual([
-      "arn:aws:imagebuilder:eu-west-1:aws:image/ubuntu-server-22-lts-arm64/x.x.x",
-      "arn:aws:imagebuilder:eu-west-1:aws:image/ubuntu-server-22-lts-x86/x.x.x",
+      "arn:aws:imagebuilder:eu-west-1:aws:image/ubuntu-server-24-lts-arm64/x.x.x",
+      "arn:aws:imagebuilder:eu-west-1:aws:image/ubuntu-server-24-lts-x86/x.x.x",
     ]);
     const components = run.ofType("aws:imagebuilder/component:Component");
     expect(components.length).toBeGreaterThanOrEqual(3);
