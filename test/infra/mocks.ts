@@ -92,6 +92,8 @@ function physicalId(type: string, name: string): string {
 export interface ProgramRun {
   resources: Declared[];
   outputs: Record<string, unknown>;
+  /** The names of the stack outputs that are Pulumi secrets. */
+  secretOutputs: string[];
   /** Resources of a type (token), e.g. "aws:lambda/function:Function". */
   ofType(type: string): Declared[];
   /** The one resource of a type with this logical name. */
@@ -155,10 +157,14 @@ export async function runProgram(
 
   const program = (await import("../../index")) as Record<string, unknown>;
   const outputs: Record<string, unknown> = {};
+  const secretOutputs: string[] = [];
   for (const [key, value] of Object.entries(program)) {
-    outputs[key] = pulumi.Output.isInstance(value)
-      ? await new Promise((resolve) => (value as pulumi.Output<unknown>).apply(resolve))
-      : value;
+    if (!pulumi.Output.isInstance(value)) {
+      outputs[key] = value;
+      continue;
+    }
+    outputs[key] = await new Promise((resolve) => (value as pulumi.Output<unknown>).apply(resolve));
+    if (await (value as pulumi.Output<unknown>).isSecret) secretOutputs.push(key);
   }
   // Registrations run asynchronously: wait until no new resource shows up for a while.
   let count = -1;
@@ -169,6 +175,7 @@ export async function runProgram(
   const run: ProgramRun = {
     resources,
     outputs,
+    secretOutputs,
     ofType: (type) => resources.filter((r) => r.type === type),
     named: (type, name) => {
       const found = resources.filter((r) => r.type === type && r.name === name);
