@@ -291,6 +291,54 @@ describe("runners and hand-offs", () => {
   });
 });
 
+describe("launching jobs whose launcher died after recording an instance (issue 12, defect 7)", () => {
+  const stuck = job("1", { state: "launching", instanceId: "i-00000001", launchingAt: ago(400) });
+
+  it("records the job launched when its instance has its hand-off, taken or not yet", () => {
+    for (const report of [
+      { instanceId: "i-00000001", createdAt: ago(390), fetchedAt: ago(350), runnerStartedAt: ago(340) },
+      { instanceId: "i-00000001", createdAt: ago(390) },
+    ]) {
+      const { actions } = plan({
+        jobs: [stuck],
+        instances: [instance("i-00000001", 395)],
+        handoffs: [report],
+      });
+      expect(actions).toEqual([
+        expect.objectContaining({
+          kind: "mark-launched",
+          jobId: "1",
+          instanceId: "i-00000001",
+          launchedAt: ago(390),
+        }),
+      ]);
+    }
+  });
+
+  it("releases it, asking GitHub first, when the instance died after a runner started", () => {
+    const report = { instanceId: "i-00000001", createdAt: ago(390), runnerStartedAt: ago(340) };
+    const dead = instance("i-00000001", 395, "terminated");
+    const { actions } = plan({ jobs: [stuck], instances: [dead], handoffs: [report] });
+    expect(actions).toEqual([
+      expect.objectContaining({ kind: "release", jobId: "1", instanceId: "i-00000001", check: true }),
+      expect.objectContaining({ kind: "delete-handoff", instanceId: "i-00000001" }),
+    ]);
+  });
+
+  it("terminates an instance that never got its hand-off, and releases the job", () => {
+    const { actions } = plan({ jobs: [stuck], instances: [instance("i-00000001", 395)], handoffs: [] });
+    expect(kinds(actions)).toEqual(["terminate:1@i-00000001", "release:1@i-00000001"]);
+  });
+
+  it("waits while the hand-offs cannot be read, and before the launching timeout", () => {
+    expect(
+      plan({ jobs: [stuck], instances: [instance("i-00000001", 395)], handoffs: undefined }).actions,
+    ).toEqual([]);
+    const young = { ...stuck, launchingAt: ago(100) };
+    expect(plan({ jobs: [young], instances: [instance("i-00000001", 95)] }).actions).toEqual([]);
+  });
+});
+
 describe("launching jobs whose runner was taken", () => {
   it("relaunches a launching job (launched not recorded yet) whose runner took another job", () => {
     const a = job("A", { state: "launching", instanceId: "i-00000001", launchingAt: ago(30) });

@@ -229,6 +229,57 @@ describe("instances", () => {
   });
 });
 
+describe("a launcher that died after the hand-off (issue 12, defect 7)", () => {
+  it("leaves the job to the instance taking it: no second CreateFleet, one instance, one runner", async () => {
+    const { handler: launcher } = await import("../lambda/launcher");
+    const gh = await githubClient.githubForInstallation(world.github.installationId);
+    const t0 = world.sandbox.clock.now();
+    const at = (ms: number) => new Date(t0 + ms).toISOString();
+    // The launcher claimed the job, launched its instance, recorded it, registered its runner and
+    // handed the JIT config off, then died before recording `launched` (crash point 4).
+    const instanceId = instance(0);
+    const runnerName = `${STACK}-${instanceId}`;
+    const job = await seed({
+      state: "launching",
+      launchingAt: at(0),
+      updatedAt: at(0),
+      instanceId,
+      runnerName,
+    });
+    const scope = { kind: "org" as const, org: world.github.org };
+    const jit = await githubRunners.generateJitConfig(gh, scope, {
+      name: runnerName,
+      runnerGroupId: 1,
+      labels: linuxConfig.labels,
+    });
+    await handoff.writeHandoff({ instanceId, jobId: job.jobId, jitConfig: jit.encodedJitConfig, runnerName });
+    // The instance boots, takes its config and starts its runner; GitHub has not given it the job yet.
+    world.github.state.connectRunner(jit.encodedJitConfig);
+    await reportProgress(world, instanceId, { fetchedAt: at(MIN / 2), runnerStartedAt: at(MIN) });
+
+    // Ticks past the launching timeout (5 min), short of the idle timeout (10 min from the runner's start).
+    for (let tick = 1; tick <= 9; tick++) {
+      world.sandbox.clock.advance(MIN);
+      await reconciler.reconcile({ now: new Date(world.sandbox.clock.now()), sweepRunners: true });
+      for (;;) {
+        const records = world.sandbox.sqs.receive(world.queue.url, 10);
+        if (records.length === 0) break;
+        world.sandbox.sqs.settle(world.queue.url, records, await launcher({ Records: records }));
+      }
+      expect(world.sandbox.callsTo("ec2", "CreateFleet")).toEqual([]);
+      expect(world.sandbox.ec2.instances({ state: ["pending", "running"] }).map((i) => i.instanceId)).toEqual(
+        [instanceId],
+      );
+      expect(world.github.state.listRunners().map((r) => r.name)).toEqual([runnerName]);
+    }
+    expect(await world.getJob(job.jobId)).toMatchObject({
+      state: "launched",
+      instanceId,
+      reason: expect.stringMatching(/after the hand-off to .* \(its runner started\): recorded launched/),
+    });
+  });
+});
+
 describe("runners and hand-offs", () => {
   it("deletes this stack's offline runners whose instance is gone, and the hand-offs of dead instances", async () => {
     const gh = await githubClient.githubForInstallation(world.github.installationId);
