@@ -209,6 +209,7 @@ export async function startWorld(
     GITHUB_PRIVATE_KEY_PARAM: KEY_PARAM,
     GITHUB_WRITES_PER_MINUTE: "60000",
     RUNNER_SCOPE: "org",
+    GITHUB_OWNER: github.org,
     RUNNER_ROLE_ID: ROLE_ID,
     SUBNET_IDS: "subnet-0aaa,subnet-0bbb",
     MAX_RUNNERS_TOTAL: "1000",

@@ -3,12 +3,25 @@
  * signed API Gateway v2 events built from real workflow_job payloads, and assertions on the items,
  * messages and calls they produce.
  */
-import { ScanCommand } from "@aws-sdk/client-dynamodb";
-import { unmarshall } from "@aws-sdk/util-dynamodb";
+import { DeleteItemCommand } from "@aws-sdk/client-dynamodb";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { decideIntake } from "../lambda/core/intake-decision";
 import { findRoutingConflicts } from "../lambda/core/routing";
+import {
+  MAX_BODY_BYTES,
+  MAX_JOB_LABELS,
+  MAX_LABEL_LENGTH,
+  MAX_NAME_LENGTH,
+} from "../lambda/core/workflow-job-payload";
 import type { JobRecord } from "../lambda/shared/job";
+import {
+  loadSettings,
+  MAX_QUEUE_TIMEOUT_MINUTES,
+  MIN_JOB_TTL_DAYS,
+  REDELIVERY_WINDOW_DAYS,
+} from "../lambda/shared/settings";
+import { stackConfigSchema } from "../src/config/schema";
 import {
   GHES_HOST,
   signedApiGatewayEvent,
@@ -16,62 +29,44 @@ import {
   workflowJobEvent,
 } from "./fixtures/webhooks";
 import { captureOutput, launchMessages } from "./lifecycle-support";
-import { type Sandbox, startSandbox } from "./sandbox";
+import type { Sandbox } from "./sandbox";
+import {
+  type Handler,
+  quietLambdaLogs,
+  ROUTES,
+  SECRET,
+  signBytes,
+  startWebhookSandbox,
+  type WebhookSandbox,
+} from "./webhook-support";
 
-const SECRET = "It's a Secret to Everybody: 7f3c9a1e5b";
-const SECRET_PARAM = "/runner-fleet/test/webhook-secret";
-const ROUTES = [
-  { name: "linux-x64", labels: ["linux", "x64"] },
-  { name: "linux-x64-large", labels: ["linux", "x64", "large"] },
-  { name: "linux-x64-gpu", labels: ["linux", "x64", "large", "gpu"] },
-];
-
-type Handler = (
-  event: APIGatewayProxyEventV2,
-  context?: Context,
-) => Promise<APIGatewayProxyStructuredResultV2>;
-
+let world: WebhookSandbox;
 let sandbox: Sandbox;
-let restoreEnv: () => void;
-let tableName: string;
 let queueUrl: string;
 let handler: Handler;
 
 beforeAll(async () => {
-  sandbox = await startSandbox();
-  tableName = (await sandbox.createTables("webhook-test")).jobs;
-  queueUrl = sandbox.createQueue("webhook-test-launch", { dlq: true }).url;
-  sandbox.ssm.put(SECRET_PARAM, SECRET, { type: "SecureString" });
-  restoreEnv = sandbox.useEnv({
-    STACK_NAME: "test",
-    JOBS_TABLE: tableName,
-    LAUNCH_QUEUE_URL: queueUrl,
-    WEBHOOK_SECRET_PARAM: SECRET_PARAM,
-    LABEL_ROUTES: JSON.stringify(ROUTES),
-    POWERTOOLS_SERVICE_NAME: "webhook",
-  });
-  // Imported once the environment is set: the module starts loading its secret at init.
-  ({ handler } = await import("../lambda/webhook"));
+  world = await startWebhookSandbox("webhook-test");
+  ({ sandbox, queueUrl, handler } = world);
 });
 
 afterAll(async () => {
-  restoreEnv?.();
-  await sandbox?.close();
+  await world?.close();
 });
 
 beforeEach(async () => {
-  await sandbox.reset();
-  sandbox.ssm.put(SECRET_PARAM, SECRET, { type: "SecureString" });
+  await world.reset();
 });
 
 afterEach(() => {
   vi.restoreAllMocks();
+  vi.unstubAllEnvs();
+  vi.useRealTimers();
 });
 
-async function jobs(): Promise<JobRecord[]> {
-  const { Items = [] } = await sandbox.dynamodb.client.send(new ScanCommand({ TableName: tableName }));
-  return Items.map((item) => unmarshall(item) as JobRecord);
-}
+quietLambdaLogs();
+
+const jobs = (): Promise<JobRecord[]> => world.jobs();
 
 async function onlyJob(): Promise<JobRecord> {
   const all = await jobs();
@@ -87,7 +82,7 @@ const deliver = async (
 
 const bodyOf = (response: APIGatewayProxyStructuredResultV2) => JSON.parse(String(response.body));
 
-const dataCalls = () => [...sandbox.callsTo("dynamodb"), ...sandbox.callsTo("sqs")];
+const dataCalls = () => world.dataCalls();
 
 it("uses routes without conflicts (a sanity check of the test setup)", () => {
   expect(findRoutingConflicts(ROUTES)).toEqual([]);
@@ -161,6 +156,8 @@ describe("a valid queued job", () => {
   });
 
   it("records a GHES job with its host", async () => {
+    vi.stubEnv("GITHUB_HOST", GHES_HOST);
+    vi.stubEnv("GITHUB_OWNER", "octo-org");
     const payload = workflowJobEvent("queued", { ghes: true, id: 31 });
     expect(payload.enterprise).toBeDefined();
     const response = await handler(await signedApiGatewayEvent(payload, SECRET, { ghesHost: GHES_HOST }));
@@ -294,18 +291,18 @@ describe("ignored deliveries", () => {
       name: "another event",
       send: async () =>
         handler(await signedApiGatewayEvent({ action: "opened", number: 1 }, SECRET, { event: "issues" })),
-      reason: /event "issues" is not handled/,
+      reason: /^event not handled$/,
     },
     {
       name: "another workflow_job action",
       send: async () =>
         handler(await signedApiGatewayEvent({ ...workflowJobEvent("queued"), action: "paused" }, SECRET)),
-      reason: /action "paused" is not handled/,
+      reason: /^workflow_job action not handled$/,
     },
     {
       name: "labels no config has",
       send: () => deliver("queued", { labels: ["self-hosted", "windows"] }),
-      reason: /no label config has all of \[self-hosted, windows\]/,
+      reason: /^no label config has all of the job's labels$/,
     },
     {
       name: "no self-hosted label",
@@ -522,6 +519,321 @@ describe("our own failures answer 5xx so GitHub can redeliver", () => {
     const fetches = sandbox.callsTo("ssm", "GetParameter").length;
     await fresh(await signedApiGatewayEvent(workflowJobEvent("queued", { id: 121 }), SECRET));
     expect(sandbox.callsTo("ssm", "GetParameter")).toHaveLength(fetches);
+  });
+});
+
+describe("replays: a queued delivery for a job created longer ago than the queue timeout", () => {
+  const MINUTE = 60_000;
+  const forget = (jobId: string) =>
+    sandbox.dynamodb.client.send(
+      new DeleteItemCommand({ TableName: world.tableName, Key: { jobId: { S: jobId } } }),
+    );
+
+  it("launches nothing once the ledger has forgotten the job (its item expired)", async () => {
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() });
+    const event = await signedApiGatewayEvent(workflowJobEvent("queued", { id: 140 }), SECRET);
+    expect(bodyOf(await handler(event)).status).toBe("accepted");
+    await forget("140"); // as the TTL would, days later
+    vi.setSystemTime(Date.now() + 61 * MINUTE);
+
+    const replayed = await handler(event);
+    expect(replayed.statusCode).toBe(202);
+    expect(bodyOf(replayed)).toEqual({
+      status: "ignored",
+      reason: "queued for a job created more than the queue timeout (60 min) ago: not launched",
+    });
+    expect(await jobs()).toEqual([]);
+    expect(launchMessages(sandbox, queueUrl)).toHaveLength(1);
+  });
+
+  it("follows the queue timeout setting, and launches a job within it (or dated ahead by clock skew)", async () => {
+    vi.stubEnv("QUEUE_TIMEOUT_MINUTES", "120");
+    const ago = (minutes: number) => new Date(Date.now() - minutes * MINUTE).toISOString();
+    expect(bodyOf(await deliver("queued", { id: 141, createdAt: ago(119) })).status).toBe("accepted");
+    expect(bodyOf(await deliver("queued", { id: 142, createdAt: ago(-5) })).status).toBe("accepted");
+    const late = await deliver("queued", { id: 143, createdAt: ago(121) });
+    expect(bodyOf(late).reason).toMatch(/queue timeout \(120 min\)/);
+    expect((await jobs()).map((j) => j.jobId).sort()).toEqual(["141", "142"]);
+  });
+
+  it("launches nothing without a readable created_at", async () => {
+    for (const created_at of [undefined, "yesterday"]) {
+      const response = await deliver("queued", { id: 144, workflowJob: { created_at } });
+      expect(bodyOf(response)).toMatchObject({
+        status: "ignored",
+        reason: expect.stringMatching(/created_at/),
+      });
+    }
+    expect(dataCalls()).toEqual([]);
+  });
+
+  it("still records later news of an old job (it cannot launch anything)", async () => {
+    const response = await deliver("completed", { id: 145, createdAt: "2021-09-13T02:21:13Z" });
+    expect(bodyOf(response).status).toBe("recorded");
+    expect(await onlyJob()).toMatchObject({ jobId: "145", state: "completed" });
+  });
+
+  it("the ledger outlives both the longest queue timeout and GitHub's redelivery window", () => {
+    expect(MIN_JOB_TTL_DAYS * 24 * 60).toBeGreaterThan(MAX_QUEUE_TIMEOUT_MINUTES);
+    expect(MIN_JOB_TTL_DAYS).toBeGreaterThan(REDELIVERY_WINDOW_DAYS);
+    expect(loadSettings({ JOB_TTL_DAYS: "1" }).jobTtlDays).toBe(MIN_JOB_TTL_DAYS);
+    expect(loadSettings({}).jobTtlDays).toBe(30);
+    const limits = (queueTimeoutMinutes: number) =>
+      stackConfigSchema.shape.limits.safeParse({ queueTimeoutMinutes }).success;
+    expect(limits(MAX_QUEUE_TIMEOUT_MINUTES)).toBe(true);
+    expect(limits(MAX_QUEUE_TIMEOUT_MINUTES + 1)).toBe(false);
+  });
+});
+
+describe("deliveries for what the stack does not serve: 2xx, nothing recorded", () => {
+  const withOwnerLogin = async (login: string) => {
+    const payload = workflowJobEvent("queued");
+    (payload.repository as { owner: { login: string } }).owner.login = login;
+    return handler(await signedApiGatewayEvent(payload, SECRET));
+  };
+  const cases: {
+    name: string;
+    env?: Record<string, string>;
+    send: () => Promise<APIGatewayProxyStructuredResultV2>;
+    reason: string;
+  }[] = [
+    {
+      name: "another owner's queued job",
+      send: () => deliver("queued", { repo: "someone-else/Hello-World" }),
+      reason: "another owner",
+    },
+    {
+      name: "another owner's in_progress",
+      send: () => deliver("in_progress", { repo: "someone-else/Hello-World" }),
+      reason: "another owner",
+    },
+    {
+      name: "another owner's completed",
+      send: () => deliver("completed", { repo: "someone-else/Hello-World" }),
+      reason: "another owner",
+    },
+    {
+      name: "an owner login unlike the repository's",
+      send: () => withOwnerLogin("someone-else"),
+      reason: "another owner",
+    },
+    {
+      name: "another host (a GHES job at a github.com stack)",
+      send: () => deliver("queued", { ghes: true, repo: "Codertocat/Hello-World" }),
+      reason: "another GitHub host",
+    },
+    {
+      name: "repo scope: a repository not listed",
+      env: { RUNNER_SCOPE: "repo", GITHUB_REPOSITORIES: "Spoon-Knife,linguist" },
+      send: () => deliver("queued"),
+      reason: "a repository this stack does not serve",
+    },
+    {
+      name: "repo scope without a list: none",
+      env: { RUNNER_SCOPE: "repo" },
+      send: () => deliver("queued"),
+      reason: "a repository this stack does not serve",
+    },
+    {
+      name: "App mode with its installation configured: another installation",
+      env: { GITHUB_INSTALLATION_ID: "3456996" },
+      send: () => deliver("queued", { installationId: 42 }),
+      reason: "another App installation",
+    },
+  ];
+  it.each(cases)("202 not served: $name", async ({ env = {}, send, reason }) => {
+    for (const [name, value] of Object.entries(env)) vi.stubEnv(name, value);
+    const response = await send();
+    expect(response.statusCode).toBe(202);
+    expect(bodyOf(response)).toEqual({ status: "not-served", reason: `not served: ${reason}` });
+    expect(dataCalls()).toEqual([]);
+  });
+
+  it("serves the owner and listed repositories whatever their case, and any installation when none is configured", async () => {
+    vi.stubEnv("RUNNER_SCOPE", "repo");
+    vi.stubEnv("GITHUB_REPOSITORIES", "Spoon-Knife, hello-world");
+    const first = await deliver("queued", { id: 150, repo: "CODERTOCAT/Hello-World", installationId: 9 });
+    expect(bodyOf(first).status).toBe("accepted");
+    vi.stubEnv("GITHUB_INSTALLATION_ID", "9");
+    expect(bodyOf(await deliver("queued", { id: 151, installationId: 9 })).status).toBe("accepted");
+    expect(launchMessages(sandbox, queueUrl)).toHaveLength(2);
+  });
+});
+
+describe("bounded input: an oversized signed delivery gets 400 and writes nothing", () => {
+  /** Labels that route once trimmed (`linux` and spaces), so only the bounds stop them. */
+  const padded = (count: number, length: number) => [
+    "self-hosted",
+    ...Array.from({ length: count - 1 }, (_, i) => ["linux", "x64", "large"][i % 3]!.padEnd(length)),
+  ];
+
+  it("1,000 labels of 500 characters (an item over DynamoDB's 400 KB)", async () => {
+    const response = await deliver("queued", { id: 160, labels: padded(1000, 500) });
+    expect(response.statusCode).toBe(400);
+    expect(bodyOf(response).reason).toMatch(/^invalid workflow_job payload: workflow_job\.labels.* too_big/);
+    expect(dataCalls()).toEqual([]);
+  });
+
+  it.each([
+    ["101 labels", { labels: padded(MAX_JOB_LABELS + 1, 5) }, /workflow_job\.labels too_big \(at most 100\)/],
+    [
+      "a label of 101 characters",
+      { labels: ["self-hosted", "x".repeat(MAX_LABEL_LENGTH + 1)] },
+      /workflow_job\.labels\.1 too_big \(at most 100\)/,
+    ],
+    [
+      "a runner name of 257 characters",
+      { runnerName: "r".repeat(MAX_NAME_LENGTH + 1) },
+      /workflow_job\.runner_name too_big/,
+    ],
+  ])("%s", async (_name, overrides, reason) => {
+    const response = await deliver("in_progress", { id: 161, ...overrides });
+    expect(response.statusCode).toBe(400);
+    expect(bodyOf(response).reason).toMatch(reason);
+    expect(dataCalls()).toEqual([]);
+  });
+
+  it("a delivery id of 257 characters", async () => {
+    const response = await deliver("queued", { id: 162 }, { deliveryId: "d".repeat(MAX_NAME_LENGTH + 1) });
+    expect(response.statusCode).toBe(400);
+    expect(dataCalls()).toEqual([]);
+  });
+
+  it.each([false, true])(
+    "a body over 1 MiB (base64: %s), judged before decoding or verifying",
+    async (base64) => {
+      const body = JSON.stringify({ ...workflowJobEvent("queued"), padding: "x".repeat(MAX_BODY_BYTES) });
+      for (const signature of [undefined, `sha256=${"0".repeat(64)}`]) {
+        const response = await handler(await signedApiGatewayEvent(body, SECRET, { base64, signature }));
+        expect(response.statusCode).toBe(400);
+        expect(bodyOf(response).reason).toBe(`body larger than ${MAX_BODY_BYTES} bytes`);
+      }
+      expect(sandbox.calls).toEqual([]);
+    },
+  );
+
+  it("the most labels a delivery may carry are recorded", async () => {
+    const labels = padded(MAX_JOB_LABELS, MAX_LABEL_LENGTH);
+    expect(bodyOf(await deliver("queued", { id: 163, labels })).status).toBe("accepted");
+    expect((await onlyJob()).labels).toEqual(labels);
+  });
+
+  it("the largest item any delivery can make stays far below DynamoDB's 400 KB", () => {
+    const widest = "\u20ac"; // 3 bytes in UTF-8: the most per UTF-16 unit that a length limit counts
+    const text = (length: number) => widest.repeat(length);
+    const owner = text(39);
+    const route = { name: "c".repeat(40), labels: [text(MAX_LABEL_LENGTH)] };
+    const payload = (action: WorkflowJobAction) =>
+      JSON.stringify({
+        action,
+        workflow_job: {
+          id: Number.MAX_SAFE_INTEGER,
+          run_id: Number.MAX_SAFE_INTEGER,
+          run_attempt: Number.MAX_SAFE_INTEGER,
+          labels: [`self-hosted${" ".repeat(89)}`, ...Array(MAX_JOB_LABELS - 1).fill(route.labels[0])],
+          created_at: new Date().toISOString(),
+          runner_id: Number.MAX_SAFE_INTEGER,
+          runner_name: text(MAX_NAME_LENGTH),
+          conclusion: text(MAX_NAME_LENGTH),
+        },
+        repository: {
+          full_name: `${owner}/${text(MAX_NAME_LENGTH - 40)}`,
+          html_url: `https://github.com/${owner}/x`,
+          owner: { login: owner },
+        },
+        installation: { id: Number.MAX_SAFE_INTEGER },
+      });
+    const items = (["queued", "in_progress", "completed"] as const).map((action) => {
+      const intake = decideIntake(
+        { event: "workflow_job", deliveryId: text(MAX_NAME_LENGTH), body: payload(action) },
+        {
+          routes: [route],
+          requiredLabel: "self-hosted",
+          served: { owner, host: "github.com" },
+          queueTimeoutMinutes: 60,
+          now: new Date(),
+        },
+      );
+      if (intake.kind === "launch") return intake.job;
+      if (intake.kind === "record" && intake.plan.createIfMissing) return intake.plan.createIfMissing;
+      throw new Error(`${action}: ${JSON.stringify(intake).slice(0, 200)}`);
+    });
+    const largest = Math.max(...items.map(dynamoItemBytes));
+    expect(largest).toBeGreaterThan(MAX_JOB_LABELS * MAX_LABEL_LENGTH * 3); // the labels are all there
+    // Other writers add bounded fields of their own (instance, reason, timestamps): a few KB.
+    expect(largest).toBeLessThan(50 * 1024);
+  });
+});
+
+/**
+ * An item's size as DynamoDB counts it, rounded up: each attribute's name and value in UTF-8 bytes,
+ * a number at most 21 bytes, a list or map 3 bytes plus 1 per element.
+ */
+function dynamoItemBytes(item: object): number {
+  const size = (value: unknown): number => {
+    if (typeof value === "string") return Buffer.byteLength(value);
+    if (typeof value === "number") return 21;
+    if (typeof value === "boolean" || value === null) return 1;
+    if (Array.isArray(value)) return 3 + value.reduce((sum: number, v) => sum + size(v) + 1, 0);
+    if (typeof value === "object")
+      return (
+        3 +
+        Object.entries(value as object).reduce((sum, [k, v]) => sum + Buffer.byteLength(k) + size(v) + 1, 0)
+      );
+    return 0;
+  };
+  return Object.entries(item).reduce(
+    (sum, [name, value]) => sum + (value === undefined ? 0 : Buffer.byteLength(name) + size(value)),
+    0,
+  );
+}
+
+describe("answers never quote the request", () => {
+  const marker = "zz-request-text";
+  it.each([
+    ["labels no config has", () => deliver("queued", { labels: ["self-hosted", marker] })],
+    [
+      "another event",
+      async () => handler(await signedApiGatewayEvent({ action: "x" }, SECRET, { event: marker })),
+    ],
+    [
+      "another action",
+      async () =>
+        handler(await signedApiGatewayEvent({ ...workflowJobEvent("queued"), action: marker }, SECRET)),
+    ],
+  ])("ignored: %s (the log has it)", async (_name, send) => {
+    const written = captureOutput();
+    const response = await send();
+    vi.restoreAllMocks();
+    expect(response.statusCode).toBe(202);
+    expect(bodyOf(response).status).toBe("ignored");
+    expect(response.body).not.toContain(marker);
+    const logged = written.map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(JSON.stringify(logged.find((r) => r.message === "webhook delivery"))).toContain(marker);
+  });
+});
+
+describe("signatures over bytes and headers as API Gateway joins them", () => {
+  it("a signature header sent twice under two cases is one joined value: 401", async () => {
+    const event = await signedApiGatewayEvent(workflowJobEvent("queued"), SECRET);
+    event.headers["X-Hub-Signature-256"] = event.headers["x-hub-signature-256"]!;
+    const response = await handler(event);
+    expect(response.statusCode).toBe(401);
+    expect(dataCalls()).toEqual([]);
+  });
+
+  it("a signed body that is not UTF-8: 400", async () => {
+    const bytes = Buffer.concat([
+      Buffer.from('{"action":"queued","x":"'),
+      Buffer.from([0xc3, 0x28]),
+      Buffer.from('"}'),
+    ]);
+    const event = await signedApiGatewayEvent("{}", SECRET, { signature: signBytes(SECRET, bytes) });
+    Object.assign(event, { body: bytes.toString("base64"), isBase64Encoded: true });
+    const response = await handler(event);
+    expect(response.statusCode).toBe(400);
+    expect(bodyOf(response).reason).toBe("body is not UTF-8");
+    expect(dataCalls()).toEqual([]);
   });
 });
 

@@ -7,10 +7,17 @@
  * lambda/webhook/record-delivery.ts with conditional writes, so out-of-order and duplicate
  * deliveries stay safe.
  */
-import * as z from "zod/mini";
 import type { JobRecord, JobState } from "../shared/job";
 import type { LabelRoute } from "../shared/label-config";
 import { routeJob } from "./routing";
+import {
+  githubHostOf,
+  MAX_NAME_LENGTH,
+  notServedReason,
+  parseWorkflowJob,
+  type ServedScope,
+  type WorkflowJobPayload,
+} from "./workflow-job-payload";
 
 /** A job item as intake builds it; the writer adds the TTL (expiresAt). */
 export type NewJob = Omit<JobRecord, "expiresAt">;
@@ -34,8 +41,13 @@ export type Intake =
   | { kind: "reject"; reason: string }
   /** 200: GitHub's hook check. */
   | { kind: "pong" }
-  /** 202: not for us (other event or action, labels that route to no config). */
-  | { kind: "ignore"; reason: string; job?: JobSummary }
+  /**
+   * 202: not for us (other event or action, labels that route to no config, a `queued` too old to
+   * launch). `logged` is what the reason leaves out of the answer because it quotes the request.
+   */
+  | { kind: "ignore"; reason: string; logged?: Record<string, unknown>; job?: JobSummary }
+  /** 202: signed, but for an owner, repository, host or installation this stack does not serve. */
+  | { kind: "not-served"; reason: string; job: JobSummary }
   /** `queued`: create the job item and enqueue its launch (see lambda/webhook/record-delivery.ts for the protocol). */
   | { kind: "launch"; job: NewJob }
   /** Other actions: record what GitHub reports on the job. */
@@ -60,6 +72,9 @@ export const ENQUEUE_CLAIM_SECONDS = 60;
 export interface IntakeContext {
   routes: readonly LabelRoute[];
   requiredLabel: string;
+  served: ServedScope;
+  /** The launcher's queue timeout: a `queued` delivery for a job created longer ago is not launched. */
+  queueTimeoutMinutes: number;
   now: Date;
 }
 
@@ -71,28 +86,6 @@ export interface Delivery {
   /** The raw (already verified, base64-decoded) body. */
   body: string;
 }
-
-// Only the fields intake uses are validated; GitHub adds fields over time and those pass through.
-const positiveInt = z.int().check(z.positive());
-const WorkflowJobPayload = z.object({
-  action: z.string(),
-  workflow_job: z.object({
-    id: positiveInt,
-    run_id: positiveInt,
-    run_attempt: z.optional(positiveInt),
-    labels: z.array(z.string()),
-    runner_id: z.optional(z.nullable(z.int())),
-    runner_name: z.optional(z.nullable(z.string())),
-    conclusion: z.optional(z.nullable(z.string())),
-  }),
-  repository: z.object({
-    full_name: z.string().check(z.regex(/^[^/\s]+\/[^/\s]+$/)),
-    html_url: z.url({ protocol: /^https?$/ }),
-    owner: z.object({ login: z.string().check(z.minLength(1)) }),
-  }),
-  installation: z.optional(z.nullable(z.object({ id: positiveInt }))),
-});
-export type WorkflowJobPayload = z.infer<typeof WorkflowJobPayload>;
 
 /** Decides what to do with one verified delivery. */
 export function decideIntake(delivery: Delivery, context: IntakeContext): Intake {
@@ -106,22 +99,28 @@ export function decideIntake(delivery: Delivery, context: IntakeContext): Intake
   if (!delivery.event) return { kind: "reject", reason: "missing X-GitHub-Event header" };
   if (delivery.event === "ping") return { kind: "pong" };
   if (delivery.event !== "workflow_job") {
-    return { kind: "ignore", reason: `event "${delivery.event}" is not handled` };
+    return { kind: "ignore", reason: "event not handled", logged: { event: clip(delivery.event) } };
   }
   const action = (payload as { action?: unknown } | null)?.action;
   if (typeof action !== "string") return { kind: "reject", reason: "workflow_job without an action" };
   if (!(WORKFLOW_JOB_ACTIONS as readonly string[]).includes(action)) {
-    return { kind: "ignore", reason: `workflow_job action "${action}" is not handled` };
+    return { kind: "ignore", reason: "workflow_job action not handled", logged: { action: clip(action) } };
   }
-  const parsed = WorkflowJobPayload.safeParse(payload);
-  if (!parsed.success)
-    return { kind: "reject", reason: `invalid workflow_job payload: ${describe(parsed.error)}` };
+  const parsed = parseWorkflowJob(payload);
+  if ("invalid" in parsed)
+    return { kind: "reject", reason: `invalid workflow_job payload: ${parsed.invalid}` };
   if (!delivery.deliveryId) return { kind: "reject", reason: "missing X-GitHub-Delivery header" };
+  if (delivery.deliveryId.length > MAX_NAME_LENGTH)
+    return { kind: "reject", reason: `X-GitHub-Delivery longer than ${MAX_NAME_LENGTH} characters` };
 
-  const event = parsed.data;
+  const event = parsed.event;
   const job: JobSummary = { jobId: String(event.workflow_job.id), repo: event.repository.full_name };
+  const foreign = notServedReason(event, context.served);
+  if (foreign) return { kind: "not-served", reason: `not served: ${foreign}`, job };
   const route = routeJob(event.workflow_job.labels, context.routes, context.requiredLabel);
-  if ("ignored" in route) return { kind: "ignore", reason: route.ignored, job };
+  if ("ignored" in route) {
+    return { kind: "ignore", reason: route.ignored, logged: { labels: event.workflow_job.labels }, job };
+  }
   job.configName = route.config;
   return ACTION_PLANS[action as WorkflowJobAction](event, {
     ...context,
@@ -129,6 +128,31 @@ export function decideIntake(delivery: Delivery, context: IntakeContext): Intake
     deliveryId: delivery.deliveryId,
   });
 }
+
+/**
+ * Whether a `queued` delivery is too old to launch: older than the queue timeout, the job is one the
+ * launcher would give up on, and the delivery a redelivery or a replay of a signed request (a
+ * signature carries no time) that must not launch again once the ledger has forgotten the job (its
+ * TTL outlives the longest queue timeout: settings.ts MIN_JOB_TTL_DAYS). A missing or unreadable
+ * created_at cannot tell, so it does not launch either. The price: a job whose `queued` GitHub sends
+ * longer than the queue timeout after it created the job (an environment approval that waited that
+ * long) is not launched either.
+ */
+function tooOldToLaunch(event: WorkflowJobPayload, ctx: IntakeContext): Intake | undefined {
+  const createdAt = Date.parse(event.workflow_job.created_at ?? "");
+  const ageMinutes = (ctx.now.getTime() - createdAt) / 60_000;
+  if (ageMinutes <= ctx.queueTimeoutMinutes) return undefined;
+  return {
+    kind: "ignore",
+    reason: Number.isNaN(createdAt)
+      ? "queued without a readable workflow_job.created_at: not launched"
+      : `queued for a job created more than the queue timeout (${ctx.queueTimeoutMinutes} min) ago: not launched`,
+    logged: { createdAt: event.workflow_job.created_at },
+  };
+}
+
+/** A header or field quoted in our log: bounded, so a long one cannot bloat a log line. */
+const clip = (text: string) => text.slice(0, 100);
 
 interface PlanContext extends IntakeContext {
   job: JobSummary & { configName?: string };
@@ -140,16 +164,17 @@ export const ACTION_PLANS: Record<
   WorkflowJobAction,
   (event: WorkflowJobPayload, ctx: PlanContext) => Intake
 > = {
-  queued: (event, ctx) => ({
-    kind: "launch",
-    // The creating delivery holds the enqueue claim from the start, so concurrent copies of this
-    // delivery see it and do not send a second launch message.
-    job: {
-      ...newJob(event, ctx, "queued"),
-      queuedAt: ctx.now.toISOString(),
-      enqueueClaimedAt: ctx.now.toISOString(),
+  queued: (event, ctx) =>
+    tooOldToLaunch(event, ctx) ?? {
+      kind: "launch",
+      // The creating delivery holds the enqueue claim from the start, so concurrent copies of this
+      // delivery see it and do not send a second launch message.
+      job: {
+        ...newJob(event, ctx, "queued"),
+        queuedAt: ctx.now.toISOString(),
+        enqueueClaimedAt: ctx.now.toISOString(),
+      },
     },
-  }),
   // A job waiting for an environment's approval: noted while the job is live; never creates one (the
   // `queued` that follows approval does).
   waiting: (_event, ctx) => ({
@@ -230,26 +255,9 @@ function newJob(event: WorkflowJobPayload, ctx: PlanContext, state: JobState): N
   };
 }
 
-/**
- * `github.com`, or the GitHub Enterprise Server host the job came from. The repository's html_url is
- * in every payload and names the web host on both (a GHES payload also has `enterprise`, but so does
- * one from an enterprise account on github.com, so that alone does not tell them apart).
- */
-export function githubHostOf(event: Pick<WorkflowJobPayload, "repository">): string {
-  return new URL(event.repository.html_url).host.toLowerCase();
-}
-
 function runnerFields(event: WorkflowJobPayload): Pick<JobRecord, "runnerId" | "runnerName"> {
   return {
     runnerId: event.workflow_job.runner_id ?? undefined,
     runnerName: event.workflow_job.runner_name ?? undefined,
   };
-}
-
-/** Which fields are wrong, without their values (they come from the request). */
-function describe(error: z.core.$ZodError): string {
-  return error.issues
-    .slice(0, 3)
-    .map((issue) => `${issue.path.join(".") || "(root)"} ${issue.code}`)
-    .join("; ");
 }

@@ -54,7 +54,10 @@ const containsAll = (set: Set<string>, labels: Iterable<string>) => {
   return true;
 };
 
-/** Routes a job's `runs-on` labels to the name of the label config that serves it. */
+/**
+ * Routes a job's `runs-on` labels to the name of the label config that serves it. An `ignored` reason
+ * names only our own labels and configs, never the job's (they are the request's text).
+ */
 export function routeJob(
   labels: readonly string[],
   routes: readonly LabelRoute[],
@@ -66,14 +69,12 @@ export function routeJob(
   const wanted = jobLabels.filter((label) => label !== required);
   const candidates = normalizeRoutes(routes, required).filter((route) => containsAll(route.labels, wanted));
   if (candidates.length === 0) {
-    return { ignored: `no label config has all of [${jobLabels.join(", ")}]` };
+    return { ignored: "no label config has all of the job's labels" };
   }
   const smallest = Math.min(...candidates.map((route) => route.labels.size));
   const best = candidates.filter((route) => route.labels.size === smallest);
   if (best.length > 1) {
-    return {
-      ignored: `labels [${jobLabels.join(", ")}] match configs ${best.map((r) => r.name).join(", ")} equally`,
-    };
+    return { ignored: `the job's labels match configs ${best.map((r) => r.name).join(", ")} equally` };
   }
   return { config: best[0]!.name };
 }

@@ -20,6 +20,17 @@ export const webhookOwner = (webhook: GitHubWebhook): string =>
 
 type Env = Record<string, string | undefined>;
 
+/** The longest queue timeout the stack config accepts (src/config/schema.ts limits). */
+export const MAX_QUEUE_TIMEOUT_MINUTES = 7 * 24 * 60;
+/** GitHub keeps deliveries for redelivery 3 days on github.com and 7 on GHES (its docs). */
+export const REDELIVERY_WINDOW_DAYS = 7;
+/**
+ * The shortest job TTL (days). A job item is what turns a replayed or redelivered `queued` delivery
+ * into a duplicate; the webhook ignores a `queued` older than the queue timeout, so the item must
+ * outlive the longest queue timeout and the redelivery window, with a day to spare.
+ */
+export const MIN_JOB_TTL_DAYS = Math.max(REDELIVERY_WINDOW_DAYS, MAX_QUEUE_TIMEOUT_MINUTES / (24 * 60)) + 1;
+
 export class SettingsError extends Error {
   constructor(variable: string, problem: string) {
     super(`setting ${variable}: ${problem}`);
@@ -37,17 +48,20 @@ function reader(env: Env) {
     if (value === undefined) throw new SettingsError(name, "is required but not set");
     return value;
   };
-  const int = (name: string, fallback?: number): number => {
+  /** A whole number >= 0; one below `floor` is raised to it. */
+  const int = (name: string, fallback?: number, floor = 0): number => {
     const value = raw(name);
     if (value === undefined) {
       if (fallback === undefined) throw new SettingsError(name, "is required but not set");
-      return fallback;
+      return Math.max(fallback, floor);
     }
     const n = Number(value);
     if (!Number.isInteger(n) || n < 0)
       throw new SettingsError(name, `expected a whole number >= 0, got "${value}"`);
-    return n;
+    return Math.max(n, floor);
   };
+  /** A whole number that may be unset (undefined). */
+  const optionalInt = (name: string): number | undefined => (raw(name) === undefined ? undefined : int(name));
   const json = <T>(name: string, fallback?: T): T => {
     const value = raw(name);
     if (value === undefined) {
@@ -60,8 +74,8 @@ function reader(env: Env) {
       throw new SettingsError(name, "expected JSON");
     }
   };
-  const list = (name: string): string[] =>
-    str(name)
+  const list = (name: string, fallback?: string): string[] =>
+    str(name, fallback)
       .split(",")
       .map((s) => s.trim())
       .filter(Boolean);
@@ -72,7 +86,7 @@ function reader(env: Env) {
     }
     return value as T;
   };
-  return { str, int, json, list, oneOf, raw };
+  return { str, int, optionalInt, json, list, oneOf, raw };
 }
 
 /** Builds the settings view over an environment; properties are parsed on first read. */
@@ -134,6 +148,28 @@ export function loadSettings(env: Env = process.env) {
     get githubWritesPerMinute() {
       return r.int("GITHUB_WRITES_PER_MINUTE", 180);
     },
+    /** Webhook: the organization or user (login) whose jobs this stack serves (github.owner). */
+    get servedOwner() {
+      return r.str("GITHUB_OWNER");
+    },
+    /**
+     * Webhook: the GitHub web host this stack serves (github.url's host): `github.com`, a GHES host or
+     * `TENANT.ghe.com`, as the host of a delivery's repository URL.
+     */
+    get servedHost() {
+      return r.str("GITHUB_HOST", "github.com").toLowerCase();
+    },
+    /**
+     * Webhook, repo scope: the repositories (names without owner) this stack serves. Empty in repo
+     * scope serves none (fail closed); org scope serves every repository of the owner.
+     */
+    get servedRepositories() {
+      return r.list("GITHUB_REPOSITORIES", "");
+    },
+    /** Webhook, App mode: the one installation served, when known (else unset: see record-delivery.ts). */
+    get servedInstallationId() {
+      return r.optionalInt("GITHUB_INSTALLATION_ID");
+    },
     /** Where JIT runners register: the organization or each job's repository. */
     get runnerScope() {
       return r.oneOf("RUNNER_SCOPE", ["org", "repo"] as const, "org");
@@ -158,9 +194,12 @@ export function loadSettings(env: Env = process.env) {
     get queueTimeoutMinutes() {
       return r.int("QUEUE_TIMEOUT_MINUTES", 60);
     },
-    /** How long a job item is kept after its last change. */
+    /**
+     * How long a job item is kept after its last change; never less than MIN_JOB_TTL_DAYS (a lower
+     * value is raised to it), as the item is what makes a replayed delivery a duplicate.
+     */
     get jobTtlDays() {
-      return r.int("JOB_TTL_DAYS", 30);
+      return r.int("JOB_TTL_DAYS", 30, MIN_JOB_TTL_DAYS);
     },
     /** How long an unread JIT config stays in the hand-off table. */
     get handoffTtlSeconds() {

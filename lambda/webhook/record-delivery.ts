@@ -4,11 +4,13 @@
  * action to the job's record; `in_progress` goes on in after-in-progress.ts. Every write is
  * conditional, so duplicate and out-of-order deliveries are safe.
  */
-import { verify } from "@octokit/webhooks-methods";
+import { Buffer } from "node:buffer";
+import { createHmac, timingSafeEqual } from "node:crypto";
 import { decideIntake, ENQUEUE_CLAIM_SECONDS, type Intake, type NewJob } from "../core/intake-decision";
 import type { Outcome } from "../core/webhook-response";
+import type { ServedScope } from "../core/workflow-job-payload";
 import type { LabelRoute } from "../shared/label-config";
-import { settings } from "../shared/settings";
+import { type Settings, settings } from "../shared/settings";
 import { logger } from "../shared/telemetry";
 
 // The AWS adapters (the JSON-protocol client with its SigV4 signer, ~55 KiB: no SDK client) load in
@@ -27,28 +29,66 @@ launchQueue.catch(noop);
 
 let routes: readonly LabelRoute[] | undefined;
 
-/** A delivery as the entry read it: a well-formed signature over a non-empty body. */
+/**
+ * A delivery as the entry read it: a well-formed signature over a non-empty body of bounded size, as
+ * bytes (GitHub signs the bytes it sends, which need not even be UTF-8).
+ */
 export interface SignedDelivery {
-  body: string;
+  bytes: Uint8Array;
   signature: string;
   event?: string;
   deliveryId?: string;
 }
 
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
 export async function recordDelivery(delivery: SignedDelivery): Promise<Outcome> {
   const secret = await (await secrets).readSecret(settings().webhookSecretParam);
-  if (!(await verify(secret, delivery.body, delivery.signature))) {
+  if (!signatureMatches(secret, delivery.bytes, delivery.signature)) {
     return { status: "rejected", code: 401, reason: "signature does not match" };
   }
+  let body: string;
+  try {
+    body = utf8.decode(delivery.bytes);
+  } catch {
+    return { status: "rejected", code: 400, reason: "body is not UTF-8" };
+  }
 
-  routes ??= settings().labelRoutes;
+  const s = settings();
+  routes ??= s.labelRoutes;
   const intake = decideIntake(
-    { event: delivery.event, deliveryId: delivery.deliveryId, body: delivery.body },
-    { routes, requiredLabel: settings().requiredLabel, now: new Date() },
+    { event: delivery.event, deliveryId: delivery.deliveryId, body },
+    {
+      routes,
+      requiredLabel: s.requiredLabel,
+      served: servedScope(s),
+      queueTimeoutMinutes: s.queueTimeoutMinutes,
+      now: new Date(),
+    },
   );
   const job = "job" in intake ? intake.job : undefined;
   if (job) logger.appendKeys({ jobId: job.jobId, repo: job.repo, configName: job.configName });
   return carryOut(intake);
+}
+
+/** GitHub's signature: `sha256=` and the HMAC-SHA256 of the bytes, lower-case hex; compared in constant time. */
+function signatureMatches(secret: string, bytes: Uint8Array, signature: string): boolean {
+  const expected = Buffer.from(`sha256=${createHmac("sha256", secret).update(bytes).digest("hex")}`);
+  const given = Buffer.from(signature);
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/**
+ * Whose jobs this stack runs (core/workflow-job-payload.ts ServedScope): the installation only when
+ * configured, as the stack does not know it at deploy (the App is installed after).
+ */
+function servedScope(s: Settings): ServedScope {
+  return {
+    owner: s.servedOwner,
+    host: s.servedHost,
+    repositories: s.runnerScope === "repo" ? s.servedRepositories : undefined,
+    installationId: s.servedInstallationId,
+  };
 }
 
 async function carryOut(intake: Intake): Promise<Outcome> {
@@ -58,7 +98,9 @@ async function carryOut(intake: Intake): Promise<Outcome> {
     case "pong":
       return { status: "pong" };
     case "ignore":
-      return { status: "ignored", reason: intake.reason };
+      return { status: "ignored", reason: intake.reason, logged: intake.logged };
+    case "not-served":
+      return { status: "not-served", reason: intake.reason };
     case "launch":
       return launch(intake.job);
     case "record":

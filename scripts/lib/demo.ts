@@ -88,6 +88,7 @@ export async function runDemo(out: (line: string) => void = console.log): Promis
       GITHUB_APP_ID: String(github.appId),
       GITHUB_PRIVATE_KEY_PARAM: PARAMS.key,
       RUNNER_SCOPE: "org",
+      GITHUB_OWNER: github.org,
       RUNNER_ROLE_ID: "AROADEMORUNNERROLE00",
       SUBNET_IDS: "subnet-0demo000000000a,subnet-0demo000000000b",
       MAX_RUNNERS_TOTAL: "20",

@@ -34,6 +34,11 @@ export function fleetSettingsEnvironment(
     GITHUB_PRIVATE_KEY_PARAM: appReady ? names.githubAppPrivateKey : undefined,
     GITHUB_TOKEN_PARAM: app ? undefined : names.githubToken,
     WEBHOOK_SECRET_PARAM: names.webhookSecret,
+    // Whose deliveries the webhook serves (its installation is not known at deploy: see
+    // lambda/core/workflow-job-payload.ts ServedScope).
+    GITHUB_OWNER: config.github.owner,
+    GITHUB_HOST: new URL(config.github.url).host.toLowerCase(),
+    GITHUB_REPOSITORIES: config.github.scope === "repo" ? config.github.repositories.join(",") : undefined,
     GITHUB_WRITES_PER_MINUTE: String(GITHUB_JIT_PER_MINUTE_PER_APP),
     RUNNER_SCOPE: config.github.scope,
     RUNNER_ROLE_ID: parts.runners.role.uniqueId,

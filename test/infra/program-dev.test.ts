@@ -721,6 +721,27 @@ describe("settings", () => {
     expect(webhook).not.toContain("SUBNET_IDS");
     expect(Object.keys(run.fnNamed("launcher").inputs.environment.variables)).toContain("RUNNER_ROLE_ID");
   });
+
+  it("the webhook gets what it serves (owner and host; org scope: no repository list) and little else", () => {
+    const env = run.fnNamed("webhook").inputs.environment.variables;
+    expect(env).toMatchObject({ GITHUB_OWNER: "my-org", GITHUB_HOST: "github.com", RUNNER_SCOPE: "org" });
+    expect(Object.keys(env).sort()).toEqual([
+      "GITHUB_HOST",
+      "GITHUB_OWNER",
+      "JOBS_TABLE",
+      "LABEL_ROUTES",
+      "LAUNCH_QUEUE_URL",
+      "NODE_OPTIONS",
+      "POWERTOOLS_METRICS_NAMESPACE",
+      "POWERTOOLS_SERVICE_NAME",
+      "QUEUE_TIMEOUT_MINUTES",
+      "REQUIRED_LABEL",
+      "RUNNER_SCOPE",
+      "SECRETS_REVISION",
+      "STACK_NAME",
+      "WEBHOOK_SECRET_PARAM",
+    ]);
+  });
 });
 
 describe("fleet metrics the dashboard and alarms read", () => {
