@@ -198,6 +198,7 @@ export async function startWorld(options: WorldOptions) {
     GITHUB_AUTH_MODE: "app",
     GITHUB_APP_ID: String(github.appId),
     GITHUB_PRIVATE_KEY_PARAM: params.privateKey,
+    GITHUB_OWNER: OWNER,
     RUNNER_ROLE_ID: ROLE_ID,
     SUBNET_IDS: SUBNETS.join(","),
     MAX_RUNNERS_TOTAL: String(maxRunners * CONFIGS.length),
