@@ -468,20 +468,23 @@ esac
     await writeFile(path.join(root, "bin", "snap"), '#!/bin/bash\necho "snap $*" >>"$FAKE_LOG"\n', {
       mode: 0o755,
     });
+    // A parent image without snapd: systemctl only.
+    await mkdir(path.join(root, "bin-no-snap"));
+    await writeFile(path.join(root, "bin-no-snap", "systemctl"), FAKE_SYSTEMCTL, { mode: 0o755 });
   });
   afterAll(async () => {
     await rm(root, { recursive: true, force: true });
   });
 
   /** Runs one runner-host step as the image build would, with /etc and the units faked under root. */
-  async function runStep(stepName: string) {
+  async function runStep(stepName: string, bin = "bin") {
     const { doc, step } = findStep("host", stepName);
     const values = { ...documentValues(doc), BootTrimScript: path.join(root, "lib", "boot-trim.sh") };
     const result = spawnSync("bash", ["-c", stepScript(step, values)], {
       encoding: "utf8",
       stdio: ["ignore", "pipe", "pipe"],
       env: {
-        PATH: `${root}/bin:${process.env.PATH}`,
+        PATH: `${root}/${bin}:${process.env.PATH}`,
         BOOT_TRIM_ETC: path.join(root, "etc"),
         FAKE_LOG: path.join(root, "calls.log"),
         FAKE_UNITS: units,
@@ -492,10 +495,9 @@ esac
   }
 
   /** A fresh image: the units a runner needs, and some of those to trim, enabled. */
-  async function freshImage() {
+  async function freshImage(enabled = [...NEEDED, "snapd.service", "apt-daily.timer", "ssh.socket"]) {
     units = await mkdtemp(path.join(root, "units-"));
     await rm(path.join(root, "calls.log"), { force: true });
-    const enabled = [...NEEDED, "snapd.service", "apt-daily.timer", "snapd.seeded.service", "ssh.socket"];
     for (const unit of enabled) await writeFile(path.join(units, unit), "enabled\n");
   }
 
@@ -571,6 +573,18 @@ esac
     expect(wrong.stderr).toContain("docker.service is masked: the runner needs it");
     expect(wrong.stderr).toContain("apt-daily.timer is enabled, not masked");
     expect(wrong.stderr).toContain("snapd.service is enabled, not disabled");
+  });
+
+  it("leaves snap alone on a parent image without snapd, and still passes its check", async () => {
+    await freshImage(["docker.service", "containerd.service", "apt-daily.timer"]);
+    const trim = await runStep("TrimBoot", "bin-no-snap");
+    expect(trim.status).toBe(0);
+    expect(
+      trim.calls.filter((c) => !c.startsWith("systemctl mask ") && !c.startsWith("systemctl stop ")),
+    ).toEqual([]);
+    const check = await runStep("BootIsTrimmed", "bin-no-snap");
+    expect(check.stderr).toBe("");
+    expect(check.status).toBe(0);
   });
 
   it.runIf(HAS_SHELLCHECK)("boot-trim.sh passes shellcheck (the step holds it as a heredoc)", () => {

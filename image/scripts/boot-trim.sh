@@ -30,9 +30,9 @@ BOOT_TRIM_MASKED=(
   snapd.seeded.service snapd.autoimport.service snapd.snap-repair.timer
 )
 
-# Disabled, not masked: snapd.socket still starts the daemon for whoever asks (the snap command).
-# The SSM agent snap's own unit does not need the daemon, and Image Builder's test stage runs
-# through that agent on an instance booted from this image.
+# Disabled, not masked (where snapd is installed): snapd.socket still starts the daemon for whoever
+# asks (the snap command). The SSM agent snap's own unit does not need the daemon, and Image
+# Builder's test stage runs through that agent on an instance booted from this image.
 BOOT_TRIM_DISABLED=(snapd.service)
 
 # What a runner needs at boot: the trimming must leave these alone (the test phase checks it).
@@ -54,9 +54,9 @@ trim_boot() {
   if command -v snap >/dev/null; then
     systemctl start snapd.socket snapd.service
     snap set system refresh.hold=forever
+    systemctl disable "${BOOT_TRIM_DISABLED[@]}"
   fi
   systemctl mask "${BOOT_TRIM_MASKED[@]}"
-  systemctl disable "${BOOT_TRIM_DISABLED[@]}"
   # The rest of the build runs apt too: stop whatever apt work the timers already started.
   systemctl stop apt-daily.service apt-daily-upgrade.service unattended-upgrades.service || true
   install -d -m 0755 "$BOOT_TRIM_ETC/cloud/cloud.cfg.d"
@@ -83,7 +83,7 @@ check_boot_trimmed() {
   done
   for unit in "${BOOT_TRIM_DISABLED[@]}"; do
     state=$(unit_state "$unit")
-    [[ $state == disabled ]] || wrong+=("$unit is ${state:-absent}, not disabled")
+    [[ $state == disabled || -z $state ]] || wrong+=("$unit is $state, not disabled")
   done
   for unit in "${BOOT_TRIM_KEPT[@]}"; do
     state=$(unit_state "$unit")
