@@ -249,7 +249,7 @@ export function recipeParameters(
 /**
  * The AWS-managed Ubuntu 24.04 LTS parent image (always its latest version) for a recipe: the names
  * AWS CDK's AmazonManagedImage.ubuntuServer2404 uses. 24.04 over 22.04: standard support until 2029
- * instead of April 2027, and a curl that signs every header the bootstrap sends to DynamoDB.
+ * instead of April 2027, and a curl that signs the x-amz-* headers the bootstrap sends to DynamoDB.
  */
 export function parentImageArn(region: string, arch: ImageArch): string {
   const partition = region.startsWith("cn-") ? "aws-cn" : region.startsWith("us-gov-") ? "aws-us-gov" : "aws";
