@@ -164,7 +164,7 @@ export async function runProgram(
       continue;
     }
     outputs[key] = await new Promise((resolve) => (value as pulumi.Output<unknown>).apply(resolve));
-    if (await (value as pulumi.Output<unknown>).isSecret) secretOutputs.push(key);
+    if (await pulumi.isSecret(value as pulumi.Output<unknown>)) secretOutputs.push(key);
   }
   // Registrations run asynchronously: wait until no new resource shows up for a while.
   let count = -1;
