@@ -1,6 +1,6 @@
 /**
  * What an instance reports on its own hand-off item (runner/bootstrap.sh writes these): read by the
- * reconciler's planner (core/reconcile.ts), listed by the hand-off adapter, shown by `status`.
+ * reconciler's rules (core/reconcile-plan.ts), listed by the hand-off adapter, shown by `status`.
  */
 export interface HandoffReport {
   instanceId: string;
