@@ -1,45 +1,16 @@
 /**
- * `npm run status [-- --job ID] [-- --json]`: the on-call's "why is my job stuck?" (README
- * "Operator tools"). Reads the stack's jobs table with your AWS credentials; table names come from
- * the stack outputs (or --table / --handoff-table), limits from the stack config.
+ * `npm run status [-- --job ID|URL] [-- --json] [-- --watch]`: the on-call's "why is my job stuck?"
+ * (README "Operator tools"). Reads the stack's jobs table with your AWS credentials; table names come from
+ * the stack outputs (or --table / --handoff-table), limits and label configs from the stack config.
+ * The command line is scripts/lib/status-cli.ts.
  */
-import { parseArgs } from "node:util";
-import { resolveSources, runStatus } from "./lib/fleet-status";
-import { pulumiCli } from "./lib/pulumi";
+import { statusCli } from "./lib/status-cli";
 
-const USAGE = `usage: npm run status -- [--job ID] [--json] [--stack NAME] [--table NAME] [--handoff-table NAME] [--no-pulumi]`;
-
-async function main(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      job: { type: "string" },
-      json: { type: "boolean", default: false },
-      stack: { type: "string" },
-      table: { type: "string" },
-      "handoff-table": { type: "string" },
-      "no-pulumi": { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
-  const pulumi = values["no-pulumi"] ? undefined : pulumiCli({ stack: values.stack });
-  if (pulumi && !process.env.AWS_REGION && !process.env.AWS_DEFAULT_REGION) {
-    // The stack's region, unless the environment names one.
-    const region = await pulumi.configGet("aws:region").catch(() => undefined);
-    if (region) process.env.AWS_REGION = region;
-  }
-  const sources = await resolveSources(
-    { table: values.table, handoffTable: values["handoff-table"] },
-    pulumi,
-  );
-  await runStatus({ job: values.job, json: values.json }, sources, (line) => console.log(line));
-}
-
-main(process.argv.slice(2)).catch((error: unknown) => {
-  console.error(`status: ${error instanceof Error ? error.message : String(error)}`);
-  process.exitCode = 1;
+statusCli(process.argv.slice(2), {
+  out: (line) => console.log(line),
+  err: (line) => console.error(line),
+  // Redraw in place on a terminal; a pipe gets every draw, one after the other.
+  clear: process.stdout.isTTY ? () => process.stdout.write("\x1b[2J\x1b[H") : undefined,
+}).then((code) => {
+  process.exitCode = code;
 });

@@ -15,13 +15,13 @@ import { RESERVED_KEYS } from "../lambda/shared/reserved-keys";
 import { doctorCli, runDoctor } from "../scripts/lib/doctor";
 import { MINIMUM_RUNNER_VERSION as DOCTOR_MINIMUM } from "../scripts/lib/doctor-aws";
 import { type Check, renderChecks } from "../scripts/lib/doctor-check";
-import { type ConfigEntry, type PulumiRunner, pulumiCli } from "../scripts/lib/pulumi";
+import { pulumiCli } from "../scripts/lib/pulumi";
 import { MINIMUM_RUNNER_VERSION } from "../src/components/runner-bootstrap";
+import { operatorStandIn } from "./operator-pulumi-stand-in";
 import { type Sandbox, startSandbox } from "./sandbox";
 import type { GitHubFake } from "./sandbox/github";
 import { type LocalServer, listen, readBody } from "./sandbox/http";
 import { FakePulumi } from "./scripts-support";
-import { setupStandIn } from "./setup-pulumi-stand-in";
 
 const STACK = "dev";
 const PREFIX = `runner-fleet-${STACK}`;
@@ -33,34 +33,6 @@ const LABEL_CONFIGS = {
   "linux-x64": { labels: ["linux", "x64"], instanceTypes: ["m7i.large"], arch: "x64" },
   "linux-arm64-large": { labels: ["linux", "arm64", "large"], instanceTypes: ["m7g.xlarge"], arch: "arm64" },
 };
-
-/** `pulumi config --json` of the fake's config: `--path` keys folded into their object, secrets without values. */
-function configJson(fake: FakePulumi): Record<string, ConfigEntry> {
-  const entries: Record<string, ConfigEntry> = {};
-  const parse = (v: string): unknown => (/^[[{]|^\d+$|^(true|false)$/.test(v) ? JSON.parse(v) : v);
-  for (const [key, { value, secret }] of fake.config) {
-    const [top, ...path] = key.split(".");
-    if (secret) entries[key] = { secret: true };
-    else if (path.length === 0) {
-      const parsed = parse(value);
-      entries[key] = { value, secret: false, ...(typeof parsed === "object" ? { objectValue: parsed } : {}) };
-    } else {
-      entries[top!] ??= { secret: false, objectValue: {} };
-      const entry = entries[top!]!;
-      (entry.objectValue as Record<string, unknown>)[path.join(".")] = parse(value);
-      entry.value = JSON.stringify(entry.objectValue);
-    }
-  }
-  return entries;
-}
-
-function standIn(fake: FakePulumi): PulumiRunner {
-  const setup = setupStandIn(fake, { stack: STACK });
-  return async (args, stdin) =>
-    args[0] === "config" && args[1] === "--json"
-      ? { code: 0, stdout: JSON.stringify(configJson(fake)), stderr: "" }
-      : setup(args, stdin);
-}
 
 /** The webhook Lambda behind a local HTTP server, as API Gateway (payload 2.0) would invoke it. */
 async function serveWebhook(): Promise<LocalServer> {
@@ -158,7 +130,10 @@ async function deployHealthy() {
 }
 
 const doctor = () =>
-  runDoctor({ apiUrl: github.url }, { pulumi: pulumiCli({ run: standIn(cli), stack: STACK }) });
+  runDoctor(
+    { apiUrl: github.url },
+    { pulumi: pulumiCli({ run: operatorStandIn(cli, STACK), stack: STACK }) },
+  );
 const byName = (checks: Check[], name: string) => {
   const found = checks.find((c) => c.name === name);
   expect(found, `${name} in\n${renderChecks(checks).join("\n")}`).toBeDefined();
@@ -251,7 +226,7 @@ describe("npm run doctor", () => {
     const run = async () => {
       const out: string[] = [];
       const code = await doctorCli(["--json", "--stack", STACK, "--api-url", github.url], {
-        pulumi: (stack) => pulumiCli({ run: standIn(cli), stack }),
+        pulumi: (stack) => pulumiCli({ run: operatorStandIn(cli, STACK), stack }),
         out: (line) => out.push(line),
         err: (line) => out.push(line),
       });

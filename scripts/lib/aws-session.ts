@@ -118,10 +118,11 @@ function credentialsMessage(error: Error, env: Env): string | undefined {
  */
 export function explainAwsError(error: unknown, env: Env = process.env, what?: string): string | undefined {
   if (!(error instanceof Error)) return undefined;
+  if (error instanceof AwsSetupError) return error.message;
   const credentials = credentialsMessage(error, env);
   if (credentials) return credentials;
   const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
-  if (/AWS_REGION/.test(error.message) || /region is missing/i.test(error.message))
+  if (/setting AWS_REGION/.test(error.message) || /region is missing/i.test(error.message))
     return noRegionMessage(env);
   if (/^(AccessDenied|AccessDeniedException|UnauthorizedOperation)$/.test(error.name))
     return `AWS refused${env.AWS_PROFILE ? ` profile ${env.AWS_PROFILE}` : ""}: ${error.message}. The tools need read access to the stack's table, queues, parameters, images and alarms.`;

@@ -5,8 +5,12 @@
 import { listHandoffReports } from "../../lambda/adapters/handoff";
 import { listActiveJobs, listJobsByState } from "../../lambda/adapters/job-queries";
 import { getJob } from "../../lambda/adapters/jobs-table";
+import { getUnmatchedDelivery, listUnmatchedDeliveries } from "../../lambda/adapters/reserved-items";
 import { JOB_STATES, type JobRecord, type JobState, TERMINAL_STATES } from "../../lambda/shared/job";
-import { stackConfigSchema } from "../../src/config/schema";
+import type { LabelRoute } from "../../lambda/shared/label-config";
+import { ConfigError } from "../../src/config/errors";
+import { type StackConfig, stackConfigSchema } from "../../src/config/schema";
+import { stackConfigOf } from "./deployed-stack";
 import {
   activeCounts,
   explainJob,
@@ -15,7 +19,9 @@ import {
   type HandoffLookup,
   renderReport,
 } from "./explain";
+import { type JobRef, parseJobRef } from "./job-ref";
 import { PROJECT, type Pulumi } from "./pulumi";
+import { describeUnmatched, renderUnmatched, unmatchedLines } from "./unmatched-report";
 
 export interface StatusSources {
   jobsTable: string;
@@ -23,6 +29,8 @@ export interface StatusSources {
   handoffTable?: string;
   /** Limits from the stack config (without the active counts, which are read from the ledger). */
   limits: FleetLimits;
+  /** The label configs' labels, for the closest config of an unmatched delivery (unknown: undefined). */
+  routes?: LabelRoute[];
   /** What could not be resolved, said on the output. */
   notes: string[];
 }
@@ -44,18 +52,9 @@ export async function readJobs(table: string): Promise<{ jobs: JobRecord[]; samp
   return { jobs: lists.flat(), sampled };
 }
 
-/** The stack config's limits and label configs, with the schema's defaults (what the program deploys). */
-export function limitsFromConfig(
-  config: Record<string, { value?: string; objectValue?: unknown }>,
-): FleetLimits {
-  const read = (name: string): unknown => {
-    const entry = config[`${PROJECT}:${name}`];
-    if (!entry) return undefined;
-    if (entry.objectValue !== undefined) return entry.objectValue;
-    return entry.value === undefined ? undefined : JSON.parse(entry.value);
-  };
-  const limits = stackConfigSchema.shape.limits.parse(read("limits") ?? {});
-  const labelConfigs = stackConfigSchema.shape.labelConfigs.parse(read("labelConfigs") ?? {});
+/** The limits `explain` uses, from the stack config's limits and label configs. */
+export function limitsOf(config: Pick<StackConfig, "limits" | "labelConfigs">): FleetLimits {
+  const { limits, labelConfigs } = config;
   return {
     maxRunnersTotal: limits.maxRunnersTotal,
     queueTimeoutMinutes: limits.queueTimeoutMinutes,
@@ -74,6 +73,46 @@ export function limitsFromConfig(
   };
 }
 
+/** The label configs' names and labels, as the webhook routes by them. */
+export const routesOf = (config: Pick<StackConfig, "labelConfigs">): LabelRoute[] =>
+  Object.entries(config.labelConfigs).map(([name, l]) => ({ name, labels: l.labels }));
+
+/**
+ * The limits of `pulumi config --json`'s limits and label configs alone, with the schema's defaults
+ * (what the program deploys). The tool itself validates the whole config (stackConfigOf).
+ */
+export function limitsFromConfig(
+  config: Record<string, { value?: string; objectValue?: unknown }>,
+): FleetLimits {
+  const read = (name: string): unknown => {
+    const entry = config[`${PROJECT}:${name}`];
+    if (!entry) return undefined;
+    if (entry.objectValue !== undefined) return entry.objectValue;
+    return entry.value === undefined ? undefined : JSON.parse(entry.value);
+  };
+  return limitsOf({
+    limits: stackConfigSchema.shape.limits.parse(read("limits") ?? {}),
+    labelConfigs: stackConfigSchema.shape.labelConfigs.parse(read("labelConfigs") ?? {}),
+  });
+}
+
+/** Limits and routes from the stack config; what went wrong reading it goes to `notes`, in plain words. */
+async function readConfigParts(
+  pulumi: Pulumi,
+  notes: string[],
+): Promise<Pick<StatusSources, "limits" | "routes">> {
+  try {
+    const stack = pulumi.stack ?? (await pulumi.stackName());
+    const config = stackConfigOf(await pulumi.configAll(), stack);
+    return { limits: limitsOf(config), routes: routesOf(config) };
+  } catch (error) {
+    const why =
+      error instanceof ConfigError ? error.message : `stack config not read (${(error as Error).message})`;
+    notes.push(`limits and label configs unknown: ${why}`);
+    return { limits: {} };
+  }
+}
+
 /** Table names from the flags or the stack outputs; limits from the stack config, when readable. */
 export async function resolveSources(
   flags: { table?: string; handoffTable?: string },
@@ -81,7 +120,7 @@ export async function resolveSources(
 ): Promise<StatusSources> {
   const notes: string[] = [];
   let outputs: Record<string, unknown> = {};
-  let limits: FleetLimits = {};
+  let fromConfig: Pick<StatusSources, "limits" | "routes"> = { limits: {} };
   if (pulumi) {
     if (!flags.table) {
       outputs = await pulumi.stackOutputs().catch((error: Error) => {
@@ -89,11 +128,7 @@ export async function resolveSources(
         return {};
       });
     }
-    try {
-      limits = limitsFromConfig(await pulumi.configAll());
-    } catch (error) {
-      notes.push(`limits unknown: stack config not read (${(error as Error).message})`);
-    }
+    fromConfig = await readConfigParts(pulumi, notes);
   } else {
     notes.push("limits unknown: no stack config read");
   }
@@ -104,7 +139,7 @@ export async function resolveSources(
     );
   const handoffTable = flags.handoffTable ?? (outputs.handoffTableName as string | undefined);
   if (!handoffTable) notes.push("hand-off reports not read: no hand-off table name (--handoff-table)");
-  return { jobsTable, handoffTable, limits, notes };
+  return { jobsTable, handoffTable, ...fromConfig, notes };
 }
 
 async function handoffOf(job: JobRecord, sources: StatusSources, notes: string[]): Promise<HandoffLookup> {
@@ -119,6 +154,7 @@ async function handoffOf(job: JobRecord, sources: StatusSources, notes: string[]
 }
 
 export interface StatusOptions {
+  /** A job id or the job's URL on GitHub (job-ref.ts). */
   job?: string;
   json?: boolean;
   now?: Date;
@@ -131,34 +167,65 @@ export async function runStatus(
   out: (line: string) => void,
 ): Promise<void> {
   const now = options.now ?? new Date();
+  if (options.job) await statusOfJob(parseJobRef(options.job), options, sources, out, now);
+  else await fleetSummary(options, sources, out, now);
+}
+
+async function statusOfJob(
+  ref: JobRef,
+  options: StatusOptions,
+  sources: StatusSources,
+  out: (line: string) => void,
+  now: Date,
+): Promise<void> {
   const notes = [...sources.notes];
-  if (options.job) {
-    // One job: only the active ones besides it (its limits), not the whole ledger.
-    const limits = { ...sources.limits, active: activeCounts(await listActiveJobs(sources.jobsTable)) };
-    const job = await getJob(options.job, sources.jobsTable);
-    if (!job?.state) {
-      const lines = [
-        `job ${options.job} is not in the ledger: GitHub never sent it, it was not routed to a config ` +
-          "(its labels match none, or it lacks self-hosted), or its item expired.",
-      ];
-      if (options.json) out(JSON.stringify({ jobId: options.job, found: false, explanation: lines, notes }));
-      else for (const line of [...lines, ...notes]) out(line);
-      return;
-    }
-    const handoff = await handoffOf(job, sources, notes);
-    const explanation = explainJob(job, now, limits, handoff);
+  // One job: only the active ones besides it (its limits), not the whole ledger.
+  const limits = { ...sources.limits, active: activeCounts(await listActiveJobs(sources.jobsTable)) };
+  const job = await getJob(ref.jobId, sources.jobsTable);
+  if (!job?.state) {
+    const unmatched = await getUnmatchedDelivery(ref.jobId, sources.jobsTable, now);
+    const lines = unmatched
+      ? describeUnmatched(unmatchedLines([unmatched], sources.routes, now)[0]!)
+      : [
+          `job ${ref.jobId} is not in the ledger: GitHub never sent it, it was not routed to a config ` +
+            "(its labels match none, or it lacks self-hosted), or its item expired.",
+        ];
     if (options.json)
-      out(JSON.stringify({ jobId: job.jobId, found: true, job, handoff, explanation, notes }));
-    else for (const line of [...explanation, ...notes.map((n) => `note: ${n}`)]) out(line);
+      out(JSON.stringify({ jobId: ref.jobId, found: false, unmatched, explanation: lines, notes }));
+    else for (const line of [...lines, ...notes]) out(line);
     return;
   }
-  const { jobs, sampled } = await readJobs(sources.jobsTable);
+  if (ref.repo && ref.repo.toLowerCase() !== job.repo.toLowerCase())
+    notes.push(`the URL names ${ref.repo}, but the ledger's job ${job.jobId} is in ${job.repo}`);
+  const handoff = await handoffOf(job, sources, notes);
+  const explanation = explainJob(job, now, limits, handoff);
+  if (options.json) out(JSON.stringify({ jobId: job.jobId, found: true, job, handoff, explanation, notes }));
+  else for (const line of [...explanation, ...notes.map((n) => `note: ${n}`)]) out(line);
+}
+
+async function fleetSummary(
+  options: StatusOptions,
+  sources: StatusSources,
+  out: (line: string) => void,
+  now: Date,
+): Promise<void> {
+  const notes = [...sources.notes];
+  const [{ jobs, sampled }, unmatched] = await Promise.all([
+    readJobs(sources.jobsTable),
+    listUnmatchedDeliveries(sources.jobsTable, now).catch((error: Error) => {
+      notes.push(`unmatched deliveries not read: ${error.name}: ${error.message}`);
+      return [];
+    }),
+  ]);
   const limits = { ...sources.limits, active: activeCounts(jobs) };
   const report = fleetReport(jobs, now, limits, { sampled });
-  if (options.json) out(JSON.stringify({ ...report, notes }));
+  const unmatchedReport = unmatchedLines(unmatched, sources.routes, now);
+  if (options.json) out(JSON.stringify({ ...report, unmatched: unmatchedReport, notes }));
   else
     for (const line of [
       ...renderReport(report),
+      "",
+      ...renderUnmatched(unmatchedReport),
       ...(notes.length ? ["", ...notes.map((n) => `note: ${n}`)] : []),
     ])
       out(line);
