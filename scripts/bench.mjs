@@ -1,12 +1,13 @@
 #!/usr/bin/env node
 /**
- * `npm run bench` — the performance benchmark (README "Performance"). Bundles every Lambda exactly
+ * `npm run bench` — the performance benchmark (docs/performance.md). Bundles every Lambda exactly
  * as it ships (scripts/build-lambdas.mjs) into a temporary directory, compiles the benchmark's own
  * TypeScript (scripts/bench/) with esbuild, and runs the scenarios against the local sandbox.
  *
  *   npm run bench              human table (progress on stderr)
  *   npm run bench -- --json    one JSON object on stdout, nothing else
- *   --jobs N --scale K --deliveries N --cold-runs N --bootstrap-runs N --no-faults   (smaller runs)
+ *   --jobs N --scale K --deliveries N --cold-jobs N --cold-runs N --bootstrap-runs N --no-faults --no-pool
+ *                              (smaller runs)
  *   --window S   the launcher event source's batching window instead of src/components/launcher.ts's (what-if)
  *   --env KEY=VALUE   an extra Lambda setting, e.g. GITHUB_WRITES_PER_MINUTE=36 (what-if; repeatable)
  */
@@ -74,8 +75,10 @@ function parseArgs(argv) {
     jobs: 1000,
     scale: 4,
     coldRuns: 20,
+    coldJobs: 20,
     deliveries: 200,
     faults: true,
+    pooled: true,
     bootstrapRuns: 5,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -86,7 +89,9 @@ function parseArgs(argv) {
     else if (a === "--scale") args.scale = next();
     else if (a === "--cold-runs") args.coldRuns = next();
     else if (a === "--deliveries") args.deliveries = next();
+    else if (a === "--cold-jobs") args.coldJobs = next();
     else if (a === "--no-faults") args.faults = false;
+    else if (a === "--no-pool") args.pooled = false;
     else if (a === "--window") args.windowSeconds = next();
     else if (a === "--env") {
       const [key, ...value] = String(argv[++i]).split("=");
@@ -108,9 +113,11 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
       benchDir: bench.benchDir,
       lambdas: LAMBDAS,
       deliveries: args.deliveries,
+      coldJobs: args.coldJobs,
       burstJobs: args.jobs,
       burstScale: args.scale,
       faults: args.faults,
+      pooled: args.pooled,
       coldRuns: args.coldRuns,
       windowSeconds: args.windowSeconds,
       env: args.env,

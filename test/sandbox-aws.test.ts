@@ -55,7 +55,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { JOBS_TABLE } from "../lambda/shared/tables";
 import { describeAlarms } from "../scripts/lib/cloudwatch-alarms";
 import { EC2_THROTTLE, type Sandbox, startSandbox } from "./sandbox";
-import { sampleMs } from "./sandbox/ec2-boot";
+import { sampleMs, seededRandom } from "./sandbox/ec2-boot";
 import { md5OfMessageAttributes, sqsModelErrors } from "./sandbox/sqs";
 
 let sandbox: Sandbox;
@@ -1073,14 +1073,8 @@ describe("EC2 boots, stops and starts on the sandbox clock", () => {
   });
 
   it("draws a modeled duration around its median and 90th percentile", () => {
-    // A seeded generator (mulberry32): the draws, and so this test, are the same every run.
-    let seed = 42;
-    const random = () => {
-      seed = (seed + 0x6d2b79f5) | 0;
-      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-    };
+    // Seeded: the draws, and so this test, are the same every run.
+    const random = seededRandom(42);
     const draws = Array.from({ length: 4_000 }, () => sampleMs({ p50: 5_000, p90: 8_000 }, random)).sort(
       (a, b) => a - b,
     );

@@ -19,23 +19,27 @@ import { unmarshall } from "@aws-sdk/util-dynamodb";
 import type {
   APIGatewayProxyEventV2,
   APIGatewayProxyStructuredResultV2,
+  ScheduledEvent,
   SQSBatchResponse,
   SQSEvent,
   SQSRecord,
 } from "aws-lambda";
 import { GITHUB_JIT_PER_MINUTE_PER_APP, LAUNCHER_EVENT_SOURCE } from "../../src/components/launcher-tuning";
 import { signedApiGatewayEvent, workflowJobEvent } from "../../test/fixtures/webhooks";
+import { EC2_BOOT_MODEL } from "../../test/sandbox/ec2-boot";
 import { EC2_THROTTLE, type Sandbox, startSandbox } from "../../test/sandbox/index";
 import { currentClock } from "./clock";
 
 /**
- * Modeled service behaviour (README "Performance" says where each number comes from). Latencies are
- * added by the fakes before they answer; the throttles are token buckets in front of them.
+ * Modeled service behaviour (docs/performance.md says where each number comes from). Latencies are
+ * added by the fakes before they answer; the throttles are token buckets in front of them; `boot`
+ * is how long instances take to boot, stop and start (test/sandbox/ec2-boot.ts).
  */
 export const MODEL = {
   githubMs: 250,
   createFleetMs: 1200,
-  /** Other EC2 calls (CreateTags, DescribeInstances, TerminateInstances). */
+  startInstancesMs: 500,
+  /** Other EC2 calls (CreateTags, DescribeInstances, StopInstances, TerminateInstances). */
   ec2OtherMs: 100,
   dynamodbMs: 6,
   sqsMs: 8,
@@ -43,6 +47,7 @@ export const MODEL = {
   /** GitHub's JIT registrations per App: a bucket of 180, refilled at 180 a minute. */
   jit: { burst: 180, perMinute: 180 },
   ec2: EC2_THROTTLE,
+  boot: EC2_BOOT_MODEL,
 } as const;
 
 // What the program configures for the launcher: the same values (src/components/launcher-tuning.ts).
@@ -66,6 +71,7 @@ export const ROLE_ID = "AROABENCHRUNNERROLE01";
 
 export type WebhookLambda = LambdaWorker<APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2>;
 export type LauncherLambda = LambdaWorker<SQSEvent, SQSBatchResponse>;
+export type ReconcilerLambda = LambdaWorker<ScheduledEvent, unknown>;
 
 /**
  * A Lambda execution environment on its own thread (lambda-worker.ts): its own module state (SDK
@@ -138,6 +144,8 @@ export interface WorldOptions {
   maxRunners?: number;
   /** Extra Lambda settings (what-if runs, e.g. GITHUB_WRITES_PER_MINUTE). */
   env?: Record<string, string>;
+  /** Extra fields of every label config (e.g. a pool). */
+  labelConfig?: Record<string, unknown>;
 }
 
 export type World = Awaited<ReturnType<typeof startWorld>>;
@@ -147,6 +155,7 @@ export async function startWorld(options: WorldOptions) {
   const maxRunners = options.maxRunners ?? 5000;
   // The GitHub fake on the sandbox's faults and clock; its URL is in sandbox.env (GITHUB_API_URL).
   const sandbox = await startSandbox({
+    ec2: { boot: modeled ? MODEL.boot : undefined },
     github: {
       org: OWNER,
       repo: "Hello-World",
@@ -184,6 +193,7 @@ export async function startWorld(options: WorldOptions) {
         maxRunners,
         retryOnInterruption: true,
         runnerGroupId: 1,
+        ...options.labelConfig,
       }),
     );
   }
@@ -227,23 +237,33 @@ export async function startWorld(options: WorldOptions) {
       await webhook.ready;
       return webhook;
     },
-    /** A new launcher execution environment. */
-    async launcherEnvironment(): Promise<LauncherLambda> {
-      const launcher: LauncherLambda = new LambdaWorker(options.bundleDir, "launcher");
-      workers.push(launcher as LambdaWorker<never, unknown>);
-      await launcher.ready;
-      return launcher;
+    /** A new execution environment of a Lambda other than the webhook. */
+    async environment<Event, Result>(name: "launcher" | "reconciler"): Promise<LambdaWorker<Event, Result>> {
+      const lambda = new LambdaWorker<Event, Result>(options.bundleDir, name);
+      workers.push(lambda as LambdaWorker<never, unknown>);
+      await lambda.ready;
+      return lambda;
     },
-    /** A signed `workflow_job` delivery of a queued job, as API Gateway hands it to the webhook. */
-    queuedEvent(jobId: number, configIndex = 0, deliveryId?: string): Promise<APIGatewayProxyEventV2> {
+    launcherEnvironment(): Promise<LauncherLambda> {
+      return world.environment("launcher");
+    },
+    /** The `workflow_job` payload of a queued job of config `configIndex` (mod the configs). */
+    queuedPayload(jobId: number, configIndex = 0): Record<string, unknown> {
       const config = CONFIGS[configIndex % CONFIGS.length]!;
-      const payload = workflowJobEvent("queued", {
+      return workflowJobEvent("queued", {
         id: jobId,
         runId: 900_000 + jobId,
         labels: ["self-hosted", ...config.labels],
         installationId: INSTALLATION_ID,
       });
-      return signedApiGatewayEvent(payload, SECRET, { deliveryId: deliveryId ?? `bench-${jobId}` });
+    },
+    /** A delivery of `payload` signed as GitHub does, as API Gateway hands it to the webhook. */
+    signedEvent(payload: Record<string, unknown>, deliveryId: string): Promise<APIGatewayProxyEventV2> {
+      return signedApiGatewayEvent(payload, SECRET, { deliveryId });
+    },
+    /** A signed `workflow_job` delivery of a queued job, as API Gateway hands it to the webhook. */
+    queuedEvent(jobId: number, configIndex = 0, deliveryId?: string): Promise<APIGatewayProxyEventV2> {
+      return world.signedEvent(world.queuedPayload(jobId, configIndex), deliveryId ?? `bench-${jobId}`);
     },
     /** Every job item and hand-off item (scans; for the end of a scenario). */
     async snapshot(): Promise<{ jobs: BenchJob[]; handoffs: BenchHandoff[] }> {
@@ -305,7 +325,14 @@ function applyModel(sandbox: Sandbox): void {
   const f = sandbox.faults;
   f.latency("github", "*", MODEL.githubMs);
   f.latency("ec2", "CreateFleet", MODEL.createFleetMs);
-  for (const op of ["CreateTags", "DescribeInstances", "TerminateInstances", "RunInstances"]) {
+  f.latency("ec2", "StartInstances", MODEL.startInstancesMs);
+  for (const op of [
+    "CreateTags",
+    "DescribeInstances",
+    "StopInstances",
+    "TerminateInstances",
+    "RunInstances",
+  ]) {
     f.latency("ec2", op, MODEL.ec2OtherMs);
   }
   f.latency("dynamodb", "*", MODEL.dynamodbMs);

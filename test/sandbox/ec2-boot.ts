@@ -77,3 +77,14 @@ export function sampleMs(duration: Duration, random: () => number = Math.random)
   const z = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
   return Math.round(p50 * Math.exp(sigma * z));
 }
+
+/** A seeded uniform generator in [0, 1) (mulberry32): the same draws on every run. */
+export function seededRandom(seed: number): () => number {
+  let state = seed | 0;
+  return () => {
+    state = (state + 0x6d2b79f5) | 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}

@@ -1,0 +1,139 @@
+/**
+ * GitHub's side of the webhook in a burst, as production has it: GitHub records every delivery with
+ * its outcome (a non-2xx answer, or no answer within its 10 s timeout, is a failure) and never
+ * delivers again by itself; the reconciler, scheduled every minute, reads the failed deliveries and
+ * asks GitHub to redeliver them, which GitHub does to the webhook with the same delivery id.
+ */
+import type { ScheduledEvent } from "aws-lambda";
+import type { Delivery } from "../../test/sandbox/github-state";
+import type { ReconcilerLambda, WebhookLambda, World } from "./world";
+
+/** GitHub fails a delivery its endpoint does not answer within 10 s. */
+const GITHUB_DELIVERY_TIMEOUT_MS = 10_000;
+/** The reconciler's EventBridge schedule: every minute. */
+const RECONCILE_EVERY_MS = 60_000;
+
+export interface DeliveryStats {
+  /** Deliveries of burst jobs that failed (first attempts and redeliveries). */
+  failed: number;
+  /** Redeliveries the reconciler asked for. */
+  redelivered: number;
+  /** Failed answers that took GitHub's whole timeout: the webhook was starved, not refused. */
+  timedOut: number;
+  /** Reconciler runs, and the ticks skipped because the previous run was still going. */
+  reconcilerRuns: number;
+  reconcilerSkipped: number;
+}
+
+export class WebhookDeliveries {
+  readonly stats: DeliveryStats = {
+    failed: 0,
+    redelivered: 0,
+    timedOut: 0,
+    reconcilerRuns: 0,
+    reconcilerSkipped: 0,
+  };
+  /** Job id → when its first delivery failed (sandbox clock). */
+  readonly firstFailureAt = new Map<string, number>();
+  private readonly inFlight: Promise<unknown>[] = [];
+  private readonly stopRedeliveries: () => void;
+  private timer?: ReturnType<typeof setInterval>;
+  private reconciling = false;
+
+  constructor(
+    private readonly world: World,
+    private readonly webhook: WebhookLambda,
+    private readonly reconciler: ReconcilerLambda,
+  ) {
+    const github = world.github.state;
+    this.stopRedeliveries = github.onRedelivery((attempt) => {
+      this.stats.redelivered++;
+      this.inFlight.push(this.send(attempt));
+    });
+  }
+
+  /**
+   * Delivers `payload` for the first time, as GitHub would; resolves with the status GitHub saw.
+   * `lost`: the delivery fails before it reaches the webhook (say, API Gateway answers 502).
+   */
+  async deliver(payload: Record<string, unknown>, guid: string, lost = false): Promise<number> {
+    const delivery = this.world.github.state.seedDelivery({
+      guid,
+      event: "workflow_job",
+      action: "queued",
+      installation_id: (payload.installation as { id?: number } | undefined)?.id ?? null,
+      payload,
+    });
+    if (lost) return this.failed(delivery, { status: 502, timedOut: false, ms: 0 });
+    return this.send(delivery);
+  }
+
+  /** Runs the reconciler every minute from now (one run at a time), until `stop()`. */
+  startReconciler(): void {
+    const run = async () => {
+      if (this.reconciling) {
+        this.stats.reconcilerSkipped++;
+        return;
+      }
+      this.reconciling = true;
+      this.stats.reconcilerRuns++;
+      await this.reconciler.invoke(scheduledEvent()).catch(() => undefined);
+      this.reconciling = false;
+    };
+    this.timer = setInterval(() => this.inFlight.push(run()), RECONCILE_EVERY_MS);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.stopRedeliveries();
+    await Promise.all(this.inFlight);
+  }
+
+  /** One attempt: the webhook's answer becomes the delivery's recorded outcome. */
+  private async send(delivery: Delivery): Promise<number> {
+    const event = await this.world.signedEvent(delivery.payload, delivery.guid);
+    const { result, ms } = await this.webhook
+      .invokeTimed(event)
+      .catch(() => ({ result: { statusCode: 502 }, ms: 0 }));
+    const status = result.statusCode ?? 502;
+    const timedOut = ms > GITHUB_DELIVERY_TIMEOUT_MS;
+    if (status >= 200 && status < 300 && !timedOut) {
+      Object.assign(delivery, { status: "OK", status_code: status, duration: ms / 1000 });
+      return status;
+    }
+    return this.failed(delivery, { status, timedOut, ms });
+  }
+
+  /** Records a failed attempt as GitHub shows it; returns the status GitHub saw (0: none). */
+  private failed(
+    delivery: Delivery,
+    { status, timedOut, ms }: { status: number; timedOut: boolean; ms: number },
+  ) {
+    this.stats.failed++;
+    if (timedOut) this.stats.timedOut++;
+    const jobId = String((delivery.payload.workflow_job as { id?: number } | undefined)?.id ?? "");
+    if (!this.firstFailureAt.has(jobId)) this.firstFailureAt.set(jobId, this.world.sandbox.clock.now());
+    Object.assign(
+      delivery,
+      timedOut
+        ? { status: "timed out", status_code: 0, duration: GITHUB_DELIVERY_TIMEOUT_MS / 1000 }
+        : { status: `Invalid HTTP Response: ${status}`, status_code: status, duration: ms / 1000 },
+    );
+    return timedOut ? 0 : status;
+  }
+}
+
+/** What EventBridge hands the reconciler on its schedule. */
+export function scheduledEvent(): ScheduledEvent {
+  return {
+    version: "0",
+    id: crypto.randomUUID(),
+    "detail-type": "Scheduled Event",
+    source: "aws.events",
+    account: "123456789012",
+    time: new Date().toISOString(),
+    region: "us-east-1",
+    resources: ["arn:aws:events:us-east-1:123456789012:rule/bench-reconcile"],
+    detail: {},
+  };
+}
