@@ -73,7 +73,7 @@ function queuedActions(job: JobRecord, view: FleetView): ReconcileAction[] {
 
 /**
  * A job `launching` past the launching timeout lost its launcher. Where the launcher got to decides
- * (see the crash points in lambda/launcher/index.ts): without an instance recorded, or with one that
+ * (see the crash points in launcher/launch-batch.ts): without an instance recorded, or with one that
  * has no hand-off, the job is released (and that instance, which can never start a runner,
  * terminated). An instance with its hand-off may already run the job's runner: the job is recorded
  * `launched`, so the launched and idle rules take over; a second launch would give it two runners.
