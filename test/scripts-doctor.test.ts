@@ -392,6 +392,11 @@ describe("npm run doctor", () => {
       { ranAt: new Date(Date.now() - 10 * 60_000).toISOString(), failed: 0, unreadable: [] },
       jobsTable,
     );
+    // Two runs may overlap: the one that ran later keeps its heartbeat.
+    await recordReconcilerHeartbeat(
+      { ranAt: new Date(Date.now() - 20 * 60_000).toISOString(), failed: 0, unreadable: [] },
+      jobsTable,
+    );
     const stale = byName(await doctor(), "reconciler");
     expect(stale).toMatchObject({ level: "fail", detail: "last run 10 min ago: it runs every minute" });
     expect(stale.fix).toContain(`aws logs tail /aws/lambda/${PREFIX}-reconciler`);

@@ -9,6 +9,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { DeleteItemCommand, GetItemCommand } from "@aws-sdk/client-dynamodb";
+import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createJob } from "../lambda/adapters/jobs-table";
 import { recordUnmatchedDelivery } from "../lambda/adapters/reserved-items";
@@ -17,6 +19,7 @@ import { profileRegion, useRegion } from "../scripts/lib/aws-session";
 import { parseJobRef } from "../scripts/lib/job-ref";
 import { pulumiCli } from "../scripts/lib/pulumi";
 import { type StatusCliDeps, statusCli } from "../scripts/lib/status-cli";
+import { jobRecord } from "./lifecycle-support";
 import { operatorStandIn } from "./operator-pulumi-stand-in";
 import { type Sandbox, startSandbox } from "./sandbox";
 import { FakePulumi } from "./scripts-support";
@@ -158,25 +161,18 @@ describe("npm run status on a stack", () => {
   const now = new Date();
   const ago = (s: number) => new Date(now.getTime() - s * 1000).toISOString();
 
-  const job = (jobId: string, overrides: Partial<JobRecord> = {}): JobRecord => ({
-    jobId,
-    state: "queued",
-    configName: "linux-x64-large",
-    labels: ["self-hosted", "linux", "x64", "large"],
-    repo: "acme/widgets",
-    owner: "acme",
-    runId: 77,
-    runAttempt: 1,
-    githubHost: "github.com",
-    deliveryId: `d-${jobId}`,
-    lastAction: "queued",
-    createdAt: ago(300),
-    queuedAt: ago(300),
-    enqueuedAt: ago(299),
-    updatedAt: ago(60),
-    expiresAt: 0,
-    ...overrides,
-  });
+  /** A job queued 5 minutes ago in config linux-x64-large (lifecycle-support's record otherwise). */
+  const job = (jobId: string, overrides: Partial<JobRecord> = {}): JobRecord =>
+    jobRecord(
+      jobId,
+      {
+        configName: "linux-x64-large",
+        runId: 77,
+        labels: ["self-hosted", "linux", "x64", "large"],
+        ...overrides,
+      },
+      new Date(now.getTime() - 300_000),
+    );
 
   /** Runs the tool with the stand-in CLI; what it printed, and its exit code. */
   const status = async (argv: string[], deps: Partial<StatusCliDeps> = {}) => {
@@ -252,6 +248,32 @@ describe("npm run status on a stack", () => {
         },
       }),
     ]);
+  });
+
+  it("records an unmatched delivery bounded in size, for a day, in no index", async () => {
+    const deliveredAt = ago(10);
+    await recordUnmatchedDelivery(
+      {
+        jobId: "666",
+        labels: Array.from({ length: 60 }, (_, i) => `label-${i}-${"x".repeat(300)}`),
+        owner: "o".repeat(1000),
+        repo: `acme/${"r".repeat(1000)}`,
+        jobUrl: `https://github.com/${"p".repeat(5000)}`,
+        deliveredAt,
+      },
+      jobsTable,
+    );
+    const { Item } = await sandbox.dynamodb.client.send(
+      new GetItemCommand({ TableName: jobsTable, Key: marshall({ jobId: "#unmatched#666" }) }),
+    );
+    const item = unmarshall(Item!);
+    expect(JSON.stringify(item).length).toBeLessThan(3_500);
+    expect(item.labels).toHaveLength(20);
+    expect(item).not.toHaveProperty("state");
+    expect(item.expiresAt).toBe(Math.floor(Date.parse(deliveredAt) / 1000) + 24 * 3600);
+    await sandbox.dynamodb.client.send(
+      new DeleteItemCommand({ TableName: jobsTable, Key: marshall({ jobId: "#unmatched#666" }) }),
+    );
   });
 
   it("explains a job given by its URL, and an unmatched one by its closest config", async () => {

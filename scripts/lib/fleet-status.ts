@@ -166,18 +166,20 @@ export async function runStatus(
   sources: StatusSources,
   out: (line: string) => void,
 ): Promise<void> {
-  const now = options.now ?? new Date();
-  if (options.job) await statusOfJob(parseJobRef(options.job), options, sources, out, now);
-  else await fleetSummary(options, sources, out, now);
+  const call = { options, sources, out, now: options.now ?? new Date() };
+  if (options.job) await statusOfJob(parseJobRef(options.job), call);
+  else await fleetSummary(call);
 }
 
-async function statusOfJob(
-  ref: JobRef,
-  options: StatusOptions,
-  sources: StatusSources,
-  out: (line: string) => void,
-  now: Date,
-): Promise<void> {
+/** One run of the tool: what it was asked, from where, where it prints, and its now. */
+interface StatusCall {
+  options: StatusOptions;
+  sources: StatusSources;
+  out: (line: string) => void;
+  now: Date;
+}
+
+async function statusOfJob(ref: JobRef, { options, sources, out, now }: StatusCall): Promise<void> {
   const notes = [...sources.notes];
   // One job: only the active ones besides it (its limits), not the whole ledger.
   const limits = { ...sources.limits, active: activeCounts(await listActiveJobs(sources.jobsTable)) };
@@ -203,12 +205,7 @@ async function statusOfJob(
   else for (const line of [...explanation, ...notes.map((n) => `note: ${n}`)]) out(line);
 }
 
-async function fleetSummary(
-  options: StatusOptions,
-  sources: StatusSources,
-  out: (line: string) => void,
-  now: Date,
-): Promise<void> {
+async function fleetSummary({ options, sources, out, now }: StatusCall): Promise<void> {
   const notes = [...sources.notes];
   const [{ jobs, sampled }, unmatched] = await Promise.all([
     readJobs(sources.jobsTable),
