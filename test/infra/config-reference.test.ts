@@ -1,6 +1,6 @@
 /**
- * The README's configuration reference is generated from the config schema; this fails when the two
- * differ. To regenerate it: UPDATE_CONFIG_REFERENCE=1 npx vitest run test/infra/config-reference.test.ts
+ * docs/configuration.md's reference table is generated from the config schema; this fails when the
+ * two differ. To regenerate it: UPDATE_CONFIG_REFERENCE=1 npx vitest run test/infra/config-reference.test.ts
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -10,28 +10,27 @@ import { devStackValues, PROJECT, ROOT } from "./stack-config";
 
 const START = "<!-- config-reference:start (generated from src/config/schema.ts) -->";
 const END = "<!-- config-reference:end -->";
-const readmePath = join(ROOT, "README.md");
+const docPath = join(ROOT, "docs", "configuration.md");
 
-function readmeSection(readme: string): string {
-  const start = readme.indexOf(START);
-  const end = readme.indexOf(END);
-  if (start < 0 || end < start) throw new Error(`README.md lacks the ${START} … ${END} markers`);
-  return readme.slice(start + START.length, end).trim();
+function referenceSection(doc: string): string {
+  const start = doc.indexOf(START);
+  const end = doc.indexOf(END);
+  if (start < 0 || end < start) throw new Error(`docs/configuration.md lacks the ${START} … ${END} markers`);
+  return doc.slice(start + START.length, end).trim();
 }
 
-describe("README configuration reference", () => {
+describe("docs/configuration.md reference", () => {
   it("is the table generated from the schema", () => {
-    const readme = readFileSync(readmePath, "utf8");
+    const doc = readFileSync(docPath, "utf8");
     const generated = configReferenceMarkdown();
-    if (process.env.UPDATE_CONFIG_REFERENCE === "1" && readmeSection(readme) !== generated) {
-      const start = readme.indexOf(START) + START.length;
-      writeFileSync(
-        readmePath,
-        `${readme.slice(0, start)}\n\n${generated}\n\n${readme.slice(readme.indexOf(END))}`,
-      );
+    if (process.env.UPDATE_CONFIG_REFERENCE === "1" && referenceSection(doc) !== generated) {
+      const start = doc.indexOf(START) + START.length;
+      writeFileSync(docPath, `${doc.slice(0, start)}\n\n${generated}\n\n${doc.slice(doc.indexOf(END))}`);
       return;
     }
-    expect(readmeSection(readme), "README config reference is stale: see this test's header").toBe(generated);
+    expect(referenceSection(doc), "docs/configuration.md reference is stale: see this test's header").toBe(
+      generated,
+    );
   });
 
   it("documents every key the example stack sets, and every key has a description", () => {
