@@ -15,3 +15,18 @@ export const LAUNCHER_CRASH_SUITE = {
   /** Reconciler runs (one a minute on the sandbox clock) after the crashes. */
   reconcilerTicks: 30,
 } as const;
+
+// ---- Concurrent deliveries and racing launchers (test/adversarial-concurrency.test.ts) -------------
+
+/** test/adversarial-concurrency.test.ts: every job delivered many times at once while launchers race. */
+export const CONCURRENCY_SUITE = {
+  /** Jobs queued at GitHub, each delivered `deliveriesPerJob` times at once. */
+  jobs: 100,
+  deliveriesPerJob: 10,
+  /** Of a job's deliveries, how many are the same delivery sent again (same id); the rest are redeliveries (new ids). */
+  sameDeliveryRepeats: 4,
+  /** Jobs whose deliveries are in flight together (a wave), while the launchers run. */
+  jobsPerWave: 10,
+  /** Launcher invocations polling the queue at once; each receive leaves the messages visible, so they race for the same jobs. */
+  racingLaunchers: 4,
+} as const;

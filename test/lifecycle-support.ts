@@ -94,6 +94,26 @@ export function launchMessages(sandbox: Sandbox, queueUrl: string): LaunchMessag
 }
 
 /**
+ * The body of every message sent to SQS (SendMessage and SendMessageBatch, answered 200) since the
+ * sandbox's last reset, oldest first: what was sent, not only what is still on a queue.
+ */
+export function sentMessageBodies(sandbox: Sandbox): string[] {
+  type SendParams = { MessageBody?: string; Entries?: { MessageBody?: string }[] };
+  return sandbox
+    .callsTo("sqs")
+    .filter((c) => c.status === 200 && c.operation.startsWith("SendMessage"))
+    .flatMap((c) => {
+      const p = c.params as SendParams;
+      return p.Entries ? p.Entries.map((e) => e.MessageBody ?? "") : [p.MessageBody ?? ""];
+    });
+}
+
+/** Every launch message sent (sentMessageBodies of the fleet's only queue, parsed). */
+export function sentLaunchMessages(sandbox: Sandbox): LaunchMessage[] {
+  return sentMessageBodies(sandbox).map((body) => JSON.parse(body) as LaunchMessage);
+}
+
+/**
  * Captures what is written to `streams` (stdout and stderr by default) instead of printing it, until
  * `vi.restoreAllMocks()`; returns the chunks, in order, as they are written.
  */
