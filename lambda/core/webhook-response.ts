@@ -19,6 +19,8 @@ export type Outcome =
   | { status: "recorded"; jobId: string; reason?: string }
   /** Nothing to change: a redelivery, a duplicate, or news older than what the job already knows. */
   | { status: "duplicate"; jobId: string; reason: string }
+  /** 503: an App-mode stack whose App is not set up yet cannot launch; the delivery stays failed, for redelivery. */
+  | { status: "unavailable"; reason: string }
   /** Our side failed (SSM, DynamoDB, SQS, settings): GitHub should mark the delivery failed. */
   | { status: "failed"; reason: string };
 
@@ -31,6 +33,7 @@ export const METRIC_OF: Record<Outcome["status"], string> = {
   "not-served": "WebhookNotServed",
   pong: "WebhookPing",
   rejected: "WebhookRejected",
+  unavailable: "WebhookUnavailable",
   failed: "WebhookFailed",
 };
 
@@ -46,6 +49,8 @@ export function statusCodeOf(outcome: Outcome): number {
     case "not-served":
     case "accepted": // the launch itself happens later, from the queue
       return 202;
+    case "unavailable":
+      return 503;
     case "failed":
       return 500;
   }

@@ -17,6 +17,7 @@ import {
 } from "../adapters/ec2-images";
 import { LIVE_INSTANCE_STATES, TAGS } from "../core/stack-identity";
 import { type CleanupReport, cleanupScopes, planImageCleanup, readInvocation } from "../core/teardown";
+import { settings } from "../shared/settings";
 import { logger } from "../shared/telemetry";
 import { removeStackRunners } from "./remove-stack-runners";
 
@@ -53,7 +54,9 @@ export async function handler(event: unknown, context?: Context): Promise<Cleanu
   }
 
   // 2. Runners: best effort (a GitHub outage must not block the destroy; offline runners expire).
-  for (const scope of cleanupScopes(request)) {
+  // A stack destroyed before its App existed has none.
+  const scopes = settings().githubAppState === "pending" ? [] : cleanupScopes(request);
+  for (const scope of scopes) {
     try {
       report.runnersRemoved.push(...(await removeStackRunners(scope, stackName)));
     } catch (error) {

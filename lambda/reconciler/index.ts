@@ -8,6 +8,7 @@
  * logged with its reason.
  */
 import type { Context, ScheduledEvent } from "aws-lambda";
+import { recordReconcilerHeartbeat } from "../adapters/reserved-items";
 import { planReconcile, reconcilePolicy } from "../core/reconcile-plan";
 import { settings } from "../shared/settings";
 import { logger, MetricUnit, metrics } from "../shared/telemetry";
@@ -57,9 +58,11 @@ export async function reconcile(
   const deadline = options.deadline ?? Date.now() + 50_000;
   const s = settings();
   const unreadable: string[] = [];
+  // Before the App exists (first deploy) there is no runner and no delivery to look at on GitHub.
+  const githubReady = s.githubAppState !== "pending";
 
   const applyPlan = async (): Promise<ApplyReport & { instances?: number }> => {
-    const fleet = await gatherFleetState(s.stackName, now, options.sweepRunners);
+    const fleet = await gatherFleetState(s.stackName, now, githubReady ? options.sweepRunners : false);
     unreadable.push(...fleet.unreadable);
     const { jobs, instances, handoffs, runners } = fleet;
     const policy = reconcilePolicy(s, s.stackName);
@@ -72,7 +75,7 @@ export async function reconcile(
     return { ...applied, instances: fleet.alive };
   };
   const rerun = async () => {
-    if (Date.now() > deadline) return 0;
+    if (!githubReady || Date.now() > deadline) return 0;
     return rerunInterruptedJobs(now).catch((error: unknown) => {
       logger.warn("re-run of interrupted jobs skipped", error as Error);
       unreadable.push("interrupted-jobs");
@@ -80,13 +83,24 @@ export async function reconcile(
     });
   };
   const redeliver = async () => {
-    if (Date.now() > deadline) return 0;
+    if (!githubReady || Date.now() > deadline) return 0;
     const result = await redeliverWebhooks(now);
     if (result.unreadable) unreadable.push("deliveries");
     return result.redelivered;
   };
   const [applied, rerunCount, redelivered] = await settleAll([applyPlan(), rerun(), redeliver()] as const);
-  return { ...applied, redelivered, rerun: rerunCount, unreadable };
+  const report = { ...applied, redelivered, rerun: rerunCount, unreadable };
+  await recordHeartbeat(now, report);
+  return report;
+}
+
+/** `npm run doctor` tells from this item that the reconciler runs; a failed write costs only that. */
+async function recordHeartbeat(now: Date, report: ReconcileReport): Promise<void> {
+  await recordReconcilerHeartbeat({
+    ranAt: now.toISOString(),
+    failed: report.failed,
+    unreadable: report.unreadable,
+  }).catch((error: unknown) => logger.warn("reconciler heartbeat not recorded", error as Error));
 }
 
 /** Waits for every part, then fails with the first failure: one failing part does not cut the others short. */

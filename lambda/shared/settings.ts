@@ -128,6 +128,13 @@ export function loadSettings(env: Env = process.env) {
     get githubAppId() {
       return r.str("GITHUB_APP_ID");
     },
+    /**
+     * `pending` while an App-mode stack has no App yet (its first deploy): the webhook answers 503 to
+     * jobs, the reconciler and the janitor leave GitHub alone. The program sets it, nobody else.
+     */
+    get githubAppState() {
+      return r.oneOf("GITHUB_APP_STATE", ["ready", "pending"] as const, "ready");
+    },
     /** SSM SecureString holding the App's private key (PEM), app mode. */
     get githubPrivateKeyParam() {
       return r.str("GITHUB_PRIVATE_KEY_PARAM");

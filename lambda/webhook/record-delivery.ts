@@ -29,6 +29,11 @@ launchQueue.catch(noop);
 
 let routes: readonly LabelRoute[] | undefined;
 
+const APP_PENDING: Outcome = {
+  status: "unavailable",
+  reason: "the GitHub App is not set up yet: run `npm run setup:github-app`, then `pulumi up`",
+};
+
 /**
  * A delivery as the entry read it: a well-formed signature over a non-empty body of bounded size, as
  * bytes (GitHub signs the bytes it sends, which need not even be UTF-8).
@@ -102,6 +107,8 @@ async function carryOut(intake: Intake): Promise<Outcome> {
     case "not-served":
       return { status: "not-served", reason: intake.reason };
     case "launch":
+      // Nothing recorded: once the App exists, the reconciler has GitHub redeliver what failed here.
+      if (settings().githubAppState === "pending") return APP_PENDING;
       return launch(intake.job);
     case "record":
       return record(intake);

@@ -31,6 +31,7 @@ export function fleetSettingsEnvironment(
     GITHUB_API_URL: ctx.settings.githubApiUrl,
     GITHUB_AUTH_MODE: config.github.authMode,
     GITHUB_APP_ID: appReady ? String(config.github.appId) : undefined,
+    GITHUB_APP_STATE: app && !appReady ? "pending" : undefined,
     GITHUB_PRIVATE_KEY_PARAM: appReady ? names.githubAppPrivateKey : undefined,
     GITHUB_TOKEN_PARAM: app ? undefined : names.githubToken,
     WEBHOOK_SECRET_PARAM: names.webhookSecret,

@@ -35,6 +35,9 @@ describe("the first deploy, before the GitHub App exists", () => {
       expect(variables).not.toHaveProperty("GITHUB_APP_ID");
       expect(variables).not.toHaveProperty("GITHUB_PRIVATE_KEY_PARAM");
     }
+    // Those that would ask GitHub learn the App is pending: the webhook answers 503, the others wait.
+    for (const name of ["webhook", "reconciler", "janitor"])
+      expect(plain(run.fnNamed(name).inputs.environment.variables.GITHUB_APP_STATE)).toBe("pending");
   });
 
   it("still deploys everything a job needs once the App arrives, and exports the webhook URL", () => {
