@@ -30,3 +30,23 @@ export const CONCURRENCY_SUITE = {
   /** Launcher invocations polling the queue at once; each receive leaves the messages visible, so they race for the same jobs. */
   racingLaunchers: 4,
 } as const;
+
+// ---- Secrets scan (test/adversarial-secrets.test.ts, test/infra/program-secrets-scan.test.ts) -------
+
+/** The secrets scan: a full flow on the sandbox, and the program's resources under Pulumi mocks. */
+export const SECRETS_SCAN = {
+  /**
+   * Jobs of the scanned flow: one succeeds, one fails, one's first JIT registration fails, one's
+   * runner never starts, one runs in token mode (a PAT); bad-signature deliveries in between.
+   */
+  jobs: 5,
+  /** Reconciler runs (one a minute on the fake clock) that end the instance whose runner never started. */
+  reconcilerTicks: 15,
+  /** App private key, webhook secret, installation tokens, PAT, JIT configs. */
+  secretKinds: 5,
+  /**
+   * Stacks whose every resource is scanned under Pulumi mocks (test/infra/program-secrets-scan.test.ts):
+   * token mode, where the PAT reaches the program (App mode's inputs: test/infra/program-dev.test.ts).
+   */
+  programStacks: 1,
+} as const;
