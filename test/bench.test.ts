@@ -108,6 +108,7 @@ it("runs every scenario at small scale and prints one JSON object", { timeout: 6
     expect(result, key).toHaveProperty(`queuedToRunningPooled${key}`, null);
   }
   expect(result.details.pool).toMatch(/^not built: /);
+  expect(result.notJudged.queuedToRunningPooledP50Ms).toBe("<= 12000: not built");
 
   // One job: CreateFleet before the hand-off, both after the delivery.
   expect(result.queuedToFleetMs).toBeGreaterThan(0);

@@ -87,6 +87,8 @@ export interface BenchResult extends BurstFigures {
   bootstrapMs?: number;
   targets: Record<string, string>;
   met: Record<string, boolean>;
+  /** Targets of figures not judged in this run (not built, or the clock was starved), and why. */
+  notJudged: Record<string, string>;
   details: Record<string, unknown>;
 }
 
@@ -165,7 +167,7 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
   const pooledBurst = pooled.built ? paths(pooled.burst) : undefined;
   if (!coldOne || !coldBurst) throw new Error("no job of the cold path was handed off");
 
-  const result: Omit<BenchResult, "targets" | "met"> = {
+  const result: Omit<BenchResult, "targets" | "met" | "notJudged"> = {
     ackP50Ms: ack.ackP50Ms,
     ackP99Ms: ack.ackP99Ms,
     queuedToFleetMs: one.queuedToFleetMs,

@@ -11,19 +11,27 @@ const POOLED_P50_TARGET_MS = 12_000;
 /** Issue 13: of the cold path, what the control plane and the bootstrap take. */
 const COLD_OUR_SHARE_TARGET = 0.1;
 
-type Row = [key: string, target: string, met: boolean | undefined];
+/** A verdict, or why there is none (a figure this run did not measure has neither). */
+type Verdict = boolean | { notJudged: string } | undefined;
+type Row = [key: string, target: string, verdict: Verdict];
 
-/** Targets (issues 6 and 13) and whether each figure meets them. */
-export function judge(r: Omit<BenchResult, "targets" | "met">): Pick<BenchResult, "targets" | "met"> {
+/**
+ * Targets (issues 6 and 13) and whether each figure meets them; `notJudged`: the targets of figures
+ * that are not built yet or that a starved clock made meaningless, and why.
+ */
+export function judge(
+  r: Omit<BenchResult, "targets" | "met" | "notJudged">,
+): Pick<BenchResult, "targets" | "met" | "notJudged"> {
   const details = r.details as { modeledPathMs: number; burstJobs: number; clockStarved?: boolean };
   const handoffBudget = round(details.modeledPathMs + 150);
   const burst = `burst${details.burstJobs}Seconds` as const;
   const seconds = r[burst] ?? Number.NaN;
   const floor = r[`burst${details.burstJobs}FloorSeconds`] ?? Number.NaN;
   // A starved clock turns CPU waits into model seconds and timeouts: the burst says nothing then.
-  const burstJudged = (ok: boolean | undefined) => (details.clockStarved ? undefined : ok);
-  const atMost = (value: number | null | undefined, limit: number) =>
-    value === undefined || value === null ? undefined : value <= limit;
+  const burstJudged = (ok: boolean | undefined): Verdict =>
+    details.clockStarved && ok !== undefined ? { notJudged: "the CPU could not keep up with the clock" } : ok;
+  const atMost = (value: number | null | undefined, limit: number): Verdict =>
+    value === null ? { notJudged: "not built" } : value === undefined ? undefined : value <= limit;
   const rows: Row[] = [
     ["ackP99Ms", "<= 100", r.ackP99Ms <= 100],
     [
@@ -50,12 +58,14 @@ export function judge(r: Omit<BenchResult, "targets" | "met">): Pick<BenchResult
   ];
   const targets: Record<string, string> = {};
   const met: Record<string, boolean> = {};
-  for (const [key, target, ok] of rows) {
-    if (ok === undefined) continue;
-    targets[key] = target;
-    met[key] = ok;
+  const notJudged: Record<string, string> = {};
+  for (const [key, target, verdict] of rows) {
+    if (typeof verdict === "boolean") {
+      targets[key] = target;
+      met[key] = verdict;
+    } else if (verdict) notJudged[key] = `${target}: ${verdict.notJudged}`;
   }
-  return { targets, met };
+  return { targets, met, notJudged };
 }
 
 /** The human table: figure, value, target, met. */
@@ -63,40 +73,46 @@ export function formatTable(r: BenchResult): string {
   const rows: [string, string, string, string][] = [];
   const add = (key: string, value: unknown, unit = "") => {
     if (value === undefined) return;
-    const target = r.targets[key] ?? "";
+    const target = r.targets[key] ?? r.notJudged[key] ?? "";
     const met = key in r.met ? (r.met[key] ? "yes" : "NO") : "";
     rows.push([key, value === null ? "not built" : `${value}${unit}`, target, met]);
   };
   const jobs = (r.details as { burstJobs: number }).burstJobs;
-  add("ackP50Ms", r.ackP50Ms, " ms");
-  add("ackP99Ms", r.ackP99Ms, " ms");
-  add("queuedToFleetMs", r.queuedToFleetMs, " ms");
-  add("queuedToHandoffMs", r.queuedToHandoffMs, " ms");
-  add("queuedToRunningColdP50Ms", r.queuedToRunningColdP50Ms, " ms");
-  add("queuedToRunningColdP90Ms", r.queuedToRunningColdP90Ms, " ms");
-  add("coldOurShare", r.coldOurShare);
-  add("queuedToRunningColdBurstP50Ms", r.queuedToRunningColdBurstP50Ms, " ms");
-  add("queuedToRunningColdBurstP90Ms", r.queuedToRunningColdBurstP90Ms, " ms");
-  add("queuedToRunningPooledP50Ms", r.queuedToRunningPooledP50Ms, " ms");
-  add("queuedToRunningPooledP90Ms", r.queuedToRunningPooledP90Ms, " ms");
-  add("queuedToRunningPooledBurstP50Ms", r.queuedToRunningPooledBurstP50Ms, " ms");
-  add("queuedToRunningPooledBurstP90Ms", r.queuedToRunningPooledBurstP90Ms, " ms");
-  add(`burst${jobs}Seconds`, r[`burst${jobs}Seconds`], " s");
-  add(`burst${jobs}FloorSeconds`, r[`burst${jobs}FloorSeconds`], " s");
-  add("fleetCalls", r.fleetCalls);
-  add("githubCallsPerJob", r.githubCallsPerJob);
-  add("duplicates", r.duplicates);
-  add("lost", r.lost);
-  add("faultBurstSeconds", r.faultBurstSeconds, " s");
-  add("onDemandShare", r.onDemandShare);
-  add("faultDuplicates", r.faultDuplicates);
-  add("faultLost", r.faultLost);
+  const before: [key: keyof BenchResult, unit: string][] = [
+    ["ackP50Ms", " ms"],
+    ["ackP99Ms", " ms"],
+    ["queuedToFleetMs", " ms"],
+    ["queuedToHandoffMs", " ms"],
+    ["queuedToRunningColdP50Ms", " ms"],
+    ["queuedToRunningColdP90Ms", " ms"],
+    ["coldOurShare", ""],
+    ["queuedToRunningColdBurstP50Ms", " ms"],
+    ["queuedToRunningColdBurstP90Ms", " ms"],
+    ["queuedToRunningPooledP50Ms", " ms"],
+    ["queuedToRunningPooledP90Ms", " ms"],
+    ["queuedToRunningPooledBurstP50Ms", " ms"],
+    ["queuedToRunningPooledBurstP90Ms", " ms"],
+    [`burst${jobs}Seconds`, " s"],
+    [`burst${jobs}FloorSeconds`, " s"],
+    ["fleetCalls", ""],
+    ["githubCallsPerJob", ""],
+    ["duplicates", ""],
+    ["lost", ""],
+    ["faultBurstSeconds", " s"],
+    ["onDemandShare", ""],
+    ["faultDuplicates", ""],
+    ["faultLost", ""],
+  ];
+  for (const [key, unit] of before) add(key, r[key], unit);
   for (const [name, kib] of Object.entries(r.bundleKiB)) add(`bundleKiB.${name}`, kib, " KiB");
-  add("coldImportMs", r.coldImportMs, " ms");
-  add("coldStartMs", r.coldStartMs, " ms");
-  add("nodeBaselineMs", r.nodeBaselineMs, " ms");
-  add("webhookRssMiB", r.webhookRssMiB, " MiB");
-  add("bootstrapMs", r.bootstrapMs, " ms");
+  const after: [key: keyof BenchResult, unit: string][] = [
+    ["coldImportMs", " ms"],
+    ["coldStartMs", " ms"],
+    ["nodeBaselineMs", " ms"],
+    ["webhookRssMiB", " MiB"],
+    ["bootstrapMs", " ms"],
+  ];
+  for (const [key, unit] of after) add(key, r[key], unit);
   const header: [string, string, string, string] = ["figure", "value", "target", "met"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (row: string[]) =>
