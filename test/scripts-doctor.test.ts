@@ -19,7 +19,7 @@ import { pulumiCli } from "../scripts/lib/pulumi";
 import { MINIMUM_RUNNER_VERSION } from "../src/components/runner-bootstrap";
 import { operatorStandIn } from "./operator-pulumi-stand-in";
 import { type Sandbox, startSandbox } from "./sandbox";
-import type { GitHubFake } from "./sandbox/github";
+import { type GitHubFake, startGitHubFake } from "./sandbox/github";
 import { type LocalServer, listen, readBody } from "./sandbox/http";
 import { FakePulumi } from "./scripts-support";
 
@@ -220,6 +220,27 @@ describe("npm run doctor", () => {
     );
     expect(text).toMatch(/^✔ reconciler: last run 3\d s ago$/m);
     expect(text).toMatch(/all 16 checks passed$/);
+  });
+
+  it("passes them on GitHub Enterprise Server too", async () => {
+    const dotcom = github;
+    github = await startGitHubFake({ flavour: "ghes" });
+    try {
+      await deployHealthy();
+      cli.set("runner-fleet:github.url", "https://ghes.example.com");
+      const checks = await doctor();
+      expect(
+        checks.filter((c) => c.level !== "ok"),
+        renderChecks(checks).join("\n"),
+      ).toEqual([]);
+      expect(byName(checks, "GitHub App").detail).toBe(
+        `runner-fleet-sandbox (id ${github.appId}) on https://ghes.example.com (GitHub Enterprise Server ${github.state.enterpriseVersion})`,
+      );
+      expect(github.violations()).toEqual([]);
+    } finally {
+      await github.close();
+      github = dotcom;
+    }
   });
 
   it("prints one JSON object with --json, and exits 0 when nothing failed, 1 when a check failed", async () => {

@@ -36,6 +36,7 @@ import {
   checkGitHubServer,
   checkPulumiCli,
   checkStack,
+  type GitHubServer,
   PreflightError,
 } from "./setup-preflight";
 import { appOctokit } from "./setup-webhook";
@@ -165,8 +166,9 @@ async function githubChecks(
       ),
     ];
   const apiUrl = options.apiUrl ?? githubApiUrlOf(config.github.url);
+  let server: GitHubServer;
   try {
-    await checkGitHubServer(apiUrl, fetchImpl);
+    server = await checkGitHubServer(apiUrl, fetchImpl);
   } catch (error) {
     if (!(error instanceof PreflightError)) throw error;
     return [fail("GitHub reachable", error.problem, error.fix)];
@@ -181,10 +183,14 @@ async function githubChecks(
     prefix,
     now,
   };
-  return appChecks(app, ping);
+  return appChecks(app, server, ping);
 }
 
-async function appChecks(app: AppContext, ping: () => Promise<PingAnswer | Error>): Promise<Check[]> {
+async function appChecks(
+  app: AppContext,
+  server: GitHubServer,
+  ping: () => Promise<PingAnswer | Error>,
+): Promise<Check[]> {
   const checks: Check[] = [];
   const githubUrl = app.config.github.url;
   const info = await readApp(app.octokit, githubUrl).catch((error: Error) => error);
@@ -192,7 +198,8 @@ async function appChecks(app: AppContext, ping: () => Promise<PingAnswer | Error
     return [
       fail("GitHub App", `GET /app failed: ${info.message}`, explainGitHubError(info) ?? "see the error"),
     ];
-  checks.push(pass("GitHub App", `${info.slug} (id ${app.appId}) on ${githubUrl}`));
+  const ghes = server.ghesVersion ? ` (GitHub Enterprise Server ${server.ghesVersion})` : "";
+  checks.push(pass("GitHub App", `${info.slug} (id ${app.appId}) on ${githubUrl}${ghes}`));
   let installedAt: string | undefined;
   checks.push(
     ...(await guarded(
