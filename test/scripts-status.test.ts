@@ -10,14 +10,9 @@ import type { ReconcilePolicy } from "../lambda/core/reconcile-model";
 import { planReconcile, reconcilePolicy } from "../lambda/core/reconcile-plan";
 import type { JobRecord } from "../lambda/shared/job";
 import { loadSettings } from "../lambda/shared/settings";
-import {
-  explainJob,
-  type FleetLimits,
-  fleetReport,
-  formatDuration,
-  renderReport,
-} from "../scripts/lib/explain";
+import { explainJob, type FleetLimits, formatDuration } from "../scripts/lib/explain";
 import { limitsFromConfig, runStatus, type StatusSources } from "../scripts/lib/fleet-status";
+import { fleetReport, renderReport } from "../scripts/lib/fleet-summary";
 import { type Sandbox, startSandbox } from "./sandbox";
 
 const NOW = new Date("2026-03-02T10:00:00.000Z");

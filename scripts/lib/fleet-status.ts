@@ -11,14 +11,8 @@ import type { LabelRoute } from "../../lambda/shared/label-config";
 import { ConfigError } from "../../src/config/errors";
 import { type StackConfig, stackConfigSchema } from "../../src/config/schema";
 import { stackConfigOf } from "./deployed-stack";
-import {
-  activeCounts,
-  explainJob,
-  type FleetLimits,
-  fleetReport,
-  type HandoffLookup,
-  renderReport,
-} from "./explain";
+import { explainJob, type FleetLimits, type HandoffLookup } from "./explain";
+import { activeCounts, fleetReport, renderReport } from "./fleet-summary";
 import { type JobRef, parseJobRef } from "./job-ref";
 import { PROJECT, type Pulumi } from "./pulumi";
 import { describeUnmatched, renderUnmatched, unmatchedLines } from "./unmatched-report";
