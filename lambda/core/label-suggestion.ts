@@ -5,9 +5,10 @@
  * case-insensitive, the required label implicit).
  */
 // The config errors' spelling helper: pure, no dependencies (a Lambda bundle would take it whole).
-import { editDistance } from "../../src/config/spelling";
+
 import type { LabelRoute } from "../shared/label-config";
 import { normalizeLabels } from "./routing";
+import { editDistance } from "./spelling";
 
 export interface LabelSuggestion {
   /** The closest config's name. */

@@ -4,7 +4,7 @@
  */
 // The file itself, not the directory: scripts import this module as ESM, which needs the full path.
 import { InstanceType } from "@pulumi/aws/types/enums/ec2/index.js";
-import { closestName } from "./spelling";
+import { closestName } from "../../lambda/core/spelling";
 
 /**
  * Every EC2 instance type, from the `InstanceType` enum @pulumi/aws generates from AWS's API model:

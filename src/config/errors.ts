@@ -4,9 +4,9 @@
  * wording never reaches the user), with the nearest known name when a key or namespace is misspelt.
  */
 import type { z } from "zod";
+import { closestName } from "../../lambda/core/spelling";
 import { SECRET_KEYS, type StackConfig, stackConfigSchema } from "./schema";
 import { describeShape, jsonSchemaAt } from "./shape";
-import { closestName } from "./spelling";
 
 /** Thrown for an invalid stack config; the message lists every problem. */
 export class ConfigError extends Error {

@@ -1,4 +1,4 @@
-/** Near misses of a name, for "did you mean …?" in config errors. */
+/** Near misses of a name, for "did you mean …?": config errors (src/config) and a mistyped label (label-suggestion.ts). */
 
 /** Levenshtein distance: the fewest single-character insertions, deletions and substitutions. */
 export function editDistance(a: string, b: string): number {
