@@ -1,6 +1,6 @@
 /**
  * `npm run demo`: runner-fleet end to end on this machine, no AWS or GitHub account (README
- * "Operator tools"). Everything runs against the local sandbox and exits by itself.
+ * "Everyday commands"). Everything runs against the local sandbox and exits by itself.
  */
 import { runDemo } from "./lib/demo";
 

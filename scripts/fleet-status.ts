@@ -1,6 +1,6 @@
 /**
  * `npm run status [-- --job ID|URL] [-- --json] [-- --watch]`: the on-call's "why is my job stuck?"
- * (README "Operator tools"). Reads the stack's jobs table with your AWS credentials; table names come from
+ * (docs/on-call.md). Reads the stack's jobs table with your AWS credentials; table names come from
  * the stack outputs (or --table / --handoff-table), limits and label configs from the stack config.
  * The command line is scripts/lib/status-cli.ts.
  */

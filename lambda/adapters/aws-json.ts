@@ -6,7 +6,7 @@
  * SDK's names (SQS: from the query code in `x-amzn-query-error`); the User-Agent names runner-fleet.
  *
  * Why not the SDK clients: the webhook must answer its first delivery within its cold-start budget
- * (README "Performance"), and a client's runtime (schemas, middleware stack, endpoint rule set) costs
+ * (docs/performance.md), and a client's runtime (schemas, middleware stack, endpoint rule set) costs
  * more CPU on first use than the webhook's whole handler. For these three services the request is
  * the input as JSON and the answer is the output as JSON, so the SDK's types still describe both:
  * inputs and outputs here are the SDK's `…Input`/`…Output` shapes (blob members would be base64 and

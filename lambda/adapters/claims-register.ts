@@ -25,7 +25,7 @@ let expiredClaims: string[] = [];
  * Adds `claims` to the launchers' register of recent claims and returns every claim the register
  * holds from the last CLAIM_REGISTER_SECONDS, the others' and these, read in the same write. The
  * write is atomic, so of two launchers that claim at once, the one registering second sees the
- * first's claims even while the byState index does not show them yet (README "Launching": limits).
+ * first's claims even while the byState index does not show them yet (docs/architecture.md "Launching": limits).
  */
 export async function registerClaims(
   claims: ActiveJob[],

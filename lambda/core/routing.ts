@@ -2,7 +2,7 @@
  * Label routing: which label config serves a job, from the job's `runs-on` labels. Pure, so the
  * webhook routes with it and the Pulumi program validates the configs with it at deploy time.
  *
- * The rule (README "Label routing"):
+ * The rule (docs/workflow-authors.md, "How labels pick a runner"):
  * - Labels are compared case-insensitively, trimmed, duplicates ignored (GitHub matches runner labels
  *   the same way).
  * - A job must carry the required label (`self-hosted` by default); otherwise it is not ours.

@@ -1,5 +1,5 @@
 /**
- * Every setting of every Lambda, read from the environment in this one module (the README lists
+ * Every setting of every Lambda, read from the environment in this one module (docs/architecture.md lists
  * them). Each value is parsed where it is read, not at start-up, so a Lambda only needs the variables
  * it uses, and a missing or malformed one fails with its name. Secrets are never here: only the names of the SSM
  * SecureString parameters that hold them. AWS endpoints come from the SDK's own AWS_ENDPOINT_URL*

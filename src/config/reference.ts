@@ -1,6 +1,6 @@
 /**
- * The README's "Configuration reference", generated from the schema's descriptions and defaults (a
- * test keeps the README in sync).
+ * docs/configuration.md's reference table, generated from the schema's descriptions and defaults (a
+ * test keeps the page in sync).
  */
 import { configJsonSchema, type JsonSchema } from "./shape";
 
@@ -52,9 +52,9 @@ export function configReferenceRows(): ReferenceRow[] {
   return rows;
 }
 
-/** The README's configuration reference table (between its markers), generated from the schema. */
+/** docs/configuration.md's reference table (between its markers), generated from the schema. */
 export function configReferenceMarkdown(): string {
-  // Cells padded to the column's width, so the table reads as a table in the README's source too.
+  // Cells padded to the column's width, so the table reads as a table in the page's source too.
   const rows = [
     ["key", "type", "default", "meaning"],
     ...configReferenceRows().map((r) => [r.key, r.type, r.default, r.description]),

@@ -1,8 +1,8 @@
 /**
  * The stack config: one zod schema for every key of `Pulumi.<stack>.yaml` under the project's
  * namespace, the single source of truth. load.ts validates it before any resource is declared
- * (errors.ts words the mistakes), and its descriptions are the README's "Configuration reference"
- * (reference.ts; a test keeps the README in sync).
+ * (errors.ts words the mistakes), and its descriptions are docs/configuration.md's reference
+ * (reference.ts; a test keeps the page in sync).
  */
 import { z } from "zod";
 import { findRoutingConflicts } from "../../lambda/core/routing";
@@ -123,7 +123,7 @@ const labelConfig = z.strictObject({
     .array(z.string().min(1).max(100))
     .min(1)
     .describe(
-      "The `runs-on` labels this config serves, besides `self-hosted` (see the routing rules in the README).",
+      "The `runs-on` labels this config serves, besides `self-hosted` (routing rules: docs/workflow-authors.md).",
     ),
   instanceTypes: z
     .array(z.string().check(problemOf(instanceTypeProblem)))
