@@ -105,7 +105,7 @@ describe("routeJob", () => {
   });
 });
 
-describe("the README's examples", () => {
+describe("the routing examples of docs/workflow-authors.md", () => {
   const readme = [
     { name: "linux-x64", labels: ["linux", "x64"] },
     { name: "linux-x64-large", labels: ["linux", "x64", "large"] },
