@@ -5,6 +5,7 @@
  * GitHub. Each path is split into what is ours (control plane, waiting for the hand-off, bootstrap),
  * EC2's (the request, pending, the OS up to the user data) and GitHub's (the runner's connection).
  */
+import { BOOTSTRAP_DEFAULTS } from "../../src/components/runner-bootstrap";
 import type { InstanceBoot } from "../../test/sandbox/ec2";
 import { type Duration, sampleMs, seededRandom } from "../../test/sandbox/ec2-boot";
 import { percentile, round } from "./scenarios";
@@ -43,6 +44,8 @@ export interface RunningPath {
   handoffWaitMs: number;
   ec2Ms: number;
   githubMs: number;
+  /** The hand-off came after the bootstrap stopped waiting for it: on EC2 the instance shuts down. */
+  handoffTooLate: boolean;
 }
 
 export function runningPath(t: JobTimeline, bootstrapMs: number, random: () => number): RunningPath {
@@ -52,7 +55,8 @@ export function runningPath(t: JobTimeline, bootstrapMs: number, random: () => n
   const oursMs = t.requestSentAt - t.queuedAt + handoffWaitMs + bootstrapMs;
   const ec2Ms = t.boot.readyAt - t.requestSentAt;
   const githubMs = sampleMs(listen, random) + sampleMs(RUNNER_MODEL.assignMs, random);
-  return { totalMs: oursMs + ec2Ms + githubMs, oursMs, handoffWaitMs, ec2Ms, githubMs };
+  const handoffTooLate = late > BOOTSTRAP_DEFAULTS.handoffWaitSeconds * 1000;
+  return { totalMs: oursMs + ec2Ms + githubMs, oursMs, handoffWaitMs, ec2Ms, githubMs, handoffTooLate };
 }
 
 export interface PathSummary {
@@ -63,6 +67,8 @@ export interface PathSummary {
   /** Medians of the parts. */
   medianMs: { ours: number; handoffWait: number; ec2: number; github: number };
   jobs: number;
+  /** Jobs whose hand-off came too late for the bootstrap (their paths here are lower bounds). */
+  handoffTooLate: number;
 }
 
 /** p50, p90 and shares of the jobs' paths; the runner draws are seeded, so a rerun differs only in what was measured. */
@@ -70,23 +76,20 @@ export function summarizePaths(timelines: JobTimeline[], bootstrapMs: number): P
   if (timelines.length === 0) return undefined;
   const random = seededRandom(1);
   const paths = timelines.map((t) => runningPath(t, bootstrapMs, random));
-  const sum = (part: keyof RunningPath) => paths.reduce((n, p) => n + p[part], 0);
-  const median = (part: keyof RunningPath) =>
+  type Part = Exclude<keyof RunningPath, "handoffTooLate">;
+  const sum = (part: Part) => paths.reduce((n, p) => n + p[part], 0);
+  const at = (part: Part, p: number) =>
     round(
       percentile(
-        paths.map((p) => p[part]),
-        50,
+        paths.map((path) => path[part]),
+        p,
       ),
     );
+  const median = (part: Part) => at(part, 50);
   const total = sum("totalMs");
   return {
     p50Ms: median("totalMs"),
-    p90Ms: round(
-      percentile(
-        paths.map((p) => p.totalMs),
-        90,
-      ),
-    ),
+    p90Ms: at("totalMs", 90),
     shares: {
       ours: round(sum("oursMs") / total, 3),
       ec2: round(sum("ec2Ms") / total, 3),
@@ -99,5 +102,6 @@ export function summarizePaths(timelines: JobTimeline[], bootstrapMs: number): P
       github: median("githubMs"),
     },
     jobs: paths.length,
+    handoffTooLate: paths.filter((p) => p.handoffTooLate).length,
   };
 }

@@ -256,7 +256,7 @@ const STARVED_LOOP_DELAY_MS = 2_000;
 
 const withoutTimelines = ({ timelines: _timelines, ...rest }: BurstResult) => rest;
 
-const pathDetails = (s: PathSummary) => ({ jobs: s.jobs, shares: s.shares, medianMs: s.medianMs });
+const pathDetails = ({ p50Ms: _p50, p90Ms: _p90, ...details }: PathSummary) => details;
 
 /** Runs one scenario in a fresh `node` (child.mjs) and returns its figures. */
 export function runChild<T>(benchDir: string, request: Omit<ChildRequest, "resultFile">): Promise<T> {
