@@ -1,7 +1,7 @@
 /**
- * The reconciler Lambda (EventBridge schedule, every minute): sees the fleet (gather-fleet-state.ts),
- * plans with lambda/core/reconcile-plan.ts and applies the plan (apply-reconcile-plan.ts), so two
- * runs at once, or a run racing the launcher, cannot launch a job twice or lose one. Beside that, and
+ * The reconciler Lambda (EventBridge schedule, every minute): sees the fleet, plans with
+ * lambda/core/reconcile-plan.ts and applies the plan (reconcile-fleet.ts), so two runs at once, or a
+ * run racing the launcher, cannot launch a job twice or lose one. Beside that, and
  * independent of it, re-runs interrupted jobs (rerun-interrupted-jobs.ts) and asks GitHub to redeliver
  * failed webhooks (redeliver-webhooks.ts): one part failing does not stop the others. Work is bounded
  * (actions per run, GitHub look-ups, a time budget); every count is a metric, every decision is
@@ -9,22 +9,16 @@
  */
 import type { Context, ScheduledEvent } from "aws-lambda";
 import { recordReconcilerHeartbeat } from "../adapters/reserved-items";
-import { planReconcile, reconcilePolicy } from "../core/reconcile-plan";
 import { settings } from "../shared/settings";
 import { logger, MetricUnit, metrics } from "../shared/telemetry";
-import { type ApplyReport, applyReconcilePlan } from "./apply-reconcile-plan";
-import { gatherFleetState } from "./gather-fleet-state";
+import { type FleetReconciled, reconcileFleet } from "./reconcile-fleet";
 import { redeliverWebhooks } from "./redeliver-webhooks";
 import { rerunInterruptedJobs } from "./rerun-interrupted-jobs";
 
-export interface ReconcileReport extends ApplyReport {
+export interface ReconcileReport extends FleetReconciled {
   redelivered: number;
   /** Interrupted jobs re-run on on-demand capacity (retryOnInterruption). */
   rerun: number;
-  /** Stack instances pending or running (the RunnerInstances metric; undefined when EC2 was unreadable). */
-  instances?: number;
-  /** Parts that could not be read this run (their rules were skipped). */
-  unreadable: string[];
 }
 
 export async function handler(_event: ScheduledEvent, context?: Context): Promise<ReconcileReport> {
@@ -61,19 +55,7 @@ export async function reconcile(
   // Before the App exists (first deploy) there is no runner and no delivery to look at on GitHub.
   const githubReady = s.githubAppState !== "pending";
 
-  const applyPlan = async (): Promise<ApplyReport & { instances?: number }> => {
-    const fleet = await gatherFleetState(s.stackName, now, githubReady ? options.sweepRunners : false);
-    unreadable.push(...fleet.unreadable);
-    const { jobs, instances, handoffs, runners } = fleet;
-    const policy = reconcilePolicy(s, s.stackName);
-    const plan = planReconcile({ jobs, instances, runners: runners?.list, handoffs, now, policy });
-    const applied = await applyReconcilePlan(
-      plan,
-      { jobs, runnerScopes: runners?.scopeOf },
-      { now, deadline },
-    );
-    return { ...applied, instances: fleet.alive };
-  };
+  const sweepRunners = githubReady ? options.sweepRunners : false;
   const rerun = async () => {
     if (!githubReady || Date.now() > deadline) return 0;
     return rerunInterruptedJobs(now).catch((error: unknown) => {
@@ -88,8 +70,17 @@ export async function reconcile(
     if (result.unreadable) unreadable.push("deliveries");
     return result.redelivered;
   };
-  const [applied, rerunCount, redelivered] = await settleAll([applyPlan(), rerun(), redeliver()] as const);
-  const report = { ...applied, redelivered, rerun: rerunCount, unreadable };
+  const [fleet, rerunCount, redelivered] = await settleAll([
+    reconcileFleet(s, { now, deadline, sweepRunners }),
+    rerun(),
+    redeliver(),
+  ] as const);
+  const report = {
+    ...fleet,
+    redelivered,
+    rerun: rerunCount,
+    unreadable: [...fleet.unreadable, ...unreadable],
+  };
   await recordHeartbeat(now, report);
   return report;
 }
