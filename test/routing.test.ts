@@ -61,12 +61,12 @@ describe("routeJob", () => {
     {
       name: "a label no config has",
       labels: ["self-hosted", "linux", "x64", "huge"],
-      expected: { ignored: "no label config has all of the job's labels" },
+      expected: { ignored: "no label config has all of the job's labels", unmatched: true },
     },
     {
       name: "labels from two configs that no single config has",
       labels: ["self-hosted", "arm64", "gpu"],
-      expected: { ignored: "no label config has all of the job's labels" },
+      expected: { ignored: "no label config has all of the job's labels", unmatched: true },
     },
   ];
   it.each(cases)("$name", ({ labels, expected }) => {
@@ -95,12 +95,14 @@ describe("routeJob", () => {
     ];
     expect(routeJob(["self-hosted", "linux", "x64"], tied, "self-hosted")).toEqual({
       ignored: "the job's labels match configs a, b equally",
+      unmatched: true,
     });
   });
 
   it("routes with no configs to nothing", () => {
     expect(routeJob(["self-hosted"], [], "self-hosted")).toEqual({
       ignored: "no label config has all of the job's labels",
+      unmatched: true,
     });
   });
 });

@@ -25,7 +25,7 @@ it("answers a queued job 503 with what to run, and records and sends nothing", a
   expect(response.statusCode).toBe(503);
   expect(JSON.parse(String(response.body))).toEqual({
     status: "unavailable",
-    reason: "the GitHub App is not set up yet: run `npm run setup:github-app`, then `pulumi up`",
+    reason: "the GitHub App is not set up yet: run `npm run setup:github-app -- create`, then `pulumi up`",
   });
   expect(await world.jobs()).toEqual([]);
   expect(world.sandbox.callsTo("sqs")).toEqual([]);

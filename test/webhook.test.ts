@@ -4,6 +4,7 @@
  * messages and calls they produce.
  */
 import { DeleteItemCommand } from "@aws-sdk/client-dynamodb";
+import { unmarshall } from "@aws-sdk/util-dynamodb";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { decideIntake } from "../lambda/core/intake-decision";
@@ -300,11 +301,6 @@ describe("ignored deliveries", () => {
       reason: /^workflow_job action not handled$/,
     },
     {
-      name: "labels no config has",
-      send: () => deliver("queued", { labels: ["self-hosted", "windows"] }),
-      reason: /^no label config has all of the job's labels$/,
-    },
-    {
       name: "no self-hosted label",
       send: () => deliver("queued", { labels: ["linux", "x64", "large"] }),
       reason: /lacks the required label "self-hosted"/,
@@ -324,6 +320,39 @@ describe("ignored deliveries", () => {
     const response = await send();
     expect(response.statusCode).toBe(202);
     expect(bodyOf(response)).toMatchObject({ status: "ignored", reason: expect.stringMatching(reason) });
+    expect(dataCalls()).toEqual([]);
+  });
+
+  it("202 for a job with labels no config has, kept a day for npm run status (no job, no message)", async () => {
+    const response = await deliver("queued", {
+      id: 9090,
+      runId: 12,
+      labels: ["self-hosted", "linux", "larg"],
+    });
+    expect(response.statusCode).toBe(202);
+    expect(bodyOf(response)).toEqual({
+      status: "ignored",
+      reason: "no label config has all of the job's labels",
+    });
+    const [put, ...others] = dataCalls() as {
+      operation: string;
+      params: { Item: Record<string, unknown> };
+    }[];
+    expect(others).toEqual([]);
+    expect(put?.operation).toBe("PutItem");
+    const item = unmarshall(put!.params.Item as never);
+    expect(item).toMatchObject({
+      jobId: "#unmatched#9090",
+      labels: ["self-hosted", "linux", "larg"],
+      repo: "Codertocat/Hello-World",
+      jobUrl: "https://github.com/Codertocat/Hello-World/actions/runs/12/job/9090",
+    });
+    expect(item).not.toHaveProperty("state");
+    expect((await jobs()).map((j) => j.jobId)).toEqual(["#unmatched#9090"]);
+  });
+
+  it("does not keep an unmatched job's later actions, only its queued", async () => {
+    await deliver("completed", { labels: ["self-hosted", "windows"] });
     expect(dataCalls()).toEqual([]);
   });
 });

@@ -45,13 +45,34 @@ export type Intake =
    * 202: not for us (other event or action, labels that route to no config, a `queued` too old to
    * launch). `logged` is what the reason leaves out of the answer because it quotes the request.
    */
-  | { kind: "ignore"; reason: string; logged?: Record<string, unknown>; job?: JobSummary }
+  | {
+      kind: "ignore";
+      reason: string;
+      logged?: Record<string, unknown>;
+      job?: JobSummary;
+      unmatched?: Unmatched;
+    }
   /** 202: signed, but for an owner, repository, host or installation this stack does not serve. */
   | { kind: "not-served"; reason: string; job: JobSummary }
   /** `queued`: create the job item and enqueue its launch (see lambda/webhook/record-delivery.ts for the protocol). */
   | { kind: "launch"; job: NewJob }
   /** Other actions: record what GitHub reports on the job. */
   | { kind: "record"; action: WorkflowJobAction; job: JobSummary; plan: RecordPlan };
+
+/**
+ * A `queued` job meant for this fleet that no label config takes (a mistyped label, most likely):
+ * kept a short while so `npm run status` can show it with the closest config.
+ */
+export interface Unmatched {
+  jobId: string;
+  labels: string[];
+  owner: string;
+  repo: string;
+  runUrl: string;
+  jobUrl: string;
+  deliveredAt: string;
+  deliveryId: string;
+}
 
 /** What logs and responses say about a job. */
 export interface JobSummary {
@@ -119,7 +140,17 @@ export function decideIntake(delivery: Delivery, context: IntakeContext): Intake
   if (foreign) return { kind: "not-served", reason: `not served: ${foreign}`, job };
   const route = routeJob(event.workflow_job.labels, context.routes, context.requiredLabel);
   if ("ignored" in route) {
-    return { kind: "ignore", reason: route.ignored, logged: { labels: event.workflow_job.labels }, job };
+    const unmatched =
+      route.unmatched && action === "queued"
+        ? unmatchedJob(event, delivery.deliveryId, context.now)
+        : undefined;
+    return {
+      kind: "ignore",
+      reason: route.ignored,
+      logged: { labels: event.workflow_job.labels },
+      job,
+      unmatched,
+    };
   }
   job.configName = route.config;
   return ACTION_PLANS[action as WorkflowJobAction](event, {
@@ -259,5 +290,19 @@ function runnerFields(event: WorkflowJobPayload): Pick<JobRecord, "runnerId" | "
   return {
     runnerId: event.workflow_job.runner_id ?? undefined,
     runnerName: event.workflow_job.runner_name ?? undefined,
+  };
+}
+
+function unmatchedJob(event: WorkflowJobPayload, deliveryId: string, now: Date): Unmatched {
+  const runUrl = `${event.repository.html_url}/actions/runs/${event.workflow_job.run_id}`;
+  return {
+    jobId: String(event.workflow_job.id),
+    labels: event.workflow_job.labels,
+    owner: event.repository.owner.login,
+    repo: event.repository.full_name,
+    runUrl,
+    jobUrl: `${runUrl}/job/${event.workflow_job.id}`,
+    deliveredAt: now.toISOString(),
+    deliveryId,
   };
 }

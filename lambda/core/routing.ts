@@ -16,7 +16,8 @@
  */
 import type { LabelRoute } from "../shared/label-config";
 
-export type RouteResult = { config: string } | { ignored: string };
+/** `unmatched`: the job is meant for this fleet (it has the required label) but no config takes it. */
+export type RouteResult = { config: string } | { ignored: string; unmatched?: true };
 
 export interface RoutingConflict {
   /**
@@ -69,12 +70,15 @@ export function routeJob(
   const wanted = jobLabels.filter((label) => label !== required);
   const candidates = normalizeRoutes(routes, required).filter((route) => containsAll(route.labels, wanted));
   if (candidates.length === 0) {
-    return { ignored: "no label config has all of the job's labels" };
+    return { ignored: "no label config has all of the job's labels", unmatched: true };
   }
   const smallest = Math.min(...candidates.map((route) => route.labels.size));
   const best = candidates.filter((route) => route.labels.size === smallest);
   if (best.length > 1) {
-    return { ignored: `the job's labels match configs ${best.map((r) => r.name).join(", ")} equally` };
+    return {
+      ignored: `the job's labels match configs ${best.map((r) => r.name).join(", ")} equally`,
+      unmatched: true,
+    };
   }
   return { config: best[0]!.name };
 }

@@ -6,7 +6,13 @@
  */
 import { Buffer } from "node:buffer";
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { decideIntake, ENQUEUE_CLAIM_SECONDS, type Intake, type NewJob } from "../core/intake-decision";
+import {
+  decideIntake,
+  ENQUEUE_CLAIM_SECONDS,
+  type Intake,
+  type NewJob,
+  type Unmatched,
+} from "../core/intake-decision";
 import type { Outcome } from "../core/webhook-response";
 import type { ServedScope } from "../core/workflow-job-payload";
 import type { LabelRoute } from "../shared/label-config";
@@ -31,7 +37,7 @@ let routes: readonly LabelRoute[] | undefined;
 
 const APP_PENDING: Outcome = {
   status: "unavailable",
-  reason: "the GitHub App is not set up yet: run `npm run setup:github-app`, then `pulumi up`",
+  reason: "the GitHub App is not set up yet: run `npm run setup:github-app -- create`, then `pulumi up`",
 };
 
 /**
@@ -103,6 +109,7 @@ async function carryOut(intake: Intake): Promise<Outcome> {
     case "pong":
       return { status: "pong" };
     case "ignore":
+      if (intake.unmatched) await recordUnmatched(intake.unmatched);
       return { status: "ignored", reason: intake.reason, logged: intake.logged };
     case "not-served":
       return { status: "not-served", reason: intake.reason };
@@ -203,5 +210,17 @@ async function followInProgress(jobId: string, runnerName: string | undefined): 
     await (await import("./after-in-progress")).afterInProgress({ jobId, runnerName });
   } catch (error) {
     logger.warn("in_progress follow-up failed; the reconciler catches up", error as Error);
+  }
+}
+
+/**
+ * A job for this fleet that no config takes waits on GitHub with nothing saying why: kept for a day
+ * so `npm run status` shows it with the closest config. Best effort: the answer does not depend on it.
+ */
+async function recordUnmatched(unmatched: Unmatched): Promise<void> {
+  try {
+    await (await import("../adapters/reserved-items")).recordUnmatchedDelivery(unmatched);
+  } catch (error) {
+    logger.warn("unmatched delivery not recorded", error as Error);
   }
 }

@@ -44,11 +44,11 @@ const github = z
       .enum(["app", "token"])
       .default("app")
       .describe(
-        "`app`: a GitHub App. The first `pulumi up` runs without one; `npm run setup:github-app` then creates it against the live webhook URL and stores `appId` and the `githubAppPrivateKey` secret. `token`: a fine-grained PAT (the `githubToken` secret); the program then creates the webhook itself.",
+        "`app`: a GitHub App. The first `pulumi up` runs without one; `npm run setup:github-app -- create` then creates it against the live webhook URL and stores `appId` and the `githubAppPrivateKey` secret. `token`: a fine-grained PAT (the `githubToken` secret); the program then creates the webhook itself.",
       ),
     appId: positiveInt(2 ** 31)
       .optional()
-      .describe("The GitHub App's id (app mode; written by `npm run setup:github-app`)."),
+      .describe("The GitHub App's id (app mode; written by `npm run setup:github-app -- create`)."),
     scope: z
       .enum(["org", "repo"])
       .default("org")
@@ -314,12 +314,12 @@ export const stackConfigSchema = z
       if (c.github.appId !== undefined && c.githubAppPrivateKey === undefined)
         issue(
           ["githubAppPrivateKey"],
-          "expected the App's private key (secret) beside github.appId: `npm run setup:github-app` stores both, or remove github.appId",
+          "expected the App's private key (secret) beside github.appId: `npm run setup:github-app -- create` stores both, or remove github.appId",
         );
       if (c.github.appId === undefined && c.githubAppPrivateKey !== undefined)
         issue(
           ["github", "appId"],
-          "expected the GitHub App's id (a number) beside githubAppPrivateKey: `npm run setup:github-app` stores both",
+          "expected the GitHub App's id (a number) beside githubAppPrivateKey: `npm run setup:github-app -- create` stores both",
         );
     } else if (c.githubToken === undefined) {
       issue(

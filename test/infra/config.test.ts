@@ -148,7 +148,7 @@ describe("realistic config mistakes fail naming the key, the value and the expec
       (v) => {
         delete gh(v).appId;
       },
-      /^runner-fleet:github\.appId: got nothing \(not set\); expected the GitHub App's id \(a number\) beside githubAppPrivateKey: `npm run setup:github-app` stores both$/,
+      /^runner-fleet:github\.appId: got nothing \(not set\); expected the GitHub App's id \(a number\) beside githubAppPrivateKey: `npm run setup:github-app -- create` stores both$/,
     ],
     [
       "App id as text",
@@ -162,7 +162,7 @@ describe("realistic config mistakes fail naming the key, the value and the expec
       (v) => {
         gh(v).appId = 123456;
       },
-      /^runner-fleet:githubAppPrivateKey: got nothing \(not set\); expected the App's private key \(secret\) beside github\.appId: `npm run setup:github-app` stores both, or remove github\.appId$/,
+      /^runner-fleet:githubAppPrivateKey: got nothing \(not set\); expected the App's private key \(secret\) beside github\.appId: `npm run setup:github-app -- create` stores both, or remove github\.appId$/,
       { webhookSecret: TEST_SECRETS.webhookSecret },
     ],
     [
