@@ -210,7 +210,9 @@ it("a full flow leaks no App key, webhook secret, installation token, PAT or JIT
 }) => {
   const print = process.stderr.write.bind(process.stderr);
   const output = captureOutput();
-  onTestFailed(() => print(`--- Lambda output of the failed test ---\n${output.join("")}\n`));
+  onTestFailed(() => {
+    print(`--- Lambda output of the failed test ---\n${output.join("")}\n`);
+  });
   await runFlow();
   vi.restoreAllMocks();
 

@@ -21,7 +21,8 @@ beforeAll(async () => {
   values[`${PROJECT}:github`] = { authMode: "token", scope: "org", owner: "acme" };
   const { config, secretKeys } = withSecrets(values, TOKEN_SECRETS);
   run = await runProgram(config, secretKeys);
-}, 120_000);
+  // Generous: a program run takes minutes on a busy machine (beside npm run bench).
+}, 600_000);
 
 /** A resource property with its secret-marked values replaced by a placeholder. */
 function withoutSecrets(value: unknown): unknown {
