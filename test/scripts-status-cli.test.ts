@@ -13,7 +13,7 @@ import { DeleteItemCommand, GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createJob } from "../lambda/adapters/jobs-table";
-import { recordUnmatchedDelivery } from "../lambda/adapters/reserved-items";
+import { recordUnmatchedDelivery } from "../lambda/adapters/unmatched-deliveries";
 import type { JobRecord } from "../lambda/shared/job";
 import { profileRegion, useRegion } from "../scripts/lib/aws-session";
 import { parseJobRef } from "../scripts/lib/job-ref";

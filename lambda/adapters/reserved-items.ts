@@ -3,7 +3,7 @@
  * per-config spot circuit breaker, the re-run-on-demand marker of a workflow run, and the
  * reconciler's webhook-redelivery bookmarks. Each is written under a version check (optimistic), so
  * concurrent writers never lose an update. Beside them, what the operator tools read: the
- * reconciler's heartbeat and the deliveries whose labels matched no config.
+ * reconciler's heartbeat (the deliveries that matched no config are unmatched-deliveries.ts).
  */
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import type { BreakerPolicy, BreakerState, RetryMarker } from "../core/lifecycle";
@@ -178,101 +178,4 @@ export function getReconcilerHeartbeat(
   table = settings().jobsTable,
 ): Promise<ReconcilerHeartbeat | undefined> {
   return getReserved<ReconcilerHeartbeat>(RESERVED_KEYS.reconcilerHeartbeat, table);
-}
-
-/** A `workflow_job` delivery whose labels matched no label config. */
-export interface UnmatchedDelivery {
-  jobId: string;
-  /** The job's `runs-on` labels as GitHub sent them. */
-  labels: string[];
-  owner: string;
-  /** `owner/name`. */
-  repo: string;
-  /** The run's and the job's pages on GitHub. */
-  runUrl?: string;
-  jobUrl?: string;
-  deliveredAt: string;
-  deliveryId?: string;
-}
-
-/** Long enough for the on-call to see it, short enough that the table never gathers them. */
-export const UNMATCHED_TTL_SECONDS = 24 * 3600;
-// The payload is the sender's: every field is cut to size, so an item stays a few hundred bytes.
-const MAX_LABELS = 20;
-const MAX_TEXT = 256;
-const MAX_URL = 512;
-
-const cut = (text: string | undefined, max: number) => (text === undefined ? undefined : text.slice(0, max));
-
-/**
- * Records a delivery that matched no config (the webhook answered "ignored"), under
- * `#unmatched#<job id>` for UNMATCHED_TTL_SECONDS: a later delivery of the same job replaces it. No
- * `state`: it is in no index, so nothing that reads jobs ever sees it.
- */
-export async function recordUnmatchedDelivery(
-  delivery: UnmatchedDelivery,
-  table = settings().jobsTable,
-): Promise<void> {
-  const deliveredAt = Date.parse(delivery.deliveredAt);
-  const at = Number.isNaN(deliveredAt) ? Date.now() : deliveredAt;
-  const item = {
-    jobId: RESERVED_KEYS.unmatched(delivery.jobId.slice(0, 40)),
-    labels: delivery.labels.slice(0, MAX_LABELS).map((label) => label.slice(0, 100)),
-    owner: cut(delivery.owner, MAX_TEXT),
-    repo: cut(delivery.repo, MAX_TEXT),
-    runUrl: cut(delivery.runUrl, MAX_URL),
-    jobUrl: cut(delivery.jobUrl, MAX_URL),
-    deliveredAt: new Date(at).toISOString(),
-    deliveryId: cut(delivery.deliveryId, 100),
-    expiresAt: Math.floor(at / 1000) + UNMATCHED_TTL_SECONDS,
-  };
-  await dynamodb("PutItem", { TableName: table, Item: marshall(item, marshallOptions) });
-}
-
-/** One job's unmatched delivery, if one was recorded and has not expired. */
-export async function getUnmatchedDelivery(
-  jobId: string,
-  table = settings().jobsTable,
-  now = new Date(),
-): Promise<UnmatchedDelivery | undefined> {
-  const item = await getItem<UnmatchedDelivery & { expiresAt: number }>(table, {
-    jobId: RESERVED_KEYS.unmatched(jobId),
-  });
-  if (!item || item.expiresAt * 1000 <= now.getTime()) return undefined;
-  const { expiresAt: _ttl, ...delivery } = item;
-  return { ...delivery, jobId };
-}
-
-/**
- * The unexpired unmatched deliveries, newest first (at most `limit`). A Scan, filtered by key prefix:
- * the items are in no index by design, and only the operator's `npm run status` reads them.
- */
-export async function listUnmatchedDeliveries(
-  table = settings().jobsTable,
-  now = new Date(),
-  limit = 50,
-): Promise<UnmatchedDelivery[]> {
-  const found: UnmatchedDelivery[] = [];
-  let start: Record<string, unknown> | undefined;
-  do {
-    const page = await dynamodb("Scan", {
-      TableName: table,
-      FilterExpression: "begins_with(jobId, :prefix) AND expiresAt > :now",
-      ExpressionAttributeValues: marshall({
-        ":prefix": UNMATCHED_PREFIX,
-        ":now": Math.floor(now.getTime() / 1000),
-      }),
-      ExclusiveStartKey: start as never,
-    });
-    for (const raw of page.Items ?? []) {
-      const {
-        jobId,
-        expiresAt: _ttl,
-        ...rest
-      } = unmarshall(raw) as UnmatchedDelivery & { expiresAt: number };
-      found.push({ ...rest, jobId: jobId.slice(UNMATCHED_PREFIX.length) });
-    }
-    start = page.LastEvaluatedKey;
-  } while (start);
-  return found.sort((a, b) => b.deliveredAt.localeCompare(a.deliveredAt)).slice(0, limit);
 }

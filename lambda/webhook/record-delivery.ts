@@ -219,7 +219,7 @@ async function followInProgress(jobId: string, runnerName: string | undefined): 
  */
 async function recordUnmatched(unmatched: Unmatched): Promise<void> {
   try {
-    await (await import("../adapters/reserved-items")).recordUnmatchedDelivery(unmatched);
+    await (await import("../adapters/unmatched-deliveries")).recordUnmatchedDelivery(unmatched);
   } catch (error) {
     logger.warn("unmatched delivery not recorded", error as Error);
   }

@@ -5,7 +5,7 @@
 import { listHandoffReports } from "../../lambda/adapters/handoff";
 import { listActiveJobs, listJobsByState } from "../../lambda/adapters/job-queries";
 import { getJob } from "../../lambda/adapters/jobs-table";
-import { getUnmatchedDelivery, listUnmatchedDeliveries } from "../../lambda/adapters/reserved-items";
+import { getUnmatchedDelivery } from "../../lambda/adapters/unmatched-deliveries";
 import { JOB_STATES, type JobRecord, type JobState, TERMINAL_STATES } from "../../lambda/shared/job";
 import type { LabelRoute } from "../../lambda/shared/label-config";
 import { ConfigError } from "../../src/config/errors";
@@ -15,7 +15,12 @@ import { explainJob, type FleetLimits, type HandoffLookup } from "./explain";
 import { activeCounts, fleetReport, renderReport } from "./fleet-summary";
 import { type JobRef, parseJobRef } from "./job-ref";
 import { PROJECT, type Pulumi } from "./pulumi";
-import { describeUnmatched, renderUnmatched, unmatchedLines } from "./unmatched-report";
+import {
+  describeUnmatched,
+  listUnmatchedDeliveries,
+  renderUnmatched,
+  unmatchedLines,
+} from "./unmatched-report";
 
 export interface StatusSources {
   jobsTable: string;
