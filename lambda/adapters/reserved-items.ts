@@ -5,11 +5,11 @@
  * concurrent writers never lose an update. Beside them, what the operator tools read: the
  * reconciler's heartbeat (the deliveries that matched no config are unmatched-deliveries.ts).
  */
-import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
+import { marshall } from "@aws-sdk/util-dynamodb";
 import type { BreakerPolicy, BreakerState, RetryMarker } from "../core/lifecycle";
 import { recordInterruption } from "../core/lifecycle";
 import type { RedeliveryState } from "../core/redelivery";
-import { RESERVED_KEYS, UNMATCHED_PREFIX } from "../shared/reserved-keys";
+import { RESERVED_KEYS } from "../shared/reserved-keys";
 import { type GitHubWebhook, settings } from "../shared/settings";
 import { dynamodb, expiryFor, getItem, marshallOptions, unlessConditionFailed } from "./dynamodb";
 
