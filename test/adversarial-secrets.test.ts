@@ -227,7 +227,7 @@ it("a full flow leaks no App key, webhook secret, installation token, PAT or JIT
   );
   expect(texts.filter((t) => t.where.startsWith("SQS message")).length).toBeGreaterThanOrEqual(5);
   expect(findLeaks(secrets, texts)).toEqual([]);
-}, 120_000);
+}, 600_000);
 
 it("flags a planted leak: a JIT config, a token cut short, a base64 secret, a JSON-escaped key", () => {
   const key =

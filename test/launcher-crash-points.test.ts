@@ -173,7 +173,7 @@ it.each(CRASH_POINTS.map((point, i) => ({ ...point, i })))(
     // The launcher that died after the hand-off had done its work: no job was launched again.
     if (i === 3) expect(world.sandbox.callsTo("ec2", "CreateFleet")).toHaveLength(CONFIGS.length);
   },
-  120_000,
+  600_000,
 );
 
 async function drainLauncher() {

@@ -453,7 +453,7 @@ it("a simulated day ends with every job closed with a reason and no instance run
   expect(stats.broken).toBeGreaterThan(0);
   expect(stats.reruns).toBeGreaterThan(0);
   expect(world.github.violations()).toEqual([]);
-}, 120_000);
+}, 600_000);
 
 function count(values: string[]): Record<string, number> {
   const counts: Record<string, number> = {};

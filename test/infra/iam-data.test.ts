@@ -16,7 +16,7 @@ const MANAGED = ["EC2InstanceProfileForImageBuilder", "AmazonSSMManagedInstanceC
 let roles: DeclaredRole[];
 beforeAll(async () => {
   roles = declaredRoles(await runIamStack());
-}, 120_000);
+}, 600_000);
 
 describe("IAM against AWS's service authorization data", () => {
   it("covers every role: five Lambdas, the runner and the image build instances", () => {

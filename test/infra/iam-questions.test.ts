@@ -21,7 +21,7 @@ beforeAll(async () => {
   run = await runIamStack();
   const roles = declaredRoles(run);
   policyOf = (name) => roles.find((r) => r.name === name)!.statements;
-}, 120_000);
+}, 600_000);
 
 const templates = () => run.ofType("aws:ec2/launchTemplate:LaunchTemplate").map((t) => String(t.state.arn));
 const securityGroup = () => String(run.ofType("aws:ec2/securityGroup:SecurityGroup")[0]!.state.arn);

@@ -12,7 +12,7 @@ import { ROOT } from "./stack-config";
 let roles: DeclaredRole[];
 beforeAll(async () => {
   roles = declaredRoles(await runIamStack());
-}, 120_000);
+}, 600_000);
 
 describe("docs IAM table", () => {
   it("is the table generated from the policy definitions", () => {

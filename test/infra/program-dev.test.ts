@@ -29,7 +29,7 @@ let run: ProgramRun;
 beforeAll(async () => {
   const { config, secretKeys } = withSecrets(withAppId(devStackValues()), APP_SECRETS);
   run = await runProgram(config, secretKeys);
-}, 120_000);
+}, 600_000);
 
 const bySid = (statements: any[], sid: string) => {
   const found = statements.find((s) => s.Sid === sid);

@@ -16,7 +16,7 @@ beforeAll(async () => {
   values[`${PROJECT}:labelConfigs`]["linux-arm64-medium"].amiId = "ami-0fedcba9876543210";
   const { config, secretKeys } = withSecrets(values, APP_SECRETS);
   run = await runProgram(config, secretKeys);
-}, 120_000);
+}, 600_000);
 
 describe("existing VPC, given AMIs", () => {
   it("creates no VPC and puts the security group in the given one", () => {

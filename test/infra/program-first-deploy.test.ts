@@ -11,7 +11,7 @@ let run: ProgramRun;
 beforeAll(async () => {
   const { config, secretKeys } = withSecrets(devStackValues(), {});
   run = await runProgram(config, secretKeys);
-}, 120_000);
+}, 600_000);
 
 const parameters = () => run.ofType("aws:ssm/parameter:Parameter");
 

@@ -21,7 +21,7 @@ beforeAll(async () => {
   values[`${PROJECT}:network`] = { natGateway: true, availabilityZones: 2 };
   const { config, secretKeys } = withSecrets(values, TOKEN_SECRETS);
   run = await runProgram(config, secretKeys);
-}, 120_000);
+}, 600_000);
 
 describe("token mode on GHES, repo scope", () => {
   it("creates a workflow_job webhook on each repository, signed with the stack's secret", () => {
