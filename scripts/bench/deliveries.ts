@@ -1,25 +1,32 @@
 /**
  * GitHub's side of the webhook in a burst, as production has it: GitHub records every delivery with
- * its outcome (a non-2xx answer, or no answer within its 10 s timeout, is a failure) and never
- * delivers again by itself; the reconciler, scheduled every minute, reads the failed deliveries and
- * asks GitHub to redeliver them, which GitHub does to the webhook with the same delivery id.
+ * its outcome and never delivers again by itself; the reconciler, scheduled every minute, reads the
+ * failed deliveries and asks GitHub to redeliver them, which GitHub does to the webhook with the
+ * same delivery id.
+ *
+ * GitHub also fails a delivery not answered within 10 s. That rule is not applied here: one webhook
+ * environment answers the whole burst (Lambda would scale out) on a scaled clock, so a delivery's
+ * answer time is mostly its wait for that thread, not what GitHub would see. Such answers are counted
+ * (`slowAnswers`); a webhook starved for real fails on its own 10 s timeouts and answers 5xx.
  */
 import type { ScheduledEvent } from "aws-lambda";
 import type { Delivery } from "../../test/sandbox/github-state";
 import type { ReconcilerLambda, WebhookLambda, World } from "./world";
 
-/** GitHub fails a delivery its endpoint does not answer within 10 s. */
+/** GitHub's timeout for an answer to a delivery. */
 const GITHUB_DELIVERY_TIMEOUT_MS = 10_000;
 /** The reconciler's EventBridge schedule: every minute. */
 const RECONCILE_EVERY_MS = 60_000;
 
 export interface DeliveryStats {
-  /** Deliveries of burst jobs that failed (first attempts and redeliveries). */
+  /** First deliveries lost on purpose before the webhook (scenario 3). */
+  lost: number;
+  /** Deliveries the webhook answered with an error, or never (first attempts and redeliveries). */
   failed: number;
   /** Redeliveries the reconciler asked for. */
   redelivered: number;
-  /** Failed answers that took GitHub's whole timeout: the webhook was starved, not refused. */
-  timedOut: number;
+  /** Answers that came after GitHub's 10 s (on the thread every delivery shares; see above). */
+  slowAnswers: number;
   /** Reconciler runs, and the ticks skipped because the previous run was still going. */
   reconcilerRuns: number;
   reconcilerSkipped: number;
@@ -27,9 +34,10 @@ export interface DeliveryStats {
 
 export class WebhookDeliveries {
   readonly stats: DeliveryStats = {
+    lost: 0,
     failed: 0,
     redelivered: 0,
-    timedOut: 0,
+    slowAnswers: 0,
     reconcilerRuns: 0,
     reconcilerSkipped: 0,
   };
@@ -64,7 +72,10 @@ export class WebhookDeliveries {
       installation_id: (payload.installation as { id?: number } | undefined)?.id ?? null,
       payload,
     });
-    if (lost) return this.failed(delivery, { status: 502, timedOut: false, ms: 0 });
+    if (lost) {
+      this.stats.lost++;
+      return this.failed(delivery, 502);
+    }
     return this.send(delivery);
   }
 
@@ -96,30 +107,21 @@ export class WebhookDeliveries {
       .invokeTimed(event)
       .catch(() => ({ result: { statusCode: 502 }, ms: 0 }));
     const status = result.statusCode ?? 502;
-    const timedOut = ms > GITHUB_DELIVERY_TIMEOUT_MS;
-    if (status >= 200 && status < 300 && !timedOut) {
-      Object.assign(delivery, { status: "OK", status_code: status, duration: ms / 1000 });
-      return status;
+    if (ms > GITHUB_DELIVERY_TIMEOUT_MS) this.stats.slowAnswers++;
+    if (status < 200 || status >= 300) {
+      this.stats.failed++;
+      return this.failed(delivery, status);
     }
-    return this.failed(delivery, { status, timedOut, ms });
+    Object.assign(delivery, { status: "OK", status_code: status, duration: ms / 1000 });
+    return status;
   }
 
-  /** Records a failed attempt as GitHub shows it; returns the status GitHub saw (0: none). */
-  private failed(
-    delivery: Delivery,
-    { status, timedOut, ms }: { status: number; timedOut: boolean; ms: number },
-  ) {
-    this.stats.failed++;
-    if (timedOut) this.stats.timedOut++;
+  /** Records a failed attempt as GitHub shows it; returns its status. */
+  private failed(delivery: Delivery, status: number): number {
     const jobId = String((delivery.payload.workflow_job as { id?: number } | undefined)?.id ?? "");
     if (!this.firstFailureAt.has(jobId)) this.firstFailureAt.set(jobId, this.world.sandbox.clock.now());
-    Object.assign(
-      delivery,
-      timedOut
-        ? { status: "timed out", status_code: 0, duration: GITHUB_DELIVERY_TIMEOUT_MS / 1000 }
-        : { status: `Invalid HTTP Response: ${status}`, status_code: status, duration: ms / 1000 },
-    );
-    return timedOut ? 0 : status;
+    Object.assign(delivery, { status: `Invalid HTTP Response: ${status}`, status_code: status });
+    return status;
   }
 }
 
