@@ -12,18 +12,26 @@ import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sign } from "@octokit/webhooks-methods";
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { recordReconcilerHeartbeat } from "../lambda/adapters/reserved-items";
 import { runDoctor } from "../scripts/lib/doctor";
 import { renderChecks } from "../scripts/lib/doctor-check";
 import { createApp } from "../scripts/lib/github-app";
 import { pulumiCli } from "../scripts/lib/pulumi";
+import {
+  AMI_PARAMS,
+  LABEL_CONFIGS,
+  LABEL_PATH,
+  SECRET,
+  SECRET_PARAM,
+  STACK,
+  seedDeployedStack,
+  serveWebhook,
+} from "./deployed-stack-support";
 import { operatorStandIn } from "./operator-pulumi-stand-in";
 import { type Sandbox, startSandbox } from "./sandbox";
 import type { GitHubFake } from "./sandbox/github";
-import { type LocalServer, listen, readBody } from "./sandbox/http";
+import type { LocalServer } from "./sandbox/http";
 import { deployedStack, setupStandIn } from "./setup-pulumi-stand-in";
 import { quietLambdaLogs } from "./webhook-support";
 
@@ -31,15 +39,6 @@ const SLOW = 600_000;
 const CHROMIUM = "/usr/bin/chromium";
 const GHES = "https://ghes.example.com";
 const SHOTS = join(import.meta.dirname, "..", "test-results", "first-deploy-path");
-const STACK = "dev";
-const SECRET = "stack-generated-secret-0123456789abcdef";
-const SECRET_PARAM = `/runner-fleet/${STACK}/github/webhook-secret`;
-const LABEL_PATH = `/runner-fleet/${STACK}/label-configs`;
-const AMI_PARAMS = { x64: `/runner-fleet/${STACK}/ami/x64`, arm64: `/runner-fleet/${STACK}/ami/arm64` };
-const LABEL_CONFIGS = {
-  "linux-x64": { labels: ["linux", "x64"], instanceTypes: ["m7i.large"], arch: "x64" },
-  "linux-arm64-large": { labels: ["linux", "arm64", "large"], instanceTypes: ["m7g.xlarge"], arch: "arm64" },
-};
 
 let sandbox: Sandbox;
 let github: GitHubFake;
@@ -61,44 +60,6 @@ async function step(page: Page, name: string, steps: () => Promise<void>): Promi
       cause: error,
     });
   }
-}
-
-/** The webhook Lambda behind a local HTTP server, as API Gateway (payload 2.0) would invoke it. */
-async function serveWebhook(): Promise<LocalServer> {
-  const { handler } = await import("../lambda/webhook");
-  return listen(async (req, res) => {
-    const body = (await readBody(req)).toString("utf8");
-    const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]));
-    const event = { version: "2.0", rawPath: "/webhook", headers, body, isBase64Encoded: false };
-    const result = (await handler(
-      event as unknown as APIGatewayProxyEventV2,
-    )) as APIGatewayProxyStructuredResultV2;
-    res.writeHead(result.statusCode ?? 200, { "content-type": "application/json" });
-    res.end(result.body ?? "");
-  });
-}
-
-/** What `pulumi up` left before the App existed: everything doctor checks on the AWS side. */
-async function seedDeployedStack(): Promise<void> {
-  sandbox.ssm.put(SECRET_PARAM, SECRET, { type: "SecureString" });
-  for (const [name, c] of Object.entries(LABEL_CONFIGS))
-    sandbox.ssm.put(
-      `${LABEL_PATH}/${name}`,
-      JSON.stringify({ name, ...c, launchTemplateId: `lt-0${name.length}`, maxRunners: 10 }),
-    );
-  for (const [arch, parameter] of Object.entries(AMI_PARAMS)) {
-    const image = { creationDate: Date.now() - 86_400_000, name: `runner-fleet-${STACK}-${arch}` };
-    sandbox.ssm.put(
-      parameter,
-      sandbox.ec2.addImage({ ...image, architecture: arch === "x64" ? "x86_64" : "arm64" }),
-    );
-  }
-  await recordReconcilerHeartbeat(
-    { ranAt: new Date(Date.now() - 30_000).toISOString(), failed: 0, unreadable: [] },
-    jobsTable,
-  );
-  for (const id of ["running-instances", "dlq-not-empty", "launcher-errors"])
-    sandbox.cloudwatch.putAlarm(`runner-fleet-${STACK}-${id}`);
 }
 
 /** GitHub pings the App's webhook as configured (URL and secret) and records the delivery. */
@@ -140,7 +101,7 @@ beforeAll(async () => {
     GITHUB_OWNER: github.org,
     POWERTOOLS_SERVICE_NAME: "webhook",
   });
-  await seedDeployedStack();
+  await seedDeployedStack(sandbox, jobsTable);
   webhook = await serveWebhook();
   tmp = await mkdtemp(join(tmpdir(), "first-deploy-"));
   context = await chromium.launchPersistentContext(join(tmp, "chromium"), {

@@ -8,7 +8,6 @@ import { DeleteItemCommand } from "@aws-sdk/client-dynamodb";
 import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import { sign } from "@octokit/webhooks-methods";
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { recordReconcilerHeartbeat } from "../lambda/adapters/reserved-items";
 import { RESERVED_KEYS } from "../lambda/shared/reserved-keys";
@@ -17,37 +16,22 @@ import { MINIMUM_RUNNER_VERSION as DOCTOR_MINIMUM } from "../scripts/lib/doctor-
 import { type Check, renderChecks } from "../scripts/lib/doctor-check";
 import { pulumiCli } from "../scripts/lib/pulumi";
 import { MINIMUM_RUNNER_VERSION } from "../src/components/runner-bootstrap";
+import {
+  AMI_PARAMS,
+  LABEL_CONFIGS,
+  LABEL_PATH,
+  PREFIX,
+  SECRET,
+  SECRET_PARAM,
+  STACK,
+  seedDeployedStack,
+  serveWebhook,
+} from "./deployed-stack-support";
 import { operatorStandIn } from "./operator-pulumi-stand-in";
 import { type Sandbox, startSandbox } from "./sandbox";
 import { type GitHubFake, startGitHubFake } from "./sandbox/github";
-import { type LocalServer, listen, readBody } from "./sandbox/http";
+import type { LocalServer } from "./sandbox/http";
 import { FakePulumi } from "./scripts-support";
-
-const STACK = "dev";
-const PREFIX = `runner-fleet-${STACK}`;
-const SECRET = "stack-generated-secret-0123456789abcdef";
-const SECRET_PARAM = `/runner-fleet/${STACK}/github/webhook-secret`;
-const LABEL_PATH = `/runner-fleet/${STACK}/label-configs`;
-const AMI_PARAMS = { x64: `/runner-fleet/${STACK}/ami/x64`, arm64: `/runner-fleet/${STACK}/ami/arm64` };
-const LABEL_CONFIGS = {
-  "linux-x64": { labels: ["linux", "x64"], instanceTypes: ["m7i.large"], arch: "x64" },
-  "linux-arm64-large": { labels: ["linux", "arm64", "large"], instanceTypes: ["m7g.xlarge"], arch: "arm64" },
-};
-
-/** The webhook Lambda behind a local HTTP server, as API Gateway (payload 2.0) would invoke it. */
-async function serveWebhook(): Promise<LocalServer> {
-  const { handler } = await import("../lambda/webhook");
-  return listen(async (req, res) => {
-    const body = (await readBody(req)).toString("utf8");
-    const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]));
-    const event = { version: "2.0", rawPath: "/webhook", headers, body, isBase64Encoded: false };
-    const result = (await handler(
-      event as unknown as APIGatewayProxyEventV2,
-    )) as APIGatewayProxyStructuredResultV2;
-    res.writeHead(result.statusCode ?? 200, { "content-type": "application/json" });
-    res.end(result.body ?? "");
-  });
-}
 
 let sandbox: Sandbox;
 let github: GitHubFake;
@@ -99,26 +83,7 @@ async function deployHealthy() {
     .set("runner-fleet:github.appId", String(github.appId))
     .set("runner-fleet:githubAppPrivateKey", github.privateKey.trim(), true)
     .set("runner-fleet:labelConfigs", JSON.stringify(LABEL_CONFIGS));
-  sandbox.ssm.put(SECRET_PARAM, SECRET, { type: "SecureString" });
-  for (const [name, c] of Object.entries(LABEL_CONFIGS))
-    sandbox.ssm.put(
-      `${LABEL_PATH}/${name}`,
-      JSON.stringify({ name, ...c, launchTemplateId: `lt-0${name.length}`, maxRunners: 10 }),
-    );
-  for (const [arch, parameter] of Object.entries(AMI_PARAMS)) {
-    const creationDate = Date.now() - 3 * 86_400_000;
-    const architecture = arch === "x64" ? "x86_64" : "arm64";
-    sandbox.ssm.put(
-      parameter,
-      sandbox.ec2.addImage({ creationDate, architecture, name: `${PREFIX}-${arch}` }),
-    );
-  }
-  await recordReconcilerHeartbeat(
-    { ranAt: new Date(Date.now() - 30_000).toISOString(), failed: 0, unreadable: [] },
-    jobsTable,
-  );
-  for (const id of ["running-instances", "dlq-not-empty", "launcher-errors"])
-    sandbox.cloudwatch.putAlarm(`${PREFIX}-${id}`);
+  await seedDeployedStack(sandbox, jobsTable, 3);
   Object.assign(github.state.hookConfig, {
     url: webhook.url,
     content_type: "json",
