@@ -41,7 +41,8 @@ export type Ec2Event =
 export async function handler(event: Ec2Event): Promise<Ec2EventResult> {
   const result = await handleEc2Event(event);
   logger.info("ec2 event", { detailType: event["detail-type"], ...result });
-  metrics.publishStoredMetrics();
+  // Most events count nothing; publishing nothing only logs a warning.
+  if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
   return result;
 }
 
