@@ -31,8 +31,13 @@ import {
 } from "./lifecycle-support";
 import { EC2_THROTTLE, type Sandbox, type SandboxQueue, startSandbox } from "./sandbox";
 import { failNextOrgJitConfigs, type GitHubFake, githubErrors, startGitHubFake } from "./sandbox/github";
+import { quietLambdaLogs } from "./webhook-support";
 
 type Handler = (event: { Records: SQSRecord[] }) => Promise<SQSBatchResponse>;
+
+// The metrics stay enabled here (the EMF test reads them): what the launcher prints is shown only
+// when a test fails.
+quietLambdaLogs();
 
 let sandbox: Sandbox;
 let github: GitHubFake;
