@@ -23,6 +23,25 @@ export const LABEL_CONFIGS = {
   "linux-arm64-large": { labels: ["linux", "arm64", "large"], instanceTypes: ["m7g.xlarge"], arch: "arm64" },
 };
 
+/** The webhook Lambda's settings for this stack (set them before serveWebhook imports it). */
+export function webhookSettings(
+  jobsTable: string,
+  launchQueueUrl: string,
+  owner: string,
+): Record<string, string> {
+  return {
+    STACK_NAME: STACK,
+    JOBS_TABLE: jobsTable,
+    LAUNCH_QUEUE_URL: launchQueueUrl,
+    WEBHOOK_SECRET_PARAM: SECRET_PARAM,
+    LABEL_ROUTES: JSON.stringify(
+      Object.entries(LABEL_CONFIGS).map(([name, c]) => ({ name, labels: c.labels })),
+    ),
+    GITHUB_OWNER: owner,
+    POWERTOOLS_SERVICE_NAME: "webhook",
+  };
+}
+
 /** The webhook Lambda behind a local HTTP server, as API Gateway (payload 2.0) would invoke it. */
 export async function serveWebhook(): Promise<LocalServer> {
   const { handler } = await import("../lambda/webhook");

@@ -23,10 +23,10 @@ import {
   LABEL_CONFIGS,
   LABEL_PATH,
   SECRET,
-  SECRET_PARAM,
   STACK,
   seedDeployedStack,
   serveWebhook,
+  webhookSettings,
 } from "./deployed-stack-support";
 import { operatorStandIn } from "./operator-pulumi-stand-in";
 import { type Sandbox, startSandbox } from "./sandbox";
@@ -90,17 +90,7 @@ beforeAll(async () => {
   github = sandbox.github!;
   jobsTable = (await sandbox.createTables("first-deploy")).jobs;
   const launch = sandbox.createQueue("first-deploy-launch", { dlq: true });
-  restoreEnv = sandbox.useEnv({
-    STACK_NAME: STACK,
-    JOBS_TABLE: jobsTable,
-    LAUNCH_QUEUE_URL: launch.url,
-    WEBHOOK_SECRET_PARAM: SECRET_PARAM,
-    LABEL_ROUTES: JSON.stringify(
-      Object.entries(LABEL_CONFIGS).map(([name, c]) => ({ name, labels: c.labels })),
-    ),
-    GITHUB_OWNER: github.org,
-    POWERTOOLS_SERVICE_NAME: "webhook",
-  });
+  restoreEnv = sandbox.useEnv(webhookSettings(jobsTable, launch.url, github.org));
   await seedDeployedStack(sandbox, jobsTable);
   webhook = await serveWebhook();
   tmp = await mkdtemp(join(tmpdir(), "first-deploy-"));

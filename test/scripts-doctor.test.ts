@@ -26,6 +26,7 @@ import {
   STACK,
   seedDeployedStack,
   serveWebhook,
+  webhookSettings,
 } from "./deployed-stack-support";
 import { operatorStandIn } from "./operator-pulumi-stand-in";
 import { type Sandbox, startSandbox } from "./sandbox";
@@ -111,17 +112,7 @@ beforeAll(async () => {
   jobsTable = (await sandbox.createTables("doctor")).jobs;
   const launch = sandbox.createQueue("doctor-launch", { dlq: true });
   dlqUrl = launch.dlqUrl!;
-  restoreEnv = sandbox.useEnv({
-    STACK_NAME: STACK,
-    JOBS_TABLE: jobsTable,
-    LAUNCH_QUEUE_URL: launch.url,
-    WEBHOOK_SECRET_PARAM: SECRET_PARAM,
-    LABEL_ROUTES: JSON.stringify(
-      Object.entries(LABEL_CONFIGS).map(([name, c]) => ({ name, labels: c.labels })),
-    ),
-    GITHUB_OWNER: github.org,
-    POWERTOOLS_SERVICE_NAME: "webhook",
-  });
+  restoreEnv = sandbox.useEnv(webhookSettings(jobsTable, launch.url, github.org));
   sandbox.ssm.put(SECRET_PARAM, SECRET, { type: "SecureString" });
   webhook = await serveWebhook();
 });
