@@ -10,7 +10,7 @@ import { type Sandbox, startSandbox } from "./sandbox";
 
 let sandbox: Sandbox;
 let restoreEnv: () => void;
-let tables: { jobs: string; handoff: string };
+let tables: { jobs: string; handoff: string; pool: string };
 let queueUrl: string;
 let ec2Events: typeof import("../lambda/ec2-events");
 let jobsTable: typeof import("../lambda/adapters/jobs-table");
@@ -26,6 +26,7 @@ beforeAll(async () => {
     STACK_NAME: "test",
     JOBS_TABLE: tables.jobs,
     HANDOFF_TABLE: tables.handoff,
+    POOL_TABLE: tables.pool,
     LAUNCH_QUEUE_URL: queueUrl,
     RUNNER_ROLE_ID: "AROATESTRUNNERROLE",
     SPOT_BREAKER_INTERRUPTIONS: "2",

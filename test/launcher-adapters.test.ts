@@ -24,6 +24,7 @@ beforeAll(async () => {
   restoreEnv = sandbox.useEnv({
     JOBS_TABLE: tables.jobs,
     HANDOFF_TABLE: tables.handoff,
+    POOL_TABLE: tables.pool,
     LABEL_CONFIG_PATH: PATH,
     RUNNER_ROLE_ID: "AROAADAPTERS",
     HANDOFF_TTL_SECONDS: "600",

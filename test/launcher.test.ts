@@ -132,6 +132,7 @@ beforeAll(async () => {
     STACK_NAME: "test",
     JOBS_TABLE: tables.jobs,
     HANDOFF_TABLE: tables.handoff,
+    POOL_TABLE: tables.pool,
     LAUNCH_QUEUE_URL: queue.url,
     LABEL_CONFIG_PATH: CONFIG_PATH,
     GITHUB_PRIVATE_KEY_PARAM: KEY_PARAM,

@@ -12,6 +12,7 @@ import type { JobRecord, LaunchMessage } from "../lambda/shared/job";
 import type { LabelConfig } from "../lambda/shared/label-config";
 import { handoffKeyFor } from "../lambda/shared/tables";
 import { type Sandbox, type SandboxQueue, startSandbox } from "./sandbox";
+import type { SandboxTables } from "./sandbox/dynamodb";
 import type { GitHubFake } from "./sandbox/github";
 
 export function jobRecord(jobId: string, over: Partial<JobRecord> = {}, now = new Date()): JobRecord {
@@ -187,7 +188,7 @@ export async function putLabelConfigs(sandbox: Sandbox, ...configs: LabelConfig[
 export interface World {
   sandbox: Sandbox;
   github: GitHubFake;
-  tables: { jobs: string; handoff: string };
+  tables: SandboxTables;
   queue: SandboxQueue;
   /** The GitHub fake's repository as `owner/name`, as job items hold it. */
   repoFullName: string;
@@ -220,6 +221,7 @@ export async function startWorld(
     STACK_NAME: STACK,
     JOBS_TABLE: tables.jobs,
     HANDOFF_TABLE: tables.handoff,
+    POOL_TABLE: tables.pool,
     LAUNCH_QUEUE_URL: queue.url,
     LABEL_CONFIG_PATH: CONFIG_PATH,
     LABEL_ROUTES: JSON.stringify(configs.map((c) => ({ name: c.name, labels: c.labels }))),

@@ -164,7 +164,7 @@ describe("environment", () => {
 describe("DynamoDB (dynalite)", () => {
   it("creates the jobs and hand-off tables with the stack's keys and indexes", async () => {
     const tables = await sandbox.createTables("keys");
-    expect(tables).toEqual({ jobs: "keys-jobs", handoff: "keys-handoff" });
+    expect(tables).toEqual({ jobs: "keys-jobs", handoff: "keys-handoff", pool: "keys-pool" });
     const { Table } = await dynamo.send(new DescribeTableCommand({ TableName: tables.jobs }));
     expect(Table?.KeySchema).toEqual([{ AttributeName: "jobId", KeyType: "HASH" }]);
     const indexes = Object.fromEntries(

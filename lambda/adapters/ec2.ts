@@ -8,6 +8,8 @@ import {
   type CreateFleetCommandInput,
   DescribeInstancesCommand,
   type Filter,
+  StartInstancesCommand,
+  StopInstancesCommand,
   TerminateInstancesCommand,
 } from "@aws-sdk/client-ec2";
 import { type FleetResult, readFleetResult } from "../core/fleet-request";
@@ -27,6 +29,22 @@ export async function terminateInstances(instanceIds: string[]): Promise<void> {
   for (let start = 0; start < instanceIds.length; start += 1000) {
     const chunk = instanceIds.slice(start, start + 1000);
     await ec2Client().send(new TerminateInstancesCommand({ InstanceIds: chunk }));
+  }
+}
+
+/**
+ * Starts one stopped pool member. One instance per call: StartInstances fails as a whole when any
+ * instance cannot start, and each member's start decides its own job's path.
+ */
+export async function startInstance(instanceId: string): Promise<void> {
+  await ec2Client().send(new StartInstancesCommand({ InstanceIds: [instanceId] }));
+}
+
+/** Stops pool members after their warm-up (1,000 ids per call). */
+export async function stopInstances(instanceIds: string[]): Promise<void> {
+  for (let start = 0; start < instanceIds.length; start += 1000) {
+    const chunk = instanceIds.slice(start, start + 1000);
+    await ec2Client().send(new StopInstancesCommand({ InstanceIds: chunk }));
   }
 }
 
@@ -63,6 +81,9 @@ export interface RunnerInstance {
   state?: string;
   launchTime?: Date;
   configName?: string;
+  imageId?: string;
+  /** The config whose stopped pool it belongs to (TAGS.poolMember), if it is a pool member. */
+  poolConfig?: string;
 }
 
 /** The stack's instances (tagged `runner-fleet:stack` = `stackName`) in the given states, all pages. */
@@ -88,6 +109,8 @@ export async function describeRunnerInstances(
           state: instance.State?.Name,
           launchTime: instance.LaunchTime,
           configName: instance.Tags?.find((t) => t.Key === TAGS.config)?.Value,
+          imageId: instance.ImageId,
+          poolConfig: instance.Tags?.find((t) => t.Key === TAGS.poolMember)?.Value,
         });
       }
     }

@@ -29,6 +29,24 @@ export const labelConfigSchema = z.object({
   maxRunners: z.int().check(z.minimum(0)),
   retryOnInterruption: z._default(z.boolean(), true),
   runnerGroupId: z._default(z.int().check(z.minimum(1)), 1),
+  diskSizeGb: z.optional(z.int().check(z.minimum(1))),
+  image: z.optional(
+    z.union([z.object({ amiId: z.string() }), z.object({ parameter: z.string().check(z.minLength(1)) })]),
+  ),
+  pool: z.optional(
+    z.object({
+      size: z.int().check(z.minimum(0)),
+      schedule: z.optional(
+        z.object({
+          timeZone: z.string(),
+          days: z.array(z.enum(["mon", "tue", "wed", "thu", "fri", "sat", "sun"])),
+          from: z.string().check(z.regex(/^([01]\d|2[0-3]):[0-5]\d$/)),
+          to: z.string().check(z.regex(/^([01]\d|2[0-4]):[0-5]\d$/)),
+          size: z.int().check(z.minimum(0)),
+        }),
+      ),
+    }),
+  ),
 }) satisfies z.ZodMiniType<LabelConfig, unknown>;
 
 let cached: { path: string; at: number; configs: Promise<Map<string, LabelConfig>> } | undefined;

@@ -50,6 +50,8 @@ export interface FleetRequestInput {
   count: number;
   clientToken: string;
   stackName: string;
+  /** Launching members of the config's stopped pool (tagged TAGS.poolMember), not runners for jobs. */
+  poolMembers?: boolean;
 }
 
 /**
@@ -69,6 +71,7 @@ export function buildFleetRequest(input: FleetRequestInput): CreateFleetCommandI
     { Key: TAGS.stack, Value: input.stackName },
     { Key: TAGS.config, Value: config.name },
     { Key: TAGS.market, Value: market },
+    ...(input.poolMembers ? [{ Key: TAGS.poolMember, Value: config.name }] : []),
   ];
   return {
     Type: "instant",

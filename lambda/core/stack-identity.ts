@@ -14,6 +14,8 @@ export const TAGS = {
   stack: "runner-fleet:stack",
   config: "runner-fleet:config",
   market: "runner-fleet:market",
+  /** On a member of a config's stopped pool (value: the config): launched by the reconciler, no job yet. */
+  poolMember: "runner-fleet:pool",
 } as const;
 
 /** States in which an instance still exists (and holds a network interface in the VPC). */

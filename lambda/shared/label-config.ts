@@ -27,7 +27,36 @@ export interface LabelConfig {
   retryOnInterruption: boolean;
   /** GitHub runner group id the JIT runners join (org scope); 1 = Default. */
   runnerGroupId: number;
+  /** Root volume size, GiB (what a stopped pool member costs while idle). The program always writes it. */
+  diskSizeGb?: number;
+  /**
+   * Where the launch template's AMI comes from: a fixed id, or the SSM parameter the image pipeline
+   * updates. The program always writes it; the pool's rotation compares members' AMIs with it.
+   */
+  image?: { amiId: string } | { parameter: string };
+  /** The config's stopped pool; absent or size 0 outside any schedule = no pool. */
+  pool?: PoolSpec;
 }
+
+/** A stopped pool's size: `size`, or `schedule.size` while the schedule's window is open. */
+export interface PoolSpec {
+  size: number;
+  schedule?: PoolSchedule;
+}
+
+/** A weekly window in a time zone, e.g. Monday–Friday 08:00–19:00 Europe/Berlin. */
+export interface PoolSchedule {
+  /** IANA time zone, e.g. `Europe/Berlin`. */
+  timeZone: string;
+  /** Days the window opens, `mon` … `sun`. */
+  days: Weekday[];
+  /** `HH:MM`, local time; the window is [from, to). */
+  from: string;
+  to: string;
+  size: number;
+}
+
+export type Weekday = "mon" | "tue" | "wed" | "thu" | "fri" | "sat" | "sun";
 
 /** The part of a label config the webhook needs to route a job: passed in its environment. */
 export interface LabelRoute {

@@ -103,6 +103,10 @@ export function loadSettings(env: Env = process.env) {
     get handoffTable() {
       return r.str("HANDOFF_TABLE");
     },
+    /** The stopped pools' members (POOL_TABLE in tables.ts). */
+    get poolTable() {
+      return r.str("POOL_TABLE");
+    },
     get launchQueueUrl() {
       return r.str("LAUNCH_QUEUE_URL");
     },

@@ -12,6 +12,7 @@ export interface TableIndex {
 
 export interface TableSchema {
   hashKey: string;
+  rangeKey?: string;
   /** Every key attribute of the table and its indexes; all are strings. */
   attributes: string[];
   ttlAttribute: string;
@@ -43,6 +44,20 @@ export const JOBS_TABLE: TableSchema = {
 export const HANDOFF_TABLE: TableSchema = {
   hashKey: "handoffKey",
   attributes: ["handoffKey"],
+  ttlAttribute: "expiresAt",
+  indexes: [],
+};
+
+/**
+ * The stopped pools: one item per pool member, keyed by its label config and instance id, so the
+ * launcher finds a config's ready members with one Query and claims one with a conditional write
+ * (`state` ready → claimed). lambda/adapters/pool-members.ts reads and writes it; the reconciler fills
+ * and rotates it (lambda/reconciler/tend-pools.ts).
+ */
+export const POOL_TABLE: TableSchema = {
+  hashKey: "config",
+  rangeKey: "instanceId",
+  attributes: ["config", "instanceId"],
   ttlAttribute: "expiresAt",
   indexes: [],
 };

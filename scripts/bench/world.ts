@@ -201,6 +201,7 @@ export async function startWorld(options: WorldOptions) {
     STACK_NAME: "bench",
     JOBS_TABLE: tables.jobs,
     HANDOFF_TABLE: tables.handoff,
+    POOL_TABLE: tables.pool,
     LAUNCH_QUEUE_URL: queue.url,
     LABEL_CONFIG_PATH: params.configs,
     LABEL_ROUTES: JSON.stringify(CONFIGS.map(({ name, labels }) => ({ name, labels }))),

@@ -80,6 +80,7 @@ export async function runDemo(out: (line: string) => void = console.log): Promis
       STACK_NAME: "demo",
       JOBS_TABLE: tables.jobs,
       HANDOFF_TABLE: tables.handoff,
+      POOL_TABLE: tables.pool,
       LAUNCH_QUEUE_URL: queue.url,
       WEBHOOK_SECRET_PARAM: PARAMS.secret,
       LABEL_ROUTES: JSON.stringify(CONFIGS.map(({ name, labels }) => ({ name, labels }))),

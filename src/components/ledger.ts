@@ -5,7 +5,7 @@
  */
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
-import { HANDOFF_TABLE, JOBS_TABLE, type TableSchema } from "../../lambda/shared/tables";
+import { HANDOFF_TABLE, JOBS_TABLE, POOL_TABLE, type TableSchema } from "../../lambda/shared/tables";
 import type { StackContext } from "../config/stack-context";
 import { LAUNCHER_TIMEOUT_SECONDS } from "./launcher-tuning";
 
@@ -22,10 +22,14 @@ export function launchMaxReceiveCount(queueTimeoutMinutes: number): number {
 
 function tableArgs(
   schema: TableSchema,
-): Pick<aws.dynamodb.TableArgs, "hashKey" | "attributes" | "ttl" | "globalSecondaryIndexes" | "billingMode"> {
+): Pick<
+  aws.dynamodb.TableArgs,
+  "hashKey" | "rangeKey" | "attributes" | "ttl" | "globalSecondaryIndexes" | "billingMode"
+> {
   return {
     billingMode: "PAY_PER_REQUEST",
     hashKey: schema.hashKey,
+    rangeKey: schema.rangeKey,
     attributes: schema.attributes.map((name) => ({ name, type: "S" })),
     ttl: { attributeName: schema.ttlAttribute, enabled: true },
     globalSecondaryIndexes: schema.indexes.length
@@ -42,6 +46,7 @@ function tableArgs(
 export class Ledger extends pulumi.ComponentResource {
   readonly jobsTable: aws.dynamodb.Table;
   readonly handoffTable: aws.dynamodb.Table;
+  readonly poolTable: aws.dynamodb.Table;
   readonly launchQueue: aws.sqs.Queue;
   readonly deadLetterQueue: aws.sqs.Queue;
 
@@ -66,6 +71,11 @@ export class Ledger extends pulumi.ComponentResource {
         // JIT configs are credentials: encrypted with the AWS-managed KMS key, not only at rest by default.
         serverSideEncryption: { enabled: true },
       },
+      { parent: this },
+    );
+    this.poolTable = new aws.dynamodb.Table(
+      `${name}-pool`,
+      { name: `${prefix}-pool`, ...tableArgs(POOL_TABLE), serverSideEncryption: { enabled: true } },
       { parent: this },
     );
     this.deadLetterQueue = new aws.sqs.Queue(

@@ -145,7 +145,11 @@ export class Runners extends pulumi.ComponentResource {
           name: names.labelConfig(configName),
           type: "String",
           description: `runner-fleet label config ${configName}`,
-          value: template.id.apply((id) => JSON.stringify(runtimeLabelConfig(configName, label, config, id))),
+          value: template.id.apply((id) =>
+            JSON.stringify(
+              runtimeLabelConfig(configName, label, config, id, args.amiParameterNames?.[label.arch]),
+            ),
+          ),
         },
         { parent: this },
       );
@@ -164,6 +168,7 @@ function runtimeLabelConfig(
   l: LabelConfigInput,
   config: StackConfig,
   launchTemplateId: string,
+  amiParameter: string | undefined,
 ): LabelConfig {
   return {
     name,
@@ -177,5 +182,8 @@ function runtimeLabelConfig(
     maxRunners: l.maxRunners,
     retryOnInterruption: l.retryOnInterruption,
     runnerGroupId: l.runnerGroupId ?? config.github.runnerGroupId,
+    diskSizeGb: l.diskSizeGb,
+    image: l.amiId ? { amiId: l.amiId } : { parameter: amiParameter ?? missingPipeline(name) },
+    pool: l.pool.size > 0 || l.pool.schedule ? l.pool : undefined,
   };
 }

@@ -118,6 +118,51 @@ const network = z
   .prefault({})
   .describe("Where runners launch.");
 
+const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] as const;
+
+const clockTime = (what: string, max: string) =>
+  z.string().regex(max === "24:00" ? /^(([01]\d|2[0-3]):[0-5]\d|24:00)$/ : /^([01]\d|2[0-3]):[0-5]\d$/, {
+    error: `expected ${what} as HH:MM on a 24-hour clock, e.g. "08:00"`,
+  });
+
+const timeZoneProblem = (zone: string): string | undefined => {
+  try {
+    new Intl.DateTimeFormat("en-US", { timeZone: zone });
+    return undefined;
+  } catch {
+    return 'expected an IANA time zone, e.g. "Europe/Berlin" or "America/New_York"';
+  }
+};
+
+const poolSize = z.number().int().min(0).max(1_000);
+
+const pool = z
+  .strictObject({
+    size: poolSize
+      .default(0)
+      .describe("Stopped members kept ready (outside the schedule's window, if there is one). 0 = no pool."),
+    schedule: z
+      .strictObject({
+        timeZone: z.string().check(problemOf(timeZoneProblem)).describe("IANA time zone of the window."),
+        days: z
+          .array(z.enum(WEEKDAYS))
+          .min(1)
+          .default(["mon", "tue", "wed", "thu", "fri"])
+          .describe("Days the window opens: `mon` … `sun`."),
+        from: clockTime("the window's start", "23:59").describe("Local start, `HH:MM`."),
+        to: clockTime("the window's end", "24:00").describe(
+          "Local end, `HH:MM` (exclusive; `24:00` = midnight).",
+        ),
+        size: poolSize.describe("Stopped members kept ready while the window is open."),
+      })
+      .optional()
+      .describe("A weekly window with its own pool size, e.g. working hours."),
+  })
+  .prefault({})
+  .describe(
+    "A stopped pool: members booted once, warmed and stopped, started for a job instead of a cold launch. Idle cost: the root volume (gp3) per member. Members are on-demand.",
+  );
+
 const labelConfig = z.strictObject({
   labels: z
     .array(z.string().min(1).max(100))
@@ -166,6 +211,7 @@ const labelConfig = z.strictObject({
   runnerGroupId: positiveInt(2 ** 31)
     .optional()
     .describe("Runner group id for this config (default: `github.runnerGroupId`)."),
+  pool,
 });
 
 const limits = z
@@ -356,6 +402,27 @@ export const stackConfigSchema = z
         issue(
           ["labelConfigs", name, "maxRunners"],
           `expected at most limits.maxRunnersTotal (${c.limits.maxRunnersTotal})`,
+        );
+      const largestPool = Math.max(l.pool.size, l.pool.schedule?.size ?? 0);
+      if (largestPool > l.maxRunners)
+        issue(
+          [
+            "labelConfigs",
+            name,
+            "pool",
+            l.pool.schedule && l.pool.schedule.size > l.pool.size ? "schedule" : "size",
+          ],
+          `expected a pool no larger than the config's maxRunners (${l.maxRunners}): warming members count against it`,
+        );
+      if (largestPool > 0 && l.spotPolicy === "spotOnly")
+        issue(
+          ["labelConfigs", name, "spotPolicy"],
+          'expected "spotPreferred" or "onDemandOnly" with a pool: pool members are on-demand (a one-time spot instance cannot be stopped)',
+        );
+      if (l.pool.schedule && l.pool.schedule.from >= l.pool.schedule.to)
+        issue(
+          ["labelConfigs", name, "pool", "schedule", "to"],
+          `expected a time after from (${l.pool.schedule.from}): the window is one day's [from, to)`,
         );
       if (!c.imagePipeline.enabled && l.amiId === undefined)
         issue(["labelConfigs", name, "amiId"], "expected an AMI id: the image pipeline is disabled");

@@ -24,6 +24,7 @@ export function fleetSettingsEnvironment(
     STACK_NAME: ctx.stack,
     JOBS_TABLE: parts.ledger.jobsTable.name,
     HANDOFF_TABLE: parts.ledger.handoffTable.name,
+    POOL_TABLE: parts.ledger.poolTable.name,
     LAUNCH_QUEUE_URL: parts.ledger.launchQueue.url,
     LABEL_CONFIG_PATH: names.labelConfigPath,
     LABEL_ROUTES: JSON.stringify(labelRoutesOf(config.labelConfigs)),

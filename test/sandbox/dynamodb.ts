@@ -15,7 +15,7 @@ import {
   ScanCommand,
 } from "@aws-sdk/client-dynamodb";
 import dynalite from "dynalite";
-import { HANDOFF_TABLE, JOBS_TABLE, type TableSchema } from "../../lambda/shared/tables";
+import { HANDOFF_TABLE, JOBS_TABLE, POOL_TABLE, type TableSchema } from "../../lambda/shared/tables";
 import type { FaultError, Faults } from "./faults";
 import { ApiError, type Clock, type LocalServer, listen, readBody, send, sleep } from "./http";
 
@@ -36,6 +36,7 @@ export interface DynamoFakeOptions {
 export interface SandboxTables {
   jobs: string;
   handoff: string;
+  pool: string;
 }
 
 export type DynamoFake = Awaited<ReturnType<typeof startDynamoFake>>;
@@ -134,7 +135,10 @@ export async function startDynamoFake({ faults, clock, region, credentials }: Dy
           TableName: name,
           BillingMode: "PAY_PER_REQUEST",
           AttributeDefinitions: attributeDefinitions,
-          KeySchema: [{ AttributeName: schema.hashKey, KeyType: "HASH" }],
+          KeySchema: [
+            { AttributeName: schema.hashKey, KeyType: "HASH" },
+            ...(schema.rangeKey ? [{ AttributeName: schema.rangeKey, KeyType: "RANGE" as const }] : []),
+          ],
           GlobalSecondaryIndexes: schema.indexes.length
             ? schema.indexes.map((index) => ({
                 IndexName: index.name,
@@ -170,8 +174,12 @@ export async function startDynamoFake({ faults, clock, region, credentials }: Dy
      * existing tables.
      */
     async createTables(prefix = "runner-fleet"): Promise<SandboxTables> {
-      const names = { jobs: `${prefix}-jobs`, handoff: `${prefix}-handoff` };
-      await Promise.all([createTable(names.jobs, JOBS_TABLE), createTable(names.handoff, HANDOFF_TABLE)]);
+      const names = { jobs: `${prefix}-jobs`, handoff: `${prefix}-handoff`, pool: `${prefix}-pool` };
+      await Promise.all([
+        createTable(names.jobs, JOBS_TABLE),
+        createTable(names.handoff, HANDOFF_TABLE),
+        createTable(names.pool, POOL_TABLE),
+      ]);
       return names;
     },
     /**
@@ -185,14 +193,15 @@ export async function startDynamoFake({ faults, clock, region, credentials }: Dy
     async reset(): Promise<void> {
       indexLagMs = 0;
       lastWrite.clear();
-      for (const [table, { hashKey: key }] of tables) {
+      for (const [table, { hashKey, rangeKey }] of tables) {
         let startKey: Record<string, import("@aws-sdk/client-dynamodb").AttributeValue> | undefined;
+        const keys = rangeKey ? [hashKey, rangeKey] : [hashKey];
         do {
           const page = await client.send(
             new ScanCommand({
               TableName: table,
-              ProjectionExpression: "#k",
-              ExpressionAttributeNames: { "#k": key },
+              ProjectionExpression: keys.map((_, i) => `#k${i}`).join(", "),
+              ExpressionAttributeNames: Object.fromEntries(keys.map((k, i) => [`#k${i}`, k])),
               ExclusiveStartKey: startKey,
             }),
           );
