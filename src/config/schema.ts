@@ -419,10 +419,13 @@ export const stackConfigSchema = z
           ["labelConfigs", name, "spotPolicy"],
           'expected "spotPreferred" or "onDemandOnly" with a pool: pool members are on-demand (a one-time spot instance cannot be stopped)',
         );
-      if (l.pool.schedule && l.pool.schedule.from >= l.pool.schedule.to)
+      const window = l.pool.schedule;
+      // Compared only when both are clock times (a malformed one has its own message).
+      const clock = /^\d\d:\d\d$/;
+      if (window && clock.test(window.from) && clock.test(window.to) && window.from >= window.to)
         issue(
           ["labelConfigs", name, "pool", "schedule", "to"],
-          `expected a time after from (${l.pool.schedule.from}): the window is one day's [from, to)`,
+          `expected a time after from (${window.from}): the window is one day's [from, to)`,
         );
       if (!c.imagePipeline.enabled && l.amiId === undefined)
         issue(["labelConfigs", name, "amiId"], "expected an AMI id: the image pipeline is disabled");

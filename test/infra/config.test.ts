@@ -348,6 +348,47 @@ describe("realistic config mistakes fail naming the key, the value and the expec
       /^runner-fleet:labelConfigs\.linux-x64-large\.maxRunners: got 50; expected at most limits\.maxRunnersTotal \(30\)$/,
     ],
     [
+      "a pool larger than the config's runner limit",
+      (v) => {
+        label(v, "linux-x64-large").pool = { size: 25 };
+      },
+      /^runner-fleet:labelConfigs\.linux-x64-large\.pool\.size: got 25; expected a pool no larger than the config's maxRunners \(20\): warming members count against it$/,
+    ],
+    [
+      "a pool on a spot-only config",
+      (v) => {
+        label(v, "linux-arm64-medium").pool = { size: 1 };
+      },
+      /^runner-fleet:labelConfigs\.linux-arm64-medium\.spotPolicy: got "spotOnly"; expected "spotPreferred" or "onDemandOnly" with a pool: pool members are on-demand \(a one-time spot instance cannot be stopped\)$/,
+    ],
+    [
+      "a pool schedule in a time zone that does not exist",
+      (v) => {
+        label(v, "linux-x64-large").pool = {
+          schedule: { timeZone: "Europe/Berlln", from: "08:00", to: "19:00", size: 3 },
+        };
+      },
+      /^runner-fleet:labelConfigs\.linux-x64-large\.pool\.schedule\.timeZone: got "Europe\/Berlln"; expected an IANA time zone, e\.g\. "Europe\/Berlin" or "America\/New_York"$/,
+    ],
+    [
+      "a pool schedule written in 12-hour time",
+      (v) => {
+        label(v, "linux-x64-large").pool = {
+          schedule: { timeZone: "Europe/Berlin", from: "8am", to: "19:00", size: 3 },
+        };
+      },
+      /^runner-fleet:labelConfigs\.linux-x64-large\.pool\.schedule\.from: got "8am"; expected the window's start as HH:MM on a 24-hour clock, e\.g\. "08:00"$/,
+    ],
+    [
+      "a pool schedule ending before it starts",
+      (v) => {
+        label(v, "linux-x64-large").pool = {
+          schedule: { timeZone: "Europe/Berlin", from: "19:00", to: "08:00", size: 3 },
+        };
+      },
+      /^runner-fleet:labelConfigs\.linux-x64-large\.pool\.schedule\.to: got "08:00"; expected a time after from \(19:00\): the window is one day's \[from, to\)$/,
+    ],
+    [
       "an alarm email without domain",
       (v) => {
         v[`${PROJECT}:alarms`].email = "oncall";
