@@ -44,6 +44,7 @@ export function functionSpecs(
     ctx,
     jobsTable: parts.ledger.jobsTable,
     handoffTable: parts.ledger.handoffTable,
+    poolTable: parts.ledger.poolTable,
     launchQueue: parts.ledger.launchQueue,
     runnerRole: parts.runners.role,
     launchTemplateArns: Object.values(parts.runners.launchTemplates).map((t) => t.arn),

@@ -7,6 +7,7 @@
  */
 import type * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
+import { TAGS } from "../../lambda/core/stack-identity";
 import { JOBS_TABLE } from "../../lambda/shared/tables";
 import { IMAGE_BUILDER_SNAPSHOT_TAG } from "../components/image-pipeline";
 import {
@@ -22,6 +23,8 @@ export interface FleetRefs {
   ctx: StackContext;
   jobsTable: aws.dynamodb.Table;
   handoffTable: aws.dynamodb.Table;
+  /** The stopped pools' members (lambda/adapters/pool-members.ts). */
+  poolTable: aws.dynamodb.Table;
   launchQueue: aws.sqs.Queue;
   runnerRole: aws.iam.Role;
   launchTemplateArns: pulumi.Output<string>[];
@@ -51,6 +54,11 @@ function ec2RegionArn(refs: FleetRefs, resource: string) {
 /** Only resources (instances, images, snapshots) carrying this stack's tag. */
 function stackTagged(refs: FleetRefs) {
   return { StringEquals: { [`aws:ResourceTag/${STACK_TAG}`]: refs.ctx.stack } };
+}
+
+/** Only the stack's stopped-pool members: the stack tag, and a pool tag (any config's) present. */
+function stackPoolMembers(refs: FleetRefs) {
+  return { ...stackTagged(refs), Null: { [`aws:ResourceTag/${TAGS.poolMember}`]: "false" } };
 }
 
 function terminateStackInstances(refs: FleetRefs): PolicyStatement {
@@ -370,9 +378,33 @@ export function launcherStatements(refs: FleetRefs): PolicyStatement[] {
       why: "The launch templates' `resolve:ssm:` image ids are resolved with the caller's permissions.",
     })),
     ...launchStatements(refs),
+    ...launcherPoolStatements(refs),
     terminateStackInstances(refs),
     describeInRegion(refs, "DescribeInstances", ["ec2:DescribeInstances"]),
     ...readSecretParameters(ctx, [refs.githubCredentialParameter]),
+  ];
+}
+
+/** A job on a stopped pool member: find and claim the member, start its instance. */
+function launcherPoolStatements(refs: FleetRefs): PolicyStatement[] {
+  return [
+    {
+      Sid: "ClaimPoolMembers",
+      Action: ["dynamodb:Query", "dynamodb:UpdateItem"],
+      Resource: [refs.poolTable.arn],
+      why:
+        "The stack's pool table only: a config's members (Query) and a member's conditional claim or " +
+        "release (UpdateItem). Keys are config names and instance ids launched later; no index.",
+    },
+    {
+      Sid: "StartPoolMembers",
+      Action: ["ec2:StartInstances"],
+      Resource: [ec2Arn(refs, "instance/*")],
+      Condition: stackPoolMembers(refs),
+      why:
+        "Member ids are not known in advance; only instances carrying the stack tag and a pool tag " +
+        "(set at launch by the pool's refill), so no runner or other instance can be started.",
+    },
   ];
 }
 
