@@ -165,6 +165,18 @@ describe("instance state change", () => {
     expect(launchMessages(sandbox, queueUrl)).toEqual([{ jobId: "404", configName: "linux-x64" }]);
   });
 
+  it("leaves a pooled job alone when its member's warm-up stop arrives after the launcher started it", async () => {
+    const id = sandbox.ec2.addInstance({ market: "on-demand", tags: { "runner-fleet:stack": "test" } });
+    const startedAt = new Date();
+    await seed("405", { state: "launched", instanceId: id, launchedAt: startedAt.toISOString() });
+    const warmupStop = new Date(startedAt.getTime() - 90_000);
+    const result = await ec2Events.handler(stateChange(id, "stopped", warmupStop));
+    expect(result).toMatchObject({ decision: "none", applied: false });
+    expect(sandbox.ec2.instance(id)?.state).toBe("running");
+    expect(await jobsTable.getJob("405")).toMatchObject({ state: "launched", instanceId: id });
+    expect(launchMessages(sandbox, queueUrl)).toEqual([]);
+  });
+
   it("does not touch a running job (its completion comes from GitHub) nor a job relaunched elsewhere since", async () => {
     await seed("402", { state: "running", instanceId: "i-0ddddddddddddddd2" });
     await seed("403", { state: "launched", instanceId: "i-0ddddddddddddddd4" });

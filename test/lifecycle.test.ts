@@ -116,6 +116,22 @@ describe("instance events", () => {
     expect(decideInstanceStopped({ ...a, instanceId: "i-2" }, "i-1", "terminated").kind).toBe("none");
     expect(decideInstanceStopped({ ...a, state: "running" }, "i-1", "terminated").kind).toBe("none");
   });
+
+  it("ignores a stop from before the job was launched on the instance (a pool member's warm-up stop)", () => {
+    const a = job("A", { instanceId: "i-1", launchedAt: "2026-12-02T10:00:05.250Z" });
+    // Stopped after its warm-up at 09:58, the event delivered after a launcher started it for A.
+    expect(decideInstanceStopped(a, "i-1", "stopped", new Date("2026-12-02T09:58:00Z"))).toMatchObject({
+      kind: "none",
+      reason: expect.stringMatching(/before job A was launched/),
+    });
+    // In the launch's own second (EventBridge times to the second) or after: it is this life's stop.
+    expect(decideInstanceStopped(a, "i-1", "stopped", new Date("2026-12-02T10:00:05Z")).kind).toBe(
+      "relaunch",
+    );
+    expect(decideInstanceStopped(a, "i-1", "terminated", new Date("2026-12-02T10:00:09Z")).kind).toBe(
+      "relaunch",
+    );
+  });
 });
 
 describe("spot circuit breaker", () => {

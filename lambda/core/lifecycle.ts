@@ -72,14 +72,24 @@ export function decideInterruption(job: JobRecord | undefined, instanceId: strin
   return { kind: "none", reason: `job ${job.jobId} is ${job.state}` };
 }
 
-/** An instance of `job` reached `state` (EC2 state-change notification). */
+/**
+ * An instance of `job` reached `state` at `at` (EC2 state-change notification). A change from before
+ * the job was launched on the instance belongs to its earlier life: a stopped pool member's stop
+ * after its warm-up, delivered late, must not relaunch the job that has just started it.
+ */
 export function decideInstanceStopped(
   job: JobRecord | undefined,
   instanceId: string,
   state: string,
+  at?: Date,
 ): InstanceEventDecision {
   if (state !== "terminated" && state !== "stopped" && state !== "shutting-down") {
     return { kind: "none", reason: `state ${state}` };
+  }
+  // EventBridge times events to the second: one in the launch's own second cannot be ordered, so it counts.
+  const launchSecond = job?.launchedAt ? Math.floor(Date.parse(job.launchedAt) / 1000) * 1000 : Number.NaN;
+  if (at && at.getTime() < launchSecond) {
+    return { kind: "none", reason: `${state} at ${at.toISOString()}, before job ${job?.jobId} was launched` };
   }
   if (job?.state === "launched" && job.instanceId === instanceId) {
     return {

@@ -65,7 +65,7 @@ export async function handleEc2Event(event: Ec2Event, now = new Date()): Promise
   }
   if (event["detail-type"] === STATE_CHANGE) {
     const state = event.detail.state;
-    const decision = decideInstanceStopped(job, instanceId, state);
+    const decision = decideInstanceStopped(job, instanceId, state, at);
     const result = await applyInstanceDecision(decision, job, instanceId, now);
     // The JIT config of an instance that is gone must not linger (TTL would take up to its expiry).
     if (state === "terminated") await deleteHandoff(instanceId);
