@@ -14,6 +14,7 @@ import {
 } from "../lambda/adapters/github-budget";
 import { RESERVED_KEYS } from "../lambda/shared/reserved-keys";
 import { type Sandbox, startSandbox } from "./sandbox";
+import { quietLambdaLogs } from "./webhook-support";
 
 let sandbox: Sandbox;
 let restoreEnv: () => void;
@@ -21,6 +22,8 @@ let table: string;
 const RATE = 180;
 const BURST = githubBurst(RATE);
 const T0 = Date.parse("2026-11-23T12:00:00Z");
+
+quietLambdaLogs();
 
 beforeAll(async () => {
   sandbox = await startSandbox();

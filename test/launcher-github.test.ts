@@ -17,11 +17,14 @@ import { LAUNCHER_TIMEOUT_SECONDS } from "../src/components/launcher-tuning";
 import { KEY_PARAM, PAT_PARAM, useGitHubFake } from "./lifecycle-support";
 import { type Sandbox, startSandbox } from "./sandbox";
 import { failNextOrgJitConfigs, type GitHubFake, githubErrors, startGitHubFake } from "./sandbox/github";
+import { quietLambdaLogs } from "./webhook-support";
 
 let sandbox: Sandbox;
 let dotcom: GitHubFake;
 let ghes: GitHubFake;
 let restoreEnv: () => void;
+
+quietLambdaLogs();
 
 beforeAll(async () => {
   sandbox = await startSandbox();
