@@ -4,11 +4,13 @@
  * Steps: drop messages whose job is gone or no longer `queued`; time out jobs that waited past the
  * queue timeout; keep jobs over the runner limits or beyond the GitHub grant waiting in the queue;
  * claim the rest (queued → launching, conditional, so duplicates and concurrent launchers cannot
- * double-launch) and check the limits again (admit-jobs.ts); then per label config ONE `instant`
- * CreateFleet for all its jobs with the spot fallback per policy (launch-fleets.ts), and per instance
- * a JIT registration handed off through the hand-off table (register-runners.ts). A message comes
- * back (batchItemFailures, after a visibility delay) only when its job was released to `queued` for
- * a later try.
+ * double-launch) and check the limits again (admit-jobs.ts); then per label config with a stopped
+ * pool its ready members, one claimed (conditionally) and started per job (start-pool-members.ts),
+ * and for the other jobs ONE `instant` CreateFleet with the spot fallback per policy
+ * (launch-fleets.ts); per instance, started or launched, a JIT registration handed off through the
+ * hand-off table (register-runners.ts). A message comes back (batchItemFailures, after a visibility
+ * delay) only when its job was released to `queued` for a later try. Pool members change nothing
+ * about the limits: a stopped member is no runner, a started one runs its job's admitted runner.
  *
  * Limits and concurrency: limits are checked before claiming and again after, counting the byState
  * index's active jobs plus the launchers' register of recent claims, which shows racing launchers'
@@ -26,6 +28,10 @@
  *     hand-off item → instance terminated, runner (named stack-instanceId) deleted, job released.
  *  4. after the hand-off write, before `launched`: the instance boots and runs; the job moves on
  *     from `launching` when the runner takes it (`running` is allowed from `launching`), or as in 3.
+ * A pool member's start takes the place of CreateFleet: a crash after its claim, before or after its
+ * start, leaves the member `claimed` without a job naming it (its instance stopped or running); the
+ * reconciler terminates it after the claim's grace, and the job is released as in 1 (or 3, once
+ * the instance is recorded).
  */
 import { admitWithinLimits, claimJobs, forgetClaims, giveBackOverLimits, screenJobs } from "./admit-jobs";
 import type { LaunchEntry, Settled } from "./batch-records";

@@ -1,8 +1,9 @@
 /**
- * The claimed jobs' instances: per label config ONE `instant` CreateFleet for all its jobs, spot first
- * (or on-demand, per policy and past spot failures), then on-demand for the jobs the spot fallback
- * moved there in this invocation (core/spot-fallback.ts decideAfterFailure); each instance given a job
- * is registered (register-runners.ts).
+ * The claimed jobs' instances: per label config first its stopped pool's members, if it has a pool
+ * (start-pool-members.ts), then for the other jobs ONE `instant` CreateFleet, spot first (or
+ * on-demand, per policy and past spot failures), then on-demand for the jobs the spot fallback moved
+ * there in this invocation (core/spot-fallback.ts decideAfterFailure); each instance given a job is
+ * registered (register-runners.ts).
  */
 import pMap from "p-map";
 import { createFleet, instanceZones } from "../adapters/ec2";
@@ -32,6 +33,7 @@ import { type Candidate, configOf, done, IO_CONCURRENCY, retryAfter, type Settle
 import { launchMarketOverrides } from "./launch-market";
 import { registerInstance } from "./register-runners";
 import { releaseForRetry, terminateQuietly } from "./release-job";
+import { type Assignment, startPoolMembers } from "./start-pool-members";
 
 /** Instances registered with GitHub at once (the GitHub adapter also paces writes per minute). */
 const REGISTER_CONCURRENCY = 16;
@@ -44,14 +46,25 @@ export interface Launched {
 
 /** Launches every claimed job, one config's fleets beside the other's. */
 export async function launchFleets(claimed: Candidate[]): Promise<Launched> {
-  const launched = await Promise.all([...groupByConfig(claimed, configOf).values()].map(launchConfig));
+  return merged(await Promise.all([...groupByConfig(claimed, configOf).values()].map(launchConfig)));
+}
+
+/** A config's jobs: on its pool's members first, the rest cold; both registering at once. */
+async function launchConfig(group: Candidate[]): Promise<Launched> {
+  const pool = await startPoolMembers(group[0]!.config, group);
+  return merged(await Promise.all([registerPoolStarts(pool.started), launchCold(pool.cold)]));
+}
+
+function merged(parts: Launched[]): Launched {
   return {
-    settled: launched.flatMap((l) => l.settled),
-    registrations: launched.reduce((n, l) => n + l.registrations, 0),
+    settled: parts.flatMap((l) => l.settled),
+    registrations: parts.reduce((n, l) => n + l.registrations, 0),
   };
 }
 
-async function launchConfig(group: Candidate[]): Promise<Launched> {
+/** Jobs of one config on new instances: the spot or on-demand fleet, then the fallback's. */
+async function launchCold(group: Candidate[]): Promise<Launched> {
+  if (group.length === 0) return { settled: [], registrations: 0 };
   const config = group[0]!.config;
   const result: Launched = { settled: [], registrations: 0 };
   const add = (part: Launched) => {
@@ -78,6 +91,20 @@ async function launchConfig(group: Candidate[]): Promise<Launched> {
     });
   }
   return result;
+}
+
+/** Jobs on started pool members: registered as any launched instance (with its zone). */
+async function registerPoolStarts(started: Assignment[]): Promise<Launched> {
+  if (started.length === 0) return { settled: [], registrations: 0 };
+  const instances = await withZones(started.map((s) => s.instance));
+  const settled = await registerAll(started.map((s, i) => ({ job: s.job, instance: instances[i]! })));
+  return { settled, registrations: started.length };
+}
+
+function registerAll(assigned: Assignment[]): Promise<Settled[]> {
+  return pMap(assigned, ({ job, instance }) => registerInstance(job, instance), {
+    concurrency: REGISTER_CONCURRENCY,
+  });
 }
 
 /**
@@ -125,9 +152,7 @@ async function launchOnMarket(
     );
 
   const [registered, afterFailure] = await Promise.all([
-    pMap(assigned, ({ job, instance }) => registerInstance(job, instance), {
-      concurrency: REGISTER_CONCURRENCY,
-    }),
+    registerAll(assigned),
     pMap(
       unserved,
       (c) => {
