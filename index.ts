@@ -127,6 +127,7 @@ export const webhookSecret = secrets.webhookSecretValue;
 export const dashboardUrl = observability.dashboardUrl;
 export const jobsTableName = ledger.jobsTable.name;
 export const handoffTableName = ledger.handoffTable.name;
+export const poolTableName = ledger.poolTable.name;
 export const launchQueueName = ledger.launchQueue.name;
 export const deadLetterQueueName = ledger.deadLetterQueue.name;
 export const amiParameterNames = image?.amiParameterNames ?? {};

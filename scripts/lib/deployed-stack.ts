@@ -15,6 +15,7 @@ export interface StackOutputs {
   dashboardUrl?: string;
   jobsTableName?: string;
   handoffTableName?: string;
+  poolTableName?: string;
   launchQueueName?: string;
   deadLetterQueueName?: string;
   amiParameterNames?: Partial<Record<Arch, string>>;

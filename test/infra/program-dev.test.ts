@@ -580,6 +580,7 @@ describe("tags, GitHub wiring, cleanup and outputs", () => {
       dashboardUrl: expect.stringContaining("#dashboards:name=runner-fleet-dev"),
       jobsTableName: "runner-fleet-dev-jobs",
       handoffTableName: "runner-fleet-dev-handoff",
+      poolTableName: "runner-fleet-dev-pool",
       launchQueueName: "runner-fleet-dev-launch",
       deadLetterQueueName: "runner-fleet-dev-launch-dlq",
       amiParameterNames: { x64: "/runner-fleet/dev/ami/x64", arm64: "/runner-fleet/dev/ami/arm64" },
