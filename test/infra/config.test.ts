@@ -94,6 +94,26 @@ describe("the example stack config (Pulumi.dev.yaml)", () => {
     });
   });
 
+  it("accepts the commented pool example of Pulumi.dev.yaml, working days by default", () => {
+    const c = parse((v) => {
+      label(v, "linux-x64-large").pool = {
+        size: 0,
+        schedule: { timeZone: "Europe/Berlin", from: "08:00", to: "19:00", size: 3 },
+      };
+    });
+    expect(c.labelConfigs["linux-x64-large"]!.pool).toEqual({
+      size: 0,
+      schedule: {
+        timeZone: "Europe/Berlin",
+        days: ["mon", "tue", "wed", "thu", "fri"],
+        from: "08:00",
+        to: "19:00",
+        size: 3,
+      },
+    });
+    expect(c.labelConfigs["linux-arm64-medium"]!.pool).toEqual({ size: 0 });
+  });
+
   it("accepts an existing VPC and a GHES token-mode repo-scope setup", () => {
     const c = parse((v) => {
       v[`${PROJECT}:network`] = {

@@ -139,6 +139,9 @@ describe("launch templates", () => {
       maxRunners: 10,
       retryOnInterruption: true,
       runnerGroupId: 1,
+      // What a stopped pool member costs idle, and where rotation finds the config's current AMI.
+      diskSizeGb: 50,
+      image: { parameter: "/runner-fleet/dev/ami/arm64" },
     });
   });
 });
