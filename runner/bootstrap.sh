@@ -6,9 +6,13 @@
 # progress on the same item, and shuts the machine down on any exit (the launch template makes
 # instance-initiated shutdown terminate the instance).
 #
+# A pool member's first boot takes a warm-up marker instead: it warms its volume, installs a copy of
+# this script as a systemd unit (RF_BOOT=restart) and waits to be stopped; after each later start the
+# unit takes a JIT config and runs the one job.
+#
 # Rendered by src/runner-bootstrap.ts (renderBootstrap): the __RF_*__ values below are filled in at
-# deploy time and none is a secret. RF_* environment variables override endpoints and commands for
-# the tests only; cloud-init runs this with a clean environment.
+# deploy time and none is a secret. Other RF_* environment variables than RF_BOOT override paths and
+# commands for the tests only; cloud-init and the unit run this with a clean environment.
 set -euo pipefail
 umask 077
 
@@ -21,11 +25,19 @@ IDLE_TIMEOUT_SECONDS='__RF_IDLE_TIMEOUT_SECONDS__'
 MAX_RUNTIME_SECONDS='__RF_MAX_RUNTIME_SECONDS__'
 HANDOFF_WAIT_SECONDS='__RF_HANDOFF_WAIT_SECONDS__'
 DYNAMODB_ENDPOINT='__RF_DYNAMODB_ENDPOINT__'
+WARMUP_SECONDS='__RF_WARMUP_SECONDS__'
+STOP_WAIT_SECONDS='__RF_STOP_WAIT_SECONDS__'
 
 IMDS=${RF_IMDS_ENDPOINT:-http://169.254.169.254}
 DDB=${RF_DYNAMODB_ENDPOINT:-$DYNAMODB_ENDPOINT}
 STATE_DIR=${RF_STATE_DIR:-/run/runner-fleet}
 read -ra SHUTDOWN_CMD <<<"${RF_SHUTDOWN_CMD:-shutdown -h now}"
+BOOT=${RF_BOOT:-first}
+LIB_DIR=${RF_LIB_DIR:-/var/lib/runner-fleet}
+UNIT_DIR=${RF_UNIT_DIR:-/etc/systemd/system}
+read -ra SYSTEMCTL <<<"${RF_SYSTEMCTL:-systemctl}"
+read -ra WARM_PATHS <<<"${RF_WARM_PATHS:-$RUNNER_DIR /var/lib/docker /opt/hostedtoolcache}"
+read -ra WARM_READER <<<"${RF_WARM_READER:-cat}"
 POLL_SECONDS=1
 SPOT_POLL_SECONDS=5
 
@@ -37,6 +49,7 @@ JOB_STARTED=''
 JOB_FINISHED=''
 INTERRUPTED=''
 USE_CLI=''
+AWAITING_STOP=''
 
 log() { printf '%s runner-fleet: %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
@@ -159,23 +172,27 @@ report_time() {
   report "SET $1 = :t" "\":t\":{\"S\":\"$2\"}"
 }
 
-# take_jit_config: polls the hand-off until the launcher has written the JIT config, and takes it:
-# one conditional UpdateItem removes jitConfig and returns its old value (ReturnValues UPDATED_OLD),
-# so the config is read exactly once and never stays in the table after this instance has it.
-JIT_CONFIG=''
-take_jit_config() {
+# take_handoff: polls the hand-off until the launcher has written the JIT config (or, on a first
+# boot, the reconciler a pool member's warm-up marker) and takes it: one conditional UpdateItem
+# removes it and returns its old value (ReturnValues UPDATED_OLD), so the config is read exactly once
+# and never stays in the table after this instance has it. After a start only a JIT config counts.
+JIT_CONFIG='' WARMUP=''
+take_handoff() {
   local deadline=$((EPOCHSECONDS + HANDOFF_WAIT_SECONDS)) body rc
+  local take='REMOVE jitConfig, warmup' cond='attribute_exists(jitConfig) OR attribute_exists(warmup)'
+  [[ $BOOT == restart ]] && take='REMOVE jitConfig' cond='attribute_exists(jitConfig)'
   # The item now records this instance's run: keep it past the launcher's short hand-off TTL.
   local expires=$((EPOCHSECONDS + MAX_RUNTIME_SECONDS + 86400))
   while :; do
-    body=$(update_json 'REMOVE jitConfig SET fetchedAt = :now, expiresAt = :exp' 'attribute_exists(jitConfig)' \
+    body=$(update_json "$take SET fetchedAt = :now, expiresAt = :exp" "$cond" \
       "\":now\":{\"S\":\"$(iso_now)\"},\":exp\":{\"N\":\"$expires\"}" ',"ReturnValues":"UPDATED_OLD"')
     rc=0
     ddb_update "$body" || rc=$?
     if ((rc == 0)); then
       JIT_CONFIG=$(jq -r '.Attributes.jitConfig.S // empty' <<<"$DDB_OUT")
+      [[ -n $JIT_CONFIG ]] || WARMUP=$(jq -r '.Attributes.warmup.S // empty' <<<"$DDB_OUT")
       DDB_OUT=
-      [[ -n $JIT_CONFIG ]] && return 0
+      [[ -n $JIT_CONFIG$WARMUP ]] && return 0
     fi
     if ((EPOCHSECONDS >= deadline)); then
       log "no JIT config in the hand-off after ${HANDOFF_WAIT_SECONDS}s"
@@ -199,6 +216,7 @@ prepare_runner() {
     return 1
   fi
   install -d -m 0755 "$STATE_DIR" "$HOOK_DIR"
+  rm -rf -- "$EVENT_DIR" # no stale event, whatever survived of an earlier boot
   install -d -m 0700 -o "$RUNNER_USER" -g "$(id -g "$RUNNER_USER")" "$EVENT_DIR"
   local event
   for event in job-started job-completed; do
@@ -312,10 +330,60 @@ monitor_runner() {
   done
 }
 
+# --- a pool member's first boot ---------------------------------------------------------------
+
+# A volume restored from a snapshot fetches each block from S3 on its first read: read once what a
+# first job reads (the runner, pre-pulled images, tool cache). Regular files on the root file system
+# only (-xdev, no link followed), for at most WARMUP_SECONDS; a partial warm-up only costs speed.
+warm_volume() {
+  local dir dirs=()
+  for dir in "${WARM_PATHS[@]}"; do [[ -d $dir ]] && dirs+=("$dir"); done
+  ((${#dirs[@]})) || return 0
+  log "warming ${dirs[*]}"
+  find "${dirs[@]}" -xdev -type f -print0 |
+    timeout "$WARMUP_SECONDS" xargs -0 -r -P 8 -n 64 "${WARM_READER[@]}" >/dev/null ||
+    log "warm-up incomplete"
+}
+
+# User data runs once per instance: this unit runs the bootstrap at every later boot, as soon as the
+# network is up (not after cloud-final). Type=simple: no start timeout (a job runs for hours) and
+# nothing waits for it; no Restart: one run per boot. Enabled without a reload: it is for next boot.
+install_restart_unit() {
+  install -d -m 0700 "$LIB_DIR"
+  install -m 0700 "${BASH_SOURCE[0]}" "$LIB_DIR/bootstrap.sh"
+  printf '%s\n' '[Unit]' 'Description=runner-fleet bootstrap after a start' \
+    'Wants=network-online.target' 'After=network-online.target' '[Service]' 'Type=simple' \
+    'Environment=RF_BOOT=restart' "ExecStart=$LIB_DIR/bootstrap.sh" 'StandardOutput=journal+console' \
+    '[Install]' 'WantedBy=multi-user.target' >"$UNIT_DIR/runner-fleet-bootstrap.service"
+  chmod 0644 "$UNIT_DIR/runner-fleet-bootstrap.service"
+  "${SYSTEMCTL[@]}" enable --no-reload runner-fleet-bootstrap.service
+  sync
+}
+
+# Warm, arrange the next boot, tell the reconciler, and wait for its StopInstances. Never returns:
+# a stop ends it (see finish); not stopped in time, it fails, and the shutdown terminates the member.
+warm_up() {
+  warm_volume
+  install_restart_unit
+  AWAITING_STOP=1 # from now on the reconciler may stop it
+  report_time warmedAt "$(iso_now)"
+  log "warm: waiting up to ${STOP_WAIT_SECONDS}s to be stopped"
+  local deadline=$((EPOCHSECONDS + STOP_WAIT_SECONDS))
+  while ((EPOCHSECONDS < deadline)); do sleep "$POLL_SECONDS"; done
+  log "not stopped after ${STOP_WAIT_SECONDS}s"
+  exit 1
+}
+
 finish() {
   local status=$? code=0
   set +e
   trap - EXIT INT TERM
+  # Terminated while awaiting the stop: the system is stopping (the reconciler's StopInstances). This
+  # script's shutdown must not race it: needless, and the template terminates on a guest shutdown.
+  if [[ -n $AWAITING_STOP ]] && ((status == 143)); then
+    log "stopped while warm"
+    return
+  fi
   if [[ -n $RUNNER_PID ]]; then
     kill -0 "$RUNNER_PID" 2>/dev/null && stop_runner "${STOP_REASON:-bootstrap-exit}"
     wait "$RUNNER_PID"
@@ -342,7 +410,8 @@ main() {
   HANDOFF_KEY="$RUNNER_ROLE_ID:$instance_id"
   load_credentials
   prepare_runner
-  take_jit_config
+  take_handoff
+  [[ -z $WARMUP ]] || warm_up # a pool member's first boot ends there
   start_runner
   local now_us=${EPOCHREALTIME//[.,]/}
   log "runner started $(((now_us - START_US) / 1000)) ms after boot script start"

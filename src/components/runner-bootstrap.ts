@@ -25,6 +25,13 @@ export interface BootstrapParams {
   maxRuntimeSeconds?: number;
   /** How long to wait for the launcher to write the JIT config. Default 120. */
   handoffWaitSeconds?: number;
+  /** A pool member's first boot reads its runner, image and tool files for at most this long. Default 600. */
+  warmupSeconds?: number;
+  /**
+   * A warmed pool member waits this long for the reconciler's StopInstances, then shuts down (and so
+   * terminates). Default 900.
+   */
+  stopWaitSeconds?: number;
   /** Default `runner` (created by the image's runner-fleet-host component). */
   runnerUser?: string;
   /** Default `/opt/actions-runner` (the runner-fleet-actions-runner component). */
@@ -37,19 +44,23 @@ export const BOOTSTRAP_DEFAULTS = {
   idleTimeoutSeconds: 600,
   maxRuntimeSeconds: 21_600,
   handoffWaitSeconds: 120,
+  warmupSeconds: 600,
+  stopWaitSeconds: 900,
   runnerUser: "runner",
   runnerDir: "/opt/actions-runner",
 } as const;
 
 /**
- * Attributes of its own hand-off item that an instance writes (besides reading and removing
- * `jitConfig`), for an IAM `dynamodb:Attributes` condition next to `dynamodb:LeadingKeys`. The instance
- * needs `dynamodb:UpdateItem` only: it takes the config with one conditional UpdateItem that returns
- * the old value (ReturnValues UPDATED_OLD), so no GetItem.
+ * Attributes of its own hand-off item that an instance names in its requests (the key, the
+ * `jitConfig` or pool member's `warmup` marker it reads and removes, what it reports), for an IAM
+ * `dynamodb:Attributes` condition next to `dynamodb:LeadingKeys`. The instance needs
+ * `dynamodb:UpdateItem` only: it takes the config or marker with one conditional UpdateItem that
+ * returns the old value (ReturnValues UPDATED_OLD), so no GetItem.
  */
 export const HANDOFF_INSTANCE_ATTRIBUTES = [
   "handoffKey",
   "jitConfig",
+  "warmup",
   "fetchedAt",
   "expiresAt",
   "runnerStartedAt",
@@ -59,6 +70,7 @@ export const HANDOFF_INSTANCE_ATTRIBUTES = [
   "runnerExitedAt",
   "runnerExitCode",
   "stopReason",
+  "warmedAt",
 ] as const;
 
 /** EC2 user data is limited to 16 KB before base64. */
@@ -90,8 +102,20 @@ export function dynamodbEndpointFor(region: string): string {
 }
 
 /**
- * The user data of a runner instance: runner/bootstrap.sh with this deployment's values. Nothing in
- * it is secret; every value is checked against a strict pattern, so none can break out of its quotes.
+ * The template without its comment lines (a `# shellcheck` directive stays), for EC2's 16 KB: the
+ * comments are for the repository's readers. The template must hold no heredoc or multi-line string
+ * whose lines could start with `#`; the tests run and shellcheck the rendered script.
+ */
+function withoutComments(template: string): string {
+  const [shebang = "", ...lines] = template.split("\n");
+  const code = lines.filter((line) => !/^\s*#(?! shellcheck )/.test(line) && line.trim() !== "");
+  return [shebang, `# runner-fleet: ${BOOTSTRAP_TEMPLATE} rendered without its comments`, ...code].join("\n");
+}
+
+/**
+ * The user data of a runner instance: runner/bootstrap.sh with this deployment's values, less its
+ * comments. Nothing in it is secret; every value is checked against a strict pattern, so none can
+ * break out of its quotes.
  */
 export function renderBootstrap(params: BootstrapParams): string {
   const p = { ...BOOTSTRAP_DEFAULTS, ...params };
@@ -104,9 +128,11 @@ export function renderBootstrap(params: BootstrapParams): string {
     IDLE_TIMEOUT_SECONDS: seconds("idleTimeoutSeconds", p.idleTimeoutSeconds),
     MAX_RUNTIME_SECONDS: seconds("maxRuntimeSeconds", p.maxRuntimeSeconds),
     HANDOFF_WAIT_SECONDS: seconds("handoffWaitSeconds", p.handoffWaitSeconds),
+    WARMUP_SECONDS: seconds("warmupSeconds", p.warmupSeconds),
+    STOP_WAIT_SECONDS: seconds("stopWaitSeconds", p.stopWaitSeconds),
     DYNAMODB_ENDPOINT: checked("dynamodbEndpoint", p.dynamodbEndpoint ?? dynamodbEndpointFor(p.region)),
   };
-  const template = readFileSync(path.join(REPO_ROOT, BOOTSTRAP_TEMPLATE), "utf8");
+  const template = withoutComments(readFileSync(path.join(REPO_ROOT, BOOTSTRAP_TEMPLATE), "utf8"));
   const script = template.replace(/'__RF_([A-Z_]+)__'/g, (_, name: string) => {
     const value = values[name];
     if (value === undefined) throw new Error(`renderBootstrap: the template names an unknown value ${name}`);
