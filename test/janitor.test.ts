@@ -134,6 +134,20 @@ describe("janitor", () => {
     expect(report.warnings).toEqual([]);
   });
 
+  it("on delete terminates the stopped pools' members, stopped and warming alike", async () => {
+    const { ec2 } = sandbox;
+    const member = { [TAGS.stack]: STACK, [TAGS.config]: "linux-x64", [TAGS.poolMember]: "linux-x64" };
+    const members = [
+      ec2.addInstance({ tags: member, state: "stopped" }), // ready
+      ec2.addInstance({ tags: member, state: "stopping" }), // its warm-up just ended
+      ec2.addInstance({ tags: member }), // warming
+      ec2.addInstance({ tags: member, state: "pending" }), // just launched by a refill
+    ];
+    const report = await handler(request("delete"));
+    expect(report.instancesTerminated.sort()).toEqual([...members].sort());
+    for (const id of members) expect(sandbox.ec2.instance(id)?.state, id).toBe("terminated");
+  });
+
   it("waits until the instances are terminated, so the VPC can go next", async () => {
     const s = seed();
     const started = Date.now();

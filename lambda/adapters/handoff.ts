@@ -51,6 +51,26 @@ export async function writeHandoff(write: HandoffWrite, table = settings().hando
   await dynamodb("PutItem", { TableName: table, Item: marshall(item, { removeUndefinedValues: true }) });
 }
 
+/**
+ * A new pool member's hand-off item: no JIT config, the `warmup` marker instead, which tells its
+ * bootstrap to warm up, report `warmedAt` here and wait to be stopped (docs: the pool's lifecycle).
+ * Lives `ttlSeconds`: as long as a member may warm before the reconciler gives up on it.
+ */
+export async function writeWarmupMarker(
+  instanceId: string,
+  { now = new Date(), ttlSeconds = settings().handoffTtlSeconds }: { now?: Date; ttlSeconds?: number } = {},
+  table = settings().handoffTable,
+): Promise<void> {
+  const item = {
+    ...keyOf(instanceId),
+    instanceId,
+    warmup: "pool",
+    createdAt: now.toISOString(),
+    expiresAt: Math.floor(now.getTime() / 1000) + ttlSeconds,
+  };
+  await dynamodb("PutItem", { TableName: table, Item: marshall(item) });
+}
+
 export function readHandoff(
   instanceId: string,
   table = settings().handoffTable,
@@ -77,6 +97,7 @@ export async function listHandoffReports(table = settings().handoffTable): Promi
     "jobStartedAt",
     "jobFinishedAt",
     "interruptedAt",
+    "warmedAt",
   ];
   do {
     const page = await dynamodb("Scan", {

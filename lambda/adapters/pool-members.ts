@@ -6,6 +6,7 @@
  * change is a conditional write, so two launchers can never take one member, and the reconciler
  * never retires a member a launcher is taking.
  */
+import type { QueryInput } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import { settings } from "../shared/settings";
 import { dynamodb, marshallOptions, unlessConditionFailed } from "./dynamodb";
@@ -47,20 +48,42 @@ export async function putWarmingMember(
 }
 
 /** Every member of a config (strongly consistent: a claim just made is seen). */
-export async function listMembers(config: string): Promise<PoolMember[]> {
-  const members: PoolMember[] = [];
-  let startKey: Record<string, never> | undefined;
-  do {
-    const page = await dynamodb("Query", {
+export function listMembers(config: string): Promise<PoolMember[]> {
+  return readAll((startKey) =>
+    dynamodb("Query", {
       TableName: settings().poolTable,
       KeyConditionExpression: "#c = :c",
       ExpressionAttributeNames: { "#c": "config" },
       ExpressionAttributeValues: marshall({ ":c": config }),
       ConsistentRead: true,
       ExclusiveStartKey: startKey,
-    });
-    for (const item of page.Items ?? []) members.push(unmarshall(item) as PoolMember);
-    startKey = page.LastEvaluatedKey as typeof startKey;
+    }),
+  );
+}
+
+/**
+ * Every member of every config (strongly consistent), for the reconciler: a config no longer deployed
+ * still has members to retire, which no Query by config name would find.
+ */
+export function scanMembers(): Promise<PoolMember[]> {
+  return readAll((startKey) =>
+    dynamodb("Scan", { TableName: settings().poolTable, ConsistentRead: true, ExclusiveStartKey: startKey }),
+  );
+}
+
+/** A key or an item, as DynamoDB's JSON holds them. */
+type Attributes = NonNullable<QueryInput["ExclusiveStartKey"]>;
+
+/** Every member the pages of a Query or Scan hold (`page`: one call from a start key). */
+async function readAll(
+  page: (startKey?: Attributes) => Promise<{ Items?: Attributes[]; LastEvaluatedKey?: Attributes }>,
+): Promise<PoolMember[]> {
+  const members: PoolMember[] = [];
+  let startKey: Attributes | undefined;
+  do {
+    const { Items, LastEvaluatedKey } = await page(startKey);
+    for (const item of Items ?? []) members.push(unmarshall(item) as PoolMember);
+    startKey = LastEvaluatedKey;
   } while (startKey);
   return members;
 }

@@ -24,3 +24,9 @@ export const ssm = jsonService<SsmOperations>({
   targetPrefix: "AmazonSSM",
   jsonVersion: "1.1",
 });
+
+/** A plain parameter's value (e.g. the AMI id the image pipeline last wrote), undefined if it has none. */
+export async function parameterValue(name: string): Promise<string | undefined> {
+  const { Parameter } = await ssm("GetParameter", { Name: name });
+  return Parameter?.Value;
+}

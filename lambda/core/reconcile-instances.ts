@@ -1,7 +1,8 @@
 /**
  * The reconciler's rules about the stack's instances: which to terminate (stopped, over the max
  * runtime, done, orphaned, idle) and what that means for the job on it; a running job's spot
- * interruption the instance saw first; the hand-offs of instances that are gone. Pure.
+ * interruption the instance saw first; the hand-offs of instances that are gone. Stopped-pool members
+ * are the pool tending's (core/pool-plan.ts) until a job holds them. Pure.
  */
 import type { HandoffReport } from "../shared/handoff-report";
 import type { JobRecord } from "../shared/job";
@@ -20,6 +21,8 @@ import { instanceIdFromRunnerName } from "./stack-identity";
 export function instanceActions(instance: StackInstance, view: FleetView): ReconcileAction[] {
   const { instanceId } = instance;
   const job = view.holder.get(instanceId);
+  const pooled = poolMemberActions(instance, job, view);
+  if (pooled) return pooled;
   if (instance.state === "stopping" || instance.state === "stopped") {
     return [{ kind: "terminate", instanceId, jobId: job?.jobId, reason: `instance is ${instance.state}` }];
   }
@@ -70,6 +73,38 @@ export function instanceActions(instance: StackInstance, view: FleetView): Recon
   return idleActions(instance, job, report, view);
 }
 
+/**
+ * A stopped pool's member (undefined: the ordinary rules decide). While its item is warming, ready or
+ * retiring the pool tending owns it, stopped or not. A claimed one is its job's, but for a grace after
+ * the claim it may still look stopped, or have no job yet: its launcher is starting and registering
+ * it. A pool-tagged instance with no item and no job is an orphan after the usual grace, stopped too.
+ * With the pool table unread, a pool-tagged instance no job holds is left alone.
+ */
+function poolMemberActions(
+  instance: StackInstance,
+  job: JobRecord | undefined,
+  view: FleetView,
+): ReconcileAction[] | undefined {
+  const { instanceId } = instance;
+  const member = view.poolMembers?.get(instanceId);
+  if (!instance.poolConfig && !member) return undefined;
+  if (!view.poolMembers) return job ? undefined : [];
+  const { policy: p, now } = view;
+  if (member) {
+    if (member.state !== "claimed") return [];
+    return isDue(view, "orphan", member.claimedAt, p.orphanGraceSeconds) ? undefined : [];
+  }
+  if (job || view.finished.has(instanceId) || !MEMBER_STATES.has(instance.state)) return undefined;
+  if (!isDue(view, "orphan", instance.launchTime, p.orphanGraceSeconds)) return [];
+  const age = minutes(seconds(instance.launchTime, now));
+  return [
+    { kind: "terminate", instanceId, reason: `orphan: pool-tagged, no member item ${age} after launch` },
+  ];
+}
+
+/** The states a pool member's instance passes through while it is one (launch, warm-up, stop). */
+const MEMBER_STATES = new Set(["pending", "running", "stopping", "stopped"]);
+
 /** A runner (started or still booting) that got no job: terminated at the idle timeout, its job relaunched. */
 function idleActions(
   instance: StackInstance,
@@ -101,6 +136,10 @@ export function handoffActions(report: HandoffReport, view: FleetView): Reconcil
   if (!view.instances) return [];
   const instance = view.instances.get(report.instanceId);
   if (instance && ALIVE.has(instance.state)) return [];
+  if (instance && instance.state !== "terminated" && isPoolMember(instance, view)) {
+    // A stopped member starts again: its launcher writes the hand-off before EC2 shows it running.
+    return [];
+  }
   const unlisted =
     !instance &&
     (view.holder.has(report.instanceId) ||
@@ -113,4 +152,9 @@ export function handoffActions(report: HandoffReport, view: FleetView): Reconcil
       reason: `instance is ${instance?.state ?? "gone"}`,
     },
   ];
+}
+
+/** Whether an instance is a pool member (has an item; pool-tagged when the pool table was not read). */
+function isPoolMember(instance: StackInstance, view: FleetView): boolean {
+  return view.poolMembers ? view.poolMembers.has(instance.instanceId) : !!instance.poolConfig;
 }

@@ -3,6 +3,7 @@
  * reconcile-runners.ts) and its planner (reconcile-plan.ts): what the stack sees, the policy, the
  * actions, and the view every rule reads (the input indexed by instance). Pure, no I/O.
  */
+import type { PoolMember } from "../adapters/pool-members";
 import type { HandoffReport } from "../shared/handoff-report";
 import type { JobRecord, JobState } from "../shared/job";
 import { instanceIdFromRunnerName } from "./stack-identity";
@@ -15,7 +16,12 @@ export interface StackInstance {
   /** ISO-8601 launch time. */
   launchTime: string;
   configName?: string;
+  /** The config whose stopped pool it was launched for (TAGS.poolMember), if it is a pool member. */
+  poolConfig?: string;
 }
+
+/** What the instance rules need of a pool member's item (lambda/adapters/pool-members.ts). */
+export type PoolMemberItem = Pick<PoolMember, "instanceId" | "state" | "claimedAt">;
 
 /** A self-hosted runner registered with GitHub (org or repo scope). */
 export interface GithubRunner {
@@ -93,6 +99,11 @@ export interface ReconcileInput {
    * no job that recorded an instance is released for a lost launcher: its instance may be taking it).
    */
   handoffs?: HandoffReport[];
+  /**
+   * The stopped pools' member items, or undefined when the pool table could not be read (then no
+   * pool-tagged instance without a job is touched: it may be a member).
+   */
+  poolMembers?: PoolMemberItem[];
   policy: ReconcilePolicy;
   now: Date;
 }
@@ -123,6 +134,8 @@ export interface FleetView {
   holder: Map<string, JobRecord>;
   /** The latest terminal job that ran on each instance. */
   finished: Map<string, JobRecord>;
+  /** Pool member items by instance; undefined when the pool table could not be read. */
+  poolMembers?: Map<string, PoolMemberItem>;
   /** Takes one GitHub look-up from the run's budget; false once it is spent. */
   mayCheck(): boolean;
   /** When set, each timed rule a decision passes records when it comes due (epoch ms). */

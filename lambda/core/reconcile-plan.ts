@@ -142,6 +142,7 @@ function fleetView(input: Omit<ReconcileInput, "runners">, timers?: Map<RuleTime
     now,
     instances: input.instances && new Map(input.instances.map((i) => [i.instanceId, i])),
     handoffs: input.handoffs && new Map(input.handoffs.map((h) => [h.instanceId, h])),
+    poolMembers: input.poolMembers && new Map(input.poolMembers.map((m) => [m.instanceId, m])),
     holder,
     finished,
     mayCheck: () => checks < policy.maxGithubChecks && ++checks > 0,

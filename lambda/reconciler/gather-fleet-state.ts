@@ -1,7 +1,7 @@
 /**
  * What one reconciler run sees: the live jobs in the ledger, the stack's instances, the hand-off
- * reports and (every few runs) the stack's runners on GitHub, plus the closed job of each instance
- * still up that no live job holds. A part that cannot be read is left undefined and named in
+ * reports, the pool member items (when a pool member is among the instances) and (every few runs)
+ * the stack's runners on GitHub, plus the closed job of each instance still up that no live job holds. A part that cannot be read is left undefined and named in
  * `unreadable`: its rules are skipped this run, the others still apply.
  */
 import pMap from "p-map";
@@ -10,7 +10,8 @@ import { type GitHub, githubForInstallation } from "../adapters/github-client";
 import { listRunners, scopeFor } from "../adapters/github-runners";
 import { listHandoffReports } from "../adapters/handoff";
 import { jobsOnInstance, listJobsByState, recentlyClosedJobScopes } from "../adapters/job-queries";
-import type { GithubRunner, StackInstance } from "../core/reconcile-model";
+import { scanMembers } from "../adapters/pool-members";
+import type { GithubRunner, PoolMemberItem, StackInstance } from "../core/reconcile-model";
 import { isStackRunner, LIVE_INSTANCE_STATES, type RunnerScope } from "../core/stack-identity";
 import type { HandoffReport } from "../shared/handoff-report";
 import type { JobRecord, JobState } from "../shared/job";
@@ -35,6 +36,8 @@ export interface FleetState {
   jobs: JobRecord[];
   instances?: StackInstance[];
   handoffs?: HandoffReport[];
+  /** Undefined when the pool table could not be read. */
+  poolMembers?: PoolMemberItem[];
   runners?: { list: GithubRunner[]; scopeOf: RunnerScopes };
   /** Stack instances pending or running (undefined when EC2 was unreadable). */
   alive?: number;
@@ -54,11 +57,19 @@ export async function gatherFleetState(
     return undefined;
   };
   // The reads are independent: in parallel, so a run stays short.
-  const [jobs, instances, handoffs] = await Promise.all([
+  const [jobs, { instances, poolMembers }, handoffs] = await Promise.all([
     Promise.all(LIVE_STATES.map((state) => listJobsByState(state, { limit: MAX_JOBS_PER_STATE }))).then(
       (all) => all.flat(),
     ),
-    readInstances(stackName).catch(skip("instances", "the stack's instances")),
+    readInstances(stackName)
+      .catch(skip("instances", "the stack's instances"))
+      .then(async (instances) => ({
+        instances,
+        // Only a pool-tagged instance needs them (a stack without a pool reads nothing more).
+        poolMembers: instances?.some((i) => i.poolConfig)
+          ? await scanMembers().catch(skip("pool", "the pool members"))
+          : [],
+      })),
     listHandoffReports().catch(skip("handoffs", "the hand-off reports")),
   ]);
   // Terminal jobs matter only for instances still up: "its job completed, the instance did not stop".
@@ -78,7 +89,7 @@ export async function gatherFleetState(
       : undefined,
   ]);
   for (const job of finished) if (job) jobs.push(job);
-  return { jobs, instances, handoffs, runners, alive: alive?.length, unreadable };
+  return { jobs, instances, handoffs, poolMembers, runners, alive: alive?.length, unreadable };
 }
 
 async function readInstances(stackName: string): Promise<StackInstance[]> {
@@ -89,6 +100,7 @@ async function readInstances(stackName: string): Promise<StackInstance[]> {
     state: i.state ?? "unknown",
     launchTime: (i.launchTime ?? new Date(0)).toISOString(),
     configName: i.configName,
+    poolConfig: i.poolConfig,
   }));
 }
 

@@ -2,8 +2,9 @@
  * The reconciler Lambda (EventBridge schedule, every minute): sees the fleet, plans with
  * lambda/core/reconcile-plan.ts and applies the plan (reconcile-fleet.ts), so two runs at once, or a
  * run racing the launcher, cannot launch a job twice or lose one. Beside that, and
- * independent of it, re-runs interrupted jobs (rerun-interrupted-jobs.ts) and asks GitHub to redeliver
- * failed webhooks (redeliver-webhooks.ts): one part failing does not stop the others. Work is bounded
+ * independent of it, re-runs interrupted jobs (rerun-interrupted-jobs.ts), asks GitHub to redeliver
+ * failed webhooks (redeliver-webhooks.ts) and tends the stopped pools (tend-pools.ts): one part
+ * failing does not stop the others. Work is bounded
  * (actions per run, GitHub look-ups, a time budget); every count is a metric, every decision is
  * logged with its reason.
  */
@@ -14,11 +15,14 @@ import { logger, MetricUnit, metrics } from "../shared/telemetry";
 import { type FleetReconciled, reconcileFleet } from "./reconcile-fleet";
 import { redeliverWebhooks } from "./redeliver-webhooks";
 import { rerunInterruptedJobs } from "./rerun-interrupted-jobs";
+import { emptyReport, POOL_METRICS, type PoolsTended, tendPools } from "./tend-pools";
 
 export interface ReconcileReport extends FleetReconciled {
   redelivered: number;
   /** Interrupted jobs re-run on on-demand capacity (retryOnInterruption). */
   rerun: number;
+  /** What the pool tending did. */
+  pools: PoolsTended;
 }
 
 export async function handler(_event: ScheduledEvent, context?: Context): Promise<ReconcileReport> {
@@ -35,6 +39,9 @@ export async function handler(_event: ScheduledEvent, context?: Context): Promis
   metrics.addMetric("ReconcileDeferred", MetricUnit.Count, report.deferred);
   metrics.addMetric("WebhooksRedelivered", MetricUnit.Count, report.redelivered);
   metrics.addMetric("InterruptedJobsRerun", MetricUnit.Count, report.rerun);
+  for (const [kind, n] of Object.entries(report.pools.applied))
+    metrics.addMetric(POOL_METRICS[kind as keyof typeof POOL_METRICS], MetricUnit.Count, n);
+  metrics.addMetric("PoolActionsFailed", MetricUnit.Count, report.pools.failed);
   if (report.instances !== undefined)
     metrics.addMetric("RunnerInstances", MetricUnit.Count, report.instances);
   metrics.publishStoredMetrics();
@@ -70,15 +77,26 @@ export async function reconcile(
     if (result.unreadable) unreadable.push("deliveries");
     return result.redelivered;
   };
-  const [fleet, rerunCount, redelivered] = await settleAll([
+  const tend = async () => {
+    // Before the App exists no job can use a member: no pool costs money yet.
+    if (!githubReady) return emptyReport();
+    return tendPools(s, { now, deadline }).catch((error: unknown) => {
+      logger.error("pool tending skipped", error as Error);
+      unreadable.push("pools");
+      return { ...emptyReport(), failed: 1 };
+    });
+  };
+  const [fleet, rerunCount, redelivered, pools] = await settleAll([
     reconcileFleet(s, { now, deadline, sweepRunners }),
     rerun(),
     redeliver(),
+    tend(),
   ] as const);
   const report = {
     ...fleet,
     redelivered,
     rerun: rerunCount,
+    pools,
     unreadable: [...fleet.unreadable, ...unreadable],
   };
   await recordHeartbeat(now, report);

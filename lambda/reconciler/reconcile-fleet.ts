@@ -19,9 +19,9 @@ export async function reconcileFleet(
   { now, deadline, sweepRunners }: { now: Date; deadline: number; sweepRunners?: boolean },
 ): Promise<FleetReconciled> {
   const fleet = await gatherFleetState(s.stackName, now, sweepRunners);
-  const { jobs, instances, handoffs, runners } = fleet;
+  const { jobs, instances, handoffs, poolMembers, runners } = fleet;
   const policy = reconcilePolicy(s, s.stackName);
-  const plan = planReconcile({ jobs, instances, runners: runners?.list, handoffs, now, policy });
+  const plan = planReconcile({ jobs, instances, runners: runners?.list, handoffs, poolMembers, now, policy });
   const applied = await applyReconcilePlan(plan, { jobs, runnerScopes: runners?.scopeOf }, { now, deadline });
   return { ...applied, instances: fleet.alive, unreadable: fleet.unreadable };
 }

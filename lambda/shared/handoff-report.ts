@@ -10,4 +10,6 @@ export interface HandoffReport {
   jobStartedAt?: string;
   jobFinishedAt?: string;
   interruptedAt?: string;
+  /** A pool member's first boot finished its warm-up (it waits to be stopped). */
+  warmedAt?: string;
 }

@@ -225,9 +225,13 @@ function fleetStatements(refs: FleetRefs, subnets: pulumi.Output<string[]>): Pol
 
 /**
  * Every resource of a launch from a launch template carries `ec2:LaunchTemplate` (the template's ARN);
- * a launch without a template carries none, so nothing below allows it.
+ * a launch without a template carries none, so nothing below allows it. `spot`: spot launches too.
  */
-function runInstancesStatements(refs: FleetRefs, subnets: pulumi.Output<string[]>): PolicyStatement[] {
+function runInstancesStatements(
+  refs: FleetRefs,
+  subnets: pulumi.Output<string[]>,
+  spot: boolean,
+): PolicyStatement[] {
   const fromTemplates = { ArnEquals: { "ec2:LaunchTemplate": refs.launchTemplateArns } };
   return [
     {
@@ -264,20 +268,27 @@ function runInstancesStatements(refs: FleetRefs, subnets: pulumi.Output<string[]
       why: "Exactly the stack's runner subnets, from the stack's templates.",
     },
     ...imageStatements(refs, "RunInstances", fromTemplates),
-    {
-      Sid: "RunSpotRequests",
-      Action: ["ec2:RunInstances"],
-      Resource: [ec2Arn(refs, "spot-instances-request/*")],
-      why:
-        "Spot requests of a spot launch. Nothing narrower: their only condition keys are request tags, " +
-        "and an instant fleet cannot tag spot requests. Useless alone: the instance, image and " +
-        "subnet of the same launch are checked above.",
-    },
+    ...(spot
+      ? [
+          {
+            Sid: "RunSpotRequests",
+            Action: ["ec2:RunInstances"],
+            Resource: [ec2Arn(refs, "spot-instances-request/*")],
+            why:
+              "Spot requests of a spot launch. Nothing narrower: their only condition keys are request tags, " +
+              "and an instant fleet cannot tag spot requests. Useless alone: the instance, image and " +
+              "subnet of the same launch are checked above.",
+          },
+        ]
+      : []),
   ];
 }
 
-/** Launches: the fleet request, the launch it makes, tags on create, the runner role and the SLRs. */
-function launchStatements(refs: FleetRefs): PolicyStatement[] {
+/**
+ * Launches: the fleet request, the launch it makes, tags on create, the runner role and the SLRs.
+ * `spot: false` (the pools' on-demand refill): no spot request, no spot service-linked role.
+ */
+function launchStatements(refs: FleetRefs, { spot = true }: { spot?: boolean } = {}): PolicyStatement[] {
   const { ctx } = refs;
   const subnets = pulumi
     .all([refs.subnetIds, ctx.partition, ctx.accountId])
@@ -288,7 +299,7 @@ function launchStatements(refs: FleetRefs): PolicyStatement[] {
     pulumi.interpolate`arn:${ctx.partition}:iam::${ctx.accountId}:role/aws-service-role/${service}/${name}`;
   return [
     ...fleetStatements(refs, subnets),
-    ...runInstancesStatements(refs, subnets),
+    ...runInstancesStatements(refs, subnets, spot),
     {
       Sid: "TagOnCreate",
       Action: ["ec2:CreateTags"],
@@ -308,16 +319,26 @@ function launchStatements(refs: FleetRefs): PolicyStatement[] {
       Condition: { StringEquals: { "iam:PassedToService": "ec2.amazonaws.com" } },
       why: "The runner role only, and only to EC2 (the templates' instance profile).",
     },
-    {
-      Sid: "FleetServiceLinkedRoles",
-      Action: ["iam:CreateServiceLinkedRole"],
-      Resource: [
-        serviceLinkedRole("ec2fleet.amazonaws.com", "AWSServiceRoleForEC2Fleet"),
-        serviceLinkedRole("spot.amazonaws.com", "AWSServiceRoleForEC2Spot"),
-      ],
-      Condition: { StringEquals: { "iam:AWSServiceName": ["ec2fleet.amazonaws.com", "spot.amazonaws.com"] } },
-      why: "EC2 Fleet and spot create their service-linked roles on first use: exactly those two.",
-    },
+    spot
+      ? {
+          Sid: "FleetServiceLinkedRoles",
+          Action: ["iam:CreateServiceLinkedRole"],
+          Resource: [
+            serviceLinkedRole("ec2fleet.amazonaws.com", "AWSServiceRoleForEC2Fleet"),
+            serviceLinkedRole("spot.amazonaws.com", "AWSServiceRoleForEC2Spot"),
+          ],
+          Condition: {
+            StringEquals: { "iam:AWSServiceName": ["ec2fleet.amazonaws.com", "spot.amazonaws.com"] },
+          },
+          why: "EC2 Fleet and spot create their service-linked roles on first use: exactly those two.",
+        }
+      : {
+          Sid: "FleetServiceLinkedRole",
+          Action: ["iam:CreateServiceLinkedRole"],
+          Resource: [serviceLinkedRole("ec2fleet.amazonaws.com", "AWSServiceRoleForEC2Fleet")],
+          Condition: { StringEquals: { "iam:AWSServiceName": "ec2fleet.amazonaws.com" } },
+          why: "EC2 Fleet creates its service-linked role on first use: exactly that one.",
+        },
   ];
 }
 
@@ -340,23 +361,31 @@ export function webhookStatements(refs: FleetRefs): PolicyStatement[] {
   ];
 }
 
+/** PutItem on the hand-off table, only under keys a runner instance can read (its role id, an instance id). */
+function putHandoffItems(refs: FleetRefs, sid: string, why: string): PolicyStatement {
+  return {
+    Sid: sid,
+    Action: ["dynamodb:PutItem"],
+    Resource: [refs.handoffTable.arn],
+    Condition: {
+      "ForAllValues:StringLike": {
+        "dynamodb:LeadingKeys": [pulumi.interpolate`${refs.runnerRole.uniqueId}:i-*`],
+      },
+    },
+    why,
+  };
+}
+
 export function launcherStatements(refs: FleetRefs): PolicyStatement[] {
   const { ctx } = refs;
   return [
     ...ledgerJobs(refs),
-    {
-      Sid: "HandOffJitConfigs",
-      Action: ["dynamodb:PutItem"],
-      Resource: [refs.handoffTable.arn],
-      Condition: {
-        "ForAllValues:StringLike": {
-          "dynamodb:LeadingKeys": [pulumi.interpolate`${refs.runnerRole.uniqueId}:i-*`],
-        },
-      },
-      why:
-        "The hand-off table, and only keys a runner instance can read (`<runner role id>:i-…`); the " +
+    putHandoffItems(
+      refs,
+      "HandOffJitConfigs",
+      "The hand-off table, and only keys a runner instance can read (`<runner role id>:i-…`); the " +
         "instance ids are those just launched, unknown in advance.",
-    },
+    ),
     {
       Sid: "ConsumeLaunchQueue",
       Action: [
@@ -422,6 +451,48 @@ export function reconcilerStatements(refs: FleetRefs): PolicyStatement[] {
     describeInRegion(refs, "DescribeInstances", ["ec2:DescribeInstances"]),
     terminateStackInstances(refs),
     ...readSecretParameters(refs.ctx, [refs.githubCredentialParameter]),
+    ...reconcilerPoolStatements(refs),
+  ];
+}
+
+/** Tending the stopped pools: refill (an on-demand fleet), warm-up markers, stop, rotation by AMI. */
+function reconcilerPoolStatements(refs: FleetRefs): PolicyStatement[] {
+  const { ctx } = refs;
+  return [
+    {
+      Sid: "TendPoolMembers",
+      Action: ["dynamodb:Scan", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+      Resource: [refs.poolTable.arn],
+      why:
+        "The stack's pool table only: every member of every config (Scan: a config removed from the " +
+        "stack still has members to retire), a new member's item, its conditional state changes, and " +
+        "the item of a member that is gone. Keys are instance ids launched later.",
+    },
+    putHandoffItems(
+      refs,
+      "HandOffWarmupMarkers",
+      "A new member's warm-up marker, under the only keys a runner instance can read " +
+        "(`<runner role id>:i-…`); the instance ids are those just launched.",
+    ),
+    ...launchStatements(refs, { spot: false }),
+    {
+      Sid: "StopPoolMembers",
+      Action: ["ec2:StopInstances"],
+      Resource: [ec2Arn(refs, "instance/*")],
+      Condition: stackPoolMembers(refs),
+      why:
+        "Member ids are not known in advance; only instances carrying the stack tag and a pool tag " +
+        "(set at launch by the refill), so no runner running a job can be stopped.",
+    },
+    ...ifAny(refs.amiParameterNames, (names) => ({
+      Sid: "ReadRunnerAmis",
+      Action: ["ssm:GetParameter", "ssm:GetParameters"],
+      Resource: names.map((n) => ssmParameterArn(ctx, n)),
+      why:
+        "Exactly the AMI parameters the pipeline writes: the current AMI, which members are rotated " +
+        "against (GetParameter), and the launch templates' `resolve:ssm:` image ids, resolved with " +
+        "the caller's permissions when the refill launches (GetParameters).",
+    })),
   ];
 }
 

@@ -2,7 +2,7 @@
  * A small IAM policy evaluator for identity policies, enough to ask the questions that matter of the
  * program's policies: explicit Deny wins, then any Allow, else implicit deny; actions and resources
  * with `*`/`?` wildcards; condition operators of the String, Arn and Bool families with the
- * ForAllValues/ForAnyValue qualifiers and IfExists; policy variables like `${aws:userid}` in
+ * ForAllValues/ForAnyValue qualifiers and IfExists, and Null; policy variables like `${aws:userid}` in
  * resources and condition values. An operator it does not know is an error, never a silent match.
  */
 
@@ -68,6 +68,8 @@ const MATCHERS: Record<string, (value: string, pattern: string) => boolean> = {
 };
 
 function conditionHolds(operator: string, key: string, policyValues: string[], context: Context): boolean {
+  // Null: "true" holds when the key is absent, "false" when it is present.
+  if (operator === "Null") return policyValues.includes(String(lookup(context, key) === undefined));
   const match = /^(?:(ForAllValues|ForAnyValue):)?(\w+?)(IfExists)?$/.exec(operator);
   const base = match?.[2] ?? "";
   const matcher = MATCHERS[base];

@@ -33,6 +33,9 @@ interface Launch {
   subnet?: string;
   /** The image named in the fleet's overrides instead of the template's. */
   imageOverride?: boolean;
+  /** Whose policy launches (default the launcher's), and on which market (default spot). */
+  role?: "launcher" | "reconciler";
+  market?: "spot" | "on-demand";
 }
 
 /**
@@ -64,10 +67,10 @@ function fleetLaunchAllowed(launch: Launch): boolean {
     { arn: securityGroup(), context: fromTemplate },
     { arn: ec2("network-interface/*"), context: fromTemplate },
     { arn: ec2("volume/*"), context: fromTemplate },
-    { arn: ec2("spot-instances-request/*") },
+    ...(launch.market === "on-demand" ? [] : [{ arn: ec2("spot-instances-request/*") }]),
   ];
-  const launcher = policyOf("launcher");
-  return allowsAll(launcher, "ec2:CreateFleet", fleet) && allowsAll(launcher, "ec2:RunInstances", instance);
+  const policy = policyOf(launch.role ?? "launcher");
+  return allowsAll(policy, "ec2:CreateFleet", fleet) && allowsAll(policy, "ec2:RunInstances", instance);
 }
 
 describe("the launcher launches", () => {
@@ -133,19 +136,22 @@ describe("the launcher launches", () => {
   });
 });
 
-describe("the launcher hands off", () => {
-  it("only under keys a runner instance reads: its role id and an instance id", () => {
-    const put = (key: string) =>
-      evaluate(policyOf("launcher"), {
-        action: "dynamodb:PutItem",
-        resource: `arn:aws:dynamodb:${REGION}:${ACCOUNT_ID}:table/runner-fleet-dev-handoff`,
-        context: { "dynamodb:LeadingKeys": [key] },
-      });
-    const roleId = String(run.named("aws:iam/role:Role", "runners").state.uniqueId);
-    expect(put(`${roleId}:i-0abc`)).toBe("allow");
-    expect(put("AROAOTHERROLE:i-0abc")).toBe("implicit-deny");
-    expect(put(`${roleId}:anything`)).toBe("implicit-deny");
-  });
+describe("hand-off items are written", () => {
+  it.each(["launcher", "reconciler"])(
+    "by %s only under keys a runner instance reads: its role id and an instance id",
+    (name) => {
+      const put = (key: string) =>
+        evaluate(policyOf(name), {
+          action: "dynamodb:PutItem",
+          resource: `arn:aws:dynamodb:${REGION}:${ACCOUNT_ID}:table/runner-fleet-dev-handoff`,
+          context: { "dynamodb:LeadingKeys": [key] },
+        });
+      const roleId = String(run.named("aws:iam/role:Role", "runners").state.uniqueId);
+      expect(put(`${roleId}:i-0abc`)).toBe("allow");
+      expect(put("AROAOTHERROLE:i-0abc")).toBe("implicit-deny");
+      expect(put(`${roleId}:anything`)).toBe("implicit-deny");
+    },
+  );
 });
 
 describe("instances are terminated", () => {
@@ -212,5 +218,33 @@ describe("a runner instance", () => {
       context: { "aws:userid": `${roleId()}:i-0mine`, "dynamodb:LeadingKeys": [`${roleId()}:i-0other`] },
     });
     expect(read).toBe("implicit-deny");
+  });
+});
+
+describe("the reconciler tends the stopped pools", () => {
+  const member = (stack: string | undefined, pool: string | undefined): Context => ({
+    ...stackTag(stack),
+    "aws:ResourceTag/runner-fleet:pool": pool,
+  });
+
+  it("launches on-demand members as the launcher launches, never spot", () => {
+    const pipelineImage = { id: "ami-0pipeline000000001", owner: ACCOUNT_ID, stack: "dev" };
+    expect(fleetLaunchAllowed({ image: pipelineImage, role: "reconciler", market: "on-demand" })).toBe(true);
+    expect(fleetLaunchAllowed({ image: pipelineImage, role: "reconciler", market: "spot" })).toBe(false);
+    const foreign = { id: "ami-0foreign000000001", owner: CANONICAL };
+    expect(fleetLaunchAllowed({ image: foreign, role: "reconciler", market: "on-demand" })).toBe(false);
+  });
+
+  it("stops only instances tagged with the stack and a pool: never a runner, never another stack's", () => {
+    const stop = (context: Context) =>
+      evaluate(policyOf("reconciler"), {
+        action: "ec2:StopInstances",
+        resource: ec2("instance/i-0abc"),
+        context,
+      });
+    expect(stop(member("dev", "linux-x64"))).toBe("allow");
+    expect(stop(member("dev", undefined))).toBe("implicit-deny");
+    expect(stop(member("prod", "linux-x64"))).toBe("implicit-deny");
+    expect(stop(member(undefined, "linux-x64"))).toBe("implicit-deny");
   });
 });

@@ -364,8 +364,9 @@ export async function startEc2Fake(options: Ec2FakeOptions) {
   };
 
   /** Launch templates the sandbox knows something about (it has no template contents otherwise). */
-  const templates = new Map<string, { hibernation: boolean }>();
+  const templates = new Map<string, { hibernation?: boolean; imageId?: string }>();
   const templateHibernation = (id: string | undefined) => !!(id && templates.get(id)?.hibernation);
+  const templateImage = (id: string | undefined) => (id ? templates.get(id)?.imageId : undefined);
 
   const launch = (spec: {
     instanceType: string;
@@ -385,7 +386,7 @@ export async function startEc2Fake(options: Ec2FakeOptions) {
     const ip = ipCounter++;
     const instance: SandboxInstance = {
       instanceId: `i-0${randomHex(16)}`,
-      imageId: spec.imageId ?? "ami-0sandbox00000000",
+      imageId: spec.imageId ?? templateImage(spec.launchTemplate?.id) ?? "ami-0sandbox00000000",
       instanceType: spec.instanceType,
       subnetId: spec.subnetId,
       vpcId: (spec.subnetId && subnets.get(spec.subnetId)?.vpcId) || "vpc-0sandbox0000000",
@@ -1061,9 +1062,15 @@ export async function startEc2Fake(options: Ec2FakeOptions) {
       if (behavior === "stop") stop(instance, false, reason);
       else moveTo(instance, "shutting-down", reason, { to: "terminated", ms: draw("shutdownMs") });
     },
-    /** What the sandbox knows of a launch template: instances launched from it get its hibernation setting. */
-    configureLaunchTemplate(launchTemplateId: string, settings: { hibernation: boolean }): void {
-      templates.set(launchTemplateId, settings);
+    /**
+     * What the sandbox knows of a launch template: instances launched from it get its hibernation
+     * setting and its AMI (`imageId`; a request's own ImageId wins). Settings not given are kept.
+     */
+    configureLaunchTemplate(
+      launchTemplateId: string,
+      settings: { hibernation?: boolean; imageId?: string },
+    ): void {
+      templates.set(launchTemplateId, { ...templates.get(launchTemplateId), ...settings });
     },
     /** Seeds an instance (default: running on-demand m7i.large, launched now). Returns its id. */
     addInstance(
