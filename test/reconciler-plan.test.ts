@@ -126,6 +126,27 @@ describe("launching and launched jobs", () => {
     ]);
   });
 
+  it("waits for a started pool member still listed as stopped, then relaunches if it stays stopped", () => {
+    // The member stopped after its warm-up two days ago; a launcher claimed and started it for job 1.
+    const started = job("1", { state: "launched", instanceId: "i-00000001", launchedAt: ago(20) });
+    const member = { ...instance("i-00000001", 2 * 86_400, "stopped"), poolConfig: "linux-x64" };
+    const claimed = (at: number) => [
+      { instanceId: "i-00000001", state: "claimed" as const, claimedAt: ago(at) },
+    ];
+    const listed = { instances: [member], poolMembers: claimed(21) };
+    expect(plan({ jobs: [started], ...listed }).actions).toEqual([]);
+    // Still stopped past the grace: the start did not happen.
+    const late = { ...started, launchedAt: ago(400) };
+    expect(kinds(plan({ jobs: [late], instances: [member], poolMembers: claimed(401) }).actions)).toContain(
+      "release:1@i-00000001",
+    );
+    // Stopped again after the start (its launch time is the start's): this life's stop, at once.
+    const stoppedSince = { ...member, launchTime: ago(10) };
+    expect(
+      kinds(plan({ jobs: [started], instances: [stoppedSince], poolMembers: claimed(21) }).actions),
+    ).toEqual(["release:1@i-00000001"]);
+  });
+
   it("waits for an instance not listed yet, then relaunches when it never appears", () => {
     const fresh = job("1", { state: "launched", instanceId: "i-00000001", launchedAt: ago(10) });
     expect(plan({ jobs: [fresh] }).actions).toEqual([]);

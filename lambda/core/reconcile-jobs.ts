@@ -13,6 +13,7 @@ import {
   isDue,
   minutes,
   type ReconcileAction,
+  type StackInstance,
   seconds,
 } from "./reconcile-model";
 
@@ -121,12 +122,27 @@ function launchingActions(job: JobRecord, view: FleetView): ReconcileAction[] {
 function launchedActions(job: JobRecord, view: FleetView): ReconcileAction[] {
   if (!job.instanceId || !view.instances) return [];
   const instance = view.instances.get(instanceOf(job, view.policy.stackName) ?? job.instanceId);
+  const since = job.launchedAt ?? job.updatedAt;
   const gone = instance
-    ? !ALIVE.has(instance.state)
-    : isDue(view, "unlisted-instance", job.launchedAt ?? job.updatedAt, view.policy.orphanGraceSeconds);
+    ? !ALIVE.has(instance.state) &&
+      !(
+        listedBeforeStart(instance, job) &&
+        !isDue(view, "stale-listing", since, view.policy.orphanGraceSeconds)
+      )
+    : isDue(view, "unlisted-instance", since, view.policy.orphanGraceSeconds);
   if (!gone) return [];
   const reason = `instance ${job.instanceId} is ${instance?.state ?? "gone"} before the job started: relaunch`;
   return [release(job, "launched", job.instanceId, reason)];
+}
+
+/**
+ * A stopped pool member listed as it was before the launcher started it for this job: DescribeInstances
+ * lags a StartInstances, and a start resets the launch time, so a stopped listing whose launch time
+ * is older than the job's launch predates the start (given the orphan grace to catch up).
+ */
+function listedBeforeStart(instance: StackInstance, job: JobRecord): boolean {
+  const stoppedState = instance.state === "stopped" || instance.state === "stopping";
+  return stoppedState && !!job.launchedAt && Date.parse(instance.launchTime) < Date.parse(job.launchedAt);
 }
 
 /** A running job whose instance is gone: GitHub is asked whether it finished; given up on much later. */
