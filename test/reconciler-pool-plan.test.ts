@@ -152,6 +152,18 @@ describe("rotation", () => {
     ).toEqual([]);
   });
 
+  it("retires ready members launched from an older launch template version (a pulumi up changed it)", () => {
+    const before = member("ready", { templateVersion: 3 });
+    const after = member("ready", { templateVersion: 4 });
+    const actions = plan({ members: [before, after], configs: [config({ launchTemplateVersion: 4 })] });
+    expect(summary(actions)).toEqual([`retire ${before.instanceId}`, "launch linux ×1"]);
+    expect(actions[0]!.reason).toBe("launched from launch template version 3, the config's is now 4");
+    // A member or config that does not say (items and configs written before versions were): kept.
+    expect(
+      plan({ members: [member("ready"), after], configs: [config({ launchTemplateVersion: 4 })] }),
+    ).toEqual([]);
+  });
+
   it("retires a ready member launched more than 7 days ago", () => {
     const stale = member("ready", { launchedAt: ago(7 * 24 * 60 * MIN + MIN) });
     const fresh = member("ready", { launchedAt: ago(6 * 24 * 60 * MIN) });

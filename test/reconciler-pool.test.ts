@@ -26,6 +26,7 @@ const poolConfig: LabelConfig = {
   name: "linux-pool",
   labels: ["self-hosted", "linux", "pool"],
   launchTemplateId: "lt-0pool0000000000001",
+  launchTemplateVersion: 7,
   image: { parameter: AMI_PARAM },
   pool: { size: 2 },
 };
@@ -110,8 +111,8 @@ describe("refill", () => {
       expect(instance.imageId).toBe(OLD_AMI);
     }
     const warming = await members();
-    expect(warming.map((m) => [m.instanceId, m.state, m.amiId]).sort()).toEqual(
-      launched.map((i) => [i.instanceId, "warming", OLD_AMI]).sort(),
+    expect(warming.map((m) => [m.instanceId, m.state, m.amiId, m.templateVersion]).sort()).toEqual(
+      launched.map((i) => [i.instanceId, "warming", OLD_AMI, 7]).sort(),
     );
     for (const m of warming) {
       const marker = await handoff.readHandoff(m.instanceId);

@@ -20,6 +20,7 @@ export const labelConfigSchema = z.object({
   arch: z.enum(["x64", "arm64"]),
   instanceTypes: z.array(z.string()).check(z.minLength(1)),
   launchTemplateId: z.string().check(z.minLength(1)),
+  launchTemplateVersion: z.optional(z.int().check(z.minimum(1))),
   spotPolicy: z._default(z.enum(["spotOnly", "spotPreferred", "onDemandOnly"]), "spotPreferred"),
   spotFailuresBeforeOnDemand: z._default(z.int().check(z.minimum(0)), 1),
   allocationStrategy: z._default(

@@ -19,6 +19,8 @@ export interface PoolMember {
   state: MemberState;
   /** The AMI it was launched from (the config's current one at launch). */
   amiId?: string;
+  /** The config's launch template version at its launch (its user data and settings). */
+  templateVersion?: number;
   launchedAt: string;
   /** When it reached `stopped` after its warm-up. */
   readyAt?: string;
@@ -31,7 +33,7 @@ const keyOf = (config: string, instanceId: string) => marshall({ config, instanc
 
 /** Records a member just launched (state `warming`). */
 export async function putWarmingMember(
-  member: Pick<PoolMember, "config" | "instanceId" | "amiId">,
+  member: Pick<PoolMember, "config" | "instanceId" | "amiId" | "templateVersion">,
   now = new Date(),
 ): Promise<void> {
   const item: PoolMember = {

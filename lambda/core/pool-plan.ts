@@ -122,13 +122,21 @@ function memberAction(
   }
 }
 
-/** A ready member built from another AMI than the config's current one, or past the age limit. */
+/**
+ * A ready member built from another AMI than the config's current one, from an older launch template
+ * version (its user data and settings predate a `pulumi up`), or past the age limit.
+ */
 function rotation(member: PoolMember, instance: PoolInstance, input: PoolPlanInput): PoolAction | undefined {
   // The instance's own image is the truth; the item's is what the config said at launch.
   const ami = instance.imageId ?? member.amiId;
   const current = input.currentAmis.get(member.config);
   if (ami && current && ami !== current) {
     return { kind: "retire", member, reason: `built from ${ami}, the config's AMI is now ${current}` };
+  }
+  const version = input.configs.find((c) => c.name === member.config)?.launchTemplateVersion;
+  if (member.templateVersion && version && member.templateVersion !== version) {
+    const reason = `launched from launch template version ${member.templateVersion}, the config's is now ${version}`;
+    return { kind: "retire", member, reason };
   }
   const days = minutesSince(member.launchedAt, input.now) / (24 * 60);
   if (days > MAX_MEMBER_AGE_DAYS) {

@@ -288,7 +288,12 @@ async function launch(
     await pMap(fleet.instances, async ({ instanceId }) => {
       try {
         // Already recorded: an SDK retry (or a run at the same moment) got the same fleet back.
-        const member = { config: config.name, instanceId, amiId: ctx.currentAmis.get(config.name) };
+        const member = {
+          config: config.name,
+          instanceId,
+          amiId: ctx.currentAmis.get(config.name),
+          templateVersion: config.launchTemplateVersion,
+        };
         await unlessConditionFailed(putWarmingMember(member, ctx.now));
         await writeWarmupMarker(instanceId, { now: ctx.now, ttlSeconds: WARMING_TIMEOUT_MINUTES * 60 });
       } catch (error) {

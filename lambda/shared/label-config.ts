@@ -17,6 +17,11 @@ export interface LabelConfig {
   instanceTypes: string[];
   /** Launch template of this config (its id), created by the program. */
   launchTemplateId: string;
+  /**
+   * Its latest version (what a launch gets): a stopped pool member keeps the user data and settings
+   * it was launched with, so a `pulumi up` that changes the template rotates the pool.
+   */
+  launchTemplateVersion?: number;
   spotPolicy: SpotPolicy;
   /** spotPreferred: spot failures for one job before its launch goes on-demand. */
   spotFailuresBeforeOnDemand: number;

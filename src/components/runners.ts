@@ -145,11 +145,19 @@ export class Runners extends pulumi.ComponentResource {
           name: names.labelConfig(configName),
           type: "String",
           description: `runner-fleet label config ${configName}`,
-          value: template.id.apply((id) =>
-            JSON.stringify(
-              runtimeLabelConfig(configName, label, config, id, args.amiParameterNames?.[label.arch]),
+          value: pulumi
+            .all([template.id, template.latestVersion])
+            .apply(([id, version]) =>
+              JSON.stringify(
+                runtimeLabelConfig(
+                  configName,
+                  label,
+                  config,
+                  { id, version },
+                  args.amiParameterNames?.[label.arch],
+                ),
+              ),
             ),
-          ),
         },
         { parent: this },
       );
@@ -167,7 +175,7 @@ function runtimeLabelConfig(
   name: string,
   l: LabelConfigInput,
   config: StackConfig,
-  launchTemplateId: string,
+  template: { id: string; version: number },
   amiParameter: string | undefined,
 ): LabelConfig {
   return {
@@ -175,7 +183,8 @@ function runtimeLabelConfig(
     labels: l.labels,
     arch: l.arch,
     instanceTypes: l.instanceTypes,
-    launchTemplateId,
+    launchTemplateId: template.id,
+    launchTemplateVersion: template.version,
     spotPolicy: l.spotPolicy,
     spotFailuresBeforeOnDemand: l.spotFailuresBeforeOnDemand,
     allocationStrategy: l.allocationStrategy,

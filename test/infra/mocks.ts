@@ -61,7 +61,12 @@ function computed(type: string, name: string, inputs: Record<string, any>): Reco
     case "aws:ec2/securityGroup:SecurityGroup":
       return { ...base, arn: `arn:aws:ec2:${REGION}:${ACCOUNT_ID}:security-group/sg-${hex(name, 17)}` };
     case "aws:ec2/launchTemplate:LaunchTemplate":
-      return { ...base, arn: `arn:aws:ec2:${REGION}:${ACCOUNT_ID}:launch-template/lt-${hex(name, 17)}` };
+      // A new template's first version, as EC2 numbers them.
+      return {
+        ...base,
+        arn: `arn:aws:ec2:${REGION}:${ACCOUNT_ID}:launch-template/lt-${hex(name, 17)}`,
+        latestVersion: 1,
+      };
     case "aws:lambda/function:Function":
       return { ...base, arn: `arn:aws:lambda:${REGION}:${ACCOUNT_ID}:function:${physical}` };
     case "aws:cloudwatch/logGroup:LogGroup":

@@ -133,6 +133,7 @@ describe("launch templates", () => {
       arch: "arm64",
       instanceTypes: ["m7g.large", "m6g.large", "c7g.xlarge"],
       launchTemplateId: lt.id,
+      launchTemplateVersion: 1,
       spotPolicy: "spotOnly",
       spotFailuresBeforeOnDemand: 2,
       allocationStrategy: "price-capacity-optimized",
