@@ -115,6 +115,7 @@ export type RuleTimer =
   | "requeue"
   | "launching-timeout"
   | "unlisted-instance"
+  | "stale-listing"
   | "completion-check"
   | "give-up"
   | "max-runtime"
