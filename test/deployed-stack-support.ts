@@ -2,11 +2,14 @@
  * A deployed stack as `npm run doctor` sees it, for the doctor's tests and the first-deploy path:
  * the webhook Lambda served over HTTP (as API Gateway, payload 2.0, invokes it) and what `pulumi up`
  * leaves in AWS (the webhook secret, label configs, an AMI per architecture, the reconciler's
- * heartbeat, the alarms), seeded into the sandbox.
+ * heartbeat, the alarms) and what the reconciler leaves of a stopped pool, seeded into the sandbox.
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import { type MemberState, moveMember, putWarmingMember } from "../lambda/adapters/pool-members";
 import { recordReconcilerHeartbeat } from "../lambda/adapters/reserved-items";
+import { TAGS } from "../lambda/core/stack-identity";
 import type { Sandbox } from "./sandbox";
+import type { InstanceStateName } from "./sandbox/ec2";
 import { type LocalServer, listen, readBody } from "./sandbox/http";
 
 export const STACK = "dev";
@@ -83,4 +86,67 @@ export async function seedDeployedStack(
   );
   for (const id of ["running-instances", "dlq-not-empty", "launcher-errors"])
     sandbox.cloudwatch.putAlarm(`${PREFIX}-${id}`);
+}
+
+/** A member of a seeded pool: its state, how long ago it was launched, its AMI, its instance's state. */
+export interface SeededMember {
+  state: MemberState;
+  launchedSecondsAgo: number;
+  amiId?: string;
+  /** Default: running while warming or claimed, stopped when ready or retiring. */
+  ec2State?: InstanceStateName;
+}
+
+const MEMBER_EC2_STATE: Record<MemberState, InstanceStateName> = {
+  warming: "running",
+  ready: "stopped",
+  claimed: "running",
+  retiring: "stopped",
+};
+
+/** An instance of `stack` tagged as a member of `config`'s pool (with no item unless seedPool adds it). */
+export function addPoolInstance(
+  sandbox: Sandbox,
+  member: Omit<SeededMember, "state"> & { config: string; stack?: string },
+  state: InstanceStateName,
+  now = new Date(),
+): string {
+  return sandbox.ec2.addInstance({
+    state,
+    imageId: member.amiId,
+    launchTime: now.getTime() - member.launchedSecondsAgo * 1000,
+    tags: {
+      [TAGS.stack]: member.stack ?? STACK,
+      [TAGS.config]: member.config,
+      [TAGS.poolMember]: member.config,
+    },
+  });
+}
+
+/**
+ * `config`'s pool as the reconciler and the launchers leave it: each member's instance, and its item
+ * written with the Lambdas' own adapter (POOL_TABLE must name the pool table); ages counted from
+ * `now`. Returns the instance ids.
+ */
+export async function seedPool(
+  sandbox: Sandbox,
+  config: string,
+  members: SeededMember[],
+  now = new Date(),
+): Promise<string[]> {
+  const ids: string[] = [];
+  for (const member of members) {
+    const instanceId = addPoolInstance(
+      sandbox,
+      { ...member, config },
+      member.ec2State ?? MEMBER_EC2_STATE[member.state],
+      now,
+    );
+    const launchedAt = new Date(now.getTime() - member.launchedSecondsAgo * 1000);
+    await putWarmingMember({ config, instanceId, amiId: member.amiId }, launchedAt);
+    if (member.state !== "warming")
+      await moveMember({ config, instanceId }, ["warming"], member.state, {}, launchedAt);
+    ids.push(instanceId);
+  }
+  return ids;
 }

@@ -2,7 +2,8 @@
  * `npm run doctor` against a deployed stack played by the sandbox (jobs table, queues, SSM, EC2
  * images, CloudWatch alarms), the GitHub fake (the App, its installation, webhook config and
  * deliveries), the real webhook Lambda served over HTTP, and a stand-in Pulumi CLI. A healthy setup
- * is all ✔; each failure that can be staged is ✖ with its fix.
+ * is all ✔; each failure that can be staged is ✖ with its fix; a stopped pool is ✔, ! or ✖ as it
+ * is full, filling or rotating, or left untended by the reconciler.
  */
 import { DeleteItemCommand } from "@aws-sdk/client-dynamodb";
 import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
@@ -18,6 +19,7 @@ import { pulumiCli } from "../scripts/lib/pulumi";
 import { MINIMUM_RUNNER_VERSION } from "../src/components/runner-bootstrap";
 import {
   AMI_PARAMS,
+  addPoolInstance,
   LABEL_CONFIGS,
   LABEL_PATH,
   PREFIX,
@@ -25,6 +27,7 @@ import {
   SECRET_PARAM,
   STACK,
   seedDeployedStack,
+  seedPool,
   serveWebhook,
   webhookSettings,
 } from "./deployed-stack-support";
@@ -39,6 +42,7 @@ let github: GitHubFake;
 let webhook: LocalServer;
 let restoreEnv: () => void;
 let jobsTable: string;
+let poolTable: string;
 let dlqUrl: string;
 let cli: FakePulumi;
 
@@ -74,6 +78,7 @@ async function deployHealthy() {
     webhookSecret: SECRET,
     dashboardUrl: "https://console.aws.amazon.com/cloudwatch/home#dashboards:name=runner-fleet-dev",
     jobsTableName: jobsTable,
+    poolTableName: poolTable,
     launchQueueName: "doctor-launch",
     deadLetterQueueName: "doctor-launch-dlq",
     amiParameterNames: AMI_PARAMS,
@@ -109,10 +114,14 @@ const byName = (checks: Check[], name: string) => {
 beforeAll(async () => {
   sandbox = await startSandbox({ github: true });
   github = sandbox.github!;
-  jobsTable = (await sandbox.createTables("doctor")).jobs;
+  ({ jobs: jobsTable, pool: poolTable } = await sandbox.createTables("doctor"));
   const launch = sandbox.createQueue("doctor-launch", { dlq: true });
   dlqUrl = launch.dlqUrl!;
-  restoreEnv = sandbox.useEnv(webhookSettings(jobsTable, launch.url, github.org));
+  // POOL_TABLE: the pool is seeded with the Lambdas' own adapter.
+  restoreEnv = sandbox.useEnv({
+    ...webhookSettings(jobsTable, launch.url, github.org),
+    POOL_TABLE: poolTable,
+  });
   sandbox.ssm.put(SECRET_PARAM, SECRET, { type: "SecureString" });
   webhook = await serveWebhook();
 });
@@ -402,5 +411,99 @@ describe("npm run doctor", () => {
 
   it("knows GitHub's minimum runner version as the image build does", () => {
     expect(DOCTOR_MINIMUM).toBe(MINIMUM_RUNNER_VERSION);
+  });
+});
+
+describe("npm run doctor on a stopped pool", () => {
+  const MIN = 60;
+  /** linux-x64 gets a pool of `size` (its disk: the default 50 GiB; the region: us-east-1). */
+  const withPool = (size: number) =>
+    cli.set(
+      "runner-fleet:labelConfigs",
+      JSON.stringify({ ...LABEL_CONFIGS, "linux-x64": { ...LABEL_CONFIGS["linux-x64"], pool: { size } } }),
+    );
+  /** The AMI the x64 parameter names: the config's current one. */
+  const currentAmi = () => sandbox.ec2.images().find((i) => i.architecture === "x86_64")!.imageId;
+  const poolCheck = async () => {
+    const checks = await doctor();
+    expect(checks.filter((c) => c.name.startsWith("pool "))).toHaveLength(1);
+    return { check: byName(checks, "pool linux-x64"), text: renderChecks(checks).join("\n") };
+  };
+
+  it("passes a pool whose ready members are the size it wants, with their idle cost", async () => {
+    withPool(2);
+    const ami = currentAmi();
+    await seedPool(sandbox, "linux-x64", [
+      { state: "ready", launchedSecondsAgo: 60 * MIN, amiId: ami },
+      { state: "ready", launchedSecondsAgo: 90 * MIN, amiId: ami },
+      { state: "claimed", launchedSecondsAgo: 120 * MIN, amiId: ami },
+    ]);
+    const { check, text } = await poolCheck();
+    expect(check).toMatchObject({ level: "ok", fix: null });
+    expect(text).toContain(
+      "✔ pool linux-x64: wants 2 now (size 2); 2 ready, 1 claimed, idle cost $8.00/month",
+    );
+  });
+
+  it("warns while the pool fills, and while the reconciler rotates a member of an older AMI", async () => {
+    withPool(2);
+    const ami = currentAmi();
+    await seedPool(sandbox, "linux-x64", [
+      { state: "ready", launchedSecondsAgo: 60 * MIN, amiId: ami },
+      { state: "warming", launchedSecondsAgo: 5 * MIN, amiId: ami },
+    ]);
+    const filling = (await poolCheck()).check;
+    expect(filling).toMatchObject({ level: "warn", ok: true });
+    expect(filling.detail).toBe(
+      "wants 2 now (size 2); 1 warming, 1 ready, idle cost $4.00/month; short by 1 (1 warming): the reconciler fills it within the config's limits; jobs start cold meanwhile",
+    );
+    expect(filling.fix).toContain(`aws logs tail /aws/lambda/${PREFIX}-reconciler`);
+    await sandbox.reset();
+    await seedDeployedStack(sandbox, jobsTable, 3);
+    const [stale] = await seedPool(sandbox, "linux-x64", [
+      { state: "ready", launchedSecondsAgo: 60 * MIN, amiId: "ami-0older00000000000" },
+      { state: "ready", launchedSecondsAgo: 30 * MIN, amiId: currentAmi() },
+    ]);
+    const rotating = (await poolCheck()).check;
+    expect(rotating.level).toBe("warn");
+    expect(rotating.detail).toContain(
+      `${stale}: retire, built from ami-0older00000000000, the config's AMI is now ${currentAmi()}`,
+    );
+  });
+
+  it("fails on a member warming past the reconciler's limit, and on a tagged instance without an item", async () => {
+    withPool(1);
+    const [stuck] = await seedPool(sandbox, "linux-x64", [
+      { state: "warming", launchedSecondsAgo: 25 * MIN, amiId: currentAmi() },
+    ]);
+    const warming = (await poolCheck()).check;
+    expect(warming).toMatchObject({ level: "fail", ok: false });
+    expect(warming.detail).toBe(
+      `${stuck} has been warming for 25 min (the reconciler retires a member after 20 min): the reconciler should have terminated it`,
+    );
+    expect(warming.fix).toContain("docs/on-call.md");
+    await sandbox.reset();
+    await seedDeployedStack(sandbox, jobsTable, 3);
+    await seedPool(sandbox, "linux-x64", [
+      { state: "ready", launchedSecondsAgo: 60 * MIN, amiId: currentAmi() },
+    ]);
+    const stray = addPoolInstance(sandbox, { config: "linux-x64", launchedSecondsAgo: 30 * MIN }, "stopped");
+    // Just launched, its item may not be written yet: not a failure.
+    addPoolInstance(sandbox, { config: "linux-x64", launchedSecondsAgo: 10 }, "running");
+    const untracked = (await poolCheck()).check;
+    expect(untracked.level).toBe("fail");
+    expect(untracked.detail).toBe(
+      `${stray} (stopped, launched 30 min ago) is tagged as a member but has no pool item: the reconciler should have terminated it`,
+    );
+  });
+
+  it("says a stack without the pool table output needs `pulumi up`", async () => {
+    withPool(1);
+    const { poolTableName: _, ...older } = cli.outputs!;
+    cli.outputs = older;
+    expect(byName(await doctor(), "pools")).toMatchObject({
+      level: "fail",
+      detail: "the stack has no poolTableName output",
+    });
   });
 });

@@ -1,7 +1,8 @@
 /**
  * `npm run status` for the on-call: `--job` as a URL, `--region` and where a region comes from,
  * `--watch` (redraws on an injected timer), AWS and config failures said as what to do, and the
- * deliveries whose labels matched no config, each with its closest config. Against a seeded ledger
+ * deliveries whose labels matched no config, each with its closest config; the stopped pools from the
+ * stack's pool table, priced in its region. Against a seeded ledger
  * in the sandbox, a stand-in Pulumi CLI, and (for missing credentials) the real CLI in a child process.
  */
 import { execFile } from "node:child_process";
@@ -19,6 +20,7 @@ import { profileRegion, useRegion } from "../scripts/lib/aws-session";
 import { parseJobRef } from "../scripts/lib/job-ref";
 import { pulumiCli } from "../scripts/lib/pulumi";
 import { type StatusCliDeps, statusCli } from "../scripts/lib/status-cli";
+import { seedPool } from "./deployed-stack-support";
 import { jobRecord } from "./lifecycle-support";
 import { operatorStandIn } from "./operator-pulumi-stand-in";
 import { type Sandbox, startSandbox } from "./sandbox";
@@ -157,6 +159,7 @@ describe("npm run status on a stack", () => {
   let sandbox: Sandbox;
   let restoreEnv: () => void;
   let jobsTable: string;
+  let poolTable: string;
   let cli: FakePulumi;
   const now = new Date();
   const ago = (s: number) => new Date(now.getTime() - s * 1000).toISOString();
@@ -189,8 +192,9 @@ describe("npm run status on a stack", () => {
 
   beforeAll(async () => {
     sandbox = await startSandbox();
-    restoreEnv = sandbox.useEnv();
-    jobsTable = (await sandbox.createTables("status-cli")).jobs;
+    ({ jobs: jobsTable, pool: poolTable } = await sandbox.createTables("status-cli"));
+    // POOL_TABLE: the pool is seeded with the Lambdas' own adapter.
+    restoreEnv = sandbox.useEnv({ POOL_TABLE: poolTable });
     await createJob(job("4242"), jobsTable);
     await createJob(
       job("4343", { state: "running", instanceId: "i-0abc", startedAt: ago(120), repo: "acme/gadgets" }),
@@ -318,6 +322,37 @@ describe("npm run status on a stack", () => {
     expect(err).toEqual([
       `status: the jobs table no-such-table is not in ${sandbox.region} (ResourceNotFoundException): is the stack in another region? pass --region REGION`,
     ]);
+  });
+
+  it("shows the stopped pools from the stack's pool table, priced in the stack's region", async () => {
+    const ami = "ami-0123456789abcdef0";
+    const large = { ...LABEL_CONFIGS["linux-x64-large"], amiId: ami, pool: { size: 2 } };
+    cli.set("runner-fleet:labelConfigs", JSON.stringify({ ...LABEL_CONFIGS, "linux-x64-large": large }));
+    cli.outputs = { jobsTableName: jobsTable, poolTableName: poolTable };
+    const [ready] = await seedPool(sandbox, "linux-x64-large", [
+      { state: "ready", launchedSecondsAgo: 3600, amiId: ami },
+    ]);
+    const { code, text } = await status([]);
+    expect(code).toBe(0);
+    expect(text).toContain(
+      "stopped pools (idle cost: ready members' gp3 volumes at $0.08/GB-month in us-east-1):\n" +
+        "  linux-x64-large: wants 2 now (size 2); 1 ready",
+    );
+    expect(text).toMatch(new RegExp(`^ {4}ready +${ready} +stopped +1 h +${ami} \\(current\\)$`, "m"));
+    expect(text).toContain("    idle cost: 1 ready × 50 GiB × $0.08 = $4.00/month");
+    const json = JSON.parse((await status(["--json"])).out[0]!);
+    expect(json.pools.pools[0]).toMatchObject({
+      configName: "linux-x64-large",
+      wanted: 2,
+      idleCost: { readyMembers: 1, diskSizeGb: 50, usdPerMonth: 4 },
+    });
+    // A stack deployed before the pools exports no pool table: said, not fatal.
+    cli.outputs = { jobsTableName: jobsTable };
+    const older = await status([]);
+    expect(older.code).toBe(0);
+    expect(older.text).toContain(
+      "note: stopped pools not read: no pool table name in the stack outputs (`pulumi up` exports it)",
+    );
   });
 
   it("--watch redraws every --interval seconds, a failed draw included, --count times", async () => {

@@ -1,18 +1,25 @@
 /**
- * `npm run status`: `explainJob` for every state (pure, table-driven), the fleet summary, and the
- * whole tool against a seeded ledger in the sandbox (dynalite) with the Lambdas' own DynamoDB adapters.
+ * `npm run status`: `explainJob` for every state (pure, table-driven), the fleet summary, the stopped
+ * pools and their idle cost, and the whole tool against a seeded ledger and pool in the sandbox
+ * (dynalite, the EC2 fake) with the Lambdas' own adapters.
  */
 import { PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RunnerInstance } from "../lambda/adapters/ec2";
 import { createJob } from "../lambda/adapters/jobs-table";
+import type { PoolMember } from "../lambda/adapters/pool-members";
+import { poolSizeAt } from "../lambda/core/pool-size";
 import type { ReconcilePolicy } from "../lambda/core/reconcile-model";
 import { planReconcile, reconcilePolicy } from "../lambda/core/reconcile-plan";
 import type { JobRecord } from "../lambda/shared/job";
 import { loadSettings } from "../lambda/shared/settings";
+import { describePrice, gp3PriceOf, monthlyGp3Cost } from "../scripts/lib/ebs-price";
 import { explainJob, type FleetLimits, formatDuration } from "../scripts/lib/explain";
 import { limitsFromConfig, runStatus, type StatusSources } from "../scripts/lib/fleet-status";
 import { fleetReport, renderReport } from "../scripts/lib/fleet-summary";
+import { type PoolConfigSpec, poolsReport, renderPools } from "../scripts/lib/pool-report";
+import { AMI_PARAMS, STACK, seedPool } from "./deployed-stack-support";
 import { type Sandbox, startSandbox } from "./sandbox";
 
 const NOW = new Date("2026-03-02T10:00:00.000Z");
@@ -357,19 +364,185 @@ describe("the fleet summary", () => {
   });
 });
 
+describe("the gp3 price of a region", () => {
+  it("comes from the table, or is us-east-1's flagged as an estimate", () => {
+    expect(gp3PriceOf("us-east-1")).toEqual({ region: "us-east-1", usdPerGbMonth: 0.08, estimate: false });
+    expect(gp3PriceOf("eu-central-1").usdPerGbMonth).toBe(0.0952);
+    const unknown = gp3PriceOf("xx-moon-1");
+    expect(unknown).toEqual({ region: "xx-moon-1", usdPerGbMonth: 0.08, estimate: true });
+    expect(describePrice(unknown)).toBe(
+      "$0.08/GB-month (estimate: xx-moon-1 is not in the price table, us-east-1's price stands in)",
+    );
+    expect(describePrice(gp3PriceOf("eu-central-1"))).toBe("$0.0952/GB-month in eu-central-1");
+  });
+
+  it("prices volumes a month to the cent", () => {
+    expect(monthlyGp3Cost(2, 50, gp3PriceOf("us-east-1"))).toBe(8);
+    expect(monthlyGp3Cost(3, 100, gp3PriceOf("eu-central-1"))).toBe(28.56);
+    expect(monthlyGp3Cost(0, 100, gp3PriceOf("eu-west-1"))).toBe(0);
+  });
+});
+
+describe("the stopped pools", () => {
+  const CURRENT = "ami-0current000000000";
+  const OLD = "ami-0old0000000000000";
+  const large: PoolConfigSpec = {
+    name: "linux-x64-large",
+    pool: {
+      size: 1,
+      schedule: {
+        timeZone: "Europe/Berlin",
+        days: ["mon", "tue", "wed", "thu", "fri"],
+        from: "08:00",
+        to: "19:00",
+        size: 3,
+      },
+    },
+    diskSizeGb: 50,
+    currentAmi: CURRENT,
+  };
+  const member = (
+    instanceId: string,
+    state: PoolMember["state"],
+    launchedSecondsAgo: number,
+    amiId = CURRENT,
+    config = large.name,
+  ): PoolMember => ({
+    config,
+    instanceId,
+    state,
+    amiId,
+    launchedAt: at(launchedSecondsAgo),
+    updatedAt: at(0),
+  });
+  const instance = (instanceId: string, state: string, poolConfig?: string): RunnerInstance => ({
+    instanceId,
+    state,
+    poolConfig,
+    launchTime: new Date(NOW.getTime() - 7200_000),
+  });
+  const members = [
+    member("i-0ready1", "ready", 7200),
+    member("i-0warm", "warming", 180),
+    member("i-0claimed", "claimed", 600),
+    member("i-0ready2", "ready", 90_000, OLD),
+    member("i-0gone", "ready", 3600),
+    member("i-0arm", "ready", 3600, "ami-0arm", "linux-arm64"),
+  ];
+  const instances = [
+    instance("i-0warm", "running", large.name),
+    instance("i-0ready1", "stopped", large.name),
+    instance("i-0ready2", "stopped", large.name),
+    instance("i-0claimed", "running", large.name),
+    instance("i-0stray", "stopped", large.name),
+    instance("i-0arm", "stopped", "linux-arm64"),
+    instance("i-0cold", "running"),
+  ];
+  const report = (now = NOW) =>
+    poolsReport({
+      configs: [large, { name: "linux-arm64", diskSizeGb: 30 }, { name: "no-pool", diskSizeGb: 50 }],
+      members,
+      instances,
+      price: gp3PriceOf("us-east-1"),
+      now,
+    });
+
+  it("wants the size the reconciler's refill asks (poolSizeAt), the schedule's while it is open", () => {
+    const saturday = new Date("2026-03-07T10:00:00.000Z");
+    const pool = (now: Date) => report(now).pools.find((p) => p.configName === large.name);
+    expect(pool(NOW)!.wanted).toBe(poolSizeAt(large, NOW));
+    expect(pool(NOW)).toMatchObject({ wanted: 3, schedule: { size: 3, open: true } });
+    expect(pool(saturday)).toMatchObject({ wanted: 1, schedule: { open: false } });
+    expect(poolSizeAt(large, saturday)).toBe(1);
+  });
+
+  it("lists each member with its instance's state, age, AMI and the reconciler's next step, and tagged instances without an item", () => {
+    const { pools } = report();
+    expect(pools.map((p) => p.configName)).toEqual(["linux-arm64", "linux-x64-large"]);
+    const pool = pools[1]!;
+    expect(pool.counts).toEqual({ warming: 1, ready: 3, claimed: 1, retiring: 0 });
+    expect(pool.members.map((m) => [m.state, m.instanceId, m.ec2State, m.currentAmi, m.next])).toEqual([
+      ["warming", "i-0warm", "running", true, undefined],
+      [
+        "ready",
+        "i-0ready2",
+        "stopped",
+        false,
+        { kind: "retire", reason: `built from ${OLD}, the config's AMI is now ${CURRENT}` },
+      ],
+      ["ready", "i-0ready1", "stopped", true, undefined],
+      ["ready", "i-0gone", "gone", true, { kind: "forget", reason: "its instance is gone" }],
+      ["claimed", "i-0claimed", "running", true, undefined],
+    ]);
+    expect(pool.untracked).toEqual([{ instanceId: "i-0stray", ec2State: "stopped", ageSeconds: 7200 }]);
+    // A volume only for the ready members whose instance still exists.
+    expect(pool.idleCost).toEqual({ readyMembers: 2, diskSizeGb: 50, usdPerMonth: 8 });
+    // A config without a pool that still holds a member: shown until the reconciler empties it.
+    expect(pools[0]).toMatchObject({ wanted: 0, counts: { ready: 1 }, idleCost: { usdPerMonth: 2.4 } });
+    expect(pools[0]!.members[0]!.next).toEqual({ kind: "retire", reason: "beyond the pool's size of 0" });
+  });
+
+  it("renders each pool with its members and the idle cost line", () => {
+    const text = renderPools(report()).join("\n");
+    expect(text).toContain(
+      "stopped pools (idle cost: ready members' gp3 volumes at $0.08/GB-month in us-east-1):",
+    );
+    expect(text).toContain(
+      "  linux-x64-large: wants 3 now (size 1; 3 on mon,tue,wed,thu,fri 08:00–19:00 Europe/Berlin (open now)); 1 warming, 3 ready, 1 claimed",
+    );
+    expect(text).toMatch(/^ {4}warming +i-0warm +running +3 min +ami-0current0+ \(current\)$/m);
+    expect(text).toMatch(
+      /^ {4}ready +i-0ready2 +stopped +25 h +ami-0old0+ \(not the current ami-0current0+\); next: retire \(built from ami-0old0+, the config's AMI is now ami-0current0+\)$/m,
+    );
+    expect(text).toMatch(
+      /^ {4}ready +i-0gone +gone +1 h +ami-0current0+ \(current\); next: forget \(its instance is gone\)$/m,
+    );
+    expect(text).toMatch(
+      /^ {4}no item +i-0stray +stopped +2 h +tagged as a member, but the pool table has no item for it$/m,
+    );
+    expect(text).toContain("    idle cost: 2 ready × 50 GiB × $0.08 = $8.00/month");
+    expect(text).toContain("    idle cost: 1 ready × 30 GiB × $0.08 = $2.40/month");
+    expect(
+      renderPools(
+        poolsReport({ configs: [], members: [], instances: [], price: gp3PriceOf("us-east-1"), now: NOW }),
+      ),
+    ).toEqual([]);
+  });
+});
+
 describe("npm run status against a seeded ledger", () => {
   let sandbox: Sandbox;
   let restoreEnv: () => void;
   let sources: StatusSources;
   const now = new Date();
+  const CURRENT_AMI = "ami-0current000000000";
   const ago = (s: number) => new Date(now.getTime() - s * 1000).toISOString();
 
   beforeAll(async () => {
     sandbox = await startSandbox();
-    restoreEnv = sandbox.useEnv();
     const tables = await sandbox.createTables("status-test");
+    restoreEnv = sandbox.useEnv({ POOL_TABLE: tables.pool });
     const { active: _, ...limits } = LIMITS;
-    sources = { jobsTable: tables.jobs, handoffTable: tables.handoff, limits, notes: [] };
+    const pools: StatusSources["pools"] = {
+      table: tables.pool,
+      stackName: STACK,
+      region: sandbox.region,
+      configs: [{ name: "linux-x64-large", pool: { size: 3 }, diskSizeGb: 50, arch: "x64" }],
+      amiParameterNames: { x64: AMI_PARAMS.x64 },
+    };
+    sources = { jobsTable: tables.jobs, handoffTable: tables.handoff, limits, pools, notes: [] };
+    sandbox.ssm.put(AMI_PARAMS.x64, CURRENT_AMI);
+    await seedPool(
+      sandbox,
+      "linux-x64-large",
+      [
+        { state: "warming", launchedSecondsAgo: 180, amiId: CURRENT_AMI },
+        { state: "ready", launchedSecondsAgo: 7200, amiId: CURRENT_AMI },
+        { state: "ready", launchedSecondsAgo: 90_000, amiId: "ami-0older00000000000" },
+        { state: "claimed", launchedSecondsAgo: 600, amiId: CURRENT_AMI },
+      ],
+      now,
+    );
     const seeded: Partial<JobRecord>[] = [
       { jobId: "101", queuedAt: ago(600), attempts: 2, spotFailures: 2, reason: "no spot capacity" },
       { jobId: "102", state: "launched", instanceId: "i-0launched", market: "spot", launchedAt: ago(40) },
@@ -455,6 +628,21 @@ describe("npm run status against a seeded ledger", () => {
     }
   });
 
+  it("shows each pool: what it wants, its members by state with their instances, and the idle cost", async () => {
+    const text = (await run({})).join("\n");
+    expect(text).toContain(
+      "stopped pools (idle cost: ready members' gp3 volumes at $0.08/GB-month in us-east-1):\n" +
+        "  linux-x64-large: wants 3 now (size 3); 1 warming, 2 ready, 1 claimed",
+    );
+    expect(text).toMatch(/^ {4}warming +i-0\w+ +running +3 min +ami-0current0+ \(current\)$/m);
+    expect(text).toMatch(/^ {4}ready +i-0\w+ +stopped +2 h +ami-0current0+ \(current\)$/m);
+    expect(text).toMatch(
+      /^ {4}ready +i-0\w+ +stopped +25 h +ami-0older0+ \(not the current ami-0current0+\); next: retire \(built from ami-0older0+, the config's AMI is now ami-0current0+\)$/m,
+    );
+    expect(text).toMatch(/^ {4}claimed +i-0\w+ +running +10 min +ami-0current0+ \(current\)$/m);
+    expect(text).toContain("    idle cost: 2 ready × 50 GiB × $0.08 = $8.00/month");
+  });
+
   it("prints one JSON object with --json", async () => {
     const lines = await run({ json: true });
     expect(lines).toHaveLength(1);
@@ -464,5 +652,24 @@ describe("npm run status against a seeded ledger", () => {
       completed: { "linux-x64-large": 1 },
     });
     expect(report.waiting.map((j: { jobId: string }) => j.jobId)).toEqual(["101"]);
+    expect(report.pools.price).toEqual({ region: "us-east-1", usdPerGbMonth: 0.08, estimate: false });
+    expect(report.pools.pools).toEqual([
+      expect.objectContaining({
+        configName: "linux-x64-large",
+        wanted: 3,
+        currentAmi: CURRENT_AMI,
+        counts: { warming: 1, ready: 2, claimed: 1, retiring: 0 },
+        untracked: [],
+        idleCost: { readyMembers: 2, diskSizeGb: 50, usdPerMonth: 8 },
+      }),
+    ]);
+    expect(
+      report.pools.pools[0].members.map((m: { state: string; ec2State: string }) => [m.state, m.ec2State]),
+    ).toEqual([
+      ["warming", "running"],
+      ["ready", "stopped"],
+      ["ready", "stopped"],
+      ["claimed", "running"],
+    ]);
   });
 });

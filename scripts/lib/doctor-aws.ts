@@ -11,7 +11,7 @@ import type {
   GetQueueUrlRequest,
   GetQueueUrlResult,
 } from "@aws-sdk/client-sqs";
-import { isServiceError, jsonService } from "../../lambda/adapters/aws-json";
+import { jsonService } from "../../lambda/adapters/aws-json";
 import { ec2Client } from "../../lambda/adapters/ec2-client";
 import { labelConfigSchema } from "../../lambda/adapters/label-configs";
 import { getReconcilerHeartbeat } from "../../lambda/adapters/reserved-items";
@@ -19,12 +19,17 @@ import { ssm } from "../../lambda/adapters/ssm";
 import { normalizeLabels } from "../../lambda/core/routing";
 import type { Arch } from "../../lambda/shared/label-config";
 import type { StackConfig } from "../../src/config/schema";
+import { amiParameterValue } from "./ami-parameter";
 import { describeAlarms } from "./cloudwatch-alarms";
 import type { StackOutputs } from "./deployed-stack";
 import { type Check, fail, pass, warn } from "./doctor-check";
 import { formatDuration } from "./explain";
 
 export interface AwsContext {
+  /** The stack's name (the value of its instances' stack tag). */
+  stack: string;
+  /** The region the checks read. */
+  region: string;
   config: StackConfig;
   outputs: StackOutputs;
   /** `runner-fleet-<stack>`: the prefix of the stack's resource names. */
@@ -52,7 +57,7 @@ const sqs = jsonService<{
   headers: { "x-amzn-query-mode": "true" },
 });
 
-const missingOutput = (name: string, output: string) =>
+export const missingOutput = (name: string, output: string) =>
   fail(name, `the stack has no ${output} output`, "run `pulumi up` (an older program did not export it)");
 
 /** One parameter per label config under the stack's path, each the config the stack config says. */
@@ -111,12 +116,7 @@ async function amiCheck(context: AwsContext, arch: Arch): Promise<Check> {
   if (!parameter) return missingOutput(name, `amiParameterNames.${arch}`);
   const pipeline = `${context.prefix}-${arch}`;
   const build = `start one: aws imagebuilder start-image-pipeline-execution --image-pipeline-arn $(aws imagebuilder list-image-pipelines --filters name=name,values=${pipeline} --query 'imagePipelineList[0].arn' --output text)`;
-  let imageId: string | undefined;
-  try {
-    imageId = (await ssm("GetParameter", { Name: parameter })).Parameter?.Value;
-  } catch (error) {
-    if (!isServiceError(error, "ParameterNotFound")) throw error;
-  }
+  const imageId = await amiParameterValue(parameter);
   if (!imageId)
     return fail(
       name,

@@ -1,8 +1,9 @@
 /**
  * `npm run doctor`: after a deploy, is everything between GitHub and the fleet in place? The stack
  * (Pulumi CLI, outputs, config), the GitHub App (installation, webhook config, deliveries, the
- * secret on both sides), then AWS (label configs, AMIs, reconciler, queues, alarms). Each check is ✔,
- * ! or ✖ with its fix (doctor-check.ts); one failing check never hides the others that can still run.
+ * secret on both sides), then AWS (label configs, AMIs, reconciler, queues, alarms, stopped pools).
+ * Each check is ✔, ! or ✖ with its fix (doctor-check.ts); one failing check never hides the others
+ * that can still run.
  */
 import { parseArgs } from "node:util";
 import { ConfigError } from "../../src/config/errors";
@@ -29,6 +30,7 @@ import {
   readDeliveries,
   recentDeliveriesCheck,
 } from "./doctor-github";
+import { readPoolChecks } from "./doctor-pools";
 import { type PingAnswer, pingWebhook, secretCheck } from "./doctor-webhook";
 import { PROJECT, type Pulumi, projectKey, pulumiCli } from "./pulumi";
 import {
@@ -248,7 +250,7 @@ async function awsChecks(
   } catch (error) {
     return [fail("AWS region", (error as Error).message, "pass --region REGION (the stack's region)")];
   }
-  const context: AwsContext = { ...deployed, now };
+  const context: AwsContext = { ...deployed, now, region };
   const explain = (error: unknown) => explainAwsError(error, env);
   const results = await Promise.all([
     guarded("label configs published", () => labelConfigsCheck(context), explain),
@@ -256,6 +258,7 @@ async function awsChecks(
     guarded("reconciler", () => heartbeatCheck(context), explain),
     guarded("launch queue", () => queueChecks(context), explain),
     guarded("alarms", () => alarmsCheck(context), explain),
+    guarded("pools", () => readPoolChecks(context), explain),
   ]);
   return [pass("AWS region", region), ...results.flat()];
 }

@@ -1,6 +1,7 @@
 /**
  * `npm run status`: reads the jobs ledger (and the hand-off reports) with the Lambdas' own adapters
- * and prints the fleet summary or one job explained (./explain.ts). The CLI is scripts/fleet-status.ts.
+ * and prints the fleet summary (with the stopped pools, ./pool-report.ts) or one job explained
+ * (./explain.ts). The CLI is scripts/fleet-status.ts.
  */
 import { listHandoffReports } from "../../lambda/adapters/handoff";
 import { listActiveJobs, listJobsByState } from "../../lambda/adapters/job-queries";
@@ -14,6 +15,8 @@ import { stackConfigOf } from "./deployed-stack";
 import { explainJob, type FleetLimits, type HandoffLookup } from "./explain";
 import { activeCounts, fleetReport, renderReport } from "./fleet-summary";
 import { type JobRef, parseJobRef } from "./job-ref";
+import { type PoolConfigSource, type PoolSources, poolConfigsOf, readPools } from "./pool-read";
+import { renderPools } from "./pool-report";
 import { PROJECT, type Pulumi } from "./pulumi";
 import {
   describeUnmatched,
@@ -30,6 +33,8 @@ export interface StatusSources {
   limits: FleetLimits;
   /** The label configs' labels, for the closest config of an unmatched delivery (unknown: undefined). */
   routes?: LabelRoute[];
+  /** Where the stopped pools are read; without it they are not shown. */
+  pools?: PoolSources;
   /** What could not be resolved, said on the output. */
   notes: string[];
 }
@@ -95,31 +100,56 @@ export function limitsFromConfig(
   });
 }
 
+/** What the summary uses of the stack config, and the stack's name. */
+interface ConfigParts extends Pick<StatusSources, "limits" | "routes"> {
+  stack?: string;
+  poolConfigs?: PoolConfigSource[];
+}
+
 /** Limits and routes from the stack config; what went wrong reading it goes to `notes`, in plain words. */
-async function readConfigParts(
-  pulumi: Pulumi,
-  notes: string[],
-): Promise<Pick<StatusSources, "limits" | "routes">> {
+async function readConfigParts(pulumi: Pulumi, notes: string[]): Promise<ConfigParts> {
+  let stack: string | undefined;
   try {
-    const stack = pulumi.stack ?? (await pulumi.stackName());
+    stack = pulumi.stack ?? (await pulumi.stackName());
     const config = stackConfigOf(await pulumi.configAll(), stack);
-    return { limits: limitsOf(config), routes: routesOf(config) };
+    return { limits: limitsOf(config), routes: routesOf(config), stack, poolConfigs: poolConfigsOf(config) };
   } catch (error) {
     const why =
       error instanceof ConfigError ? error.message : `stack config not read (${(error as Error).message})`;
     notes.push(`limits and label configs unknown: ${why}`);
-    return { limits: {} };
+    return { limits: {}, stack };
   }
+}
+
+/** The pool table of the stack outputs, when there is one to read (a stack deployed before pools has none). */
+function poolSourcesOf(
+  outputs: Record<string, unknown>,
+  parts: ConfigParts,
+  region: string | undefined,
+  notes: string[],
+): PoolSources | undefined {
+  const table = outputs.poolTableName as string | undefined;
+  if (table && parts.stack && region)
+    return {
+      table,
+      stackName: parts.stack,
+      region,
+      configs: parts.poolConfigs ?? [],
+      amiParameterNames: outputs.amiParameterNames as PoolSources["amiParameterNames"],
+    };
+  if (parts.poolConfigs?.some((c) => c.pool))
+    notes.push("stopped pools not read: no pool table name in the stack outputs (`pulumi up` exports it)");
+  return undefined;
 }
 
 /** Table names from the flags or the stack outputs; limits from the stack config, when readable. */
 export async function resolveSources(
-  flags: { table?: string; handoffTable?: string },
+  flags: { table?: string; handoffTable?: string; region?: string },
   pulumi: Pulumi | undefined,
 ): Promise<StatusSources> {
   const notes: string[] = [];
   let outputs: Record<string, unknown> = {};
-  let fromConfig: Pick<StatusSources, "limits" | "routes"> = { limits: {} };
+  let fromConfig: ConfigParts = { limits: {} };
   if (pulumi) {
     if (!flags.table) {
       outputs = await pulumi.stackOutputs().catch((error: Error) => {
@@ -138,7 +168,9 @@ export async function resolveSources(
     );
   const handoffTable = flags.handoffTable ?? (outputs.handoffTableName as string | undefined);
   if (!handoffTable) notes.push("hand-off reports not read: no hand-off table name (--handoff-table)");
-  return { jobsTable, handoffTable, ...fromConfig, notes };
+  const { limits, routes } = fromConfig;
+  const pools = poolSourcesOf(outputs, fromConfig, flags.region, notes);
+  return { jobsTable, handoffTable, limits, routes, pools, notes };
 }
 
 async function handoffOf(job: JobRecord, sources: StatusSources, notes: string[]): Promise<HandoffLookup> {
@@ -206,20 +238,27 @@ async function statusOfJob(ref: JobRef, { options, sources, out, now }: StatusCa
 
 async function fleetSummary({ options, sources, out, now }: StatusCall): Promise<void> {
   const notes = [...sources.notes];
-  const [{ jobs, sampled }, unmatched] = await Promise.all([
+  const [{ jobs, sampled }, unmatched, pools] = await Promise.all([
     readJobs(sources.jobsTable),
     listUnmatchedDeliveries(sources.jobsTable, now).catch((error: Error) => {
       notes.push(`unmatched deliveries not read: ${error.name}: ${error.message}`);
       return [];
     }),
+    sources.pools &&
+      readPools(sources.pools, now).catch((error: Error) => {
+        notes.push(`stopped pools not read: ${error.name}: ${error.message}`);
+        return undefined;
+      }),
   ]);
   const limits = { ...sources.limits, active: activeCounts(jobs) };
   const report = fleetReport(jobs, now, limits, { sampled });
   const unmatchedReport = unmatchedLines(unmatched, sources.routes, now);
-  if (options.json) out(JSON.stringify({ ...report, unmatched: unmatchedReport, notes }));
+  const poolLines = pools ? renderPools(pools) : [];
+  if (options.json) out(JSON.stringify({ ...report, pools, unmatched: unmatchedReport, notes }));
   else
     for (const line of [
       ...renderReport(report),
+      ...(poolLines.length ? ["", ...poolLines] : []),
       "",
       ...renderUnmatched(unmatchedReport),
       ...(notes.length ? ["", ...notes.map((n) => `note: ${n}`)] : []),

@@ -75,8 +75,11 @@ export async function statusCli(argv: string[], deps: StatusCliDeps): Promise<nu
     const named = args.region || env.AWS_REGION || env.AWS_DEFAULT_REGION;
     // The stack's own region, unless the flag or the environment names one.
     const stackRegion = named ? undefined : await pulumi?.configGet("aws:region").catch(() => undefined);
-    useRegion({ flag: args.region, stackRegion }, env);
-    const sources = await resolveSources({ table: args.table, handoffTable: args["handoff-table"] }, pulumi);
+    const region = useRegion({ flag: args.region, stackRegion }, env);
+    const sources = await resolveSources(
+      { table: args.table, handoffTable: args["handoff-table"], region },
+      pulumi,
+    );
     what = `the jobs table ${sources.jobsTable}`;
     const draw = () => report(args, sources);
     if (!args.watch) {
