@@ -219,7 +219,15 @@ export async function runBench(options: BenchOptions): Promise<BenchResult> {
         ...(pooledBurst && { pooledBurst: pathDetails(pooledBurst) }),
       },
       pool: pooled.built
-        ? { size: pooled.size, burstJobs: pooled.burst.length }
+        ? {
+            size: pooled.size,
+            burstJobs: pooled.burst.length,
+            // Jobs whose instance was a started member (the rest launched cold: the pool was empty).
+            startedMembers: {
+              oneJob: pooled.oneJob.filter((t) => t.boot.kind === "start").length,
+              burst: pooled.burst.filter((t) => t.boot.kind === "start").length,
+            },
+          }
         : `not built: ${pooled.reason}`,
       oneJobTimeline: one.timeline,
       burst: withoutTimelines(burst),

@@ -8,26 +8,40 @@
  * What the pool's author may have to adapt is in POOL: the label config fields, and what a member
  * does at the end of its warm-up (which the sandbox plays, as no bootstrap runs here).
  */
+import { QueryCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import type { ScheduledEvent } from "aws-lambda";
+import { TAGS } from "../../lambda/core/stack-identity";
+import { handoffKeyFor } from "../../lambda/shared/tables";
 import type { JobTimeline } from "./boot-path";
 import { scheduledEvent } from "./deliveries";
 import { jobTimelines, sleepUntil, waitFor } from "./scenarios";
-import { CONFIGS, LaunchEventSource, type ReconcilerLambda, startWorld, type World } from "./world";
+import { CONFIGS, LaunchEventSource, type ReconcilerLambda, ROLE_ID, startWorld, type World } from "./world";
 
 export const POOL = {
   /** Stopped members per config; the burst is three times as many jobs. */
   size: 5,
   /** The label config fields that give a config `size` stopped members. */
   configFields: (size: number): Record<string, unknown> => ({ pool: { size } }),
-  /** A member booted for its warm-up is done: as its bootstrap would, it stops (its OS shuts down). */
+  /**
+   * A member booted for its warm-up is done: as its bootstrap would (runner/bootstrap.sh), it reports
+   * `warmedAt` on its hand-off item; the reconciler then stops it and, once stopped, marks it ready.
+   */
   async warmed(world: World, instanceId: string): Promise<void> {
-    world.sandbox.ec2.osShutdown(instanceId, "stop");
+    await world.sandbox.dynamodb.client.send(
+      new UpdateItemCommand({
+        TableName: world.tables.handoff,
+        Key: { handoffKey: { S: handoffKeyFor(ROLE_ID, instanceId) } },
+        UpdateExpression: "REMOVE warmup SET warmedAt = :t",
+        ConditionExpression: "attribute_exists(handoffKey)",
+        ExpressionAttributeValues: { ":t": { S: new Date().toISOString() } },
+      }),
+    );
   },
 };
 
 /** Reconciler runs (one a minute, as scheduled) a pool may take to fill. */
-const FILL_RUNS = 5;
-const CONFIG_TAG = "runner-fleet:config";
+const FILL_RUNS = 6;
+const POOL_TAG = TAGS.poolMember;
 const FIRST_POOLED_JOB = 700_000;
 
 export type PooledResult =
@@ -89,8 +103,9 @@ export async function pooledPaths(
 }
 
 /**
- * Runs the reconciler once a minute until the first config has `POOL.size` stopped members (those
- * not in `used`), warming each member once it booted. Returns how many, or why the pool is not built.
+ * Runs the reconciler once a minute until the first config has `POOL.size` ready members (stopped
+ * after their warm-up, not among `used`), warming each member once its OS runs the user data.
+ * Returns how many, or why the pool is not built.
  */
 async function fillPool(
   world: World,
@@ -103,25 +118,38 @@ async function fillPool(
     const nextRun = Date.now() + 60_000;
     await reconciler.invoke(scheduledEvent());
     const members = world.sandbox.ec2
-      .instances({ tag: { [CONFIG_TAG]: config } })
+      .instances({ tag: { [POOL_TAG]: config } })
       .filter((i) => !used.has(i.instanceId));
     if (members.length === 0) return `the reconciler launched no pool member (run ${run + 1})`;
-    // Each member warms up from the moment its OS runs the user data; the minute's run waits meanwhile.
+    const ready = await readyMembers(world, config, used);
+    if (ready >= POOL.size) return ready;
+    // Each member warms up from the moment its OS first runs the user data; the minute's run waits meanwhile.
     while (Date.now() < nextRun) {
-      for (const member of world.sandbox.ec2.instances({ state: "running" })) {
-        const ready =
-          members.some((m) => m.instanceId === member.instanceId) && member.boots[0]!.readyAt <= Date.now();
-        if (ready && !warmed.has(member.instanceId)) {
+      for (const member of members) {
+        const now = world.sandbox.ec2.instance(member.instanceId);
+        const booted =
+          now?.state === "running" && now.boots.length === 1 && now.boots[0]!.readyAt <= Date.now();
+        if (booted && !warmed.has(member.instanceId)) {
           warmed.add(member.instanceId);
           await POOL.warmed(world, member.instanceId);
         }
       }
-      const stopped = world.sandbox.ec2
-        .instances({ state: "stopped", tag: { [CONFIG_TAG]: config } })
-        .filter((i) => !used.has(i.instanceId));
-      if (stopped.length >= POOL.size) return stopped.length;
       await new Promise((resolve) => setTimeout(resolve, 1_000));
     }
   }
-  return `fewer than ${POOL.size} members stopped after ${FILL_RUNS} reconciler runs`;
+  return `fewer than ${POOL.size} members ready after ${FILL_RUNS} reconciler runs`;
+}
+
+/** The config's members the pool table holds as ready (stopped, claimable), not among `used`. */
+async function readyMembers(world: World, config: string, used: Set<string>): Promise<number> {
+  const page = await world.sandbox.dynamodb.client.send(
+    new QueryCommand({
+      TableName: world.tables.pool,
+      KeyConditionExpression: "#c = :c",
+      ExpressionAttributeNames: { "#c": "config" },
+      ExpressionAttributeValues: { ":c": { S: config } },
+      ConsistentRead: true,
+    }),
+  );
+  return (page.Items ?? []).filter((i) => i.state?.S === "ready" && !used.has(i.instanceId?.S ?? "")).length;
 }
