@@ -221,6 +221,34 @@ describe("a runner instance", () => {
   });
 });
 
+describe("the launcher starts pool members", () => {
+  const instance = (stack: string | undefined, pool: string | undefined): Context => ({
+    ...stackTag(stack),
+    "aws:ResourceTag/runner-fleet:pool": pool,
+  });
+  const start = (role: string, context: Context) =>
+    evaluate(policyOf(role), { action: "ec2:StartInstances", resource: ec2("instance/i-0abc"), context });
+
+  it("starts only instances tagged with the stack and a pool: never a stopped runner, never another stack's", () => {
+    expect(start("launcher", instance("dev", "linux-x64"))).toBe("allow");
+    expect(start("launcher", instance("dev", undefined))).toBe("implicit-deny");
+    expect(start("launcher", instance("prod", "linux-x64"))).toBe("implicit-deny");
+    expect(start("launcher", instance(undefined, "linux-x64"))).toBe("implicit-deny");
+  });
+
+  it("nobody else starts instances, and the launcher never stops one", () => {
+    for (const role of ["webhook", "reconciler", "ec2-events", "janitor"]) {
+      expect(start(role, instance("dev", "linux-x64")), role).toBe("implicit-deny");
+    }
+    const stop = evaluate(policyOf("launcher"), {
+      action: "ec2:StopInstances",
+      resource: ec2("instance/i-0abc"),
+      context: instance("dev", "linux-x64"),
+    });
+    expect(stop).toBe("implicit-deny");
+  });
+});
+
 describe("the reconciler tends the stopped pools", () => {
   const member = (stack: string | undefined, pool: string | undefined): Context => ({
     ...stackTag(stack),
