@@ -214,6 +214,12 @@ export class Observability extends pulumi.ComponentResource {
               [{ expression: search('MetricName="OnDemandInstancesLaunched"', "Sum"), id: "ondemand" }],
               [{ expression: search('MetricName="SpotFallbacks"', "Sum"), id: "fallbacks" }],
             ]),
+            widget("Stopped pools: jobs on a member, members launched, retired", [
+              [{ expression: search('MetricName="PoolStarts"', "Sum"), id: "starts" }],
+              [{ expression: search('MetricName="PoolStartFailures"', "Sum"), id: "startfailures" }],
+              [{ expression: search('MetricName="PoolMembersLaunched"', "Sum"), id: "launched" }],
+              [{ expression: search('MetricName="PoolMembersRetired"', "Sum"), id: "retired" }],
+            ]),
             widget("Spot interruptions", [
               [
                 {

@@ -536,7 +536,7 @@ describe("observability", () => {
     const [dashboard] = run.ofType("aws:cloudwatch/dashboard:Dashboard");
     const titles = JSON.parse(dashboard!.inputs.dashboardBody).widgets.map((w: any) => w.properties.title);
     expect(titles.join("|")).toMatch(
-      /queue depth.*Jobs.*latency.*Spot vs on-demand.*interruptions.*errors/is,
+      /queue depth.*Jobs.*latency.*Spot vs on-demand.*Stopped pools.*interruptions.*errors/is,
     );
   });
 });
