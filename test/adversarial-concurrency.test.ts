@@ -14,10 +14,11 @@ import { afterAll, beforeAll, expect, it } from "vitest";
 import type { HandoffItem } from "../lambda/adapters/handoff";
 import { runnerNameFor, TAGS } from "../lambda/core/stack-identity";
 import { CONCURRENCY_SUITE } from "./adversarial-counts";
-import { signedApiGatewayEvent, workflowJobEvent } from "./fixtures/webhooks";
+import { signedApiGatewayEvent } from "./fixtures/webhooks";
 import {
   allJobs,
   linuxConfig,
+  payloadOf,
   STACK,
   sentLaunchMessages,
   startWorld,
@@ -51,14 +52,7 @@ afterAll(async () => {
 
 /** A job's deliveries, all at once: the first one, the same one again, and redeliveries with new ids. */
 async function deliverAtOnce(job: Job): Promise<string[]> {
-  const payload = workflowJobEvent("queued", {
-    id: job.id,
-    runId: job.run_id,
-    runAttempt: job.run_attempt,
-    labels: job.labels,
-    repo: world.repoFullName,
-    installationId: world.github.installationId,
-  });
+  const payload = payloadOf(world, "queued", job);
   const first = await signedApiGatewayEvent(payload, WEBHOOK_SECRET, { deliveryId: randomUUID() });
   const events = await Promise.all(
     Array.from({ length: deliveriesPerJob }, (_, i) =>

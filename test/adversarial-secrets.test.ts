@@ -16,11 +16,13 @@ import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { afterAll, beforeAll, expect, it, vi } from "vitest";
 import { renderBootstrap } from "../src/components/runner-bootstrap";
 import { SECRETS_SCAN } from "./adversarial-counts";
-import { signedApiGatewayEvent, workflowJobEvent } from "./fixtures/webhooks";
+import { signedApiGatewayEvent } from "./fixtures/webhooks";
 import {
   captureOutput,
+  drainLauncher,
   linuxConfig,
   PAT_PARAM,
+  payloadOf,
   ROLE_ID,
   reportProgress,
   sentMessageBodies,
@@ -74,25 +76,9 @@ function advance(ms: number) {
 }
 
 async function deliver(action: "queued" | "in_progress" | "completed", job: Job, secret = WEBHOOK_SECRET) {
-  const payload = workflowJobEvent(action, {
-    id: job.id,
-    runId: job.run_id,
-    runAttempt: job.run_attempt,
-    labels: job.labels,
-    repo: world.repoFullName,
-    installationId: world.github.installationId,
-    ...(job.runner_name ? { runnerName: job.runner_name, runnerId: job.runner_id ?? undefined } : {}),
-    ...(action === "completed" ? { conclusion: job.conclusion ?? "success" } : {}),
-  });
-  return webhook(await signedApiGatewayEvent(payload, secret, { deliveryId: randomUUID() }));
-}
-
-async function drainLauncher() {
-  for (;;) {
-    const records = world.sandbox.sqs.receive(world.queue.url, 10);
-    if (records.length === 0) return;
-    world.sandbox.sqs.settle(world.queue.url, records, await launcher({ Records: records }));
-  }
+  return webhook(
+    await signedApiGatewayEvent(payloadOf(world, action, job), secret, { deliveryId: randomUUID() }),
+  );
 }
 
 async function instanceOf(job: Job): Promise<string> {
@@ -138,7 +124,7 @@ async function runFlow() {
   const [succeeds, fails, firstJitFails, neverStarts] = [seedJob(), seedJob(), seedJob(), seedJob()];
   for (const job of [succeeds, fails, neverStarts]) await deliver("queued", job);
   expect((await deliver("queued", succeeds, "not-the-webhook-secret")).statusCode).toBe(401);
-  await drainLauncher();
+  await drainLauncher(world, launcher);
   await runToEnd(succeeds, "success");
   await runToEnd(fails, "failure");
 
@@ -148,10 +134,10 @@ async function runFlow() {
     githubErrors.serverError(503),
   );
   await deliver("queued", firstJitFails);
-  await drainLauncher();
+  await drainLauncher(world, launcher);
   world.sandbox.faults.clear();
   advance(7 * MIN);
-  await drainLauncher();
+  await drainLauncher(world, launcher);
   await runToEnd(firstJitFails, "success");
 
   // The runner that never starts: the reconciler ends its instance and registration.
@@ -164,7 +150,7 @@ async function runFlow() {
   await useGitHubFake(world.sandbox, world.github, { mode: "token" });
   const withPat = seedJob();
   await deliver("queued", withPat);
-  await drainLauncher();
+  await drainLauncher(world, launcher);
   await runToEnd(withPat, "success");
   advance(MIN);
   await reconcile();

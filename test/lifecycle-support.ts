@@ -6,14 +6,17 @@
  */
 import { ScanCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
+import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
 import { vi } from "vitest";
 import type { Ec2Event } from "../lambda/ec2-events";
 import type { JobRecord, LaunchMessage } from "../lambda/shared/job";
 import type { LabelConfig } from "../lambda/shared/label-config";
 import { handoffKeyFor } from "../lambda/shared/tables";
+import { type Payload, workflowJobEvent } from "./fixtures/webhooks";
 import { type Sandbox, type SandboxQueue, startSandbox } from "./sandbox";
 import type { SandboxTables } from "./sandbox/dynamodb";
 import type { GitHubFake } from "./sandbox/github";
+import type { Job } from "./sandbox/github-state";
 
 export function jobRecord(jobId: string, over: Partial<JobRecord> = {}, now = new Date()): JobRecord {
   const t = now.toISOString();
@@ -301,4 +304,33 @@ export async function reportProgress(
       ExpressionAttributeValues: marshall(Object.fromEntries(names.map((n, i) => [`:v${i}`, fields[n]]))),
     }),
   );
+}
+
+/**
+ * The `workflow_job` payload GitHub would send for one of the GitHub fake's jobs, as it is now: its
+ * ids, labels and repository, its runner once it has one, its conclusion once completed.
+ */
+export function payloadOf(world: World, action: "queued" | "in_progress" | "completed", job: Job): Payload {
+  return workflowJobEvent(action, {
+    id: job.id,
+    runId: job.run_id,
+    runAttempt: job.run_attempt,
+    labels: job.labels,
+    repo: world.repoFullName,
+    installationId: world.github.installationId,
+    ...(job.runner_name ? { runnerName: job.runner_name, runnerId: job.runner_id ?? undefined } : {}),
+    ...(action === "completed" ? { conclusion: job.conclusion ?? "success" } : {}),
+  });
+}
+
+/** Runs `launcher` over the launch queue, as its event source would, until the queue has nothing ready. */
+export async function drainLauncher(
+  world: World,
+  launcher: (event: SQSEvent) => Promise<SQSBatchResponse>,
+): Promise<void> {
+  for (;;) {
+    const records = world.sandbox.sqs.receive(world.queue.url, 10);
+    if (records.length === 0) return;
+    world.sandbox.sqs.settle(world.queue.url, records, await launcher({ Records: records }));
+  }
 }
