@@ -416,12 +416,31 @@ describe("npm run doctor", () => {
 
 describe("npm run doctor on a stopped pool", () => {
   const MIN = 60;
-  /** linux-x64 gets a pool of `size` (its disk: the default 50 GiB; the region: us-east-1). */
-  const withPool = (size: number) =>
-    cli.set(
-      "runner-fleet:labelConfigs",
-      JSON.stringify({ ...LABEL_CONFIGS, "linux-x64": { ...LABEL_CONFIGS["linux-x64"], pool: { size } } }),
+  /**
+   * linux-x64 gets a pool of `size` in the stack config and in what `pulumi up` publishes (its disk:
+   * the default 50 GiB; its AMI: the x64 parameter's; the region: us-east-1).
+   */
+  const withPool = (size: number) => {
+    const x64 = { ...LABEL_CONFIGS["linux-x64"], pool: { size } };
+    cli.set("runner-fleet:labelConfigs", JSON.stringify({ ...LABEL_CONFIGS, "linux-x64": x64 }));
+    const published = {
+      name: "linux-x64",
+      ...x64,
+      launchTemplateId: "lt-0x64",
+      maxRunners: 10,
+      diskSizeGb: 50,
+    };
+    sandbox.ssm.put(
+      `${LABEL_PATH}/linux-x64`,
+      JSON.stringify({ ...published, image: { parameter: AMI_PARAMS.x64 } }),
     );
+  };
+  /** The sandbox emptied and the stack deployed again, with linux-x64's pool of `size`. */
+  const redeploy = async (size: number) => {
+    await sandbox.reset();
+    await seedDeployedStack(sandbox, jobsTable, 3);
+    withPool(size);
+  };
   /** The AMI the x64 parameter names: the config's current one. */
   const currentAmi = () => sandbox.ec2.images().find((i) => i.architecture === "x86_64")!.imageId;
   const poolCheck = async () => {
@@ -458,8 +477,7 @@ describe("npm run doctor on a stopped pool", () => {
       "wants 2 now (size 2); 1 warming, 1 ready, idle cost $4.00/month; short by 1 (1 warming): the reconciler fills it within the config's limits; jobs start cold meanwhile",
     );
     expect(filling.fix).toContain(`aws logs tail /aws/lambda/${PREFIX}-reconciler`);
-    await sandbox.reset();
-    await seedDeployedStack(sandbox, jobsTable, 3);
+    await redeploy(2);
     const [stale] = await seedPool(sandbox, "linux-x64", [
       { state: "ready", launchedSecondsAgo: 60 * MIN, amiId: "ami-0older00000000000" },
       { state: "ready", launchedSecondsAgo: 30 * MIN, amiId: currentAmi() },
@@ -482,8 +500,7 @@ describe("npm run doctor on a stopped pool", () => {
       `${stuck} has been warming for 25 min (the reconciler retires a member after 20 min): the reconciler should have terminated it`,
     );
     expect(warming.fix).toContain("docs/on-call.md");
-    await sandbox.reset();
-    await seedDeployedStack(sandbox, jobsTable, 3);
+    await redeploy(1);
     await seedPool(sandbox, "linux-x64", [
       { state: "ready", launchedSecondsAgo: 60 * MIN, amiId: currentAmi() },
     ]);
@@ -497,7 +514,7 @@ describe("npm run doctor on a stopped pool", () => {
     );
   });
 
-  it("says a stack without the pool table output needs `pulumi up`", async () => {
+  it("says a stack without the pool table output needs `pulumi up`, and nothing of a stack without pools", async () => {
     withPool(1);
     const { poolTableName: _, ...older } = cli.outputs!;
     cli.outputs = older;
@@ -505,5 +522,7 @@ describe("npm run doctor on a stopped pool", () => {
       level: "fail",
       detail: "the stack has no poolTableName output",
     });
+    cli.set("runner-fleet:labelConfigs", JSON.stringify(LABEL_CONFIGS));
+    expect((await doctor()).filter((c) => c.name.startsWith("pool"))).toEqual([]);
   });
 });

@@ -20,8 +20,8 @@ import { profileRegion, useRegion } from "../scripts/lib/aws-session";
 import { parseJobRef } from "../scripts/lib/job-ref";
 import { pulumiCli } from "../scripts/lib/pulumi";
 import { type StatusCliDeps, statusCli } from "../scripts/lib/status-cli";
-import { seedPool } from "./deployed-stack-support";
-import { jobRecord } from "./lifecycle-support";
+import { LABEL_PATH, seedPool } from "./deployed-stack-support";
+import { jobRecord, linuxConfig } from "./lifecycle-support";
 import { operatorStandIn } from "./operator-pulumi-stand-in";
 import { type Sandbox, startSandbox } from "./sandbox";
 import { FakePulumi } from "./scripts-support";
@@ -328,7 +328,14 @@ describe("npm run status on a stack", () => {
     const ami = "ami-0123456789abcdef0";
     const large = { ...LABEL_CONFIGS["linux-x64-large"], amiId: ami, pool: { size: 2 } };
     cli.set("runner-fleet:labelConfigs", JSON.stringify({ ...LABEL_CONFIGS, "linux-x64-large": large }));
-    cli.outputs = { jobsTableName: jobsTable, poolTableName: poolTable };
+    cli.outputs = {
+      jobsTableName: jobsTable,
+      poolTableName: poolTable,
+      labelConfigParameterPath: LABEL_PATH,
+    };
+    // What `pulumi up` publishes of that config, as the reconciler reads it.
+    const published = { ...linuxConfig, name: "linux-x64-large", pool: { size: 2 }, diskSizeGb: 50 };
+    sandbox.ssm.put(`${LABEL_PATH}/linux-x64-large`, JSON.stringify({ ...published, image: { amiId: ami } }));
     const [ready] = await seedPool(sandbox, "linux-x64-large", [
       { state: "ready", launchedSecondsAgo: 3600, amiId: ami },
     ]);
@@ -351,7 +358,7 @@ describe("npm run status on a stack", () => {
     const older = await status([]);
     expect(older.code).toBe(0);
     expect(older.text).toContain(
-      "note: stopped pools not read: no pool table name in the stack outputs (`pulumi up` exports it)",
+      "note: stopped pools not read: no pool table or label config path in the stack outputs (`pulumi up` exports them)",
     );
   });
 

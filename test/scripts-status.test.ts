@@ -13,13 +13,15 @@ import { poolSizeAt } from "../lambda/core/pool-size";
 import type { ReconcilePolicy } from "../lambda/core/reconcile-model";
 import { planReconcile, reconcilePolicy } from "../lambda/core/reconcile-plan";
 import type { JobRecord } from "../lambda/shared/job";
+import type { LabelConfig } from "../lambda/shared/label-config";
 import { loadSettings } from "../lambda/shared/settings";
 import { describePrice, gp3PriceOf, monthlyGp3Cost } from "../scripts/lib/ebs-price";
 import { explainJob, type FleetLimits, formatDuration } from "../scripts/lib/explain";
 import { limitsFromConfig, runStatus, type StatusSources } from "../scripts/lib/fleet-status";
 import { fleetReport, renderReport } from "../scripts/lib/fleet-summary";
-import { type PoolConfigSpec, poolsReport, renderPools } from "../scripts/lib/pool-report";
-import { AMI_PARAMS, STACK, seedPool } from "./deployed-stack-support";
+import { poolsReport, renderPools } from "../scripts/lib/pool-report";
+import { AMI_PARAMS, LABEL_PATH, STACK, seedPool } from "./deployed-stack-support";
+import { linuxConfig } from "./lifecycle-support";
 import { type Sandbox, startSandbox } from "./sandbox";
 
 const NOW = new Date("2026-03-02T10:00:00.000Z");
@@ -386,7 +388,8 @@ describe("the gp3 price of a region", () => {
 describe("the stopped pools", () => {
   const CURRENT = "ami-0current000000000";
   const OLD = "ami-0old0000000000000";
-  const large: PoolConfigSpec = {
+  const large: LabelConfig = {
+    ...linuxConfig,
     name: "linux-x64-large",
     pool: {
       size: 1,
@@ -399,8 +402,8 @@ describe("the stopped pools", () => {
       },
     },
     diskSizeGb: 50,
-    currentAmi: CURRENT,
   };
+  const arm: LabelConfig = { ...linuxConfig, name: "linux-arm64", arch: "arm64", diskSizeGb: 30 };
   const member = (
     instanceId: string,
     state: PoolMember["state"],
@@ -440,7 +443,8 @@ describe("the stopped pools", () => {
   ];
   const report = (now = NOW) =>
     poolsReport({
-      configs: [large, { name: "linux-arm64", diskSizeGb: 30 }, { name: "no-pool", diskSizeGb: 50 }],
+      configs: [large, arm, { ...linuxConfig, name: "no-pool" }],
+      currentAmis: new Map([[large.name, CURRENT]]),
       members,
       instances,
       price: gp3PriceOf("us-east-1"),
@@ -482,6 +486,21 @@ describe("the stopped pools", () => {
     expect(pools[0]!.members[0]!.next).toEqual({ kind: "retire", reason: "beyond the pool's size of 0" });
   });
 
+  it("says what the reconciler's plan does to a member of an older launch template version", () => {
+    const pool = poolsReport({
+      configs: [{ ...large, launchTemplateVersion: 2 }],
+      currentAmis: new Map([[large.name, CURRENT]]),
+      members: [{ ...member("i-0v1", "ready", 3600), templateVersion: 1 }],
+      instances: [instance("i-0v1", "stopped", large.name)],
+      price: gp3PriceOf("us-east-1"),
+      now: NOW,
+    }).pools[0]!;
+    expect(pool.members[0]!.next).toEqual({
+      kind: "retire",
+      reason: "launched from launch template version 1, the config's is now 2",
+    });
+  });
+
   it("renders each pool with its members and the idle cost line", () => {
     const text = renderPools(report()).join("\n");
     expect(text).toContain(
@@ -504,7 +523,14 @@ describe("the stopped pools", () => {
     expect(text).toContain("    idle cost: 1 ready × 30 GiB × $0.08 = $2.40/month");
     expect(
       renderPools(
-        poolsReport({ configs: [], members: [], instances: [], price: gp3PriceOf("us-east-1"), now: NOW }),
+        poolsReport({
+          configs: [],
+          currentAmis: new Map(),
+          members: [],
+          instances: [],
+          price: gp3PriceOf("us-east-1"),
+          now: NOW,
+        }),
       ),
     ).toEqual([]);
   });
@@ -523,14 +549,19 @@ describe("npm run status against a seeded ledger", () => {
     const tables = await sandbox.createTables("status-test");
     restoreEnv = sandbox.useEnv({ POOL_TABLE: tables.pool });
     const { active: _, ...limits } = LIMITS;
-    const pools: StatusSources["pools"] = {
+    const pools = {
       table: tables.pool,
       stackName: STACK,
       region: sandbox.region,
-      configs: [{ name: "linux-x64-large", pool: { size: 3 }, diskSizeGb: 50, arch: "x64" }],
-      amiParameterNames: { x64: AMI_PARAMS.x64 },
+      labelConfigPath: LABEL_PATH,
     };
     sources = { jobsTable: tables.jobs, handoffTable: tables.handoff, limits, pools, notes: [] };
+    // The label config as the program publishes it, its AMI the image pipeline's parameter.
+    const large = { ...linuxConfig, name: "linux-x64-large", pool: { size: 3 }, diskSizeGb: 50 };
+    sandbox.ssm.put(
+      `${LABEL_PATH}/${large.name}`,
+      JSON.stringify({ ...large, image: { parameter: AMI_PARAMS.x64 } }),
+    );
     sandbox.ssm.put(AMI_PARAMS.x64, CURRENT_AMI);
     await seedPool(
       sandbox,

@@ -15,15 +15,14 @@ import { jsonService } from "../../lambda/adapters/aws-json";
 import { ec2Client } from "../../lambda/adapters/ec2-client";
 import { labelConfigSchema } from "../../lambda/adapters/label-configs";
 import { getReconcilerHeartbeat } from "../../lambda/adapters/reserved-items";
-import { ssm } from "../../lambda/adapters/ssm";
 import { normalizeLabels } from "../../lambda/core/routing";
 import type { Arch } from "../../lambda/shared/label-config";
 import type { StackConfig } from "../../src/config/schema";
-import { amiParameterValue } from "./ami-parameter";
 import { describeAlarms } from "./cloudwatch-alarms";
 import type { StackOutputs } from "./deployed-stack";
 import { type Check, fail, pass, warn } from "./doctor-check";
 import { formatDuration } from "./explain";
+import { amiParameterValue, parametersUnder } from "./ssm-read";
 
 export interface AwsContext {
   /** The stack's name (the value of its instances' stack tag). */
@@ -65,18 +64,7 @@ export async function labelConfigsCheck({ config, outputs }: AwsContext): Promis
   const name = "label configs published";
   const path = outputs.labelConfigParameterPath;
   if (!path) return missingOutput(name, "labelConfigParameterPath");
-  const published = new Map<string, string | undefined>();
-  let next: string | undefined;
-  do {
-    const page = await ssm("GetParametersByPath", {
-      Path: path,
-      Recursive: true,
-      MaxResults: 10,
-      NextToken: next,
-    });
-    for (const p of page.Parameters ?? []) published.set(p.Name?.slice(path.length + 1) ?? "", p.Value);
-    next = page.NextToken;
-  } while (next);
+  const published = await parametersUnder(path);
   const wanted = Object.entries(config.labelConfigs);
   const problems = wanted.flatMap(([configName, c]) => {
     if (!published.has(configName)) return [`${configName} is not published`];

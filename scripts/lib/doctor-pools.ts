@@ -12,7 +12,7 @@ import { type AwsContext, HEARTBEAT_MAX_AGE_SECONDS, missingOutput } from "./doc
 import { type Check, fail, pass, warn } from "./doctor-check";
 import { formatUsd } from "./ebs-price";
 import { formatDuration } from "./explain";
-import { poolConfigsOf, readPools } from "./pool-read";
+import { readPools, stackConfigHasPool } from "./pool-read";
 import { describePool, type PoolReport, type PoolsReport } from "./pool-report";
 
 /**
@@ -85,18 +85,15 @@ export function poolCheck(pool: PoolReport, prefix: string): Check {
 export const poolChecks = (report: PoolsReport, prefix: string): Check[] =>
   report.pools.map((pool) => poolCheck(pool, prefix));
 
-/** The stack's pools read as `status` reads them, one check each; none when no config has a pool. */
+/** The stack's pools read as `status` reads them, one check each; none when there is no pool. */
 export async function readPoolChecks(context: AwsContext): Promise<Check[]> {
   const { outputs, stack, region, now } = context;
-  const configs = poolConfigsOf(context.config);
-  if (!outputs.poolTableName)
-    return configs.some((c) => c.pool) ? [missingOutput("pools", "poolTableName")] : [];
-  const sources = {
-    table: outputs.poolTableName,
-    stackName: stack,
-    region,
-    configs,
-    amiParameterNames: outputs.amiParameterNames,
-  };
-  return poolChecks(await readPools(sources, now), context.prefix);
+  const table = outputs.poolTableName;
+  const labelConfigPath = outputs.labelConfigParameterPath;
+  if (!table || !labelConfigPath) {
+    if (!stackConfigHasPool(context.config)) return [];
+    return [missingOutput("pools", table ? "labelConfigParameterPath" : "poolTableName")];
+  }
+  const report = await readPools({ table, stackName: stack, region, labelConfigPath }, now);
+  return poolChecks(report, context.prefix);
 }

@@ -15,7 +15,7 @@ import { stackConfigOf } from "./deployed-stack";
 import { explainJob, type FleetLimits, type HandoffLookup } from "./explain";
 import { activeCounts, fleetReport, renderReport } from "./fleet-summary";
 import { type JobRef, parseJobRef } from "./job-ref";
-import { type PoolConfigSource, type PoolSources, poolConfigsOf, readPools } from "./pool-read";
+import { type PoolSources, readPools, stackConfigHasPool } from "./pool-read";
 import { renderPools } from "./pool-report";
 import { PROJECT, type Pulumi } from "./pulumi";
 import {
@@ -103,7 +103,8 @@ export function limitsFromConfig(
 /** What the summary uses of the stack config, and the stack's name. */
 interface ConfigParts extends Pick<StatusSources, "limits" | "routes"> {
   stack?: string;
-  poolConfigs?: PoolConfigSource[];
+  /** Whether the stack config gives a label config a pool. */
+  pooled?: boolean;
 }
 
 /** Limits and routes from the stack config; what went wrong reading it goes to `notes`, in plain words. */
@@ -112,7 +113,7 @@ async function readConfigParts(pulumi: Pulumi, notes: string[]): Promise<ConfigP
   try {
     stack = pulumi.stack ?? (await pulumi.stackName());
     const config = stackConfigOf(await pulumi.configAll(), stack);
-    return { limits: limitsOf(config), routes: routesOf(config), stack, poolConfigs: poolConfigsOf(config) };
+    return { limits: limitsOf(config), routes: routesOf(config), stack, pooled: stackConfigHasPool(config) };
   } catch (error) {
     const why =
       error instanceof ConfigError ? error.message : `stack config not read (${(error as Error).message})`;
@@ -129,16 +130,13 @@ function poolSourcesOf(
   notes: string[],
 ): PoolSources | undefined {
   const table = outputs.poolTableName as string | undefined;
-  if (table && parts.stack && region)
-    return {
-      table,
-      stackName: parts.stack,
-      region,
-      configs: parts.poolConfigs ?? [],
-      amiParameterNames: outputs.amiParameterNames as PoolSources["amiParameterNames"],
-    };
-  if (parts.poolConfigs?.some((c) => c.pool))
-    notes.push("stopped pools not read: no pool table name in the stack outputs (`pulumi up` exports it)");
+  const labelConfigPath = outputs.labelConfigParameterPath as string | undefined;
+  if (table && labelConfigPath && parts.stack && region)
+    return { table, stackName: parts.stack, region, labelConfigPath };
+  if (parts.pooled)
+    notes.push(
+      "stopped pools not read: no pool table or label config path in the stack outputs (`pulumi up` exports them)",
+    );
   return undefined;
 }
 

@@ -1,49 +1,50 @@
 /**
- * What the operator tools read of the stopped pools, with your AWS credentials: every member item
- * (one Scan of the pool table: the pools of configs the stack config no longer has show too), the
- * stack's live instances, and each pooled config's current AMI (its amiId, or the value of the image
- * pipeline's SSM parameter, as the launch template resolves it). ./pool-report.ts words them.
+ * What the operator tools read of the stopped pools, with your AWS credentials, as the reconciler
+ * reads them: the published label configs (their pools, disk sizes, AMI sources and launch template
+ * versions), every member item (one Scan of the pool table: the members of configs whose pool was
+ * removed show too), the stack's live instances, and each pooled config's current AMI (its amiId, or
+ * the value of the image pipeline's SSM parameter). ./pool-report.ts words them.
  */
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import { dynamodb } from "../../lambda/adapters/dynamodb";
 import { describeRunnerInstances } from "../../lambda/adapters/ec2";
+import { labelConfigSchema } from "../../lambda/adapters/label-configs";
 import type { PoolMember } from "../../lambda/adapters/pool-members";
 import { LIVE_INSTANCE_STATES } from "../../lambda/core/stack-identity";
-import type { Arch } from "../../lambda/shared/label-config";
+import type { LabelConfig } from "../../lambda/shared/label-config";
 import type { StackConfig } from "../../src/config/schema";
-import { amiParameterValue } from "./ami-parameter";
 import { gp3PriceOf } from "./ebs-price";
-import { type PoolConfigSpec, type PoolsReport, poolsReport } from "./pool-report";
-
-/** A label config's pool as the stack config says, and where its AMI comes from. */
-export interface PoolConfigSource extends Omit<PoolConfigSpec, "currentAmi"> {
-  arch: Arch;
-  amiId?: string;
-}
+import { type PoolsReport, poolsReport } from "./pool-report";
+import { amiParameterValue, parametersUnder } from "./ssm-read";
 
 export interface PoolSources {
   table: string;
   stackName: string;
   /** For the gp3 price. */
   region: string;
-  configs: PoolConfigSource[];
-  /** The image pipeline's AMI parameter per architecture (the stack's amiParameterNames output). */
-  amiParameterNames?: Partial<Record<Arch, string>>;
+  /** Where the program publishes the label configs (the stack's labelConfigParameterPath output). */
+  labelConfigPath: string;
 }
 
-/** Every label config of the stack config, with its pool (size 0 and no schedule: no pool). */
-export const poolConfigsOf = (config: Pick<StackConfig, "labelConfigs">): PoolConfigSource[] =>
-  Object.entries(config.labelConfigs).map(([name, l]) => ({
-    name,
-    pool: l.pool.size > 0 || l.pool.schedule ? l.pool : undefined,
-    maxRunners: l.maxRunners,
-    diskSizeGb: l.diskSizeGb,
-    arch: l.arch,
-    amiId: l.amiId,
-  }));
+/** Whether the stack config gives any label config a pool (then a missing pool table is worth a note). */
+export const stackConfigHasPool = (config: Pick<StackConfig, "labelConfigs">): boolean =>
+  Object.values(config.labelConfigs).some((l) => l.pool.size > 0 || l.pool.schedule !== undefined);
 
-/** Every member item of the pool table. */
-export async function scanPoolMembers(table: string): Promise<PoolMember[]> {
+/** The published label configs that parse (a broken one is the label-configs check's to report). */
+async function readPublishedConfigs(path: string): Promise<LabelConfig[]> {
+  const published = await parametersUnder(path);
+  return [...published.values()].flatMap((value) => {
+    try {
+      const parsed = labelConfigSchema.safeParse(JSON.parse(value ?? ""));
+      return parsed.success ? [parsed.data] : [];
+    } catch {
+      return [];
+    }
+  });
+}
+
+/** Every member item of the pool table (the adapter's scanMembers reads the Lambdas' table setting). */
+async function scanPoolMembers(table: string): Promise<PoolMember[]> {
   const members: PoolMember[] = [];
   let startKey: Record<string, never> | undefined;
   do {
@@ -54,32 +55,41 @@ export async function scanPoolMembers(table: string): Promise<PoolMember[]> {
   return members;
 }
 
-/** Each config's current AMI; one read per parameter. */
-async function withCurrentAmis(sources: PoolSources, names: Set<string>): Promise<PoolConfigSpec[]> {
+/** Each config's current AMI, for the configs named; one read per parameter, an unwritten one left out. */
+async function currentAmis(configs: LabelConfig[], names: Set<string>): Promise<Map<string, string>> {
   const reads = new Map<string, Promise<string | undefined>>();
   const read = (parameter: string) => {
     if (!reads.has(parameter)) reads.set(parameter, amiParameterValue(parameter));
     return reads.get(parameter)!;
   };
-  return Promise.all(
-    sources.configs.map(async ({ arch, amiId, ...spec }) => {
-      const parameter = sources.amiParameterNames?.[arch];
-      if (amiId || !names.has(spec.name) || !parameter) return { ...spec, currentAmi: amiId };
-      return { ...spec, currentAmi: await read(parameter) };
-    }),
+  const amis = await Promise.all(
+    configs
+      .filter((c) => c.image && names.has(c.name))
+      .map(async (c) => {
+        const image = c.image!;
+        return [c.name, "amiId" in image ? image.amiId : await read(image.parameter)] as const;
+      }),
   );
+  return new Map(amis.flatMap(([name, ami]) => (ami ? [[name, ami]] : [])));
 }
 
-/** The pools now: members, their instances, current AMIs and the region's gp3 price. */
+/** The pools now: configs, members, their instances, current AMIs and the region's gp3 price. */
 export async function readPools(sources: PoolSources, now: Date): Promise<PoolsReport> {
-  const [members, instances] = await Promise.all([
+  const [configs, members, instances] = await Promise.all([
+    readPublishedConfigs(sources.labelConfigPath),
     scanPoolMembers(sources.table),
     describeRunnerInstances(sources.stackName, LIVE_INSTANCE_STATES),
   ]);
   const pooled = new Set([
-    ...sources.configs.filter((c) => c.pool).map((c) => c.name),
+    ...configs.filter((c) => c.pool).map((c) => c.name),
     ...members.map((m) => m.config),
   ]);
-  const configs = await withCurrentAmis(sources, pooled);
-  return poolsReport({ configs, members, instances, price: gp3PriceOf(sources.region), now });
+  return poolsReport({
+    configs,
+    currentAmis: await currentAmis(configs, pooled),
+    members,
+    instances,
+    price: gp3PriceOf(sources.region),
+    now,
+  });
 }

@@ -10,22 +10,15 @@ import type { MemberState, PoolMember } from "../../lambda/adapters/pool-members
 import { type PoolActionKind, planPools } from "../../lambda/core/pool-plan";
 import { poolSizeAt, scheduleOpen } from "../../lambda/core/pool-size";
 import { LIVE_INSTANCE_STATES } from "../../lambda/core/stack-identity";
-import type { LabelConfig, PoolSchedule, PoolSpec } from "../../lambda/shared/label-config";
+import type { LabelConfig, PoolSchedule } from "../../lambda/shared/label-config";
 import { describePrice, formatUsd, type Gp3Price, monthlyGp3Cost } from "./ebs-price";
 import { formatDuration, secondsSince } from "./explain";
 
-/** What the tools know of a label config's pool. */
-export interface PoolConfigSpec {
-  name: string;
-  pool?: PoolSpec;
-  maxRunners?: number;
-  diskSizeGb?: number;
-  /** The AMI the config launches now (its amiId, or the image pipeline's parameter); undefined: unknown. */
-  currentAmi?: string;
-}
-
 export interface PoolInputs {
-  configs: PoolConfigSpec[];
+  /** The published label configs, as the reconciler reads them. */
+  configs: LabelConfig[];
+  /** Each config's current AMI (its amiId, or the image pipeline's parameter); absent: unknown. */
+  currentAmis: ReadonlyMap<string, string>;
   members: PoolMember[];
   /** The stack's instances (members and others). */
   instances: RunnerInstance[];
@@ -85,12 +78,7 @@ const ageOf = (iso: string | Date | undefined, now: Date) =>
 function nextActions(inputs: PoolInputs): Map<string, PoolMemberLine["next"]> {
   const plan = planPools({
     now: inputs.now,
-    // The plan reads a config's name, pool and maxRunners; the rest of a LabelConfig it never reads.
-    configs: inputs.configs.map(({ name, pool, maxRunners = 0 }) => ({
-      name,
-      pool,
-      maxRunners,
-    })) as LabelConfig[],
+    configs: inputs.configs,
     members: inputs.members,
     instances: inputs.instances.map((i) => ({
       instanceId: i.instanceId,
@@ -98,7 +86,8 @@ function nextActions(inputs: PoolInputs): Map<string, PoolMemberLine["next"]> {
       imageId: i.imageId,
     })),
     maxRunnersTotal: 0,
-    currentAmis: new Map(inputs.configs.flatMap((c) => (c.currentAmi ? [[c.name, c.currentAmi]] : []))),
+    currentAmis: inputs.currentAmis,
+    // Warm-up reports are not read: a member about to be stopped shows no next step.
     warmedAt: new Map(),
   });
   return new Map(
@@ -110,7 +99,7 @@ function nextActions(inputs: PoolInputs): Map<string, PoolMemberLine["next"]> {
 
 /** Every config with a pool, and any other that still has members or tagged instances. */
 export function poolsReport(inputs: PoolInputs): PoolsReport {
-  const specs = new Map(inputs.configs.map((c) => [c.name, c]));
+  const configs = new Map(inputs.configs.map((c) => [c.name, c]));
   const next = nextActions(inputs);
   const names = new Set([
     ...inputs.configs.filter((c) => c.pool).map((c) => c.name),
@@ -119,22 +108,25 @@ export function poolsReport(inputs: PoolInputs): PoolsReport {
   ]);
   const pools = [...names]
     .sort()
-    .map((name) => poolReport(specs.get(name) ?? { name }, inputs, next))
+    .map((name) => poolReport(name, configs.get(name), inputs, next))
     .filter((p) => p.wanted > 0 || p.size > 0 || p.schedule || p.members.length || p.untracked.length);
   return { price: inputs.price, pools };
 }
 
+/** One config's pool (`config` undefined: no longer published, its members are retired). */
 function poolReport(
-  spec: PoolConfigSpec,
+  name: string,
+  config: LabelConfig | undefined,
   inputs: PoolInputs,
   next: Map<string, PoolMemberLine["next"]>,
 ): PoolReport {
   const { now } = inputs;
+  const currentAmi = inputs.currentAmis.get(name);
   const byId = new Map(inputs.instances.map((i) => [i.instanceId, i]));
   const members = inputs.members
-    .filter((m) => m.config === spec.name)
+    .filter((m) => m.config === name)
     .map((m) => ({
-      ...memberLine(m, byId.get(m.instanceId), spec.currentAmi, now),
+      ...memberLine(m, byId.get(m.instanceId), currentAmi, now),
       next: next.get(m.instanceId),
     }))
     .sort(
@@ -144,17 +136,17 @@ function poolReport(
   const counts = Object.fromEntries(
     MEMBER_STATES.map((s) => [s, members.filter((m) => m.state === s).length]),
   ) as Record<MemberState, number>;
-  const schedule = spec.pool?.schedule;
+  const schedule = config?.pool?.schedule;
   return {
-    configName: spec.name,
-    wanted: poolSizeAt(spec, now),
-    size: spec.pool?.size ?? 0,
+    configName: name,
+    wanted: config ? poolSizeAt(config, now) : 0,
+    size: config?.pool?.size ?? 0,
     schedule: schedule && { ...schedule, open: scheduleOpen(schedule, now) },
-    currentAmi: spec.currentAmi,
+    currentAmi,
     counts,
     members,
-    untracked: untrackedOf(spec.name, members, inputs),
-    idleCost: idleCostOf(members, spec.diskSizeGb, inputs.price),
+    untracked: untrackedOf(name, members, inputs),
+    idleCost: idleCostOf(members, config?.diskSizeGb, inputs.price),
   };
 }
 
@@ -223,7 +215,7 @@ function memberRow(m: PoolMemberLine, currentAmi: string | undefined): string {
 /** The idle cost line: `2 ready × 50 GiB × $0.08 = $8.00/month`. */
 export function describeIdleCost(pool: PoolReport, price: Gp3Price): string {
   const cost = pool.idleCost;
-  if (!cost) return "unknown (the config's disk size is not in the stack config read)";
+  if (!cost) return "unknown (the config's disk size is not published)";
   const per = formatUsd(price.usdPerGbMonth);
   return `${cost.readyMembers} ready × ${cost.diskSizeGb} GiB × ${per} = ${formatUsd(cost.usdPerMonth)}/month`;
 }
