@@ -67,9 +67,9 @@ export function listMembers(config: string): Promise<PoolMember[]> {
  * Every member of every config (strongly consistent), for the reconciler: a config no longer deployed
  * still has members to retire, which no Query by config name would find.
  */
-export function scanMembers(): Promise<PoolMember[]> {
+export function scanMembers(table = settings().poolTable): Promise<PoolMember[]> {
   return readAll((startKey) =>
-    dynamodb("Scan", { TableName: settings().poolTable, ConsistentRead: true, ExclusiveStartKey: startKey }),
+    dynamodb("Scan", { TableName: table, ConsistentRead: true, ExclusiveStartKey: startKey }),
   );
 }
 

@@ -5,11 +5,9 @@
  * removed show too), the stack's live instances, and each pooled config's current AMI (its amiId, or
  * the value of the image pipeline's SSM parameter). ./pool-report.ts words them.
  */
-import { unmarshall } from "@aws-sdk/util-dynamodb";
-import { dynamodb } from "../../lambda/adapters/dynamodb";
 import { describeRunnerInstances } from "../../lambda/adapters/ec2";
 import { labelConfigSchema } from "../../lambda/adapters/label-configs";
-import type { PoolMember } from "../../lambda/adapters/pool-members";
+import { scanMembers } from "../../lambda/adapters/pool-members";
 import { LIVE_INSTANCE_STATES } from "../../lambda/core/stack-identity";
 import type { LabelConfig } from "../../lambda/shared/label-config";
 import type { StackConfig } from "../../src/config/schema";
@@ -43,18 +41,6 @@ async function readPublishedConfigs(path: string): Promise<LabelConfig[]> {
   });
 }
 
-/** Every member item of the pool table (the adapter's scanMembers reads the Lambdas' table setting). */
-async function scanPoolMembers(table: string): Promise<PoolMember[]> {
-  const members: PoolMember[] = [];
-  let startKey: Record<string, never> | undefined;
-  do {
-    const page = await dynamodb("Scan", { TableName: table, ExclusiveStartKey: startKey });
-    for (const item of page.Items ?? []) members.push(unmarshall(item) as PoolMember);
-    startKey = page.LastEvaluatedKey as typeof startKey;
-  } while (startKey);
-  return members;
-}
-
 /** Each config's current AMI, for the configs named; one read per parameter, an unwritten one left out. */
 async function currentAmis(configs: LabelConfig[], names: Set<string>): Promise<Map<string, string>> {
   const reads = new Map<string, Promise<string | undefined>>();
@@ -77,7 +63,7 @@ async function currentAmis(configs: LabelConfig[], names: Set<string>): Promise<
 export async function readPools(sources: PoolSources, now: Date): Promise<PoolsReport> {
   const [configs, members, instances] = await Promise.all([
     readPublishedConfigs(sources.labelConfigPath),
-    scanPoolMembers(sources.table),
+    scanMembers(sources.table),
     describeRunnerInstances(sources.stackName, LIVE_INSTANCE_STATES),
   ]);
   const pooled = new Set([
