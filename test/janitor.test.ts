@@ -9,12 +9,15 @@ import { TAGS } from "../lambda/core/stack-identity";
 import { handler, timing } from "../lambda/janitor";
 import { type Sandbox, startSandbox } from "./sandbox";
 import { githubErrors } from "./sandbox/github";
+import { quietLambdaLogs } from "./webhook-support";
 
 const STACK = "dev";
 const KEY_PARAM = "/runner-fleet/dev/github/app-private-key";
 const AMI_PARAMS = ["/runner-fleet/dev/ami/x64", "/runner-fleet/dev/ami/arm64"];
 let sandbox: Sandbox;
 let restore: () => void;
+
+quietLambdaLogs();
 
 beforeAll(async () => {
   sandbox = await startSandbox({ region: "eu-west-1", ec2: { shutdownMs: 300 }, github: true });

@@ -13,10 +13,13 @@ import {
 } from "../lambda/adapters/label-configs";
 import { RESERVED_KEYS } from "../lambda/shared/reserved-keys";
 import { type Sandbox, startSandbox } from "./sandbox";
+import { quietLambdaLogs } from "./webhook-support";
 
 let sandbox: Sandbox;
 let restoreEnv: () => void;
 const PATH = "/runner-fleet/adapters/label-configs";
+
+quietLambdaLogs();
 
 beforeAll(async () => {
   sandbox = await startSandbox();

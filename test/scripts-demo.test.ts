@@ -4,6 +4,9 @@
  */
 import { expect, it } from "vitest";
 import { runDemo } from "../scripts/lib/demo";
+import { quietLambdaLogs } from "./webhook-support";
+
+quietLambdaLogs();
 
 it("runs to completion: routes, launches, hands off and explains", async () => {
   const lines: string[] = [];
