@@ -4,12 +4,14 @@
  * `queued` delivery reaches the launcher, which starts the member instead of launching; the member's
  * bootstrap after the start takes the hand-off and runs exactly that job; the member's warm-up stop,
  * delivered late by EventBridge, changes nothing; the job completes, the member terminates, and the
- * reconciler forgets it and fills the pool again. The pieces have their own tests
- * (launcher-pool, reconciler-pool, bootstrap); this one proves they fit.
+ * reconciler forgets it and fills the pool again. Then the launcher dies at the pool's own crash
+ * points (after the claim, after the start): the job still ends on exactly one instance and the
+ * member it held is terminated and forgotten. The pieces have their own tests (launcher-pool,
+ * reconciler-pool, bootstrap); this one proves they fit.
  */
 import { randomUUID } from "node:crypto";
 import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
-import { afterAll, beforeAll, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import type { PoolMember } from "../lambda/adapters/pool-members";
 import { TAGS } from "../lambda/core/stack-identity";
 import type { LabelConfig } from "../lambda/shared/label-config";
@@ -25,6 +27,7 @@ import {
   WEBHOOK_SECRET,
   type World,
 } from "./lifecycle-support";
+import type { FaultRequest } from "./sandbox/faults";
 import type { Job } from "./sandbox/github-state";
 import { quietLambdaLogs } from "./webhook-support";
 
@@ -99,6 +102,11 @@ async function fillPool(): Promise<PoolMember> {
   return ready[0]!;
 }
 
+beforeEach(async () => {
+  await world.reset();
+  world.sandbox.ec2.configureLaunchTemplate(poolConfig.launchTemplateId, { imageId: AMI });
+});
+
 it("a job starts the stopped member, runs on it once, and the pool fills again", async () => {
   const gh = world.github.state;
   const member = await fillPool();
@@ -158,3 +166,93 @@ it("a job starts the stopped member, runs on it once, and the pool fills again",
     .filter((i) => i.instanceId !== refilled.instanceId);
   expect(forJob.map((i) => [i.instanceId, i.state])).toEqual([[member.instanceId, "terminated"]]);
 });
+
+/**
+ * The launcher's invocation dies at `at`: from that request on (it included) every call fails, as
+ * when the process is gone, and its batch comes back after the visibility timeout.
+ */
+async function launchAndDie(at: (r: FaultRequest) => boolean): Promise<void> {
+  const records = world.sandbox.sqs.receive(world.queue.url, 10);
+  expect(records).toHaveLength(1);
+  let crashed = false;
+  const when = (r: FaultRequest) => {
+    crashed ||= at(r);
+    return crashed;
+  };
+  for (const service of ["dynamodb", "sqs", "ec2", "ssm", "github"])
+    world.sandbox.faults.fail(service, "*", { code: "LauncherDied", status: 400 }, { when });
+  await launcher({ Records: records }).catch(() => undefined);
+  world.sandbox.faults.clear();
+  world.sandbox.sqs.settle(world.queue.url, records, "threw");
+  expect(crashed, "the launch reached the crash point").toBe(true);
+}
+
+/** Runs the fleet on for `minutes`: the reconciler every minute, the launcher on what comes back. */
+async function runOn(minutes: number, each: () => Promise<void> = async () => {}): Promise<void> {
+  for (let minute = 0; minute < minutes; minute++) {
+    advance(MIN);
+    await each();
+    await reconcile();
+    await drainLauncher(world, launcher);
+  }
+}
+
+/** The stack's instances that are not terminated, other than the pool's warming or ready members. */
+async function liveForJobs(): Promise<string[]> {
+  const poolIds = new Set(
+    (await members()).filter((m) => m.state === "warming" || m.state === "ready").map((m) => m.instanceId),
+  );
+  return world.sandbox.ec2
+    .instances({ state: ["pending", "running", "stopping", "stopped"], tag: { [TAGS.stack]: STACK } })
+    .map((i) => i.instanceId)
+    .filter((id) => !poolIds.has(id));
+}
+
+describe("the launcher dies at the pool's crash points", () => {
+  it("after claiming a member, before starting it: the member is reaped, the job launches once", async () => {
+    const member = await fillPool();
+    const job = world.github.state.seedJob({ ...repoOf(), labels: poolConfig.labels });
+    await deliver("queued", job);
+    await launchAndDie((r) => r.service === "ec2" && r.operation === "StartInstances");
+    expect((await members()).find((m) => m.instanceId === member.instanceId)).toMatchObject({
+      state: "claimed",
+      jobId: String(job.id),
+    });
+    expect(world.sandbox.ec2.instance(member.instanceId)!.state).toBe("stopped");
+
+    await runOn(12);
+    const record = await world.getJob(String(job.id));
+    expect(record.state).toBe("launched");
+    expect(record.instanceId).not.toBe(member.instanceId);
+    expect(world.sandbox.ec2.instance(member.instanceId)!.state).toBe("terminated");
+    expect((await members()).map((m) => m.instanceId)).not.toContain(member.instanceId);
+    expect(await liveForJobs()).toEqual([record.instanceId]);
+  });
+
+  it("after starting a member, before its hand-off: the member shuts down, the job launches once", async () => {
+    const member = await fillPool();
+    const job = world.github.state.seedJob({ ...repoOf(), labels: poolConfig.labels });
+    await deliver("queued", job);
+    await launchAndDie((r) => r.service === "github");
+    expect(world.sandbox.ec2.instance(member.instanceId)!.state).toBe("running");
+    expect(await readHandoff(member.instanceId)).not.toHaveProperty("jitConfig");
+
+    // Its bootstrap finds no JIT config within its wait and shuts the instance down (terminate).
+    let waited = 0;
+    await runOn(12, async () => {
+      if (++waited === 2 && world.sandbox.ec2.instance(member.instanceId)!.state === "running")
+        world.sandbox.ec2.osShutdown(member.instanceId, "terminate");
+    });
+    const record = await world.getJob(String(job.id));
+    expect(record.state).toBe("launched");
+    expect(record.instanceId).not.toBe(member.instanceId);
+    expect(world.sandbox.ec2.instance(member.instanceId)!.state).toBe("terminated");
+    expect((await members()).map((m) => m.instanceId)).not.toContain(member.instanceId);
+    expect(await liveForJobs()).toEqual([record.instanceId]);
+  });
+});
+
+function repoOf() {
+  const { owner, name } = world.github.repo;
+  return { owner, repo: name };
+}
