@@ -151,6 +151,29 @@ describe("janitor", () => {
     for (const id of members) expect(sandbox.ec2.instance(id)?.state, id).toBe("terminated");
   });
 
+  it("also terminates a member a reconciler run in flight launched after the first listing", async () => {
+    const member = { [TAGS.stack]: STACK, [TAGS.config]: "linux-x64", [TAGS.poolMember]: "linux-x64" };
+    const first = sandbox.ec2.addInstance({ tags: member, state: "stopped" });
+    let late: string | undefined;
+    let describes = 0;
+    sandbox.faults.fail(
+      "ec2",
+      "DescribeInstances",
+      { code: "Unused", status: 500 },
+      {
+        when: () => {
+          if (++describes === 2) late = sandbox.ec2.addInstance({ tags: member, state: "pending" });
+          return false;
+        },
+      },
+    );
+    const report = await handler(request("delete"));
+    sandbox.faults.clear();
+    expect(late).toBeDefined();
+    expect(report.instancesTerminated.sort()).toEqual([first, late!].sort());
+    for (const id of [first, late!]) expect(sandbox.ec2.instance(id)?.state, id).toBe("terminated");
+  });
+
   it("waits until the instances are terminated, so the VPC can go next", async () => {
     const s = seed();
     const started = Date.now();

@@ -41,12 +41,17 @@ export async function handler(event: unknown, context?: Context): Promise<Cleanu
   const deadline = Date.now() + (context ? context.getRemainingTimeInMillis() - 20_000 : 600_000);
   const { stackName } = request;
 
-  // 1. Instances: terminate, then wait until none holds a network interface in the VPC.
+  // 1. Instances: terminate, then wait until none holds a network interface in the VPC. One that
+  // appears meanwhile (a reconciler run in flight refilling a pool, a launch just answered) goes too.
   let live = await describeRunnerInstances(stackName, LIVE_INSTANCE_STATES);
-  const toTerminate = live.filter((i) => i.state !== "shutting-down").map((i) => i.instanceId);
-  if (toTerminate.length) await terminateInstances(toTerminate);
-  report.instancesTerminated = toTerminate;
-  while (live.length > 0) {
+  for (;;) {
+    const asked = new Set(report.instancesTerminated);
+    const toTerminate = live
+      .filter((i) => i.state !== "shutting-down" && !asked.has(i.instanceId))
+      .map((i) => i.instanceId);
+    if (toTerminate.length) await terminateInstances(toTerminate);
+    report.instancesTerminated.push(...toTerminate);
+    if (live.length === 0) break;
     if (Date.now() > deadline)
       throw new Error(`janitor: instances still not terminated: ${live.map((i) => i.instanceId).join(", ")}`);
     await sleep(timing.pollMs);
