@@ -285,24 +285,7 @@ async function launch(
         errors: fleet.errors.map((e) => e.code),
       });
     }
-    await pMap(fleet.instances, async ({ instanceId }) => {
-      try {
-        // Already recorded: an SDK retry (or a run at the same moment) got the same fleet back.
-        const member = {
-          config: config.name,
-          instanceId,
-          amiId: ctx.currentAmis.get(config.name),
-          templateVersion: config.launchTemplateVersion,
-        };
-        await unlessConditionFailed(putWarmingMember(member, ctx.now));
-        await writeWarmupMarker(instanceId, { now: ctx.now, ttlSeconds: WARMING_TIMEOUT_MINUTES * 60 });
-      } catch (error) {
-        // Without its item the instance is an orphan the instance rules reap; without its marker it
-        // never warms and is retired at the warming timeout.
-        logger.error("pool member not recorded", { instanceId, error: String(error) });
-        report.failed++;
-      }
-    });
+    await pMap(fleet.instances, ({ instanceId }) => recordMember(config, instanceId, ctx, report));
     count(report.applied, "launch", fleet.instances.length);
     logger.info("pool", {
       kind: "launch",
@@ -311,6 +294,31 @@ async function launch(
       reason: action.reason,
     });
   });
+}
+
+/** A launched member's item (warming) and warm-up marker; a failure is counted, and healed by later runs. */
+async function recordMember(
+  config: LabelConfig,
+  instanceId: string,
+  ctx: ApplyContext,
+  report: PoolsTended,
+): Promise<void> {
+  try {
+    const member = {
+      config: config.name,
+      instanceId,
+      amiId: ctx.currentAmis.get(config.name),
+      templateVersion: config.launchTemplateVersion,
+    };
+    // Already recorded: an SDK retry (or a run at the same moment) got the same fleet back.
+    await unlessConditionFailed(putWarmingMember(member, ctx.now));
+    await writeWarmupMarker(instanceId, { now: ctx.now, ttlSeconds: WARMING_TIMEOUT_MINUTES * 60 });
+  } catch (error) {
+    // Without its item the instance is an orphan the instance rules reap; without its marker it
+    // never warms and is retired at the warming timeout.
+    logger.error("pool member not recorded", { instanceId, error: String(error) });
+    report.failed++;
+  }
 }
 
 /**
