@@ -20,6 +20,7 @@ import { LAUNCHER_CRASH_SUITE } from "./adversarial-counts";
 import { signedApiGatewayEvent, workflowJobEvent } from "./fixtures/webhooks";
 import {
   allJobs,
+  launcherDiesAt,
   linuxConfig,
   reportProgress,
   STACK,
@@ -131,16 +132,7 @@ it.each(CRASH_POINTS.map((point, i) => ({ ...point, i })))(
     for (;;) {
       const records = world.sandbox.sqs.receive(world.queue.url, 1);
       if (records.length === 0) break;
-      let crashed = false;
-      const when = (r: FaultRequest) => {
-        crashed ||= at(world, r);
-        return crashed;
-      };
-      for (const service of ["dynamodb", "sqs", "ec2", "ssm", "github"])
-        world.sandbox.faults.fail(service, "*", { code: "LauncherDied", status: 400 }, { when });
-      await launcher({ Records: records }).catch(() => undefined);
-      world.sandbox.faults.clear();
-      world.sandbox.sqs.settle(world.queue.url, records, "threw");
+      const crashed = await launcherDiesAt(world, launcher, records, (r) => at(world, r));
       expect(crashed, "the launch reached the crash point").toBe(true);
     }
 

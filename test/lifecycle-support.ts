@@ -6,7 +6,7 @@
  */
 import { ScanCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
-import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
+import type { SQSBatchResponse, SQSEvent, SQSRecord } from "aws-lambda";
 import { vi } from "vitest";
 import type { Ec2Event } from "../lambda/ec2-events";
 import type { JobRecord, LaunchMessage } from "../lambda/shared/job";
@@ -15,6 +15,7 @@ import { handoffKeyFor } from "../lambda/shared/tables";
 import { type Payload, workflowJobEvent } from "./fixtures/webhooks";
 import { type Sandbox, type SandboxQueue, startSandbox } from "./sandbox";
 import type { SandboxTables } from "./sandbox/dynamodb";
+import type { FaultRequest } from "./sandbox/faults";
 import type { GitHubFake } from "./sandbox/github";
 import type { Job } from "./sandbox/github-state";
 
@@ -333,4 +334,28 @@ export async function drainLauncher(
     if (records.length === 0) return;
     world.sandbox.sqs.settle(world.queue.url, records, await launcher({ Records: records }));
   }
+}
+
+/**
+ * A launcher invocation over `records` that dies at `at`: from that request on (it included) every
+ * call fails, as when the process is gone, and the batch counts as thrown (its messages come back
+ * after their visibility timeout). Returns whether the invocation reached the crash point.
+ */
+export async function launcherDiesAt(
+  world: World,
+  launcher: (event: SQSEvent) => Promise<SQSBatchResponse>,
+  records: SQSRecord[],
+  at: (request: FaultRequest) => boolean,
+): Promise<boolean> {
+  let crashed = false;
+  const when = (r: FaultRequest) => {
+    crashed ||= at(r);
+    return crashed;
+  };
+  for (const service of ["dynamodb", "sqs", "ec2", "ssm", "github"])
+    world.sandbox.faults.fail(service, "*", { code: "LauncherDied", status: 400 }, { when });
+  await launcher({ Records: records }).catch(() => undefined);
+  world.sandbox.faults.clear();
+  world.sandbox.sqs.settle(world.queue.url, records, "threw");
+  return crashed;
 }

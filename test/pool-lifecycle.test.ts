@@ -18,6 +18,7 @@ import type { LabelConfig } from "../lambda/shared/label-config";
 import { signedApiGatewayEvent } from "./fixtures/webhooks";
 import {
   drainLauncher,
+  launcherDiesAt,
   linuxConfig,
   payloadOf,
   reportProgress,
@@ -167,24 +168,21 @@ it("a job starts the stopped member, runs on it once, and the pool fills again",
   expect(forJob.map((i) => [i.instanceId, i.state])).toEqual([[member.instanceId, "terminated"]]);
 });
 
-/**
- * The launcher's invocation dies at `at`: from that request on (it included) every call fails, as
- * when the process is gone, and its batch comes back after the visibility timeout.
- */
+/** The launcher takes the one launch message and dies at `at`. */
 async function launchAndDie(at: (r: FaultRequest) => boolean): Promise<void> {
   const records = world.sandbox.sqs.receive(world.queue.url, 10);
   expect(records).toHaveLength(1);
-  let crashed = false;
-  const when = (r: FaultRequest) => {
-    crashed ||= at(r);
-    return crashed;
-  };
-  for (const service of ["dynamodb", "sqs", "ec2", "ssm", "github"])
-    world.sandbox.faults.fail(service, "*", { code: "LauncherDied", status: 400 }, { when });
-  await launcher({ Records: records }).catch(() => undefined);
-  world.sandbox.faults.clear();
-  world.sandbox.sqs.settle(world.queue.url, records, "threw");
-  expect(crashed, "the launch reached the crash point").toBe(true);
+  expect(await launcherDiesAt(world, launcher, records, at), "the launch reached the crash point").toBe(true);
+}
+
+/** After a crash: the job launched once, on one instance other than `member`, which is gone for good. */
+async function expectLaunchedOnceWithout(job: Job, member: PoolMember): Promise<void> {
+  const record = await world.getJob(String(job.id));
+  expect(record.state).toBe("launched");
+  expect(record.instanceId).not.toBe(member.instanceId);
+  expect(world.sandbox.ec2.instance(member.instanceId)!.state).toBe("terminated");
+  expect((await members()).map((m) => m.instanceId)).not.toContain(member.instanceId);
+  expect(await liveForJobs()).toEqual([record.instanceId]);
 }
 
 /** Runs the fleet on for `minutes`: the reconciler every minute, the launcher on what comes back. */
@@ -221,12 +219,7 @@ describe("the launcher dies at the pool's crash points", () => {
     expect(world.sandbox.ec2.instance(member.instanceId)!.state).toBe("stopped");
 
     await runOn(12);
-    const record = await world.getJob(String(job.id));
-    expect(record.state).toBe("launched");
-    expect(record.instanceId).not.toBe(member.instanceId);
-    expect(world.sandbox.ec2.instance(member.instanceId)!.state).toBe("terminated");
-    expect((await members()).map((m) => m.instanceId)).not.toContain(member.instanceId);
-    expect(await liveForJobs()).toEqual([record.instanceId]);
+    await expectLaunchedOnceWithout(job, member);
   });
 
   it("after starting a member, before its hand-off: the member shuts down, the job launches once", async () => {
@@ -243,12 +236,7 @@ describe("the launcher dies at the pool's crash points", () => {
       if (++waited === 2 && world.sandbox.ec2.instance(member.instanceId)!.state === "running")
         world.sandbox.ec2.osShutdown(member.instanceId, "terminate");
     });
-    const record = await world.getJob(String(job.id));
-    expect(record.state).toBe("launched");
-    expect(record.instanceId).not.toBe(member.instanceId);
-    expect(world.sandbox.ec2.instance(member.instanceId)!.state).toBe("terminated");
-    expect((await members()).map((m) => m.instanceId)).not.toContain(member.instanceId);
-    expect(await liveForJobs()).toEqual([record.instanceId]);
+    await expectLaunchedOnceWithout(job, member);
   });
 });
 
