@@ -114,7 +114,7 @@ it("a job starts the stopped member, runs on it once, and the pool fills again",
   const memberInstance = world.sandbox.ec2.instance(member.instanceId)!;
   expect(memberInstance).toMatchObject({ state: "stopped", imageId: AMI, market: "on-demand" });
   expect(memberInstance.tags).toMatchObject({ [TAGS.stack]: STACK, [TAGS.poolMember]: poolConfig.name });
-  expect(member).toMatchObject({ amiId: AMI, templateVersion: 3 });
+  expect(member).toMatchObject({ amiId: AMI, templateVersion: 3, instanceType: memberInstance.instanceType });
   const warmupStoppedAt = new Date(now - MIN);
   expect(fleets()).toBe(1);
 
@@ -126,7 +126,12 @@ it("a job starts the stopped member, runs on it once, and the pool fills again",
   expect(fleets()).toBe(1);
   expect(world.sandbox.callsTo("ec2", "StartInstances")).toHaveLength(1);
   const record = await world.getJob(String(job.id));
-  expect(record).toMatchObject({ state: "launched", instanceId: member.instanceId, market: "on-demand" });
+  expect(record).toMatchObject({
+    state: "launched",
+    instanceId: member.instanceId,
+    instanceType: memberInstance.instanceType,
+    market: "on-demand",
+  });
   expect((await members())[0]).toMatchObject({ state: "claimed", jobId: String(job.id) });
   expect(world.sandbox.ec2.instance(member.instanceId)!.boots.map((b) => b.kind)).toEqual([
     "launch",

@@ -43,13 +43,16 @@ export async function startPoolMembers(config: LabelConfig, jobs: Candidate[]): 
   // Registration follows the start: get GitHub ready while EC2 answers.
   prepareGitHub(jobs.map((c) => c.job.installationId));
   // Jobs take members off one shared list (oldest first), so no two jobs try the same member here.
-  const instanceIds = await pMap(jobs, (c) => startMemberFor(c, members), { concurrency: IO_CONCURRENCY });
+  const taken = await pMap(jobs, (c) => startMemberFor(c, members), { concurrency: IO_CONCURRENCY });
   const started: Assignment[] = [];
   const cold: Candidate[] = [];
   jobs.forEach((job, i) => {
-    const instanceId = instanceIds[i];
-    if (instanceId) started.push({ job, instance: { instanceId, market: "on-demand" } });
-    else cold.push(job);
+    const member = taken[i];
+    if (!member) cold.push(job);
+    else {
+      const { instanceId, instanceType } = member;
+      started.push({ job, instance: { instanceId, instanceType, market: "on-demand" } });
+    }
   });
   return { started, cold };
 }
@@ -66,8 +69,8 @@ async function readyMembers(config: string): Promise<PoolMember[]> {
   }
 }
 
-/** Claims the next member `members` still offers for the job and starts it: its instance id, if started. */
-async function startMemberFor(c: Candidate, members: PoolMember[]): Promise<string | undefined> {
+/** Claims the next member `members` still offers for the job and starts it: the member, if started. */
+async function startMemberFor(c: Candidate, members: PoolMember[]): Promise<PoolMember | undefined> {
   for (let member = members.shift(); member; member = members.shift()) {
     const claimed = await claimMember(member, c.job.jobId).catch((error: unknown) => {
       logger.warn("could not claim a pool member; launching cold", {
@@ -79,7 +82,7 @@ async function startMemberFor(c: Candidate, members: PoolMember[]): Promise<stri
     });
     if (claimed === undefined) return undefined;
     // false: another launcher claimed it (or the reconciler retired it) since the list was read.
-    if (claimed) return (await started(c, member)) ? member.instanceId : undefined;
+    if (claimed) return (await started(c, member)) ? member : undefined;
   }
   return undefined;
 }

@@ -21,7 +21,7 @@ import {
 } from "../adapters/pool-members";
 import { parameterValue } from "../adapters/ssm";
 import { activeCounts } from "../core/admission";
-import { buildFleetRequest } from "../core/fleet-request";
+import { buildFleetRequest, type LaunchedInstance } from "../core/fleet-request";
 import {
   type PoolAction,
   type PoolActionKind,
@@ -285,7 +285,7 @@ async function launch(
         errors: fleet.errors.map((e) => e.code),
       });
     }
-    await pMap(fleet.instances, ({ instanceId }) => recordMember(config, instanceId, ctx, report));
+    await pMap(fleet.instances, (instance) => recordMember(config, instance, ctx, report));
     count(report.applied, "launch", fleet.instances.length);
     logger.info("pool", {
       kind: "launch",
@@ -299,7 +299,7 @@ async function launch(
 /** A launched member's item (warming) and warm-up marker; a failure is counted, and healed by later runs. */
 async function recordMember(
   config: LabelConfig,
-  instanceId: string,
+  { instanceId, instanceType }: LaunchedInstance,
   ctx: ApplyContext,
   report: PoolsTended,
 ): Promise<void> {
@@ -307,6 +307,7 @@ async function recordMember(
     const member = {
       config: config.name,
       instanceId,
+      instanceType,
       amiId: ctx.currentAmis.get(config.name),
       templateVersion: config.launchTemplateVersion,
     };
