@@ -15,10 +15,10 @@ import {
   type ImageComponent,
   imageComponents,
   inlineIncludes,
-  MINIMUM_RUNNER_VERSION,
   parentImageArn,
   recipeParameters,
 } from "../src/components/runner-bootstrap";
+import { MINIMUM_RUNNER_VERSION } from "../src/components/runner-minimum-version";
 
 // CI installs shellcheck (.ci/run): there a missing shellcheck is a failure, not a skipped check.
 const HAS_SHELLCHECK = spawnSync("shellcheck", ["--version"]).status === 0 || process.env.CI === "true";

@@ -13,10 +13,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { recordReconcilerHeartbeat } from "../lambda/adapters/reserved-items";
 import { RESERVED_KEYS } from "../lambda/shared/reserved-keys";
 import { doctorCli, runDoctor } from "../scripts/lib/doctor";
-import { MINIMUM_RUNNER_VERSION as DOCTOR_MINIMUM } from "../scripts/lib/doctor-aws";
 import { type Check, renderChecks } from "../scripts/lib/doctor-check";
 import { pulumiCli } from "../scripts/lib/pulumi";
-import { MINIMUM_RUNNER_VERSION } from "../src/components/runner-bootstrap";
 import {
   AMI_PARAMS,
   addPoolInstance,
@@ -407,10 +405,6 @@ describe("npm run doctor", () => {
     expect(invalid.at(-1)!.detail).toMatch(/^Invalid stack config in Pulumi\.dev\.yaml \(2 problems\):/);
     expect(invalid.at(-1)!.detail).toContain("runner-fleet:github.owner: got nothing (not set)");
     expect(invalid.at(-1)!.detail).not.toMatch(/Too small|Invalid input/);
-  });
-
-  it("knows GitHub's minimum runner version as the image build does", () => {
-    expect(DOCTOR_MINIMUM).toBe(MINIMUM_RUNNER_VERSION);
   });
 });
 

@@ -2,26 +2,9 @@
  * The SQS launch queue: the webhook and the reconciler enqueue job ids; the launcher consumes them in
  * batches and delays a message it cannot serve yet (limits, throttling) by changing its visibility.
  */
-import type {
-  ChangeMessageVisibilityRequest,
-  SendMessageBatchRequest,
-  SendMessageBatchResult,
-} from "@aws-sdk/client-sqs";
 import type { LaunchMessage } from "../shared/job";
 import { settings } from "../shared/settings";
-import { jsonService } from "./aws-json";
-
-/** SQS over its JSON protocol (aws-json.ts explains why not the SDK client). */
-export const sqs = jsonService<{
-  SendMessageBatch: [SendMessageBatchRequest, SendMessageBatchResult];
-  ChangeMessageVisibility: [ChangeMessageVisibilityRequest, object];
-}>({
-  signingName: "sqs",
-  targetPrefix: "AmazonSQS",
-  jsonVersion: "1.0",
-  // As the SDK does: error codes as SQS's query API names them.
-  headers: { "x-amzn-query-mode": "true" },
-});
+import { sqs } from "./sqs";
 
 /**
  * Enqueues launch requests, 10 per SendMessageBatch. Throws if any entry failed, naming the jobs, so

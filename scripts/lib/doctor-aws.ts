@@ -5,18 +5,13 @@
  */
 
 import { DescribeImagesCommand } from "@aws-sdk/client-ec2";
-import type {
-  GetQueueAttributesRequest,
-  GetQueueAttributesResult,
-  GetQueueUrlRequest,
-  GetQueueUrlResult,
-} from "@aws-sdk/client-sqs";
-import { jsonService } from "../../lambda/adapters/aws-json";
 import { ec2Client } from "../../lambda/adapters/ec2-client";
 import { labelConfigSchema } from "../../lambda/adapters/label-configs";
 import { getReconcilerHeartbeat } from "../../lambda/adapters/reserved-items";
+import { sqs } from "../../lambda/adapters/sqs";
 import { normalizeLabels } from "../../lambda/core/routing";
 import type { Arch } from "../../lambda/shared/label-config";
+import { MINIMUM_RUNNER_VERSION } from "../../src/components/runner-minimum-version";
 import type { StackConfig } from "../../src/config/schema";
 import { describeAlarms } from "./cloudwatch-alarms";
 import type { StackOutputs } from "./deployed-stack";
@@ -38,23 +33,8 @@ export interface AwsContext {
 
 /** The reconciler runs every minute: two minutes without a run is one missed at least. */
 export const HEARTBEAT_MAX_AGE_SECONDS = 120;
-/**
- * The oldest runner GitHub registers (src/components/runner-bootstrap.ts MINIMUM_RUNNER_VERSION; a
- * test keeps them equal: that module reads files at load, which the scripts' bundle cannot).
- */
-export const MINIMUM_RUNNER_VERSION = "2.329.0";
 /** GitHub stops queueing jobs to a runner not updated within 30 days of a release. */
 const RUNNER_UPDATE_DAYS = 30;
-
-const sqs = jsonService<{
-  GetQueueUrl: [GetQueueUrlRequest, GetQueueUrlResult];
-  GetQueueAttributes: [GetQueueAttributesRequest, GetQueueAttributesResult];
-}>({
-  signingName: "sqs",
-  targetPrefix: "AmazonSQS",
-  jsonVersion: "1.0",
-  headers: { "x-amzn-query-mode": "true" },
-});
 
 export const missingOutput = (name: string, output: string) =>
   fail(name, `the stack has no ${output} output`, "run `pulumi up` (an older program did not export it)");

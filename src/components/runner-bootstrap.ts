@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as path from "node:path";
+import { MINIMUM_RUNNER_VERSION } from "./runner-minimum-version";
 
 const REPO_ROOT = path.resolve(__dirname, "..", "..");
 
@@ -230,8 +231,6 @@ export interface RunnerImageOptions {
   /** Default true: the runner user gets passwordless sudo. */
   grantSudo?: boolean;
 }
-
-export const MINIMUM_RUNNER_VERSION = "2.329.0";
 
 const SEMVER = /^\d+\.\d+\.\d+$/;
 const SHA256 = /^[0-9a-fA-F]{64}$/;
