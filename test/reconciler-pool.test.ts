@@ -125,7 +125,22 @@ describe("refill", () => {
     expect(poolInstances("running")).toHaveLength(2);
 
     for (const m of warming) await playWarmUp(m.instanceId);
+    // The fleet rules and the pool tending share the run's reads: one listing of the instances, one
+    // scan of the hand-offs and of the pool table.
+    const before = {
+      describes: world.sandbox.callsTo("ec2", "DescribeInstances").length,
+      scans: world.sandbox
+        .callsTo("dynamodb", "Scan")
+        .map((c) => (c.params as { TableName: string }).TableName),
+    };
     expect((await run()).pools.applied).toEqual({ stop: 2 });
+    expect(world.sandbox.callsTo("ec2", "DescribeInstances").length - before.describes).toBe(1);
+    const scans = world.sandbox
+      .callsTo("dynamodb", "Scan")
+      .slice(before.scans.length)
+      .map((c) => (c.params as { TableName: string }).TableName)
+      .sort();
+    expect(scans).toEqual([world.tables.handoff, world.tables.pool].sort());
     expect(poolInstances("stopped")).toHaveLength(2);
     expect(await byState("warming")).toHaveLength(2);
 

@@ -5,17 +5,15 @@
  * `unreadable`: its rules are skipped this run, the others still apply.
  */
 import pMap from "p-map";
-import { describeRunnerInstances } from "../adapters/ec2";
 import { type GitHub, githubForInstallation } from "../adapters/github-client";
 import { listRunners, scopeFor } from "../adapters/github-runners";
-import { listHandoffReports } from "../adapters/handoff";
 import { jobsOnInstance, listJobsByState, recentlyClosedJobScopes } from "../adapters/job-queries";
-import { scanMembers } from "../adapters/pool-members";
 import type { GithubRunner, PoolMemberItem, StackInstance } from "../core/reconcile-model";
-import { isStackRunner, LIVE_INSTANCE_STATES, type RunnerScope } from "../core/stack-identity";
+import { isStackRunner, type RunnerScope } from "../core/stack-identity";
 import type { HandoffReport } from "../shared/handoff-report";
 import type { JobRecord, JobState } from "../shared/job";
 import { logger } from "../shared/telemetry";
+import { type FleetReads, fleetReads } from "./fleet-reads";
 
 /** The states the reconciler reads from the ledger (terminal jobs come in only via their instance). */
 const LIVE_STATES: readonly JobState[] = ["queued", "launching", "launched", "running", "interrupted"];
@@ -49,6 +47,7 @@ export async function gatherFleetState(
   stackName: string,
   now: Date,
   sweepRunners = Math.floor(now.getTime() / 60_000) % RUNNER_SWEEP_MINUTES === 0,
+  reads: FleetReads = fleetReads(stackName),
 ): Promise<FleetState> {
   const unreadable: string[] = [];
   const skip = (part: string, what: string) => (error: unknown) => {
@@ -61,16 +60,16 @@ export async function gatherFleetState(
     Promise.all(LIVE_STATES.map((state) => listJobsByState(state, { limit: MAX_JOBS_PER_STATE }))).then(
       (all) => all.flat(),
     ),
-    readInstances(stackName)
+    readInstances(reads)
       .catch(skip("instances", "the stack's instances"))
       .then(async (instances) => ({
         instances,
         // Only a pool-tagged instance needs them (a stack without a pool reads nothing more).
         poolMembers: instances?.some((i) => i.poolConfig)
-          ? await scanMembers().catch(skip("pool", "the pool members"))
+          ? await reads.poolMembers().catch(skip("pool", "the pool members"))
           : [],
       })),
-    listHandoffReports().catch(skip("handoffs", "the hand-off reports")),
+    reads.handoffs().catch(skip("handoffs", "the hand-off reports")),
   ]);
   // Terminal jobs matter only for instances still up: "its job completed, the instance did not stop".
   const held = new Set(jobs.map((j) => j.instanceId).filter(Boolean));
@@ -92,9 +91,8 @@ export async function gatherFleetState(
   return { jobs, instances, handoffs, poolMembers, runners, alive: alive?.length, unreadable };
 }
 
-async function readInstances(stackName: string): Promise<StackInstance[]> {
-  // Terminated instances stay listed for about an hour: that is how a launched job learns its instance died.
-  const all = await describeRunnerInstances(stackName, [...LIVE_INSTANCE_STATES, "terminated"]);
+async function readInstances(reads: FleetReads): Promise<StackInstance[]> {
+  const all = await reads.instances();
   return all.map((i) => ({
     instanceId: i.instanceId,
     state: i.state ?? "unknown",

@@ -12,6 +12,7 @@ import type { Context, ScheduledEvent } from "aws-lambda";
 import { recordReconcilerHeartbeat } from "../adapters/reserved-items";
 import { settings } from "../shared/settings";
 import { logger, MetricUnit, metrics } from "../shared/telemetry";
+import { fleetReads } from "./fleet-reads";
 import { type FleetReconciled, reconcileFleet } from "./reconcile-fleet";
 import { redeliverWebhooks } from "./redeliver-webhooks";
 import { rerunInterruptedJobs } from "./rerun-interrupted-jobs";
@@ -63,6 +64,8 @@ export async function reconcile(
   const githubReady = s.githubAppState !== "pending";
 
   const sweepRunners = githubReady ? options.sweepRunners : false;
+  // The instances, hand-off reports and pool members are read once and shared by the parts that need them.
+  const reads = fleetReads(s.stackName);
   const rerun = async () => {
     if (!githubReady || Date.now() > deadline) return 0;
     return rerunInterruptedJobs(now).catch((error: unknown) => {
@@ -80,14 +83,14 @@ export async function reconcile(
   const tend = async () => {
     // Before the App exists no job can use a member: no pool costs money yet.
     if (!githubReady) return emptyReport();
-    return tendPools(s, { now, deadline }).catch((error: unknown) => {
+    return tendPools(s, { now, deadline, reads }).catch((error: unknown) => {
       logger.error("pool tending skipped", error as Error);
       unreadable.push("pools");
       return { ...emptyReport(), failed: 1 };
     });
   };
   const [fleet, rerunCount, redelivered, pools] = await settleAll([
-    reconcileFleet(s, { now, deadline, sweepRunners }),
+    reconcileFleet(s, { now, deadline, sweepRunners, reads }),
     rerun(),
     redeliver(),
     tend(),

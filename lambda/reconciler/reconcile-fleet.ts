@@ -5,6 +5,7 @@
 import { planReconcile, reconcilePolicy } from "../core/reconcile-plan";
 import type { Settings } from "../shared/settings";
 import { type ApplyReport, applyReconcilePlan } from "./apply-reconcile-plan";
+import type { FleetReads } from "./fleet-reads";
 import { gatherFleetState } from "./gather-fleet-state";
 
 export interface FleetReconciled extends ApplyReport {
@@ -16,9 +17,14 @@ export interface FleetReconciled extends ApplyReport {
 
 export async function reconcileFleet(
   s: Settings,
-  { now, deadline, sweepRunners }: { now: Date; deadline: number; sweepRunners?: boolean },
+  {
+    now,
+    deadline,
+    sweepRunners,
+    reads,
+  }: { now: Date; deadline: number; sweepRunners?: boolean; reads?: FleetReads },
 ): Promise<FleetReconciled> {
-  const fleet = await gatherFleetState(s.stackName, now, sweepRunners);
+  const fleet = await gatherFleetState(s.stackName, now, sweepRunners, reads);
   const { jobs, instances, handoffs, poolMembers, runners } = fleet;
   const policy = reconcilePolicy(s, s.stackName);
   const plan = planReconcile({ jobs, instances, runners: runners?.list, handoffs, poolMembers, now, policy });

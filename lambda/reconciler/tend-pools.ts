@@ -8,17 +8,11 @@
 import { createHash } from "node:crypto";
 import pMap from "p-map";
 import { unlessConditionFailed } from "../adapters/dynamodb";
-import { createFleet, describeRunnerInstances, stopInstances, terminateInstances } from "../adapters/ec2";
-import { listHandoffReports, writeWarmupMarker } from "../adapters/handoff";
+import { createFleet, stopInstances, terminateInstances } from "../adapters/ec2";
+import { writeWarmupMarker } from "../adapters/handoff";
 import { listActiveJobs } from "../adapters/job-queries";
 import { loadLabelConfigs } from "../adapters/label-configs";
-import {
-  deleteMember,
-  moveMember,
-  type PoolMember,
-  putWarmingMember,
-  scanMembers,
-} from "../adapters/pool-members";
+import { deleteMember, moveMember, type PoolMember, putWarmingMember } from "../adapters/pool-members";
 import { parameterValue } from "../adapters/ssm";
 import { activeCounts } from "../core/admission";
 import { buildFleetRequest, type LaunchedInstance } from "../core/fleet-request";
@@ -29,10 +23,10 @@ import {
   planPools,
   WARMING_TIMEOUT_MINUTES,
 } from "../core/pool-plan";
-import { LIVE_INSTANCE_STATES } from "../core/stack-identity";
 import type { LabelConfig } from "../shared/label-config";
 import type { Settings } from "../shared/settings";
 import { logger } from "../shared/telemetry";
+import { type FleetReads, fleetReads } from "./fleet-reads";
 
 const IO_CONCURRENCY = 8;
 
@@ -66,12 +60,12 @@ export interface ApplyContext {
 
 export async function tendPools(
   s: Settings,
-  { now, deadline }: { now: Date; deadline: number },
+  { now, deadline, reads = fleetReads(s.stackName) }: { now: Date; deadline: number; reads?: FleetReads },
 ): Promise<PoolsTended> {
-  const [configs, members] = await Promise.all([loadLabelConfigs(), scanMembers()]);
+  const [configs, members] = await Promise.all([loadLabelConfigs(), reads.poolMembers()]);
   // Stacks without a pool pay for two reads (the configs are cached) and nothing else.
   if (members.length === 0 && ![...configs.values()].some((c) => c.pool)) return emptyReport();
-  const input = await gatherPoolState(s, now, configs, members);
+  const input = await gatherPoolState(s, now, configs, members, reads);
   const actions = planPools(input);
   return applyPoolPlan(actions, { now, deadline, settings: s, configs, currentAmis: input.currentAmis });
 }
@@ -81,17 +75,18 @@ async function gatherPoolState(
   now: Date,
   configs: Map<string, LabelConfig>,
   members: PoolMember[],
+  reads: FleetReads,
 ): Promise<PoolPlanInput> {
   const [instances, activeJobs, warmedAt, currentAmis] = await Promise.all([
-    // Terminated instances stay listed for about an hour: how an item learns its instance is gone.
-    describeRunnerInstances(s.stackName, [...LIVE_INSTANCE_STATES, "terminated"]),
+    reads.instances(),
     listActiveJobs()
       .then(activeCounts)
       .catch((error: unknown) => {
         logger.warn("active jobs unreadable: no pool refill this run", error as Error);
         return undefined;
       }),
-    listHandoffReports()
+    reads
+      .handoffs()
       .then((reports) => new Map(reports.flatMap((r) => (r.warmedAt ? [[r.instanceId, r.warmedAt]] : []))))
       .catch((error: unknown) => {
         logger.warn("warm-up reports unreadable: no member stopped this run", error as Error);
