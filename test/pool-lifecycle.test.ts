@@ -114,7 +114,12 @@ it("a job starts the stopped member, runs on it once, and the pool fills again",
   const memberInstance = world.sandbox.ec2.instance(member.instanceId)!;
   expect(memberInstance).toMatchObject({ state: "stopped", imageId: AMI, market: "on-demand" });
   expect(memberInstance.tags).toMatchObject({ [TAGS.stack]: STACK, [TAGS.poolMember]: poolConfig.name });
-  expect(member).toMatchObject({ amiId: AMI, templateVersion: 3, instanceType: memberInstance.instanceType });
+  expect(member).toMatchObject({
+    amiId: AMI,
+    templateVersion: 3,
+    instanceType: memberInstance.instanceType,
+    availabilityZone: memberInstance.availabilityZone,
+  });
   const warmupStoppedAt = new Date(now - MIN);
   expect(fleets()).toBe(1);
 
@@ -122,14 +127,18 @@ it("a job starts the stopped member, runs on it once, and the pool fills again",
   const { owner, name } = world.github.repo;
   const job = gh.seedJob({ owner, repo: name, labels: poolConfig.labels });
   await deliver("queued", job);
+  const describes = world.sandbox.callsTo("ec2", "DescribeInstances").length;
   await drainLauncher(world, launcher);
   expect(fleets()).toBe(1);
+  // The member's zone came with its item: nothing to look up on the job's path.
+  expect(world.sandbox.callsTo("ec2", "DescribeInstances")).toHaveLength(describes);
   expect(world.sandbox.callsTo("ec2", "StartInstances")).toHaveLength(1);
   const record = await world.getJob(String(job.id));
   expect(record).toMatchObject({
     state: "launched",
     instanceId: member.instanceId,
     instanceType: memberInstance.instanceType,
+    availabilityZone: memberInstance.availabilityZone,
     market: "on-demand",
   });
   expect((await members())[0]).toMatchObject({ state: "claimed", jobId: String(job.id) });

@@ -21,8 +21,9 @@ export interface PoolMember {
   amiId?: string;
   /** The config's launch template version at its launch (its user data and settings). */
   templateVersion?: number;
-  /** What EC2 launched it as (recorded on the job that takes it). */
+  /** What EC2 launched it as, and where (recorded on the job that takes it). */
   instanceType?: string;
+  availabilityZone?: string;
   launchedAt: string;
   /** When it reached `stopped` after its warm-up. */
   readyAt?: string;
@@ -35,7 +36,10 @@ const keyOf = (config: string, instanceId: string) => marshall({ config, instanc
 
 /** Records a member just launched (state `warming`). */
 export async function putWarmingMember(
-  member: Pick<PoolMember, "config" | "instanceId" | "amiId" | "templateVersion" | "instanceType">,
+  member: Pick<
+    PoolMember,
+    "config" | "instanceId" | "amiId" | "templateVersion" | "instanceType" | "availabilityZone"
+  >,
   now = new Date(),
 ): Promise<void> {
   const item: PoolMember = {

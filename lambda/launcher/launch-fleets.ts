@@ -93,7 +93,10 @@ async function launchCold(group: Candidate[]): Promise<Launched> {
   return result;
 }
 
-/** Jobs on started pool members: registered as any launched instance (with its zone). */
+/**
+ * Jobs on started pool members: registered as any launched instance, with its zone (the pool's refill
+ * recorded it; looked up only for a member whose zone was not).
+ */
 async function registerPoolStarts(started: Assignment[]): Promise<Launched> {
   if (started.length === 0) return { settled: [], registrations: 0 };
   const instances = await withZones(started.map((s) => s.instance));

@@ -50,8 +50,8 @@ export async function startPoolMembers(config: LabelConfig, jobs: Candidate[]): 
     const member = taken[i];
     if (!member) cold.push(job);
     else {
-      const { instanceId, instanceType } = member;
-      started.push({ job, instance: { instanceId, instanceType, market: "on-demand" } });
+      const { instanceId, instanceType, availabilityZone } = member;
+      started.push({ job, instance: { instanceId, instanceType, availabilityZone, market: "on-demand" } });
     }
   });
   return { started, cold };

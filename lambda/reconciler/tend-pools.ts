@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 import pMap from "p-map";
 import { unlessConditionFailed } from "../adapters/dynamodb";
-import { createFleet, stopInstances, terminateInstances } from "../adapters/ec2";
+import { createFleet, instanceZones, stopInstances, terminateInstances } from "../adapters/ec2";
 import { writeWarmupMarker } from "../adapters/handoff";
 import { listActiveJobs } from "../adapters/job-queries";
 import { loadLabelConfigs } from "../adapters/label-configs";
@@ -280,7 +280,14 @@ async function launch(
         errors: fleet.errors.map((e) => e.code),
       });
     }
-    await pMap(fleet.instances, (instance) => recordMember(config, instance, ctx, report));
+    // Each member's zone now, off the job's path: the launcher that starts it records it on the job.
+    const zones = await instanceZones(fleet.instances.map((i) => i.instanceId)).catch((error: unknown) => {
+      logger.warn("pool members' zones unread: the launcher will look them up", { error: String(error) });
+      return new Map<string, string>();
+    });
+    await pMap(fleet.instances, (instance) =>
+      recordMember(config, { ...instance, availabilityZone: zones.get(instance.instanceId) }, ctx, report),
+    );
     count(report.applied, "launch", fleet.instances.length);
     logger.info("pool", {
       kind: "launch",
@@ -294,7 +301,7 @@ async function launch(
 /** A launched member's item (warming) and warm-up marker; a failure is counted, and healed by later runs. */
 async function recordMember(
   config: LabelConfig,
-  { instanceId, instanceType }: LaunchedInstance,
+  { instanceId, instanceType, availabilityZone }: LaunchedInstance,
   ctx: ApplyContext,
   report: PoolsTended,
 ): Promise<void> {
@@ -303,6 +310,7 @@ async function recordMember(
       config: config.name,
       instanceId,
       instanceType,
+      availabilityZone,
       amiId: ctx.currentAmis.get(config.name),
       templateVersion: config.launchTemplateVersion,
     };
