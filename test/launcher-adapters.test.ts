@@ -4,13 +4,16 @@
  */
 import { GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { isServiceError } from "../lambda/adapters/aws-json";
 import { CLAIM_REGISTER_SECONDS, registerClaims, unregisterClaims } from "../lambda/adapters/claims-register";
 import { deleteHandoff, readHandoff, writeHandoff } from "../lambda/adapters/handoff";
 import {
+  currentAmisOf,
   forgetLabelConfigs,
   LABEL_CONFIG_CACHE_MS,
   loadLabelConfigs,
 } from "../lambda/adapters/label-configs";
+import type { LabelConfig } from "../lambda/shared/label-config";
 import { RESERVED_KEYS } from "../lambda/shared/reserved-keys";
 import { type Sandbox, startSandbox } from "./sandbox";
 import { quietLambdaLogs } from "./webhook-support";
@@ -90,6 +93,41 @@ describe("loadLabelConfigs", () => {
     expect(sandbox.callsTo("ssm", "GetParametersByPath")).toHaveLength(1);
     await loadLabelConfigs(now + LABEL_CONFIG_CACHE_MS + 1);
     expect(sandbox.callsTo("ssm", "GetParametersByPath")).toHaveLength(2);
+  });
+});
+
+describe("currentAmisOf", () => {
+  const config = (name: string, image?: { amiId: string } | { parameter: string }) =>
+    ({ ...minimal, name, image }) as unknown as LabelConfig;
+
+  it("takes a config's own AMI, reads each pipeline parameter once, and leaves out what has none", async () => {
+    sandbox.ssm.put("/ami/x64", "ami-0pipeline0000001");
+    const unreadable: string[] = [];
+    const amis = await currentAmisOf(
+      [
+        config("own", { amiId: "ami-0own00000000001" }),
+        config("a", { parameter: "/ami/x64" }),
+        config("b", { parameter: "/ami/x64" }),
+        config("unbuilt", { parameter: "/ami/arm64" }),
+        config("unsaid"),
+      ],
+      (c) => unreadable.push(c.name),
+    );
+    expect(Object.fromEntries(amis)).toEqual({
+      own: "ami-0own00000000001",
+      a: "ami-0pipeline0000001",
+      b: "ami-0pipeline0000001",
+    });
+    expect(unreadable).toEqual(["unbuilt"]);
+    expect(sandbox.callsTo("ssm", "GetParameter")).toHaveLength(2);
+  });
+
+  it("fails with the error when the caller throws it", async () => {
+    await expect(
+      currentAmisOf([config("unbuilt", { parameter: "/ami/arm64" })], (_c, error) => {
+        throw error;
+      }),
+    ).rejects.toSatisfy((error: unknown) => isServiceError(error, "ParameterNotFound"));
   });
 });
 

@@ -9,7 +9,7 @@ import * as z from "zod/mini";
 import type { LabelConfig } from "../shared/label-config";
 import { settings } from "../shared/settings";
 import { logger } from "../shared/telemetry";
-import { ssm } from "./ssm";
+import { parameterValue, ssm } from "./ssm";
 
 export const LABEL_CONFIG_CACHE_MS = 60_000;
 
@@ -103,4 +103,34 @@ export function loadLabelConfigs(now = Date.now()): Promise<Map<string, LabelCon
 /** Forgets the cached configs (tests; after a deploy). */
 export function forgetLabelConfigs(): void {
   cached = undefined;
+}
+
+/**
+ * Each config's current AMI: its own `amiId`, or the value of the SSM parameter the image pipeline
+ * writes (each parameter read once). A parameter that cannot be read goes to `unreadable`: its config
+ * is left out when that returns (the reconciler: no rotation by AMI this run), and the error
+ * propagates when it throws (the operator tools, for anything but a parameter not written yet).
+ */
+export async function currentAmisOf(
+  configs: LabelConfig[],
+  unreadable: (config: LabelConfig, error: unknown) => void,
+): Promise<Map<string, string>> {
+  const reads = new Map<string, Promise<string | undefined>>();
+  const read = (parameter: string) => {
+    if (!reads.has(parameter)) reads.set(parameter, parameterValue(parameter));
+    return reads.get(parameter)!;
+  };
+  const amis = await Promise.all(
+    configs.map(async (config): Promise<[string, string | undefined]> => {
+      const image = config.image;
+      if (!image) return [config.name, undefined];
+      if ("amiId" in image) return [config.name, image.amiId];
+      const ami = await read(image.parameter).catch((error: unknown) => {
+        unreadable(config, error);
+        return undefined;
+      });
+      return [config.name, ami];
+    }),
+  );
+  return new Map(amis.flatMap(([name, ami]) => (ami ? [[name, ami] as const] : [])));
 }

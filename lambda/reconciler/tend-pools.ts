@@ -11,9 +11,8 @@ import { unlessConditionFailed } from "../adapters/dynamodb";
 import { createFleet, instanceZones, stopInstances, terminateInstances } from "../adapters/ec2";
 import { writeWarmupMarker } from "../adapters/handoff";
 import { listActiveJobs } from "../adapters/job-queries";
-import { loadLabelConfigs } from "../adapters/label-configs";
+import { currentAmisOf, loadLabelConfigs } from "../adapters/label-configs";
 import { deleteMember, moveMember, type PoolMember, putWarmingMember } from "../adapters/pool-members";
-import { parameterValue } from "../adapters/ssm";
 import { activeCounts } from "../core/admission";
 import { buildFleetRequest, type LaunchedInstance } from "../core/fleet-request";
 import {
@@ -92,7 +91,15 @@ async function gatherPoolState(
         logger.warn("warm-up reports unreadable: no member stopped this run", error as Error);
         return new Map<string, string>();
       }),
-    readCurrentAmis([...configs.values()].filter((c) => c.pool || members.some((m) => m.config === c.name))),
+    currentAmisOf(
+      [...configs.values()].filter((c) => c.pool || members.some((m) => m.config === c.name)),
+      (config, error) =>
+        logger.warn("AMI parameter unreadable: no rotation by AMI this run", {
+          config: config.name,
+          parameter: config.image && "parameter" in config.image ? config.image.parameter : undefined,
+          error: String(error),
+        }),
+    ),
   ]);
   return {
     now,
@@ -108,32 +115,6 @@ async function gatherPoolState(
     currentAmis,
     warmedAt,
   };
-}
-
-/** Each config's AMI: its own `amiId`, or its SSM parameter's value; one unreadable is left out. */
-async function readCurrentAmis(configs: LabelConfig[]): Promise<Map<string, string>> {
-  const amis = new Map<string, string>();
-  await pMap(
-    configs,
-    async (config) => {
-      const image = config.image;
-      if (!image) return;
-      const ami =
-        "amiId" in image
-          ? image.amiId
-          : await parameterValue(image.parameter).catch((error: unknown) => {
-              logger.warn("AMI parameter unreadable: no rotation by AMI this run", {
-                config: config.name,
-                parameter: image.parameter,
-                error: String(error),
-              });
-              return undefined;
-            });
-      if (ami) amis.set(config.name, ami);
-    },
-    { concurrency: IO_CONCURRENCY },
-  );
-  return amis;
 }
 
 /**

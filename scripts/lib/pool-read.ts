@@ -5,15 +5,17 @@
  * removed show too), the stack's live instances, and each pooled config's current AMI (its amiId, or
  * the value of the image pipeline's SSM parameter). ./pool-report.ts words them.
  */
+
+import { isServiceError } from "../../lambda/adapters/aws-json";
 import { describeRunnerInstances } from "../../lambda/adapters/ec2";
-import { labelConfigSchema } from "../../lambda/adapters/label-configs";
+import { currentAmisOf, labelConfigSchema } from "../../lambda/adapters/label-configs";
 import { scanMembers } from "../../lambda/adapters/pool-members";
 import { LIVE_INSTANCE_STATES } from "../../lambda/core/stack-identity";
 import type { LabelConfig } from "../../lambda/shared/label-config";
 import type { StackConfig } from "../../src/config/schema";
 import { gp3PriceOf } from "./ebs-price";
 import { type PoolsReport, poolsReport } from "./pool-report";
-import { amiParameterValue, parametersUnder } from "./ssm-read";
+import { parametersUnder } from "./ssm-read";
 
 export interface PoolSources {
   table: string;
@@ -41,24 +43,6 @@ async function readPublishedConfigs(path: string): Promise<LabelConfig[]> {
   });
 }
 
-/** Each config's current AMI, for the configs named; one read per parameter, an unwritten one left out. */
-async function currentAmis(configs: LabelConfig[], names: Set<string>): Promise<Map<string, string>> {
-  const reads = new Map<string, Promise<string | undefined>>();
-  const read = (parameter: string) => {
-    if (!reads.has(parameter)) reads.set(parameter, amiParameterValue(parameter));
-    return reads.get(parameter)!;
-  };
-  const amis = await Promise.all(
-    configs
-      .filter((c) => c.image && names.has(c.name))
-      .map(async (c) => {
-        const image = c.image!;
-        return [c.name, "amiId" in image ? image.amiId : await read(image.parameter)] as const;
-      }),
-  );
-  return new Map(amis.flatMap(([name, ami]) => (ami ? [[name, ami]] : [])));
-}
-
 /** The pools now: configs, members, their instances, current AMIs and the region's gp3 price. */
 export async function readPools(sources: PoolSources, now: Date): Promise<PoolsReport> {
   const [configs, members, instances] = await Promise.all([
@@ -72,7 +56,13 @@ export async function readPools(sources: PoolSources, now: Date): Promise<PoolsR
   ]);
   return poolsReport({
     configs,
-    currentAmis: await currentAmis(configs, pooled),
+    // A parameter not written yet (no image built): no current AMI; any other failure is the tool's error.
+    currentAmis: await currentAmisOf(
+      configs.filter((c) => pooled.has(c.name)),
+      (_config, error) => {
+        if (!isServiceError(error, "ParameterNotFound")) throw error;
+      },
+    ),
     members,
     instances,
     price: gp3PriceOf(sources.region),
