@@ -14,7 +14,7 @@ import { parameterValue, ssm } from "./ssm";
 export const LABEL_CONFIG_CACHE_MS = 60_000;
 
 /** The runtime shape, with the documented defaults for what the program may omit. */
-export const labelConfigSchema = z.object({
+const labelConfigSchema = z.object({
   name: z.string().check(z.minLength(1)),
   labels: z.array(z.string()),
   arch: z.enum(["x64", "arm64"]),
@@ -50,6 +50,22 @@ export const labelConfigSchema = z.object({
   ),
 }) satisfies z.ZodMiniType<LabelConfig, unknown>;
 
+/** One published label config's value: the config, or why it is none (not JSON, or the schema's problem). */
+export function parseLabelConfig(
+  value: string | undefined,
+): { ok: true; config: LabelConfig } | { ok: false; notJson: boolean; problem: string } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(value ?? "");
+  } catch {
+    return { ok: false, notJson: true, problem: "not JSON" };
+  }
+  const parsed = labelConfigSchema.safeParse(raw);
+  return parsed.success
+    ? { ok: true, config: parsed.data }
+    : { ok: false, notJson: false, problem: z.prettifyError(parsed.error) };
+}
+
 let cached: { path: string; at: number; configs: Promise<Map<string, LabelConfig>> } | undefined;
 
 async function fetchConfigs(path: string): Promise<Map<string, LabelConfig>> {
@@ -64,22 +80,15 @@ async function fetchConfigs(path: string): Promise<Map<string, LabelConfig>> {
     });
     for (const parameter of page.Parameters ?? []) {
       // One broken parameter must not stop the launches of every other config: skip it, loudly.
-      let raw: unknown;
-      try {
-        raw = JSON.parse(parameter.Value ?? "");
-      } catch {
+      const parsed = parseLabelConfig(parameter.Value);
+      if (parsed.ok) configs.set(parsed.config.name, parsed.config);
+      else if (parsed.notJson)
         logger.error("label config parameter is not JSON", { parameter: parameter.Name });
-        continue;
-      }
-      const parsed = labelConfigSchema.safeParse(raw);
-      if (!parsed.success) {
+      else
         logger.error("label config parameter is invalid", {
           parameter: parameter.Name,
-          problem: z.prettifyError(parsed.error),
+          problem: parsed.problem,
         });
-        continue;
-      }
-      configs.set(parsed.data.name, parsed.data);
     }
     nextToken = page.NextToken;
   } while (nextToken);

@@ -6,7 +6,7 @@
 
 import { DescribeImagesCommand } from "@aws-sdk/client-ec2";
 import { ec2Client } from "../../lambda/adapters/ec2-client";
-import { labelConfigSchema } from "../../lambda/adapters/label-configs";
+import { parseLabelConfig } from "../../lambda/adapters/label-configs";
 import { getReconcilerHeartbeat } from "../../lambda/adapters/reserved-items";
 import { sqs } from "../../lambda/adapters/sqs";
 import { normalizeLabels } from "../../lambda/core/routing";
@@ -48,15 +48,10 @@ export async function labelConfigsCheck({ config, outputs }: AwsContext): Promis
   const wanted = Object.entries(config.labelConfigs);
   const problems = wanted.flatMap(([configName, c]) => {
     if (!published.has(configName)) return [`${configName} is not published`];
-    let parsed: ReturnType<typeof labelConfigSchema.safeParse>;
-    try {
-      parsed = labelConfigSchema.safeParse(JSON.parse(published.get(configName) ?? ""));
-    } catch {
-      return [`${configName} is not JSON`];
-    }
-    if (!parsed.success) return [`${configName} is not a valid label config`];
+    const parsed = parseLabelConfig(published.get(configName));
+    if (!parsed.ok) return [`${configName} is ${parsed.notJson ? "not JSON" : "not a valid label config"}`];
     const same =
-      normalizeLabels(parsed.data.labels).sort().join() === normalizeLabels(c.labels).sort().join();
+      normalizeLabels(parsed.config.labels).sort().join() === normalizeLabels(c.labels).sort().join();
     return same ? [] : [`${configName}'s published labels differ from the stack config's`];
   });
   const stale = [...published.keys()].filter((n) => !(n in config.labelConfigs));

@@ -8,7 +8,7 @@
 
 import { isServiceError } from "../../lambda/adapters/aws-json";
 import { describeRunnerInstances } from "../../lambda/adapters/ec2";
-import { currentAmisOf, labelConfigSchema } from "../../lambda/adapters/label-configs";
+import { currentAmisOf, parseLabelConfig } from "../../lambda/adapters/label-configs";
 import { scanMembers } from "../../lambda/adapters/pool-members";
 import { LIVE_INSTANCE_STATES } from "../../lambda/core/stack-identity";
 import type { LabelConfig } from "../../lambda/shared/label-config";
@@ -34,12 +34,8 @@ export const stackConfigHasPool = (config: Pick<StackConfig, "labelConfigs">): b
 async function readPublishedConfigs(path: string): Promise<LabelConfig[]> {
   const published = await parametersUnder(path);
   return [...published.values()].flatMap((value) => {
-    try {
-      const parsed = labelConfigSchema.safeParse(JSON.parse(value ?? ""));
-      return parsed.success ? [parsed.data] : [];
-    } catch {
-      return [];
-    }
+    const parsed = parseLabelConfig(value);
+    return parsed.ok ? [parsed.config] : [];
   });
 }
 
